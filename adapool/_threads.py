@@ -1,0 +1,61 @@
+"""Thread count: the one place that says how many threads a kernel call may use.
+
+Like scikit-learn's ``_openmp_helpers``: the default is OpenMP's own (``omp_get_max_threads``),
+so ``OMP_NUM_THREADS`` and ``threadpoolctl.threadpool_limits`` are honoured; an explicit
+``set_num_threads`` overrides it; a build without OpenMP always runs one thread.
+"""
+from __future__ import annotations
+
+import operator
+
+from . import _kernels
+
+__all__ = ["get_num_threads", "set_num_threads", "openmp_enabled"]
+
+_requested: int | None = None
+
+# Below this many input elements a call runs serially: starting a thread team costs a few
+# microseconds, more than pooling a small tensor does.
+PARALLEL_MIN_ELEMENTS = 1 << 15
+
+
+def openmp_enabled() -> bool:
+    """Whether the compiled kernels were built with OpenMP (parallel) support."""
+    return _kernels.openmp_enabled()
+
+
+def set_num_threads(n: int | None) -> None:
+    """Set the number of threads adapool's kernels use (like ``torch.set_num_threads``).
+
+    ``None`` restores the default: OpenMP's, which follows ``OMP_NUM_THREADS`` and
+    ``threadpoolctl``.
+    """
+    global _requested
+    if n is None:
+        _requested = None
+        return
+    if isinstance(n, bool):
+        raise TypeError("set_num_threads expects an int, got bool")
+    try:
+        n = operator.index(n)
+    except TypeError:
+        raise TypeError(f"set_num_threads expects an int, got {type(n).__name__}") from None
+    if n <= 0:
+        raise ValueError(f"set_num_threads expects a positive integer, got {n}")
+    _requested = n
+
+
+def get_num_threads() -> int:
+    """The number of threads adapool's kernels use for large inputs."""
+    if not _kernels.openmp_enabled():
+        return 1
+    if _requested is not None:
+        return _requested
+    return max(1, _kernels.omp_max_threads())
+
+
+def threads_for(elements: int, items: int) -> int:
+    """Threads for one kernel call reading ``elements`` values in ``items`` independent parts."""
+    if elements < PARALLEL_MIN_ELEMENTS:
+        return 1
+    return max(1, min(get_num_threads(), items))

@@ -1,0 +1,47 @@
+import os
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, settings
+
+try:
+    import torch
+except ImportError:  # torch is an optional oracle
+    torch = None
+
+# CI sets this so that a missing oracle fails the run instead of skipping silently.
+REQUIRE_TORCH = os.environ.get("ADAPOOL_REQUIRE_TORCH", "") == "1"
+
+settings.register_profile(
+    "default", deadline=None, max_examples=60, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.register_profile(
+    "ci", deadline=None, max_examples=150, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "default"))
+
+
+def pytest_configure(config):
+    if REQUIRE_TORCH and torch is None:
+        raise pytest.UsageError("ADAPOOL_REQUIRE_TORCH=1 but torch cannot be imported (pip install torch==2.13.0)")
+
+
+def pytest_report_header(config):
+    import adapool
+
+    return [
+        f"adapool {adapool.__version__}: openmp={adapool.openmp_enabled()} threads={adapool.get_num_threads()}",
+        f"torch oracle: {torch.__version__ if torch else 'not installed (oracle tests skip)'}",
+    ]
+
+
+@pytest.fixture(scope="session")
+def torch_oracle():
+    if torch is None:
+        pytest.skip("torch is not installed: oracle tests need it (pip install torch==2.13.0)")
+    return torch
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(12345)

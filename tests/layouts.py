@@ -1,0 +1,55 @@
+"""Memory layouts the kernels must handle: the same values behind different strides."""
+import numpy as np
+
+LAYOUTS = (
+    "contiguous",      # NCHW, C order
+    "channels_last",   # NHWC buffer viewed as NCHW (C has unit stride)
+    "strided_rows",    # every other row/plane of a bigger buffer: W keeps unit stride
+    "strided_cl",      # channels-last buffer with every other pixel: C keeps unit stride
+    "strided_all",     # every other element on every axis: no unit stride at all
+    "negative",        # reversed H (negative stride), W unit stride
+    "negative_w",      # reversed W (stride -1)
+    "fortran",         # column-major
+)
+
+
+def _embed(x, steps):
+    """A view of a bigger buffer with x's values, taking every steps[i]-th element on axis i."""
+    big = np.zeros(tuple(s * k for s, k in zip(x.shape, steps)), dtype=x.dtype)
+    view = big[tuple(slice(None, None, k) for k in steps)]
+    view[...] = x
+    return view
+
+
+def _channels_last_order(ndim):
+    # (N, C, *spatial) -> (N, *spatial, C); unbatched (C, *spatial) -> (*spatial, C)
+    lead = 1 if ndim >= 4 else 0
+    return tuple(range(lead)) + tuple(range(lead + 1, ndim)) + (lead,)
+
+
+def with_layout(x, layout):
+    """Return an array equal to x (same shape and values) stored with the given layout."""
+    if layout == "contiguous":
+        return np.ascontiguousarray(x)
+    if layout in ("channels_last", "strided_cl"):
+        order = _channels_last_order(x.ndim)
+        inverse = tuple(np.argsort(order))
+        stored = np.ascontiguousarray(x.transpose(order))
+        if layout == "strided_cl":
+            steps = [2] * x.ndim
+            steps[-1] = 1
+            stored = _embed(stored, steps)
+        return stored.transpose(inverse)
+    if layout == "strided_rows":
+        steps = [2] * x.ndim
+        steps[-1] = 1
+        return _embed(x, steps)
+    if layout == "strided_all":
+        return _embed(x, [2] * x.ndim)
+    if layout == "negative":
+        return np.ascontiguousarray(x[..., ::-1, :])[..., ::-1, :]
+    if layout == "negative_w":
+        return np.ascontiguousarray(x[..., ::-1])[..., ::-1]
+    if layout == "fortran":
+        return np.asfortranarray(x)
+    raise ValueError(layout)
