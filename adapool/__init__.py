@@ -1,4 +1,15 @@
 """adapool: PyTorch's pooling ops for NumPy arrays, with PyTorch's exact semantics."""
+import os as _os
+
+try:
+    from . import _kernels  # noqa: F401  (compiled extension)
+except ImportError as _e:  # pragma: no cover - only without a build
+    raise ImportError(
+        "adapool's compiled kernels (adapool._kernels) could not be imported from "
+        f"{_os.path.dirname(__file__)}. If that is a source checkout, build it in place with "
+        "`python -m pip install -e .`, or run from outside the checkout so that the installed "
+        f"package is imported. ({_e})"
+    ) from _e
 from ._pooling import adaptive_avg_pool2d
 from ._threads import get_num_threads, openmp_enabled, set_num_threads
 from ._windows import adaptive_windows, window_end, window_start
