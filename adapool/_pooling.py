@@ -32,13 +32,6 @@ def _window_table(out3: tuple, in3: tuple) -> np.ndarray:
     return table
 
 
-def _as_5d(x: np.ndarray, nd: int, batched: bool) -> np.ndarray:
-    """View (N, C, *spatial) as (N, C, D, H, W), padding missing leading spatial axes with 1."""
-    if not batched:
-        x = x[None]
-    return x.reshape(x.shape[:2] + (1,) * (3 - nd) + x.shape[2:]) if nd < 3 else x
-
-
 def _is_channels_last(x: np.ndarray) -> bool:
     """Choose the kernel layout for a 5-d view: True -> C has unit stride (channels-last
     kernel); False -> W has unit stride (planar kernel). The caller copies when neither holds."""
@@ -71,30 +64,32 @@ def _adaptive_avg(input, output_size, nd: int, name: str) -> np.ndarray:
     x = as_float_array(input, name)
     batched = check_rank(x, nd, name)
     osize = adaptive_output_size(output_size, x.shape[-nd:], name)
-    x5 = _as_5d(x, nd, batched)
+    xb = x if batched else x[None]
+    n, c = xb.shape[:2]
+    # The kernels are written for (N, C, D, H, W): lower ranks get leading spatial axes of 1.
+    pad = (None,) * (3 - nd)
+    x5 = xb[(slice(None), slice(None)) + pad]
     channels_last = _is_channels_last(x5)
     if not _unit_stride_ok(x5, channels_last):
         x5 = np.ascontiguousarray(x5)
         channels_last = False
-    n, c = x5.shape[:2]
-    out3 = (1,) * (3 - nd) + osize
     # Output layout follows the input, as torch's does (channels-last in, channels-last out);
     # torch returns unbatched results contiguous.
     if channels_last and batched:
-        y5 = np.empty((n,) + out3 + (c,), dtype=x.dtype).transpose(0, 4, 1, 2, 3)
+        y = np.empty((n,) + osize + (c,), dtype=x.dtype).transpose((0, nd + 1) + tuple(range(1, nd + 1)))
     else:
-        y5 = np.empty((n, c) + out3, dtype=x.dtype)
-    if y5.size:
+        y = np.empty((n, c) + osize, dtype=x.dtype)
+    if y.size:
+        y5 = y[(slice(None), slice(None)) + pad]
+        out3 = y5.shape[2:]
         table = _window_table(out3, x5.shape[2:])
         # Work items: output rows (planar) or output pixels (channels-last, times C blocks).
         items = n * out3[0] * out3[1] * (out3[2] * c if channels_last else c)
         nthreads = threads_for(x5.size, items)
         block = _channel_block(c, items // c, nthreads) if channels_last else c
         if x.dtype.itemsize == 2:
-            _AVG[x.dtype](x5.view(np.uint16), y5.view(np.uint16), table, channels_last, block, nthreads)
-        else:
-            _AVG[x.dtype](x5, y5, table, channels_last, block, nthreads)
-    y = y5.reshape(y5.shape[:2] + osize) if nd < 3 else y5
+            x5, y5 = x5.view(np.uint16), y5.view(np.uint16)
+        _AVG[x.dtype](x5, y5, table, channels_last, block, nthreads)
     return y if batched else y[0]
 
 

@@ -6,35 +6,38 @@ import operator
 
 import numpy as np
 
-# numpy dtype -> dtype the kernels accept (float16 reaches them as its uint16 bit pattern).
-FLOAT_DTYPES = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
+# The dtypes the kernels read, native byte order (float16 reaches them as its bit pattern).
+FLOAT_DTYPES = frozenset([np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64)])
 
 
 def as_float_array(input, name: str) -> np.ndarray:
     """``input`` as an ndarray the kernels can read: float16/32/64, native byte order,
-    aligned, strides a multiple of the item size. Copies only when one of those fails."""
-    x = np.asarray(input)
+    aligned (numpy's flag covers the data pointer and every stride). Copies only when one of
+    those fails."""
+    x = input if type(input) is np.ndarray else np.asarray(input)
     dt = x.dtype
-    if dt.kind != "f" or dt.itemsize not in (2, 4, 8):
-        raise TypeError(f'"{name}" not implemented for \'{dt}\' (adapool supports float16, float32 and float64)')
-    if not dt.isnative:
-        # The right numbers, never garbage: swap to native order (keeps the layout).
+    if dt not in FLOAT_DTYPES:  # fast path: one hash lookup for the common case
+        if dt.kind != "f" or dt.itemsize not in (2, 4, 8):
+            raise TypeError(
+                f'"{name}" not implemented for \'{dt}\' (adapool supports float16, float32 and float64)'
+            )
+        # Non-native byte order: the right numbers, never garbage (keeps the layout).
         x = x.astype(dt.newbyteorder("="), order="K")
-    if not x.flags.aligned or any(s % x.itemsize for s in x.strides):
+    if not x.flags.aligned:
         x = np.array(x, order="K", copy=True)
     return x
 
 
 def check_rank(x: np.ndarray, nd: int, name: str) -> bool:
     """Check (C, *spatial) or (N, C, *spatial) with non-empty spatial dims; True when batched."""
-    if x.ndim not in (nd + 1, nd + 2):
+    if x.ndim != nd + 1 and x.ndim != nd + 2:
         raise ValueError(f"{name}(): Expected {nd + 1}D or {nd + 2}D tensor, but got {list(x.shape)}")
-    for dim in range(x.ndim - nd, x.ndim):
-        if x.shape[dim] == 0:
-            raise ValueError(
-                f"{name}(): Expected input to have non-zero size for non-batch dimensions, "
-                f"but input has sizes {list(x.shape)} with dimension {dim} being empty"
-            )
+    if 0 in x.shape[-nd:]:
+        dim = x.ndim - nd + x.shape[-nd:].index(0)
+        raise ValueError(
+            f"{name}(): Expected input to have non-zero size for non-batch dimensions, "
+            f"but input has sizes {list(x.shape)} with dimension {dim} being empty"
+        )
     return x.ndim == nd + 2
 
 
@@ -51,6 +54,8 @@ def adaptive_output_size(output_size, spatial: tuple, name: str) -> tuple:
     """Torch's reading of ``output_size``: an int for every axis, or one entry per axis where
     ``None`` keeps that input size. Negative entries are an error; 0 gives an empty output."""
     nd = len(spatial)
+    if type(output_size) is int and output_size >= 0:  # the common case, checked cheaply
+        return (output_size,) * nd
     if isinstance(output_size, (int, np.integer)) and not isinstance(output_size, (bool, np.bool_)):
         sizes = (operator.index(output_size),) * nd
     elif isinstance(output_size, (tuple, list)):
