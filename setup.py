@@ -5,11 +5,19 @@ that fails the extension is built serially and a warning says so. Flags: -O3, ne
 -ffast-math (it breaks NaN propagation in max pooling and changes rounding), never
 -march=native (wheels must run on any CPU of the target architecture).
 
+The kernels are built twice on x86-64 with gcc/clang: `adapool._kernels` for the baseline
+instruction set (runs on any x86-64) and `adapool._kernels_avx2` with -mavx2, which adapool
+loads at import only when the CPU reports AVX2 (runtime dispatch, as numpy and torch do).
+-ffp-contract=off keeps the compiler from fusing multiply-adds, so both builds give the same
+bits.
+
 Environment switches:
   ADAPOOL_DEBUG_BUILD=1   boundscheck/initializedcheck on, -O1 -g: for hunting memory bugs.
   ADAPOOL_NO_OPENMP=1     force a serial build.
+  ADAPOOL_NO_AVX2=1       build only the baseline kernels.
 """
 import os
+import platform
 import shutil
 import sys
 import tempfile
@@ -83,20 +91,22 @@ class BuildExt(build_ext):
             )
             print("WARNING: adapool is being built WITHOUT OpenMP (serial kernels).", file=sys.stderr)
         msvc = self.compiler.compiler_type == "msvc"
-        opt = (["/O2"] if msvc else (["-O1", "-g"] if DEBUG else ["-O3"]))
+        opt = (["/O2"] if msvc else (["-O1", "-g"] if DEBUG else ["-O3", "-ffp-contract=off"]))
+        if msvc or not X86_64:
+            self.extensions = [e for e in self.extensions if not e.name.endswith("_avx2")]
         for ext in self.extensions:
-            ext.extra_compile_args = opt + (flags[0] if flags else [])
+            simd = ["-mavx2"] if ext.name.endswith("_avx2") else []
+            ext.extra_compile_args = opt + simd + (flags[0] if flags else [])
             ext.extra_link_args = flags[1] if flags else []
         super().build_extensions()
 
 
-extensions = [
-    Extension(
-        "adapool._kernels",
-        ["adapool/_kernels.pyx"],
-        define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
-    )
-]
+X86_64 = platform.machine().lower() in ("x86_64", "amd64")
+WANT_AVX2 = X86_64 and os.environ.get("ADAPOOL_NO_AVX2", "") in ("", "0")
+
+extensions = [Extension("adapool._kernels", ["adapool/_kernels.pyx"])]
+if WANT_AVX2:
+    extensions.append(Extension("adapool._kernels_avx2", ["adapool/_kernels_avx2.pyx"]))
 
 setup(
     ext_modules=cythonize(extensions, compiler_directives=DIRECTIVES),

@@ -27,6 +27,18 @@ cdef extern from *:
     static int adapool_omp_max_threads(void) { return 1; }
     #endif
 
+    /* Whether this CPU (and OS) can run the AVX2 build of these kernels. */
+    #if (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(__i386__))
+    static int adapool_cpu_has_avx2(void) { __builtin_cpu_init(); return __builtin_cpu_supports("avx2") != 0; }
+    #else
+    static int adapool_cpu_has_avx2(void) { return 0; }
+    #endif
+    #ifdef __AVX2__
+    static const char* adapool_simd_level(void) { return "avx2"; }
+    #else
+    static const char* adapool_simd_level(void) { return "baseline"; }
+    #endif
+
     /* IEEE binary16 <-> binary64, exact conversion and round-to-nearest-even, in plain C so
        that the build needs no F16C instructions and no compiler-specific _Float16. */
     static inline double adapool_half_to_double(uint16_t h) {
@@ -70,6 +82,8 @@ cdef extern from *:
     """
     int adapool_openmp_enabled() noexcept nogil
     int adapool_omp_max_threads() noexcept nogil
+    int adapool_cpu_has_avx2() noexcept nogil
+    const char* adapool_simd_level() noexcept nogil
     double adapool_half_to_double(unsigned short h) noexcept nogil
     unsigned short adapool_double_to_half(double d) noexcept nogil
 
@@ -268,9 +282,29 @@ cdef void _avg_planar_range(const real_t* x, real_t* y, const int64_t* win, cons
                     n += 1
 
 
+# Global average of dense planes (output 1x1x1, each (D, H, W) plane one contiguous run): the
+# ResNet head. Item = one plane; nothing but the run sum, so per-plane overhead stays a few
+# cycles (the general planar item costs more than summing a 7x7 plane).
+
+cdef void _avg_global_range(const real_t* x, real_t* y, const Geom* g, Py_ssize_t begin,
+                            Py_ssize_t end) noexcept nogil:
+    cdef Py_ssize_t c = begin % g.c, n = begin // g.c, it
+    cdef Py_ssize_t P = g.d * g.h * g.w
+    cdef double inv_area = 1.0 / <double>P
+    for it in range(begin, end):
+        _store(y + n * g.ys[0] + c * g.ys[1], _sum_run(x + n * g.xs[0] + c * g.xs[1], P) * inv_area)
+        c += 1
+        if c == g.c:
+            c = 0
+            n += 1
+
+
 # Adaptive average, channels-last layout (C has unit stride: NHWC viewed as NCHW).
-# Item = one output pixel (n, od, oh, ow) and one block of channels: the window's pixel
-# vectors are summed straight into float64 lanes (vectorised over C), then divided.
+# Item = one output row (n, od, oh) and one block of channels. Each input row of the window is
+# streamed once, in memory order, pixel vectors added into their output column's accumulators
+# (vectorised over C); overlapping windows add a shared pixel to both. Reading whole rows in
+# order keeps the hardware prefetcher fed, which a pixel-by-pixel walk of each window does not.
+# float32 lanes are flushed into float64 after _F32_FLUSH additions, per output column.
 
 cdef void _avg_cl_range(const real_t* x, real_t* y, const int64_t* win, const Geom* g,
                         Py_ssize_t cblock, double* scratch, Py_ssize_t begin,
@@ -283,54 +317,99 @@ cdef void _avg_cl_range(const real_t* x, real_t* y, const int64_t* win, const Ge
     cdef const int64_t* w1 = w0 + g.ow
     cdef Py_ssize_t nblocks = (g.c + cblock - 1) // cblock
     cdef Py_ssize_t blk = begin % nblocks, t = begin // nblocks
-    cdef Py_ssize_t ow = t % g.ow
-    t = t // g.ow
     cdef Py_ssize_t oh = t % g.oh
     t = t // g.oh
     cdef Py_ssize_t od = t % g.od, n = t // g.od
-    cdef Py_ssize_t it, k, c0, cl, kd, kh, kw
+    cdef Py_ssize_t span = g.ow * cblock
+    cdef double* acc = scratch
+    cdef float* facc = <float*>(scratch + span)
+    cdef Py_ssize_t* count = <Py_ssize_t*>(scratch + span + (span + 1) // 2)
+    cdef Py_ssize_t it, k, c0, cl, id, ih, iw, ow
     cdef Py_ssize_t ysc = g.ys[1]
+    cdef const real_t* row
+    cdef const real_t* p
+    cdef double* a
+    cdef float* fa
     cdef real_t* out
     cdef double inv_area
+    cdef Py_ssize_t kw_max = 0
+    cdef bint f32_only    # float32 windows of <= _F32_FLUSH pixels never touch the float64 row
+    for ow in range(g.ow):
+        kw_max = max(kw_max, w1[ow] - w0[ow])
     for it in range(begin, end):
         c0 = blk * cblock
         cl = min(cblock, g.c - c0)
-        kd = d1[od] - d0[od]
-        kh = h1[oh] - h0[oh]
-        kw = w1[ow] - w0[ow]
-        _sum_rows(x + n * g.xs[0] + c0 + d0[od] * g.xs[2] + h0[oh] * g.xs[3] + w0[ow] * g.xs[4],
-                  cl, kd, g.xs[2], kh, g.xs[3], kw, g.xs[4], scratch,
-                  <float*>(scratch + cblock))
-        # One reciprocal per window instead of a division per element: within 1 ulp of
-        # float64 division, so float32/float16 results are the same correctly rounded value
-        # (torch divides twice, sum / kh / kw, and is no closer).
-        inv_area = 1.0 / <double>(kd * kh * kw)
-        out = y + n * g.ys[0] + c0 * ysc + od * g.ys[2] + oh * g.ys[3] + ow * g.ys[4]
-        if ysc == 1:
-            for k in range(cl):
-                _store(out + k, scratch[k] * inv_area)
-        else:
-            for k in range(cl):
-                _store(out + k * ysc, scratch[k] * inv_area)
+        f32_only = real_t is float and (d1[od] - d0[od]) * (h1[oh] - h0[oh]) * kw_max <= _F32_FLUSH
+        if not f32_only:
+            memset(acc, 0, span * sizeof(double))
+        if real_t is float:
+            memset(facc, 0, span * sizeof(float))
+            memset(count, 0, g.ow * sizeof(Py_ssize_t))
+        for id in range(d0[od], d1[od]):
+            for ih in range(h0[oh], h1[oh]):
+                row = x + n * g.xs[0] + c0 + id * g.xs[2] + ih * g.xs[3]
+                for ow in range(g.ow):
+                    a = acc + ow * cblock
+                    if real_t is float:
+                        fa = facc + ow * cblock
+                    for iw in range(w0[ow], w1[ow]):
+                        p = row + iw * g.xs[4]
+                        if real_t is float:
+                            for k in range(cl):
+                                fa[k] += p[k]
+                            count[ow] += 1
+                            if count[ow] == _F32_FLUSH:
+                                for k in range(cl):
+                                    a[k] += fa[k]
+                                    fa[k] = 0.0
+                                count[ow] = 0
+                        else:
+                            for k in range(cl):
+                                a[k] += _load(p[k])
+        for ow in range(g.ow):
+            a = acc + ow * cblock
+            if real_t is float:
+                fa = facc + ow * cblock
+                if f32_only:
+                    for k in range(cl):
+                        a[k] = fa[k]
+                else:
+                    for k in range(cl):
+                        a[k] += fa[k]
+            # One reciprocal per window instead of a division per element: within 1 ulp of
+            # float64 division, so float32/float16 results are the same correctly rounded
+            # value (torch divides twice, sum / kh / kw, and is no closer).
+            inv_area = 1.0 / <double>((d1[od] - d0[od]) * (h1[oh] - h0[oh]) * (w1[ow] - w0[ow]))
+            out = y + n * g.ys[0] + c0 * ysc + od * g.ys[2] + oh * g.ys[3] + ow * g.ys[4]
+            if ysc == 1:
+                for k in range(cl):
+                    _store(out + k, a[k] * inv_area)
+            else:
+                for k in range(cl):
+                    _store(out + k * ysc, a[k] * inv_area)
         blk += 1
         if blk == nblocks:
             blk = 0
-            ow += 1
-            if ow == g.ow:
-                ow = 0
-                oh += 1
-                if oh == g.oh:
-                    oh = 0
-                    od += 1
-                    if od == g.od:
-                        od = 0
-                        n += 1
+            oh += 1
+            if oh == g.oh:
+                oh = 0
+                od += 1
+                if od == g.od:
+                    od = 0
+                    n += 1
+
+
+cdef inline bint _is_global_dense(const Geom* g, bint channels_last) noexcept nogil:
+    return (not channels_last and g.od == 1 and g.oh == 1 and g.ow == 1
+            and (g.h == 1 or g.xs[3] == g.w) and (g.d == 1 or g.xs[2] == g.h * g.w))
 
 
 cdef inline void _avg_range(const real_t* x, real_t* y, const int64_t* win, const Geom* g,
                             bint channels_last, Py_ssize_t cblock, double* scratch,
                             Py_ssize_t begin, Py_ssize_t end) noexcept nogil:
-    if channels_last:
+    if _is_global_dense(g, channels_last):
+        _avg_global_range(x, y, g, begin, end)
+    elif channels_last:
         _avg_cl_range(x, y, win, g, cblock, scratch, begin, end)
     else:
         _avg_planar_range(x, y, win, g, scratch, begin, end)
@@ -342,8 +421,9 @@ cdef int _avg_run(const real_t* x, real_t* y, const int64_t* win, Geom g, bint c
     cdef double* scratch
     cdef int t
     if channels_last:
-        nitems = g.n * g.od * g.oh * g.ow * ((g.c + cblock - 1) // cblock)
-        stride = 2 * _pad8(cblock)
+        nitems = g.n * g.od * g.oh * ((g.c + cblock - 1) // cblock)
+        # float64 row, float32 row (half the room), one counter per output column
+        stride = _pad8(g.ow * cblock + (g.ow * cblock + 1) // 2 + g.ow)
     else:
         nitems = g.n * g.c * g.od * g.oh
         stride = 2 * _pad8(g.w)
@@ -408,6 +488,16 @@ def openmp_enabled():
 def omp_max_threads():
     """OpenMP's current default team size for the calling thread (1 in a serial build)."""
     return adapool_omp_max_threads()
+
+
+def cpu_has_avx2():
+    """Whether the running CPU and OS support AVX2 (so the AVX2 build may be loaded)."""
+    return bool(adapool_cpu_has_avx2())
+
+
+def simd_level():
+    """The instruction set this module was compiled for: "baseline" or "avx2"."""
+    return adapool_simd_level().decode()
 
 
 def _half_to_double(const half_bits[::1] h, double[::1] out):

@@ -6,7 +6,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from . import _kernels
+from ._dispatch import kernels as _kernels
 from ._threads import threads_for
 from ._validation import adaptive_output_size, as_float_array, check_rank
 from ._windows import adaptive_windows
@@ -51,11 +51,12 @@ def _unit_stride_ok(x: np.ndarray, channels_last: bool) -> bool:
     return x.shape[axis] == 1 or x.strides[axis] == x.itemsize
 
 
-def _channel_block(c: int, pixels: int, nthreads: int) -> int:
-    """Channels per work item in the channels-last kernel: all of them, unless that leaves too
-    few items to share among the threads (global pooling of one image, say)."""
+def _channel_block(c: int, rows: int, nthreads: int) -> int:
+    """Channels per work item in the channels-last kernel: all of them (whole input rows are
+    then read in order), unless that leaves too few items to share among the threads (global
+    pooling of one image, say). Blocks stay >= 16 channels: a 64-byte line of float32."""
     block = c
-    while block > 64 and pixels * -(-c // block) < 4 * nthreads:
+    while block >= 32 and rows * -(-c // block) < 4 * nthreads:
         block = (block + 1) // 2
     return block
 
@@ -83,10 +84,10 @@ def _adaptive_avg(input, output_size, nd: int, name: str) -> np.ndarray:
         y5 = y[(slice(None), slice(None)) + pad]
         out3 = y5.shape[2:]
         table = _window_table(out3, x5.shape[2:])
-        # Work items: output rows (planar) or output pixels (channels-last, times C blocks).
-        items = n * out3[0] * out3[1] * (out3[2] * c if channels_last else c)
-        nthreads = threads_for(x5.size, items)
-        block = _channel_block(c, items // c, nthreads) if channels_last else c
+        # Work items: output rows, per channel (planar) or per block of channels (channels-last).
+        rows = n * out3[0] * out3[1]
+        nthreads = threads_for(x5.size, rows * c)
+        block = _channel_block(c, rows, nthreads) if channels_last else c
         if x.dtype.itemsize == 2:
             x5, y5 = x5.view(np.uint16), y5.view(np.uint16)
         _AVG[x.dtype](x5, y5, table, channels_last, block, nthreads)

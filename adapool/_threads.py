@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import operator
 
-from . import _kernels
+from ._dispatch import kernels as _kernels
 
 __all__ = ["get_num_threads", "set_num_threads", "openmp_enabled"]
 

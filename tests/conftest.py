@@ -30,7 +30,8 @@ def pytest_report_header(config):
     import adapool
 
     return [
-        f"adapool {adapool.__version__}: openmp={adapool.openmp_enabled()} threads={adapool.get_num_threads()}",
+        f"adapool {adapool.__version__}: openmp={adapool.openmp_enabled()} threads={adapool.get_num_threads()} "
+        f"kernels={adapool._dispatch.kernels.simd_level()}",
         f"torch oracle: {torch.__version__ if torch else 'not installed (oracle tests skip)'}",
     ]
 
