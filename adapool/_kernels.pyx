@@ -368,25 +368,25 @@ cdef void _avg_cl_range(const real_t* x, real_t* y, const int64_t* win, const Ge
                                 a[k] += _load(p[k])
         for ow in range(g.ow):
             a = acc + ow * cblock
-            if real_t is float:
-                fa = facc + ow * cblock
-                if f32_only:
-                    for k in range(cl):
-                        a[k] = fa[k]
-                else:
-                    for k in range(cl):
-                        a[k] += fa[k]
+            fa = facc + ow * cblock
             # One reciprocal per window instead of a division per element: within 1 ulp of
             # float64 division, so float32/float16 results are the same correctly rounded
             # value (torch divides twice, sum / kh / kw, and is no closer).
             inv_area = 1.0 / <double>((d1[od] - d0[od]) * (h1[oh] - h0[oh]) * (w1[ow] - w0[ow]))
             out = y + n * g.ys[0] + c0 * ysc + od * g.ys[2] + oh * g.ys[3] + ow * g.ys[4]
-            if ysc == 1:
+            if real_t is float and f32_only:
                 for k in range(cl):
-                    _store(out + k, a[k] * inv_area)
+                    _store(out + k * ysc, <double>fa[k] * inv_area)
             else:
-                for k in range(cl):
-                    _store(out + k * ysc, a[k] * inv_area)
+                if real_t is float:
+                    for k in range(cl):
+                        a[k] += fa[k]
+                if ysc == 1:
+                    for k in range(cl):
+                        _store(out + k, a[k] * inv_area)
+                else:
+                    for k in range(cl):
+                        _store(out + k * ysc, a[k] * inv_area)
         blk += 1
         if blk == nblocks:
             blk = 0

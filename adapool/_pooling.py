@@ -22,33 +22,33 @@ _AVG = {
 }
 
 @lru_cache(maxsize=512)
-def _window_table(out3: tuple, in3: tuple) -> np.ndarray:
-    """Packed [d0, d1, h0, h1, w0, w1] tables, the layout the kernels read."""
+def _window_table(out_sizes: tuple, in_sizes: tuple) -> np.ndarray:
+    """Packed [d0, d1, h0, h1, w0, w1] tables, the layout the kernels read; ranks below 3 get
+    leading axes of size 1 (one window covering the single element)."""
+    pad = (1,) * (3 - len(out_sizes))
     parts = []
-    for o, i in zip(out3, in3):
+    for o, i in zip(pad + tuple(out_sizes), pad + tuple(in_sizes)):
         parts.extend(adaptive_windows(o, i))
     table = np.concatenate(parts)
     table.flags.writeable = False
     return table
 
 
-def _is_channels_last(x: np.ndarray) -> bool:
-    """Choose the kernel layout for a 5-d view: True -> C has unit stride (channels-last
-    kernel); False -> W has unit stride (planar kernel). The caller copies when neither holds."""
-    n, c, d, h, w = x.shape
+def _kernel_layout(x: np.ndarray):
+    """Choose the kernel for a 5-d view: (x, False) -> planar kernel (W has unit stride);
+    (x, True) -> channels-last kernel (C has unit stride). A view with neither is copied to
+    C order first. A length-1 axis counts as unit stride: its stride is never used."""
     if x.flags.c_contiguous:
-        return False
+        return x, False
+    n, c, d, h, w = x.shape
     item = x.itemsize
     if x.transpose(0, 2, 3, 4, 1).flags.c_contiguous:
-        return True
+        return x, True
     if w == 1 or x.strides[4] == item:
-        return False
-    return c == 1 or x.strides[1] == item
-
-
-def _unit_stride_ok(x: np.ndarray, channels_last: bool) -> bool:
-    axis = 1 if channels_last else 4
-    return x.shape[axis] == 1 or x.strides[axis] == x.itemsize
+        return x, False
+    if c == 1 or x.strides[1] == item:
+        return x, True
+    return np.ascontiguousarray(x), False
 
 
 def _channel_block(c: int, rows: int, nthreads: int) -> int:
@@ -64,16 +64,13 @@ def _channel_block(c: int, rows: int, nthreads: int) -> int:
 def _adaptive_avg(input, output_size, nd: int, name: str) -> np.ndarray:
     x = as_float_array(input, name)
     batched = check_rank(x, nd, name)
-    osize = adaptive_output_size(output_size, x.shape[-nd:], name)
+    spatial = x.shape[-nd:]
+    osize = adaptive_output_size(output_size, spatial, name)
     xb = x if batched else x[None]
     n, c = xb.shape[:2]
     # The kernels are written for (N, C, D, H, W): lower ranks get leading spatial axes of 1.
-    pad = (None,) * (3 - nd)
-    x5 = xb[(slice(None), slice(None)) + pad]
-    channels_last = _is_channels_last(x5)
-    if not _unit_stride_ok(x5, channels_last):
-        x5 = np.ascontiguousarray(x5)
-        channels_last = False
+    pad = (slice(None), slice(None)) + (None,) * (3 - nd)
+    x5, channels_last = _kernel_layout(xb[pad])
     # Output layout follows the input, as torch's does (channels-last in, channels-last out);
     # torch returns unbatched results contiguous.
     if channels_last and batched:
@@ -81,16 +78,14 @@ def _adaptive_avg(input, output_size, nd: int, name: str) -> np.ndarray:
     else:
         y = np.empty((n, c) + osize, dtype=x.dtype)
     if y.size:
-        y5 = y[(slice(None), slice(None)) + pad]
-        out3 = y5.shape[2:]
-        table = _window_table(out3, x5.shape[2:])
         # Work items: output rows, per channel (planar) or per block of channels (channels-last).
-        rows = n * out3[0] * out3[1]
+        rows = n * (osize[-2] if nd > 1 else 1) * (osize[-3] if nd > 2 else 1)
         nthreads = threads_for(x5.size, rows * c)
         block = _channel_block(c, rows, nthreads) if channels_last else c
+        y5 = y[pad]
         if x.dtype.itemsize == 2:
             x5, y5 = x5.view(np.uint16), y5.view(np.uint16)
-        _AVG[x.dtype](x5, y5, table, channels_last, block, nthreads)
+        _AVG[x.dtype](x5, y5, _window_table(osize, spatial), channels_last, block, nthreads)
     return y if batched else y[0]
 
 
