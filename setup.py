@@ -84,7 +84,8 @@ class BuildExt(build_ext):
         flags = openmp_flags(self.compiler)
         if flags is None:
             warnings.warn(
-                "adapool: OpenMP was not found for this compiler; building the kernels serially "
+                "adapool: OpenMP is disabled (ADAPOOL_NO_OPENMP) or not available with this compiler; "
+                "building the kernels serially "
                 "(correct but single-threaded). Install an OpenMP runtime (libgomp / libomp) and "
                 "rebuild for parallel kernels.",
                 stacklevel=1,
