@@ -10,14 +10,44 @@ except ImportError as _e:  # pragma: no cover - only without a build
         "`python -m pip install -e .`, or run from outside the checkout so that the installed "
         f"package is imported. ({_e})"
     ) from _e
-from ._pooling import adaptive_avg_pool2d
+from ._pooling import (
+    adaptive_avg_pool1d,
+    adaptive_avg_pool1d_backward,
+    adaptive_avg_pool2d,
+    adaptive_avg_pool2d_backward,
+    adaptive_avg_pool3d,
+    adaptive_avg_pool3d_backward,
+    adaptive_max_pool1d,
+    adaptive_max_pool1d_backward,
+    adaptive_max_pool2d,
+    adaptive_max_pool2d_backward,
+    adaptive_max_pool3d,
+    adaptive_max_pool3d_backward,
+    avg_pool2d,
+    avg_pool2d_backward,
+)
 from ._threads import get_num_threads, openmp_enabled, set_num_threads
-from ._windows import adaptive_windows, window_end, window_start
+from ._windows import adaptive_windows, pool_output_size, pool_windows, window_end, window_start
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "adaptive_avg_pool1d",
+    "adaptive_avg_pool1d_backward",
     "adaptive_avg_pool2d",
+    "adaptive_avg_pool2d_backward",
+    "adaptive_avg_pool3d",
+    "adaptive_avg_pool3d_backward",
+    "adaptive_max_pool1d",
+    "adaptive_max_pool1d_backward",
+    "adaptive_max_pool2d",
+    "adaptive_max_pool2d_backward",
+    "adaptive_max_pool3d",
+    "adaptive_max_pool3d_backward",
+    "avg_pool2d",
+    "avg_pool2d_backward",
+    "pool_output_size",
+    "pool_windows",
     "adaptive_windows",
     "get_num_threads",
     "openmp_enabled",

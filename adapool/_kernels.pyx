@@ -11,6 +11,7 @@
 
 from cython.parallel cimport prange, threadid
 from libc.stdint cimport int64_t
+from libc.math cimport INFINITY
 from libc.stdlib cimport malloc, free
 from libc.string cimport memset
 
@@ -232,252 +233,643 @@ cdef inline void _thread_range(Py_ssize_t nitems, int t, int nthreads,
     end[0] = nitems * (t + 1) // nthreads
 
 
-# Adaptive average, planar layout (W has unit stride: NCHW and its strided views).
-# Item = one output row (n, c, od, oh): sum the window's (kd, kh) rows into W float64s, then
-# each output column adds up its slice. When one window spans whole contiguous rows (OW == 1),
-# it is a single run and is summed as such.
+# Walk a 4-level C-order index space (i0, i1, i2, i3) from any flat position, one step at a time.
 
-cdef void _avg_planar_range(const real_t* x, real_t* y, const int64_t* win, const Geom* g,
-                            double* scratch, Py_ssize_t begin, Py_ssize_t end) noexcept nogil:
-    cdef const int64_t* d0 = win
-    cdef const int64_t* d1 = d0 + g.od
-    cdef const int64_t* h0 = d1 + g.od
-    cdef const int64_t* h1 = h0 + g.oh
-    cdef const int64_t* w0 = h1 + g.oh
-    cdef const int64_t* w1 = w0 + g.ow
-    cdef Py_ssize_t oh = begin % g.oh, t = begin // g.oh
-    cdef Py_ssize_t od = t % g.od
-    t = t // g.od
-    cdef Py_ssize_t c = t % g.c, n = t // g.c
+cdef struct Walk:
+    # Position (i0, i1, i2, i3) with sizes (-, n1, n2, n3); i0 is the slowest index.
+    Py_ssize_t i0, i1, i2, i3, n1, n2, n3
+
+
+cdef inline Walk _walk_from(Py_ssize_t begin, Py_ssize_t n1, Py_ssize_t n2,
+                            Py_ssize_t n3) noexcept nogil:
+    cdef Walk w
+    w.n1, w.n2, w.n3 = n1, n2, n3
+    w.i3 = begin % n3
+    begin = begin // n3
+    w.i2 = begin % n2
+    begin = begin // n2
+    w.i1 = begin % n1
+    w.i0 = begin // n1
+    return w
+
+
+cdef inline void _step(Walk* w) noexcept nogil:
+    w.i3 += 1
+    if w.i3 == w.n3:
+        w.i3 = 0
+        w.i2 += 1
+        if w.i2 == w.n2:
+            w.i2 = 0
+            w.i1 += 1
+            if w.i1 == w.n1:
+                w.i1 = 0
+                w.i0 += 1
+
+
+# Window tables, packed by the Python layer as [d0 d1 dk | h0 h1 hk | w0 w1 wk]: start, end
+# (clamped, exclusive) and divisor factor of each output index on each axis. The divisor of
+# output (od, oh, ow) is dk[od] * hk[oh] * wk[ow]: the window area for adaptive pooling, the
+# padded or clamped area (or divisor_override) for avg_pool2d. Backward passes also get
+# [dlo dhi | hlo hhi]: for each input index on D and H, the outputs whose window contains it.
+
+cdef struct Win:
+    const int64_t* d0
+    const int64_t* d1
+    const int64_t* dk
+    const int64_t* h0
+    const int64_t* h1
+    const int64_t* hk
+    const int64_t* w0
+    const int64_t* w1
+    const int64_t* wk
+    const int64_t* dlo
+    const int64_t* dhi
+    const int64_t* hlo
+    const int64_t* hhi
+
+
+cdef inline Win _win(const int64_t* t, const int64_t* rows, const Geom* g) noexcept nogil:
+    cdef Win w
+    w.d0 = t
+    w.d1 = t + g.od
+    w.dk = t + 2 * g.od
+    w.h0 = t + 3 * g.od
+    w.h1 = w.h0 + g.oh
+    w.hk = w.h0 + 2 * g.oh
+    w.w0 = w.h0 + 3 * g.oh
+    w.w1 = w.w0 + g.ow
+    w.wk = w.w0 + 2 * g.ow
+    w.dlo = rows
+    w.dhi = rows + g.d if rows != NULL else NULL
+    w.hlo = rows + 2 * g.d if rows != NULL else NULL
+    w.hhi = rows + 2 * g.d + g.h if rows != NULL else NULL
+    return w
+
+
+cdef inline double _inverse(int64_t divisor) noexcept nogil:
+    # One reciprocal per window instead of a division per element: within 1 ulp of float64
+    # division, so float32/float16 results are the same correctly rounded value (torch divides
+    # twice, sum / kh / kw, and is no closer). An empty window (divisor 0) sums to 0 and stays 0.
+    return 0.0 if divisor == 0 else 1.0 / <double>divisor
+
+
+# ---------------------------------------------------------------------------------------------
+# Average pooling forward, planar layout (W has unit stride: NCHW and its strided views).
+# Item = one output row (n, c, od, oh): sum the window's (kd, kh) rows into W float64s, then
+# each output column adds up its slice. A window of whole contiguous rows is one run.
+
+cdef void _avg_fwd_planar(const real_t* x, real_t* y, const Win* w, const Geom* g,
+                          double* scratch, Py_ssize_t begin, Py_ssize_t end) noexcept nogil:
+    cdef Walk at = _walk_from(begin, g.c, g.od, g.oh)
     cdef Py_ssize_t it, ow, id, kd, kh
-    cdef bint single_run = g.ow == 1 and (g.h == 1 or g.xs[3] == g.w)
+    cdef bint single_run = (g.ow == 1 and w.w0[0] == 0 and w.w1[0] == g.w
+                            and (g.h == 1 or g.xs[3] == g.w))
     cdef const real_t* first_row
     cdef real_t* out
     cdef double s
-    cdef Py_ssize_t row = _pad8(g.w)
     for it in range(begin, end):
-        kd = d1[od] - d0[od]
-        kh = h1[oh] - h0[oh]
-        first_row = x + n * g.xs[0] + c * g.xs[1] + d0[od] * g.xs[2] + h0[oh] * g.xs[3]
-        out = y + n * g.ys[0] + c * g.ys[1] + od * g.ys[2] + oh * g.ys[3]
+        kd = w.d1[at.i2] - w.d0[at.i2]
+        kh = w.h1[at.i3] - w.h0[at.i3]
+        first_row = x + at.i0 * g.xs[0] + at.i1 * g.xs[1] + w.d0[at.i2] * g.xs[2] + w.h0[at.i3] * g.xs[3]
+        out = y + at.i0 * g.ys[0] + at.i1 * g.ys[1] + at.i2 * g.ys[2] + at.i3 * g.ys[3]
         if single_run:
             s = 0.0
             for id in range(kd):
                 s += _sum_run(first_row + id * g.xs[2], kh * g.w)
-            _store(out, s * (1.0 / <double>(kd * kh * g.w)))
+            _store(out, s * _inverse(w.dk[at.i2] * w.hk[at.i3] * w.wk[0]))
         else:
-            _sum_rows(first_row, g.w, kd, g.xs[2], kh, g.xs[3], 1, 0, scratch, <float*>(scratch + row))
+            _sum_rows(first_row, g.w, kd, g.xs[2], kh, g.xs[3], 1, 0, scratch,
+                      <float*>(scratch + _pad8(g.w)))
             for ow in range(g.ow):
-                s = _sum_span(scratch, w0[ow], w1[ow])
-                _store(out + ow * g.ys[4], s * (1.0 / <double>(kd * kh * (w1[ow] - w0[ow]))))
-        oh += 1
-        if oh == g.oh:
-            oh = 0
-            od += 1
-            if od == g.od:
-                od = 0
-                c += 1
-                if c == g.c:
-                    c = 0
-                    n += 1
+                s = _sum_span(scratch, w.w0[ow], w.w1[ow])
+                _store(out + ow * g.ys[4], s * _inverse(w.dk[at.i2] * w.hk[at.i3] * w.wk[ow]))
+        _step(&at)
 
 
-# Global average of dense planes (output 1x1x1, each (D, H, W) plane one contiguous run): the
-# ResNet head. Item = one plane; nothing but the run sum, so per-plane overhead stays a few
-# cycles (the general planar item costs more than summing a 7x7 plane).
+# Global average of dense planes (one output per plane, its window the whole plane, each
+# (D, H, W) plane one contiguous run): the ResNet head. Item = one plane and nothing but the
+# run sum, so per-plane overhead stays a few cycles.
 
-cdef void _avg_global_range(const real_t* x, real_t* y, const Geom* g, Py_ssize_t begin,
-                            Py_ssize_t end) noexcept nogil:
-    cdef Py_ssize_t c = begin % g.c, n = begin // g.c, it
-    cdef Py_ssize_t P = g.d * g.h * g.w
+cdef inline bint _is_global_dense(const Win* w, const Geom* g, bint channels_last) noexcept nogil:
+    return (not channels_last and g.od == 1 and g.oh == 1 and g.ow == 1
+            and w.d0[0] == 0 and w.d1[0] == g.d and w.h0[0] == 0 and w.h1[0] == g.h
+            and w.w0[0] == 0 and w.w1[0] == g.w and w.dk[0] * w.hk[0] * w.wk[0] == g.d * g.h * g.w
+            and (g.h == 1 or g.xs[3] == g.w) and (g.d == 1 or g.xs[2] == g.h * g.w))
+
+
+cdef void _avg_fwd_global(const real_t* x, real_t* y, const Geom* g, Py_ssize_t begin,
+                          Py_ssize_t end) noexcept nogil:
+    cdef Walk at = _walk_from(begin, 1, 1, g.c)
+    cdef Py_ssize_t P = g.d * g.h * g.w, it
     cdef double inv_area = 1.0 / <double>P
     for it in range(begin, end):
-        _store(y + n * g.ys[0] + c * g.ys[1], _sum_run(x + n * g.xs[0] + c * g.xs[1], P) * inv_area)
-        c += 1
-        if c == g.c:
-            c = 0
-            n += 1
+        _store(y + at.i0 * g.ys[0] + at.i3 * g.ys[1],
+               _sum_run(x + at.i0 * g.xs[0] + at.i3 * g.xs[1], P) * inv_area)
+        _step(&at)
 
 
-# Adaptive average, channels-last layout (C has unit stride: NHWC viewed as NCHW).
+# Average pooling forward, channels-last layout (C has unit stride: NHWC viewed as NCHW).
 # Item = one output row (n, od, oh) and one block of channels. Each input row of the window is
 # streamed once, in memory order, pixel vectors added into their output column's accumulators
 # (vectorised over C); overlapping windows add a shared pixel to both. Reading whole rows in
 # order keeps the hardware prefetcher fed, which a pixel-by-pixel walk of each window does not.
 # float32 lanes are flushed into float64 after _F32_FLUSH additions, per output column.
 
-cdef void _avg_cl_range(const real_t* x, real_t* y, const int64_t* win, const Geom* g,
-                        Py_ssize_t cblock, double* scratch, Py_ssize_t begin,
-                        Py_ssize_t end) noexcept nogil:
-    cdef const int64_t* d0 = win
-    cdef const int64_t* d1 = d0 + g.od
-    cdef const int64_t* h0 = d1 + g.od
-    cdef const int64_t* h1 = h0 + g.oh
-    cdef const int64_t* w0 = h1 + g.oh
-    cdef const int64_t* w1 = w0 + g.ow
+cdef void _avg_fwd_cl(const real_t* x, real_t* y, const Win* w, const Geom* g,
+                      Py_ssize_t cblock, double* scratch, Py_ssize_t begin,
+                      Py_ssize_t end) noexcept nogil:
     cdef Py_ssize_t nblocks = (g.c + cblock - 1) // cblock
-    cdef Py_ssize_t blk = begin % nblocks, t = begin // nblocks
-    cdef Py_ssize_t oh = t % g.oh
-    t = t // g.oh
-    cdef Py_ssize_t od = t % g.od, n = t // g.od
+    cdef Walk at = _walk_from(begin, g.od, g.oh, nblocks)
     cdef Py_ssize_t span = g.ow * cblock
     cdef double* acc = scratch
     cdef float* facc = <float*>(scratch + span)
     cdef Py_ssize_t* count = <Py_ssize_t*>(scratch + span + (span + 1) // 2)
-    cdef Py_ssize_t it, k, c0, cl, id, ih, iw, ow
+    cdef Py_ssize_t it, k, c0, cl, id, ih, iw, ow, n, od, oh
     cdef Py_ssize_t ysc = g.ys[1]
+    cdef Py_ssize_t kw_max = 0
     cdef const real_t* row
     cdef const real_t* p
     cdef double* a
     cdef float* fa
     cdef real_t* out
-    cdef double inv_area
-    cdef Py_ssize_t kw_max = 0
+    cdef double inv
     cdef bint f32_only    # float32 windows of <= _F32_FLUSH pixels never touch the float64 row
     for ow in range(g.ow):
-        kw_max = max(kw_max, w1[ow] - w0[ow])
+        kw_max = max(kw_max, w.w1[ow] - w.w0[ow])
     for it in range(begin, end):
-        c0 = blk * cblock
+        n, od, oh = at.i0, at.i1, at.i2
+        c0 = at.i3 * cblock
         cl = min(cblock, g.c - c0)
-        f32_only = real_t is float and (d1[od] - d0[od]) * (h1[oh] - h0[oh]) * kw_max <= _F32_FLUSH
+        f32_only = real_t is float and (w.d1[od] - w.d0[od]) * (w.h1[oh] - w.h0[oh]) * kw_max <= _F32_FLUSH
         if not f32_only:
             memset(acc, 0, span * sizeof(double))
         if real_t is float:
             memset(facc, 0, span * sizeof(float))
             memset(count, 0, g.ow * sizeof(Py_ssize_t))
-        for id in range(d0[od], d1[od]):
-            for ih in range(h0[oh], h1[oh]):
+        for id in range(w.d0[od], w.d1[od]):
+            for ih in range(w.h0[oh], w.h1[oh]):
                 row = x + n * g.xs[0] + c0 + id * g.xs[2] + ih * g.xs[3]
                 for ow in range(g.ow):
                     a = acc + ow * cblock
-                    if real_t is float:
-                        fa = facc + ow * cblock
-                    for iw in range(w0[ow], w1[ow]):
+                    fa = facc + ow * cblock
+                    for iw in range(w.w0[ow], w.w1[ow]):
                         p = row + iw * g.xs[4]
                         if real_t is float:
-                            for k in range(cl):
-                                fa[k] += p[k]
-                            count[ow] += 1
+                            # Flush before a lane would take its (_F32_FLUSH + 1)-th addition,
+                            # so windows of <= _F32_FLUSH pixels never flush (f32_only).
                             if count[ow] == _F32_FLUSH:
                                 for k in range(cl):
                                     a[k] += fa[k]
                                     fa[k] = 0.0
                                 count[ow] = 0
+                            for k in range(cl):
+                                fa[k] += p[k]
+                            count[ow] += 1
                         else:
                             for k in range(cl):
                                 a[k] += _load(p[k])
         for ow in range(g.ow):
             a = acc + ow * cblock
             fa = facc + ow * cblock
-            # One reciprocal per window instead of a division per element: within 1 ulp of
-            # float64 division, so float32/float16 results are the same correctly rounded
-            # value (torch divides twice, sum / kh / kw, and is no closer).
-            inv_area = 1.0 / <double>((d1[od] - d0[od]) * (h1[oh] - h0[oh]) * (w1[ow] - w0[ow]))
+            inv = _inverse(w.dk[od] * w.hk[oh] * w.wk[ow])
             out = y + n * g.ys[0] + c0 * ysc + od * g.ys[2] + oh * g.ys[3] + ow * g.ys[4]
             if real_t is float and f32_only:
                 for k in range(cl):
-                    _store(out + k * ysc, <double>fa[k] * inv_area)
+                    _store(out + k * ysc, <double>fa[k] * inv)
             else:
                 if real_t is float:
                     for k in range(cl):
                         a[k] += fa[k]
                 if ysc == 1:
                     for k in range(cl):
-                        _store(out + k, a[k] * inv_area)
+                        _store(out + k, a[k] * inv)
                 else:
                     for k in range(cl):
-                        _store(out + k * ysc, a[k] * inv_area)
-        blk += 1
-        if blk == nblocks:
-            blk = 0
-            oh += 1
-            if oh == g.oh:
-                oh = 0
-                od += 1
-                if od == g.od:
-                    od = 0
-                    n += 1
-
-
-cdef inline bint _is_global_dense(const Geom* g, bint channels_last) noexcept nogil:
-    return (not channels_last and g.od == 1 and g.oh == 1 and g.ow == 1
-            and (g.h == 1 or g.xs[3] == g.w) and (g.d == 1 or g.xs[2] == g.h * g.w))
-
-
-cdef inline void _avg_range(const real_t* x, real_t* y, const int64_t* win, const Geom* g,
-                            bint channels_last, Py_ssize_t cblock, double* scratch,
-                            Py_ssize_t begin, Py_ssize_t end) noexcept nogil:
-    if _is_global_dense(g, channels_last):
-        _avg_global_range(x, y, g, begin, end)
-    elif channels_last:
-        _avg_cl_range(x, y, win, g, cblock, scratch, begin, end)
-    else:
-        _avg_planar_range(x, y, win, g, scratch, begin, end)
-
-
-cdef int _avg_run(const real_t* x, real_t* y, const int64_t* win, Geom g, bint channels_last,
-                  Py_ssize_t cblock, int nthreads) noexcept nogil:
-    cdef Py_ssize_t nitems, stride, begin, end
-    cdef double* scratch
-    cdef int t
-    if channels_last:
-        nitems = g.n * g.od * g.oh * ((g.c + cblock - 1) // cblock)
-        # float64 row, float32 row (half the room), one counter per output column
-        stride = _pad8(g.ow * cblock + (g.ow * cblock + 1) // 2 + g.ow)
-    else:
-        nitems = g.n * g.c * g.od * g.oh
-        stride = 2 * _pad8(g.w)
-    nthreads = <int>max(1, min(<Py_ssize_t>nthreads, nitems))
-    scratch = <double*>malloc(nthreads * stride * sizeof(double))
-    if scratch == NULL:
-        return -1
-    if nthreads == 1:
-        # Small calls never pay for starting a thread team.
-        _avg_range(x, y, win, &g, channels_last, cblock, scratch, 0, nitems)
-    else:
-        for t in prange(nthreads, num_threads=nthreads, schedule="static", chunksize=1):
-            _thread_range(nitems, t, nthreads, &begin, &end)
-            _avg_range(x, y, win, &g, channels_last, cblock, scratch + t * stride, begin, end)
-    free(scratch)
-    return 0
+                        _store(out + k * ysc, a[k] * inv)
+        _step(&at)
 
 
 # ---------------------------------------------------------------------------------------------
-# def wrappers: read geometry from the views, release the GIL, run.
+# Average pooling backward. Item = one input row; it gathers from every output whose window
+# contains it (rows from the [lo, hi) tables, columns by walking each output's window), sums
+# in float64 and writes the row once: no two threads touch the same element, no zeroing pass.
+# Here Geom's "input" side (n..w, xs) is grad_input and its "output" side (od..ow, ys) is
+# grad_output.
 
-cdef Geom _geometry(const real_t[:, :, :, :, :] x, real_t[:, :, :, :, :] y):
+cdef void _avg_bwd_planar(const real_t* go, real_t* gi, const Win* w, const Geom* g,
+                          double* acc, Py_ssize_t begin, Py_ssize_t end) noexcept nogil:
+    cdef Walk at = _walk_from(begin, g.c, g.d, g.h)
+    cdef Py_ssize_t it, od, oh, ow, iw
+    cdef const real_t* grow
+    cdef real_t* row
+    cdef double v
+    for it in range(begin, end):
+        memset(acc, 0, g.w * sizeof(double))
+        for od in range(w.dlo[at.i2], w.dhi[at.i2]):
+            for oh in range(w.hlo[at.i3], w.hhi[at.i3]):
+                grow = go + at.i0 * g.ys[0] + at.i1 * g.ys[1] + od * g.ys[2] + oh * g.ys[3]
+                for ow in range(g.ow):
+                    v = _load(grow[ow * g.ys[4]]) * _inverse(w.dk[od] * w.hk[oh] * w.wk[ow])
+                    for iw in range(w.w0[ow], w.w1[ow]):
+                        acc[iw] += v
+        row = gi + at.i0 * g.xs[0] + at.i1 * g.xs[1] + at.i2 * g.xs[2] + at.i3 * g.xs[3]
+        for iw in range(g.w):
+            _store(row + iw * g.xs[4], acc[iw])
+        _step(&at)
+
+
+cdef void _avg_bwd_cl(const real_t* go, real_t* gi, const Win* w, const Geom* g,
+                      Py_ssize_t cblock, double* acc, Py_ssize_t begin,
+                      Py_ssize_t end) noexcept nogil:
+    cdef Py_ssize_t nblocks = (g.c + cblock - 1) // cblock
+    cdef Walk at = _walk_from(begin, g.d, g.h, nblocks)
+    cdef Py_ssize_t it, od, oh, ow, iw, k, c0, cl, n, id, ih
+    cdef Py_ssize_t ysc = g.ys[1], xsc = g.xs[1]
+    cdef const real_t* gp
+    cdef real_t* out
+    cdef double* a
+    cdef double inv
+    for it in range(begin, end):
+        n, id, ih = at.i0, at.i1, at.i2
+        c0 = at.i3 * cblock
+        cl = min(cblock, g.c - c0)
+        memset(acc, 0, g.w * cblock * sizeof(double))
+        for od in range(w.dlo[id], w.dhi[id]):
+            for oh in range(w.hlo[ih], w.hhi[ih]):
+                for ow in range(g.ow):
+                    inv = _inverse(w.dk[od] * w.hk[oh] * w.wk[ow])
+                    gp = go + n * g.ys[0] + c0 * ysc + od * g.ys[2] + oh * g.ys[3] + ow * g.ys[4]
+                    for iw in range(w.w0[ow], w.w1[ow]):
+                        a = acc + iw * cblock
+                        for k in range(cl):
+                            a[k] += _load(gp[k * ysc]) * inv
+        for iw in range(g.w):
+            a = acc + iw * cblock
+            out = gi + n * g.xs[0] + c0 * xsc + id * g.xs[2] + ih * g.xs[3] + iw * g.xs[4]
+            for k in range(cl):
+                _store(out + k * xsc, a[k])
+        _step(&at)
+
+
+# ---------------------------------------------------------------------------------------------
+# Max pooling forward with indices: torch's update rule, in torch's scan order (d, then h,
+# then w within the window): start from -inf and the window's first element, take a value
+# when it is greater or NaN. So ties keep the first maximum, NaN propagates with the last
+# NaN's index, and an all -inf window reports its first element. Indices are flattened per
+# (n, c) plane, (d * H + h) * W + w, in either layout. Same item structure as the average
+# kernels: whole input rows streamed in order into per-output-column state.
+
+cdef void _max_fwd_planar(const real_t* x, real_t* y, int64_t* yi, const Win* w,
+                          const Geom* g, double* scratch, Py_ssize_t begin,
+                          Py_ssize_t end) noexcept nogil:
+    cdef Walk at = _walk_from(begin, g.c, g.od, g.oh)
+    cdef double* best = scratch
+    cdef int64_t* where = <int64_t*>(scratch + g.ow)
+    cdef Py_ssize_t it, id, ih, iw, ow, n, c, od, oh, o
+    cdef int64_t base, bi
+    cdef double v, bv
+    cdef const real_t* row
+    for it in range(begin, end):
+        n, c, od, oh = at.i0, at.i1, at.i2, at.i3
+        for ow in range(g.ow):
+            best[ow] = -INFINITY
+            where[ow] = (w.d0[od] * g.h + w.h0[oh]) * g.w + w.w0[ow]
+        for id in range(w.d0[od], w.d1[od]):
+            for ih in range(w.h0[oh], w.h1[oh]):
+                row = x + n * g.xs[0] + c * g.xs[1] + id * g.xs[2] + ih * g.xs[3]
+                base = (id * g.h + ih) * g.w
+                for ow in range(g.ow):
+                    bv = best[ow]
+                    bi = where[ow]
+                    for iw in range(w.w0[ow], w.w1[ow]):
+                        v = _load(row[iw * g.xs[4]])
+                        if v > bv or v != v:
+                            bv = v
+                            bi = base + iw
+                    best[ow] = bv
+                    where[ow] = bi
+        o = n * g.ys[0] + c * g.ys[1] + od * g.ys[2] + oh * g.ys[3]
+        for ow in range(g.ow):
+            _store(y + o + ow * g.ys[4], best[ow])
+            yi[o + ow * g.ys[4]] = where[ow]
+        _step(&at)
+
+
+cdef void _max_fwd_cl(const real_t* x, real_t* y, int64_t* yi, const Win* w, const Geom* g,
+                      Py_ssize_t cblock, double* scratch, Py_ssize_t begin,
+                      Py_ssize_t end) noexcept nogil:
+    cdef Py_ssize_t nblocks = (g.c + cblock - 1) // cblock
+    cdef Walk at = _walk_from(begin, g.od, g.oh, nblocks)
+    cdef Py_ssize_t span = g.ow * cblock
+    cdef double* best = scratch
+    cdef int64_t* where = <int64_t*>(scratch + span)
+    cdef Py_ssize_t it, id, ih, iw, ow, k, c0, cl, n, od, oh, o
+    cdef Py_ssize_t ysc = g.ys[1]
+    cdef int64_t base, idx, first
+    cdef double v
+    cdef bint take
+    cdef const real_t* row
+    cdef const real_t* p
+    cdef double* bv
+    cdef int64_t* bi
+    for it in range(begin, end):
+        n, od, oh = at.i0, at.i1, at.i2
+        c0 = at.i3 * cblock
+        cl = min(cblock, g.c - c0)
+        for ow in range(g.ow):
+            first = (w.d0[od] * g.h + w.h0[oh]) * g.w + w.w0[ow]
+            for k in range(cl):
+                best[ow * cblock + k] = -INFINITY
+                where[ow * cblock + k] = first
+        for id in range(w.d0[od], w.d1[od]):
+            for ih in range(w.h0[oh], w.h1[oh]):
+                row = x + n * g.xs[0] + c0 + id * g.xs[2] + ih * g.xs[3]
+                base = (id * g.h + ih) * g.w
+                for ow in range(g.ow):
+                    bv = best + ow * cblock
+                    bi = where + ow * cblock
+                    for iw in range(w.w0[ow], w.w1[ow]):
+                        p = row + iw * g.xs[4]
+                        idx = base + iw
+                        # Written as selects, not branches, so that gcc can vectorise over C.
+                        for k in range(cl):
+                            v = _load(p[k])
+                            take = v > bv[k] or v != v
+                            bv[k] = v if take else bv[k]
+                            bi[k] = idx if take else bi[k]
+        for ow in range(g.ow):
+            o = n * g.ys[0] + c0 * ysc + od * g.ys[2] + oh * g.ys[3] + ow * g.ys[4]
+            for k in range(cl):
+                _store(y + o + k * ysc, best[ow * cblock + k])
+                yi[o + k * ysc] = where[ow * cblock + k]
+        _step(&at)
+
+
+# ---------------------------------------------------------------------------------------------
+# Max pooling backward: grad_input[index] += grad_output for every output, in output order.
+# Indices come from the caller, so each is checked against the plane before it is used: an
+# out-of-range index is reported, never written. Item = one plane (planar) or one image and
+# block of channels (channels-last): a plane's outputs only ever write that plane, so threads
+# never share an element. grad_input is dense in its layout (the Python layer allocates it).
+
+cdef int _max_bwd_planar(const real_t* go, const int64_t* ind, real_t* gi, const Geom* g,
+                         Py_ssize_t begin, Py_ssize_t end) noexcept nogil:
+    cdef Walk at = _walk_from(begin, 1, 1, g.c)
+    cdef Py_ssize_t P = g.d * g.h * g.w, it, od, oh, ow, o
+    cdef int64_t i
+    cdef real_t* plane
+    cdef int bad = 0
+    for it in range(begin, end):
+        plane = gi + at.i0 * g.xs[0] + at.i3 * g.xs[1]
+        memset(plane, 0, P * sizeof(real_t))
+        for od in range(g.od):
+            for oh in range(g.oh):
+                for ow in range(g.ow):
+                    o = at.i0 * g.ys[0] + at.i3 * g.ys[1] + od * g.ys[2] + oh * g.ys[3] + ow * g.ys[4]
+                    i = ind[o]
+                    if i < 0 or i >= P:
+                        bad = 1
+                        continue
+                    if real_t is half_bits:
+                        _store(plane + i, _load(plane[i]) + _load(go[o]))
+                    else:
+                        plane[i] += go[o]
+        _step(&at)
+    return bad
+
+
+cdef int _max_bwd_cl(const real_t* go, const int64_t* ind, real_t* gi, const Geom* g,
+                     Py_ssize_t cblock, Py_ssize_t begin, Py_ssize_t end) noexcept nogil:
+    cdef Py_ssize_t nblocks = (g.c + cblock - 1) // cblock
+    cdef Walk at = _walk_from(begin, 1, 1, nblocks)
+    cdef Py_ssize_t P = g.d * g.h * g.w, it, od, oh, ow, o, k, c0, cl, px
+    cdef Py_ssize_t ysc = g.ys[1]
+    cdef int64_t i
+    cdef real_t* image
+    cdef real_t* q
+    cdef int bad = 0
+    for it in range(begin, end):
+        c0 = at.i3 * cblock
+        cl = min(cblock, g.c - c0)
+        image = gi + at.i0 * g.xs[0] + c0
+        for px in range(P):
+            memset(image + px * g.c, 0, cl * sizeof(real_t))
+        for od in range(g.od):
+            for oh in range(g.oh):
+                for ow in range(g.ow):
+                    o = at.i0 * g.ys[0] + c0 * ysc + od * g.ys[2] + oh * g.ys[3] + ow * g.ys[4]
+                    for k in range(cl):
+                        i = ind[o + k * ysc]
+                        if i < 0 or i >= P:
+                            bad = 1
+                            continue
+                        q = image + i * g.c + k
+                        if real_t is half_bits:
+                            _store(q, _load(q[0]) + _load(go[o + k * ysc]))
+                        else:
+                            q[0] += go[o + k * ysc]
+        _step(&at)
+    return bad
+
+
+# ---------------------------------------------------------------------------------------------
+# One driver for every kernel: split the items into one static range per thread, give each
+# thread its scratch, run serially for one thread (no team start-up for small calls).
+
+cdef enum Kind:
+    AVG_FWD = 0
+    AVG_BWD = 1
+    MAX_FWD = 2
+    MAX_BWD = 3
+
+
+cdef inline int _range(int kind, const real_t* src, real_t* dst, int64_t* idx, const Win* w,
+                       const Geom* g, bint cl, Py_ssize_t cblock, double* scratch,
+                       Py_ssize_t begin, Py_ssize_t end) noexcept nogil:
+    if kind == AVG_FWD:
+        if _is_global_dense(w, g, cl):
+            _avg_fwd_global(src, dst, g, begin, end)
+        elif cl:
+            _avg_fwd_cl(src, dst, w, g, cblock, scratch, begin, end)
+        else:
+            _avg_fwd_planar(src, dst, w, g, scratch, begin, end)
+    elif kind == AVG_BWD:
+        if cl:
+            _avg_bwd_cl(src, dst, w, g, cblock, scratch, begin, end)
+        else:
+            _avg_bwd_planar(src, dst, w, g, scratch, begin, end)
+    elif kind == MAX_FWD:
+        if cl:
+            _max_fwd_cl(src, dst, idx, w, g, cblock, scratch, begin, end)
+        else:
+            _max_fwd_planar(src, dst, idx, w, g, scratch, begin, end)
+    else:
+        if cl:
+            return _max_bwd_cl(src, idx, dst, g, cblock, begin, end)
+        return _max_bwd_planar(src, idx, dst, g, begin, end)
+    return 0
+
+
+cdef int _run(int kind, const real_t* src, real_t* dst, int64_t* idx, const int64_t* table,
+              const int64_t* rows, Geom g, bint cl, Py_ssize_t cblock,
+              int nthreads) noexcept nogil:
+    """0 on success, -1 when scratch could not be allocated, 1 for an out-of-range index."""
+    cdef Py_ssize_t nblocks = (g.c + cblock - 1) // cblock if cl else g.c
+    cdef Py_ssize_t nitems, per_thread, begin, end
+    cdef Win w = _win(table, rows, &g)
+    cdef double* scratch
+    cdef int* status
+    cdef int t, rc = 0
+    if kind == AVG_FWD:
+        nitems = g.n * g.od * g.oh * nblocks
+        # float64 row + float32 row (+ per-column counters, channels-last)
+        per_thread = (_pad8(g.ow * cblock) * 2 + g.ow) if cl else 2 * _pad8(g.w)
+    elif kind == AVG_BWD:
+        nitems = g.n * g.d * g.h * nblocks
+        per_thread = g.w * cblock if cl else g.w
+    elif kind == MAX_FWD:
+        nitems = g.n * g.od * g.oh * nblocks
+        per_thread = 2 * g.ow * (cblock if cl else 1)     # values + indices (8 bytes each)
+    else:
+        nitems = g.n * nblocks
+        per_thread = 0
+    if nitems == 0:
+        return 0
+    per_thread = _pad8(per_thread)
+    nthreads = <int>max(1, min(<Py_ssize_t>nthreads, nitems))
+    scratch = <double*>malloc((nthreads * per_thread + 1) * sizeof(double))
+    status = <int*>malloc(nthreads * sizeof(int))
+    if scratch == NULL or status == NULL:
+        free(scratch)
+        free(status)
+        return -1
+    if nthreads == 1:
+        status[0] = _range(kind, src, dst, idx, &w, &g, cl, cblock, scratch, 0, nitems)
+    else:
+        for t in prange(nthreads, num_threads=nthreads, schedule="static", chunksize=1):
+            _thread_range(nitems, t, nthreads, &begin, &end)
+            status[t] = _range(kind, src, dst, idx, &w, &g, cl, cblock,
+                               scratch + t * per_thread, begin, end)
+    for t in range(nthreads):
+        rc = rc | status[t]
+    free(scratch)
+    free(status)
+    return rc
+
+
+# ---------------------------------------------------------------------------------------------
+# def wrappers: read the geometry from the views, check the one layout assumption the raw
+# loops make, release the GIL, run. Every 5-d view is (N, C, D, H, W) in logical order.
+
+cdef Geom _geometry(const real_t[:, :, :, :, :] a_in, const real_t[:, :, :, :, :] a_out):
     cdef Geom g
     cdef int k
-    g.n, g.c, g.d, g.h, g.w = x.shape[0], x.shape[1], x.shape[2], x.shape[3], x.shape[4]
-    g.od, g.oh, g.ow = y.shape[2], y.shape[3], y.shape[4]
+    g.n, g.c, g.d, g.h, g.w = a_in.shape[0], a_in.shape[1], a_in.shape[2], a_in.shape[3], a_in.shape[4]
+    g.od, g.oh, g.ow = a_out.shape[2], a_out.shape[3], a_out.shape[4]
     for k in range(5):
-        g.xs[k] = x.strides[k] // <Py_ssize_t>sizeof(real_t)
-        g.ys[k] = y.strides[k] // <Py_ssize_t>sizeof(real_t)
+        g.xs[k] = a_in.strides[k] // <Py_ssize_t>sizeof(real_t)
+        g.ys[k] = a_out.strides[k] // <Py_ssize_t>sizeof(real_t)
     return g
 
 
-def adaptive_avg_pool(const real_t[:, :, :, :, :] x, real_t[:, :, :, :, :] y,
-                      const int64_t[::1] windows, bint channels_last, Py_ssize_t cblock,
-                      int nthreads):
-    """Adaptive average pooling of x (N, C, D, H, W) into y (N, C, OD, OH, OW).
-
-    ``windows`` packs the window tables [d0, d1, h0, h1, w0, w1] (lengths OD, OD, OH, OH, OW,
-    OW). The innermost axis (W, or C when ``channels_last``) must have unit stride; x and y
-    must be non-empty. The Python layer guarantees all of this.
-    """
-    cdef Geom g = _geometry(x, y)
-    cdef int rc
-    # Cheap guard for the one assumption the raw-pointer loops make about layout (the stride
-    # of an axis of length 1 is never used).
+cdef _check_unit_stride(const Geom* g, bint channels_last):
+    # The raw loops assume unit stride on the input-shaped array's innermost axis (W, or C
+    # when channels-last); the stride of an axis of length 1 is never used.
     if (g.c > 1 and g.xs[1] != 1) if channels_last else (g.w > 1 and g.xs[4] != 1):
         raise ValueError("kernel needs a unit-stride innermost axis")
-    if windows.shape[0] != 2 * (g.od + g.oh + g.ow):
+
+
+cdef _check_table(const int64_t[::1] table, const Geom* g):
+    if table.shape[0] != 3 * (g.od + g.oh + g.ow):
         raise ValueError("window table does not match the output shape")
-    with nogil:
-        rc = _avg_run(&x[0, 0, 0, 0, 0], &y[0, 0, 0, 0, 0], &windows[0], g, channels_last,
-                      cblock, nthreads)
-    if rc != 0:
+
+
+cdef _check_same_strides(const int64_t[:, :, :, :, :] ind, const Geom* g):
+    cdef int k
+    for k in range(5):
+        if ind.shape[k] != (g.n, g.c, g.od, g.oh, g.ow)[k] or ind.strides[k] // 8 != g.ys[k]:
+            raise ValueError("indices must have the output's shape and layout")
+
+
+cdef _raise_for(int rc):
+    if rc == -1:
         raise MemoryError("adapool: could not allocate kernel scratch space")
+    if rc == 1:
+        raise IndexError("index out of range")
+
+
+def avg_pool_forward(const real_t[:, :, :, :, :] x, real_t[:, :, :, :, :] y,
+                     const int64_t[::1] table, bint channels_last, Py_ssize_t cblock,
+                     int nthreads):
+    """Average pooling of x (N, C, D, H, W) into y (N, C, OD, OH, OW) over the windows and
+    divisors of ``table``. x and y must be non-empty (the Python layer skips empty calls)."""
+    cdef Geom g = _geometry(x, y)
+    cdef int rc
+    _check_unit_stride(&g, channels_last)
+    _check_table(table, &g)
+    with nogil:
+        rc = _run(AVG_FWD, &x[0, 0, 0, 0, 0], &y[0, 0, 0, 0, 0], NULL, &table[0], NULL, g,
+                  channels_last, cblock, nthreads)
+    _raise_for(rc)
+
+
+def avg_pool_backward(const real_t[:, :, :, :, :] grad_output, real_t[:, :, :, :, :] grad_input,
+                      const int64_t[::1] table, const int64_t[::1] rows, bint channels_last,
+                      Py_ssize_t cblock, int nthreads):
+    """Gradient of avg_pool_forward: writes every element of grad_input (N, C, D, H, W)."""
+    cdef Geom g = _geometry(grad_input, grad_output)
+    cdef int rc
+    _check_unit_stride(&g, channels_last)
+    _check_table(table, &g)
+    if rows.shape[0] != 2 * (g.d + g.h):
+        raise ValueError("row table does not match the input shape")
+    with nogil:
+        rc = _run(AVG_BWD, &grad_output[0, 0, 0, 0, 0], &grad_input[0, 0, 0, 0, 0], NULL,
+                  &table[0], &rows[0], g, channels_last, cblock, nthreads)
+    _raise_for(rc)
+
+
+def max_pool_forward(const real_t[:, :, :, :, :] x, real_t[:, :, :, :, :] y,
+                     int64_t[:, :, :, :, :] indices, const int64_t[::1] table,
+                     bint channels_last, Py_ssize_t cblock, int nthreads):
+    """Max pooling of x into y with torch's indices; ``indices`` has y's shape and layout."""
+    cdef Geom g = _geometry(x, y)
+    cdef int rc
+    _check_unit_stride(&g, channels_last)
+    _check_table(table, &g)
+    _check_same_strides(indices, &g)
+    with nogil:
+        rc = _run(MAX_FWD, &x[0, 0, 0, 0, 0], &y[0, 0, 0, 0, 0], &indices[0, 0, 0, 0, 0],
+                  &table[0], NULL, g, channels_last, cblock, nthreads)
+    _raise_for(rc)
+
+
+def max_pool_backward(const real_t[:, :, :, :, :] grad_output, const int64_t[:, :, :, :, :] indices,
+                      real_t[:, :, :, :, :] grad_input, bint channels_last, Py_ssize_t cblock,
+                      int nthreads):
+    """Scatter-add grad_output into grad_input at ``indices`` (flattened per plane).
+
+    grad_input must be dense: C-contiguous (planar) or channels-last contiguous. Raises
+    IndexError, having written nothing out of bounds, when an index is outside its plane."""
+    cdef Geom g = _geometry(grad_input, grad_output)
+    cdef int rc
+    cdef Py_ssize_t P = g.d * g.h * g.w
+    # Dense: each pixel (or plane) follows the previous one; axes of length 1 have no stride
+    # that matters.
+    if channels_last:
+        dense = ((g.c == 1 or g.xs[1] == 1) and (g.w == 1 or g.xs[4] == g.c)
+                 and (g.h == 1 or g.xs[3] == g.w * g.c) and (g.d == 1 or g.xs[2] == g.h * g.w * g.c))
+    else:
+        dense = ((g.w == 1 or g.xs[4] == 1) and (g.h == 1 or g.xs[3] == g.w)
+                 and (g.d == 1 or g.xs[2] == g.h * g.w) and (g.c == 1 or g.xs[1] == P))
+    if not dense:
+        raise ValueError("grad_input must be dense in its layout")
+    _check_same_strides(indices, &g)
+    with nogil:
+        rc = _run(MAX_BWD, &grad_output[0, 0, 0, 0, 0], &grad_input[0, 0, 0, 0, 0],
+                  <int64_t*>&indices[0, 0, 0, 0, 0], NULL, NULL, g, channels_last, cblock,
+                  nthreads)
+    _raise_for(rc)
 
 
 def openmp_enabled():

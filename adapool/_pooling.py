@@ -1,5 +1,5 @@
 """Python layer of the pooling ops: validate, pick the layout, allocate, choose threads, call
-the kernel. No loops over data here."""
+the kernel. No loops over data here; all error messages live here and in _validation."""
 from __future__ import annotations
 
 from functools import lru_cache
@@ -8,30 +8,117 @@ import numpy as np
 
 from ._dispatch import kernels as _kernels
 from ._threads import threads_for
-from ._validation import adaptive_output_size, as_float_array, check_rank
-from ._windows import adaptive_windows
+from ._validation import (
+    adaptive_output_size,
+    as_float_array,
+    check_grad_output,
+    check_indices,
+    check_rank,
+    input_shape_arg,
+    pool2d_args,
+)
+from ._windows import adaptive_windows, pool_output_size, pool_windows, windows_containing
 
-__all__ = ["adaptive_avg_pool2d"]
+__all__ = [
+    "adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_avg_pool3d",
+    "adaptive_max_pool1d", "adaptive_max_pool2d", "adaptive_max_pool3d",
+    "avg_pool2d",
+    "adaptive_avg_pool1d_backward", "adaptive_avg_pool2d_backward", "adaptive_avg_pool3d_backward",
+    "adaptive_max_pool1d_backward", "adaptive_max_pool2d_backward", "adaptive_max_pool3d_backward",
+    "avg_pool2d_backward",
+]
 
-# The fused kernel's specialisations, looked up once: Cython's run-time dispatch on a fused
-# `def` costs microseconds, more than a whole small pooling call.
-_AVG = {
-    np.dtype(np.float16): _kernels.adaptive_avg_pool["half_bits"],
-    np.dtype(np.float32): _kernels.adaptive_avg_pool["float"],
-    np.dtype(np.float64): _kernels.adaptive_avg_pool["double"],
-}
 
-@lru_cache(maxsize=512)
-def _window_table(out_sizes: tuple, in_sizes: tuple) -> np.ndarray:
-    """Packed [d0, d1, h0, h1, w0, w1] tables, the layout the kernels read; ranks below 3 get
-    leading axes of size 1 (one window covering the single element)."""
-    pad = (1,) * (3 - len(out_sizes))
+def _specialisations(fused):
+    # The fused kernels' specialisations, looked up once: Cython's run-time dispatch on a fused
+    # `def` costs microseconds, more than a whole small pooling call.
+    return {
+        np.dtype(np.float16): fused["half_bits"],
+        np.dtype(np.float32): fused["float"],
+        np.dtype(np.float64): fused["double"],
+    }
+
+
+_AVG_FWD = _specialisations(_kernels.avg_pool_forward)
+_AVG_BWD = _specialisations(_kernels.avg_pool_backward)
+_MAX_FWD = _specialisations(_kernels.max_pool_forward)
+_MAX_BWD = _specialisations(_kernels.max_pool_backward)
+
+
+def _bits(a: np.ndarray) -> np.ndarray:
+    """float16 arrays reach the kernels as their uint16 bit patterns."""
+    return a.view(np.uint16) if a.dtype.itemsize == 2 else a
+
+
+# ---- window tables (the kernels' packed form of _windows' answers) ---------------------------
+
+_UNIT_AXIS = (np.zeros(1, np.int64), np.ones(1, np.int64), np.ones(1, np.int64))
+
+
+def _pack(axes) -> np.ndarray:
+    """[d0 d1 dk | h0 h1 hk | w0 w1 wk] for (start, end, divisor factor) triples of the
+    spatial axes; ranks below 3 get leading axes of one window covering one element."""
+    axes = [_UNIT_AXIS] * (3 - len(axes)) + list(axes)
+    table = np.concatenate([np.asarray(part, dtype=np.int64) for axis in axes for part in axis])
+    table.flags.writeable = False
+    return table
+
+
+def _rows(axes, in_sizes) -> np.ndarray:
+    """[dlo dhi | hlo hhi]: for each input index on D and H, the outputs that read it."""
+    axes = [_UNIT_AXIS] * (3 - len(axes)) + list(axes)
+    in_sizes = (1,) * (3 - len(in_sizes)) + tuple(in_sizes)
     parts = []
-    for o, i in zip(pad + tuple(out_sizes), pad + tuple(in_sizes)):
-        parts.extend(adaptive_windows(o, i))
+    for (starts, ends, _), size in zip(axes[:2], in_sizes[:2]):
+        parts.extend(windows_containing(starts, ends, size))
     table = np.concatenate(parts)
     table.flags.writeable = False
     return table
+
+
+@lru_cache(maxsize=512)
+def _adaptive_axes(out_sizes: tuple, in_sizes: tuple) -> tuple:
+    axes = []
+    for o, i in zip(out_sizes, in_sizes):
+        starts, ends = adaptive_windows(o, i)
+        axes.append((starts, ends, ends - starts))
+    return tuple(axes)
+
+
+@lru_cache(maxsize=512)
+def _adaptive_table(out_sizes: tuple, in_sizes: tuple) -> np.ndarray:
+    return _pack(_adaptive_axes(out_sizes, in_sizes))
+
+
+@lru_cache(maxsize=512)
+def _adaptive_rows(out_sizes: tuple, in_sizes: tuple) -> np.ndarray:
+    return _rows(_adaptive_axes(out_sizes, in_sizes), in_sizes)
+
+
+@lru_cache(maxsize=512)
+def _pool2d_table(*key) -> np.ndarray:
+    return _pack(_pool2d_axes(*key))
+
+
+@lru_cache(maxsize=512)
+def _pool2d_axes(in_sizes: tuple, out_sizes: tuple, kernel: tuple, stride: tuple, padding: tuple,
+                 count_include_pad: bool, divisor_override) -> tuple:
+    axes = [pool_windows(o, i, k, s, p, count_include_pad)
+            for o, i, k, s, p in zip(out_sizes, in_sizes, kernel, stride, padding)]
+    if divisor_override is not None:
+        # The divisor is one number: carry it on the W axis, 1 on H (the product is what counts).
+        (h0, h1, _), (w0, w1, _) = axes
+        axes = [(h0, h1, np.ones_like(h0)), (w0, w1, np.full_like(w0, divisor_override))]
+    return tuple(axes)
+
+
+# ---- layouts ---------------------------------------------------------------------------------
+
+def _to_5d(a: np.ndarray, nd: int, batched: bool) -> np.ndarray:
+    """View (N, C, *spatial) or (C, *spatial) as (N, C, D, H, W): leading axes of length 1."""
+    if not batched:
+        a = a[None]
+    return a[(slice(None), slice(None)) + (None,) * (3 - nd)]
 
 
 def _kernel_layout(x: np.ndarray):
@@ -51,8 +138,23 @@ def _kernel_layout(x: np.ndarray):
     return np.ascontiguousarray(x), False
 
 
+def _empty(shape: tuple, dtype, channels_last: bool) -> np.ndarray:
+    """A new (N, C, *spatial) array, stored channels-last (C fastest) or C-contiguous."""
+    if not channels_last:
+        return np.empty(shape, dtype=dtype)
+    nd = len(shape) - 2
+    stored = np.empty((shape[0],) + shape[2:] + (shape[1],), dtype=dtype)
+    return stored.transpose((0, nd + 1) + tuple(range(1, nd + 1)))
+
+
+def _result_channels_last(channels_last: bool, batched: bool, nd: int) -> bool:
+    # torch: 1d and 2d results follow the input's layout; 3d results and unbatched results
+    # are contiguous.
+    return channels_last and batched and nd <= 2
+
+
 def _channel_block(c: int, rows: int, nthreads: int) -> int:
-    """Channels per work item in the channels-last kernel: all of them (whole input rows are
+    """Channels per work item in the channels-last kernels: all of them (whole input rows are
     then read in order), unless that leaves too few items to share among the threads (global
     pooling of one image, say). Blocks stay >= 16 channels: a 64-byte line of float32."""
     block = c
@@ -61,32 +163,65 @@ def _channel_block(c: int, rows: int, nthreads: int) -> int:
     return block
 
 
-def _adaptive_avg(input, output_size, nd: int, name: str) -> np.ndarray:
+def _plan(n: int, c: int, rows: int, elements: int, channels_last: bool):
+    """(threads, channel block) for a call with ``rows`` output rows per (n, c)."""
+    nthreads = threads_for(elements, n * rows * c)
+    return nthreads, (_channel_block(c, n * rows, nthreads) if channels_last else c)
+
+
+def _rows_of(sizes: tuple) -> int:
+    """Kernel rows per (n, c) for spatial sizes (..., H, W): the product of all but W."""
+    rows = 1
+    for s in sizes[:-1]:
+        rows *= s
+    return rows
+
+
+# ---- forward ---------------------------------------------------------------------------------
+
+def _adaptive_forward(input, output_size, nd: int, name: str, *, is_max: bool,
+                      return_indices: bool = False):
     x = as_float_array(input, name)
-    batched = check_rank(x, nd, name)
+    batched = check_rank(x, nd, name, channels_nonempty=is_max or nd == 3)
     spatial = x.shape[-nd:]
-    osize = adaptive_output_size(output_size, spatial, name)
-    xb = x if batched else x[None]
-    n, c = xb.shape[:2]
-    # The kernels are written for (N, C, D, H, W): lower ranks get leading spatial axes of 1.
-    pad = (slice(None), slice(None)) + (None,) * (3 - nd)
-    x5, channels_last = _kernel_layout(xb[pad])
-    # Output layout follows the input, as torch's does (channels-last in, channels-last out);
-    # torch returns unbatched results contiguous.
-    if channels_last and batched:
-        y = np.empty((n,) + osize + (c,), dtype=x.dtype).transpose((0, nd + 1) + tuple(range(1, nd + 1)))
-    else:
-        y = np.empty((n, c) + osize, dtype=x.dtype)
+    osize = adaptive_output_size(output_size, spatial, name, is_max=is_max, batch_shape=x.shape[:-nd])
+    x5, channels_last = _kernel_layout(_to_5d(x, nd, batched))
+    n, c = x5.shape[:2]
+    out_cl = _result_channels_last(channels_last, batched, nd)
+    y = _empty((n, c) + osize, x.dtype, out_cl)
+    indices = _empty((n, c) + osize, np.int64, out_cl) if is_max else None
     if y.size:
-        # Work items: output rows, per channel (planar) or per block of channels (channels-last).
-        rows = n * (osize[-2] if nd > 1 else 1) * (osize[-3] if nd > 2 else 1)
-        nthreads = threads_for(x5.size, rows * c)
-        block = _channel_block(c, rows, nthreads) if channels_last else c
-        y5 = y[pad]
-        if x.dtype.itemsize == 2:
-            x5, y5 = x5.view(np.uint16), y5.view(np.uint16)
-        _AVG[x.dtype](x5, y5, _window_table(osize, spatial), channels_last, block, nthreads)
-    return y if batched else y[0]
+        nthreads, block = _plan(n, c, _rows_of(osize), x5.size, channels_last)
+        table = _adaptive_table(osize, spatial)
+        y5 = _to_5d(y, nd, True)
+        if is_max:
+            _MAX_FWD[x.dtype](_bits(x5), _bits(y5), _to_5d(indices, nd, True), table,
+                              channels_last, block, nthreads)
+        else:
+            _AVG_FWD[x.dtype](_bits(x5), _bits(y5), table, channels_last, block, nthreads)
+    if not batched:
+        y = y[0]
+        indices = indices[0] if is_max else None
+    return (y, indices) if return_indices else y
+
+
+def adaptive_avg_pool1d(input, output_size) -> np.ndarray:
+    """Adaptive 1-d average pooling, ``torch.nn.functional.adaptive_avg_pool1d`` for NumPy.
+
+    Parameters
+    ----------
+    input : array_like
+        (C, L) or (N, C, L), float16, float32 or float64, any memory layout.
+    output_size : int or (int or None,)
+        Target length; None keeps the input length.
+
+    Returns
+    -------
+    numpy.ndarray
+        (C, OL) or (N, C, OL), same dtype; window ``i`` covers
+        ``[floor(i*L/OL), ceil((i+1)*L/OL))``.
+    """
+    return _adaptive_forward(input, output_size, 1, "adaptive_avg_pool1d", is_max=False)
 
 
 def adaptive_avg_pool2d(input, output_size) -> np.ndarray:
@@ -106,4 +241,222 @@ def adaptive_avg_pool2d(input, output_size) -> np.ndarray:
         output. Window ``i`` along an axis of size ``c`` pooled to ``b`` covers
         ``[floor(i*c/b), ceil((i+1)*c/b))``.
     """
-    return _adaptive_avg(input, output_size, 2, "adaptive_avg_pool2d")
+    return _adaptive_forward(input, output_size, 2, "adaptive_avg_pool2d", is_max=False)
+
+
+def adaptive_avg_pool3d(input, output_size) -> np.ndarray:
+    """Adaptive 3-d average pooling, ``torch.nn.functional.adaptive_avg_pool3d`` for NumPy.
+
+    Parameters
+    ----------
+    input : array_like
+        (C, D, H, W) or (N, C, D, H, W), float16, float32 or float64, any memory layout.
+    output_size : int or (int or None, int or None, int or None)
+        Target (OD, OH, OW); None keeps that input size.
+
+    Returns
+    -------
+    numpy.ndarray
+        (C, OD, OH, OW) or (N, C, OD, OH, OW), same dtype, C-contiguous (as torch's).
+    """
+    return _adaptive_forward(input, output_size, 3, "adaptive_avg_pool3d", is_max=False)
+
+
+def adaptive_max_pool1d(input, output_size, return_indices: bool = False):
+    """Adaptive 1-d max pooling, ``torch.nn.functional.adaptive_max_pool1d`` for NumPy.
+
+    Returns the pooled array, or ``(pooled, indices)`` with ``return_indices``: int64 positions
+    of each maximum along L. Ties keep the first maximum; NaN propagates (last NaN's index).
+    """
+    return _adaptive_forward(input, output_size, 1, "adaptive_max_pool1d", is_max=True,
+                             return_indices=return_indices)
+
+
+def adaptive_max_pool2d(input, output_size, return_indices: bool = False):
+    """Adaptive 2-d max pooling, ``torch.nn.functional.adaptive_max_pool2d`` for NumPy.
+
+    Parameters
+    ----------
+    input : array_like
+        (C, H, W) or (N, C, H, W), float16, float32 or float64, any memory layout.
+    output_size : int or (int or None, int or None)
+    return_indices : bool
+        Also return int64 indices of the maxima, flattened per (n, c) plane (``h * W + w``).
+
+    Returns
+    -------
+    numpy.ndarray or (numpy.ndarray, numpy.ndarray)
+        Ties keep the first maximum in row-major window order; NaN propagates and the last
+        NaN's index wins; an all -inf window reports its first element.
+    """
+    return _adaptive_forward(input, output_size, 2, "adaptive_max_pool2d", is_max=True,
+                             return_indices=return_indices)
+
+
+def adaptive_max_pool3d(input, output_size, return_indices: bool = False):
+    """Adaptive 3-d max pooling, ``torch.nn.functional.adaptive_max_pool3d`` for NumPy.
+
+    Indices are flattened per (n, c) volume: ``(d * H + h) * W + w``. Results are
+    C-contiguous, as torch's.
+    """
+    return _adaptive_forward(input, output_size, 3, "adaptive_max_pool3d", is_max=True,
+                             return_indices=return_indices)
+
+
+def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode: bool = False,
+               count_include_pad: bool = True, divisor_override=None) -> np.ndarray:
+    """2-d average pooling, ``torch.nn.functional.avg_pool2d`` for NumPy.
+
+    Parameters
+    ----------
+    input : array_like
+        (C, H, W) or (N, C, H, W), float16, float32 or float64, any memory layout.
+    kernel_size, stride, padding : int or (int, int)
+        ``stride`` defaults to ``kernel_size``; padding is at most half the kernel.
+    ceil_mode : bool
+        Round the output size up; the last window must still start inside the input or the
+        left padding.
+    count_include_pad : bool
+        Divide by the window area including declared padding (not the ceil_mode overhang).
+    divisor_override : int, optional
+        Divide every window sum by this (non-zero, may be negative) instead.
+
+    Returns
+    -------
+    numpy.ndarray
+        (C, OH, OW) or (N, C, OH, OW), same dtype and layout as the input.
+    """
+    x = as_float_array(input, "avg_pool2d")
+    args = pool2d_args(x.shape, kernel_size, stride, padding, ceil_mode, count_include_pad,
+                       divisor_override)
+    batched = x.ndim == 4
+    x5, channels_last = _kernel_layout(_to_5d(x, 2, batched))
+    n, c = x5.shape[:2]
+    y = _empty((n, c) + args.out_size, x.dtype, _result_channels_last(channels_last, batched, 2))
+    if y.size:
+        nthreads, block = _plan(n, c, args.out_size[0], x5.size, channels_last)
+        _AVG_FWD[x.dtype](_bits(x5), _bits(_to_5d(y, 2, True)), _pool2d_table(*args.key),
+                          channels_last, block, nthreads)
+    return y if batched else y[0]
+
+
+# ---- backward --------------------------------------------------------------------------------
+
+def _avg_backward(grad_output, input_shape, nd: int, name: str, axes_for):
+    """Shared by the average backward ops: ``axes_for(spatial_in, spatial_out)`` gives the
+    windows and divisors of the forward op."""
+    go = as_float_array(grad_output, name)
+    batched = go.ndim == nd + 2
+    go5, go_cl = _kernel_layout(_to_5d(go, nd, batched))
+    n, c = go5.shape[:2]
+    spatial = input_shape[-nd:]
+    gi = _empty((n, c) + spatial, go.dtype, _result_channels_last(go_cl, batched, nd))
+    if gi.size and not go.size:
+        gi[...] = 0  # an empty output reads nothing: zero gradient (torch raises here)
+    elif gi.size:
+        gi5 = _to_5d(gi, nd, True)
+        channels_last = _result_channels_last(go_cl, batched, nd)
+        axes = axes_for(spatial, go.shape[-nd:])
+        nthreads, block = _plan(n, c, _rows_of(spatial), gi5.size, channels_last)
+        _AVG_BWD[go.dtype](_bits(go5), _bits(gi5), _pack(axes), _rows(axes, spatial),
+                           channels_last, block, nthreads)
+    return gi if batched else gi[0]
+
+
+def _adaptive_avg_backward(grad_output, input_shape, nd: int, name: str):
+    input_shape = input_shape_arg(input_shape, nd, name)
+    go = as_float_array(grad_output, name)
+    check_grad_output(go, input_shape[:-nd] + go.shape[-nd:], name)  # rank and batch dims
+    return _avg_backward(go, input_shape, nd, name, lambda s_in, s_out: _adaptive_axes(s_out, s_in))
+
+
+def adaptive_avg_pool1d_backward(grad_output, input_shape) -> np.ndarray:
+    """Gradient of :func:`adaptive_avg_pool1d` with respect to its input.
+
+    Each input element receives ``grad_output / window_length`` from every window that
+    contains it (overlapping windows add up). ``input_shape`` is the forward input's shape;
+    ``grad_output`` has the forward output's shape.
+    """
+    return _adaptive_avg_backward(grad_output, input_shape, 1, "adaptive_avg_pool1d_backward")
+
+
+def adaptive_avg_pool2d_backward(grad_output, input_shape) -> np.ndarray:
+    """Gradient of :func:`adaptive_avg_pool2d` (``grad_output / (kh * kw)`` spread over each
+    window, overlapping windows adding up), as torch.autograd computes it."""
+    return _adaptive_avg_backward(grad_output, input_shape, 2, "adaptive_avg_pool2d_backward")
+
+
+def adaptive_avg_pool3d_backward(grad_output, input_shape) -> np.ndarray:
+    """Gradient of :func:`adaptive_avg_pool3d` with respect to its input."""
+    return _adaptive_avg_backward(grad_output, input_shape, 3, "adaptive_avg_pool3d_backward")
+
+
+def avg_pool2d_backward(grad_output, input_shape, kernel_size, stride=None, padding=0,
+                        ceil_mode: bool = False, count_include_pad: bool = True,
+                        divisor_override=None) -> np.ndarray:
+    """Gradient of :func:`avg_pool2d`: ``grad_output / divisor`` spread over each clamped
+    window. Takes the forward op's arguments and its input's shape."""
+    name = "avg_pool2d_backward"
+    input_shape = input_shape_arg(input_shape, 2, name)
+    args = pool2d_args(input_shape, kernel_size, stride, padding, ceil_mode, count_include_pad,
+                       divisor_override)
+    go = as_float_array(grad_output, name)
+    check_grad_output(go, input_shape[:-2] + args.out_size, name)
+    return _avg_backward(go, input_shape, 2, name, lambda s_in, s_out: _pool2d_axes(*args.key))
+
+
+def _adaptive_max_backward(grad_output, indices, input_shape, nd: int, name: str):
+    input_shape = input_shape_arg(input_shape, nd, name)
+    go = as_float_array(grad_output, name)
+    check_grad_output(go, input_shape[:-nd] + go.shape[-nd:], name)
+    ind = check_indices(indices, go.shape, name)
+    batched = go.ndim == nd + 2
+    go5, go_cl = _kernel_layout(_to_5d(go, nd, batched))
+    channels_last = _result_channels_last(go_cl, batched, nd)
+    # The kernel reads grad_output and indices at the same positions: give them one layout.
+    go5 = _dense(go5, channels_last)
+    ind5 = _dense(_to_5d(ind, nd, batched), channels_last)
+    n, c = go5.shape[:2]
+    spatial = input_shape[-nd:]
+    gi = _empty((n, c) + spatial, go.dtype, channels_last)
+    if gi.size and not go.size:
+        gi[...] = 0  # an empty output selected nothing: zero gradient (torch raises here)
+    elif gi.size:
+        nthreads, block = _plan(n, c, 1, go5.size, channels_last)
+        try:
+            _MAX_BWD[go.dtype](_bits(go5), ind5, _bits(_to_5d(gi, nd, True)), channels_last,
+                               block, nthreads)
+        except IndexError:
+            plane = int(np.prod(spatial))
+            raise ValueError(
+                f"{name}: found an index outside [0, {plane}): indices must come from the "
+                f"forward pass over an input of shape {list(input_shape)}"
+            ) from None
+    return gi if batched else gi[0]
+
+
+def _dense(a5: np.ndarray, channels_last: bool) -> np.ndarray:
+    """a5 itself if dense in the given layout, else a dense copy in that layout."""
+    if channels_last:
+        return np.ascontiguousarray(a5.transpose(0, 2, 3, 4, 1)).transpose(0, 4, 1, 2, 3)
+    return np.ascontiguousarray(a5)
+
+
+def adaptive_max_pool1d_backward(grad_output, indices, input_shape) -> np.ndarray:
+    """Gradient of :func:`adaptive_max_pool1d`: ``grad_input[index] += grad_output``.
+
+    ``indices`` are the int64 indices the forward pass returned; indices outside the input
+    raise ``ValueError`` and are never written.
+    """
+    return _adaptive_max_backward(grad_output, indices, input_shape, 1, "adaptive_max_pool1d_backward")
+
+
+def adaptive_max_pool2d_backward(grad_output, indices, input_shape) -> np.ndarray:
+    """Gradient of :func:`adaptive_max_pool2d`: ``grad_input[index] += grad_output`` per plane
+    (repeated indices add up)."""
+    return _adaptive_max_backward(grad_output, indices, input_shape, 2, "adaptive_max_pool2d_backward")
+
+
+def adaptive_max_pool3d_backward(grad_output, indices, input_shape) -> np.ndarray:
+    """Gradient of :func:`adaptive_max_pool3d` with respect to its input."""
+    return _adaptive_max_backward(grad_output, indices, input_shape, 3, "adaptive_max_pool3d_backward")

@@ -12,7 +12,7 @@ from functools import lru_cache
 
 import numpy as np
 
-__all__ = ["window_start", "window_end", "adaptive_windows"]
+__all__ = ["window_start", "window_end", "adaptive_windows", "pool_output_size", "pool_windows", "windows_containing"]
 
 # Above this product numpy's int64 intermediates could overflow; Python ints take over.
 _INT64_SAFE = 2**62
@@ -47,3 +47,46 @@ def adaptive_windows(out_size: int, in_size: int) -> tuple[np.ndarray, np.ndarra
     starts.flags.writeable = False
     ends.flags.writeable = False
     return starts, ends
+
+
+def pool_output_size(in_size: int, kernel: int, stride: int, pad: int, ceil_mode: bool) -> int:
+    """Output length of a strided pooling window (torch's pooling_output_shape, dilation 1).
+
+    With ceil_mode the last window must start inside the input or the left padding."""
+    numerator = in_size + 2 * pad - (kernel - 1) - 1 + (stride - 1 if ceil_mode else 0)
+    out = numerator // stride + 1
+    if ceil_mode and (out - 1) * stride >= in_size + pad:
+        out -= 1
+    return out
+
+
+def pool_windows(out_size: int, in_size: int, kernel: int, stride: int, pad: int,
+                 count_include_pad: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Clamped windows of a strided pooling op and each window's divisor factor on this axis.
+
+    Window ``o`` starts at ``o*stride - pad`` and ends at ``min(start + kernel, in_size + pad)``;
+    it is then clamped to the input. The factor is the length before clamping (declared padding
+    counts, the ceil_mode overhang past ``in_size + pad`` does not) when ``count_include_pad``,
+    else the clamped length. An empty window has clamped length 0 (its output is 0).
+    """
+    o = np.arange(out_size, dtype=np.int64)
+    start = o * stride - pad
+    end = np.minimum(start + kernel, in_size + pad)
+    padded = end - start
+    start = np.maximum(start, 0)
+    end = np.minimum(end, in_size)
+    clamped = np.maximum(end - start, 0)
+    return start, np.maximum(end, start), (padded if count_include_pad else clamped)
+
+
+def windows_containing(starts: np.ndarray, ends: np.ndarray, in_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """For every input index ``i``, the range ``[lo[i], hi[i])`` of windows that contain it.
+
+    Needs non-decreasing starts and ends, which adaptive and strided windows both have; empty
+    windows fall outside every range. Backward passes use it to gather each input element's
+    gradient from exactly the outputs that read it.
+    """
+    i = np.arange(in_size, dtype=np.int64)
+    lo = np.searchsorted(ends, i, side="right").astype(np.int64)
+    hi = np.searchsorted(starts, i, side="right").astype(np.int64)
+    return lo, np.maximum(hi, lo)

@@ -21,18 +21,21 @@ def _embed(x, steps):
     return view
 
 
-def _channels_last_order(ndim):
+def _channels_last_order(ndim, batched):
     # (N, C, *spatial) -> (N, *spatial, C); unbatched (C, *spatial) -> (*spatial, C)
-    lead = 1 if ndim >= 4 else 0
+    lead = 1 if batched else 0
     return tuple(range(lead)) + tuple(range(lead + 1, ndim)) + (lead,)
 
 
-def with_layout(x, layout):
-    """Return an array equal to x (same shape and values) stored with the given layout."""
+def with_layout(x, layout, batched=None):
+    """Return an array equal to x (same shape and values) stored with the given layout.
+    ``batched`` says whether axis 0 is N (default: 4-d and up are batched)."""
+    if batched is None:
+        batched = x.ndim >= 4
     if layout == "contiguous":
         return np.ascontiguousarray(x)
     if layout in ("channels_last", "strided_cl"):
-        order = _channels_last_order(x.ndim)
+        order = _channels_last_order(x.ndim, batched)
         inverse = tuple(np.argsort(order))
         stored = np.ascontiguousarray(x.transpose(order))
         if layout == "strided_cl":

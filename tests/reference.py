@@ -8,16 +8,111 @@ import numpy as np
 from adapool._windows import window_end, window_start
 
 
+def _windows(output_size, spatial):
+    """Every output position with its window's slices, in C order."""
+    for idx in np.ndindex(*output_size):
+        yield idx, tuple(
+            slice(window_start(i, o, s), window_end(i, o, s)) for i, o, s in zip(idx, output_size, spatial)
+        )
+
+
 def adaptive_avg_pool_ref(x, output_size):
     """Adaptive average pooling over the last len(output_size) axes, in float64."""
     x = np.asarray(x, dtype=np.float64)
     nd = len(output_size)
-    spatial = x.shape[-nd:]
     out = np.empty(x.shape[:-nd] + tuple(output_size))
-    for idx in np.ndindex(*output_size):
-        window = tuple(
-            slice(window_start(i, o, s), window_end(i, o, s))
-            for i, o, s in zip(idx, output_size, spatial)
-        )
+    for idx, window in _windows(output_size, x.shape[-nd:]):
         out[(Ellipsis,) + idx] = x[(Ellipsis,) + window].mean(axis=tuple(range(-nd, 0)))
     return out
+
+
+def adaptive_max_pool_ref(x, output_size):
+    """Adaptive max pooling over the last len(output_size) axes: (values, int64 indices).
+
+    torch's rule, stated as a result: a window with a NaN gives NaN at its last NaN; otherwise
+    the maximum at its first occurrence in row-major window order (an all -inf window: its
+    first element). Indices are flattened over the pooled axes of the input.
+    """
+    x = np.asarray(x)
+    nd = len(output_size)
+    spatial = x.shape[-nd:]
+    lead = x.shape[:-nd]
+    values = np.empty(lead + tuple(output_size), dtype=x.dtype)
+    indices = np.empty(lead + tuple(output_size), dtype=np.int64)
+    for idx, window in _windows(output_size, spatial):
+        block = x[(Ellipsis,) + window]
+        flat = block.reshape(lead + (-1,))
+        nan = np.isnan(flat)
+        last_nan = flat.shape[-1] - 1 - np.argmax(nan[..., ::-1], axis=-1)
+        first_max = np.argmax(np.where(nan, -np.inf, flat), axis=-1)
+        local = np.where(nan.any(axis=-1), last_nan, first_max)
+        coords = np.unravel_index(local, block.shape[-nd:])
+        plane = np.zeros_like(local)
+        for axis, (c, w) in enumerate(zip(coords, window)):
+            plane = plane * spatial[axis] + c + w.start
+        values[(Ellipsis,) + idx] = np.take_along_axis(flat, local[..., None], axis=-1)[..., 0]
+        indices[(Ellipsis,) + idx] = plane
+    return values, indices
+
+
+def avg_pool2d_windows(in_hw, kernel, stride, padding, ceil_mode, count_include_pad, divisor_override):
+    """(output size, per-axis windows) of avg_pool2d: each window (start, end, axis factor)."""
+    from adapool._windows import pool_output_size, pool_windows
+
+    out = tuple(pool_output_size(i, k, s, p, ceil_mode) for i, k, s, p in zip(in_hw, kernel, stride, padding))
+    axes = [pool_windows(o, i, k, s, p, count_include_pad) for o, i, k, s, p in zip(out, in_hw, kernel, stride, padding)]
+    return out, axes
+
+
+def avg_pool2d_ref(x, kernel, stride, padding, ceil_mode=False, count_include_pad=True, divisor_override=None):
+    """avg_pool2d in float64: window sum over the clamped window / divisor (0 for empty)."""
+    x = np.asarray(x, dtype=np.float64)
+    out, ((h0, h1, hf), (w0, w1, wf)) = avg_pool2d_windows(
+        x.shape[-2:], kernel, stride, padding, ceil_mode, count_include_pad, divisor_override)
+    y = np.zeros(x.shape[:-2] + out)
+    for i in range(out[0]):
+        for j in range(out[1]):
+            divisor = divisor_override if divisor_override is not None else hf[i] * wf[j]
+            if h1[i] > h0[i] and w1[j] > w0[j]:
+                y[..., i, j] = x[..., h0[i]:h1[i], w0[j]:w1[j]].sum(axis=(-2, -1)) / divisor
+    return y
+
+
+def adaptive_avg_pool_backward_ref(grad_output, input_shape, nd):
+    """Each input element gets grad / window size from every window that contains it."""
+    go = np.asarray(grad_output, dtype=np.float64)
+    output_size = go.shape[-nd:]
+    spatial = tuple(input_shape[-nd:])
+    gi = np.zeros(tuple(input_shape))
+    for idx, window in _windows(output_size, spatial):
+        area = np.prod([w.stop - w.start for w in window])
+        gi[(Ellipsis,) + window] += go[(Ellipsis,) + idx][(Ellipsis,) + (None,) * nd] / area
+    return gi
+
+
+def adaptive_max_pool_backward_ref(grad_output, indices, input_shape, nd):
+    """grad_input[index] += grad_output, per plane of the pooled axes."""
+    go = np.asarray(grad_output, dtype=np.float64)
+    lead = go.shape[:-nd]
+    plane = int(np.prod(input_shape[-nd:]))
+    gi = np.zeros(lead + (plane,))
+    flat_go = go.reshape(lead + (-1,))
+    flat_ind = np.asarray(indices).reshape(lead + (-1,))
+    for pos in np.ndindex(*lead):
+        np.add.at(gi[pos], flat_ind[pos], flat_go[pos])
+    return gi.reshape(tuple(input_shape))
+
+
+def avg_pool2d_backward_ref(grad_output, input_shape, kernel, stride, padding, ceil_mode=False,
+                            count_include_pad=True, divisor_override=None):
+    """grad / divisor spread over each clamped window."""
+    go = np.asarray(grad_output, dtype=np.float64)
+    out, ((h0, h1, hf), (w0, w1, wf)) = avg_pool2d_windows(
+        tuple(input_shape[-2:]), kernel, stride, padding, ceil_mode, count_include_pad, divisor_override)
+    gi = np.zeros(tuple(input_shape))
+    for i in range(out[0]):
+        for j in range(out[1]):
+            divisor = divisor_override if divisor_override is not None else hf[i] * wf[j]
+            if h1[i] > h0[i] and w1[j] > w0[j]:
+                gi[..., h0[i]:h1[i], w0[j]:w1[j]] += (go[..., i, j] / divisor)[..., None, None]
+    return gi

@@ -129,6 +129,9 @@ def test_seed_examples(torch_oracle, shape, output_size, out_shape, layout):
         ((2, 3, 40, 40), 1),         # one window spans whole rows: single-run path, 1600 long
         ((2, 3, 3, 300), (1, 1)),    # long single run with a tail (900 = 8 * 112 + 4)
         ((1, 2, 9, 131), (2, 3)),    # row length not a multiple of the vector width
+        ((1, 3, 4, 4), 1),           # exactly 16 pixels in a window: the flush boundary
+        ((2, 3, 1, 16), (1, 1)),
+        ((1, 2, 1, 17), (1, 1)),
         ((1, 300, 3, 3), 1),         # channels-last with C split into blocks across threads
         ((1, 1000, 2, 2), (1, 2)),
     ],
