@@ -15,6 +15,9 @@ Environment switches:
   ADAPOOL_DEBUG_BUILD=1   boundscheck/initializedcheck on, -O1 -g: for hunting memory bugs.
   ADAPOOL_NO_OPENMP=1     force a serial build.
   ADAPOOL_NO_AVX2=1       build only the baseline kernels.
+  ADAPOOL_SANITIZE=address,undefined
+                          build with these sanitizers (-O1 -g, bounds checks on); run the tests
+                          with the sanitizer runtime preloaded (see README).
 """
 import os
 import platform
@@ -28,7 +31,9 @@ from Cython.Build import cythonize
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
-DEBUG = os.environ.get("ADAPOOL_DEBUG_BUILD", "") not in ("", "0")
+SANITIZE = os.environ.get("ADAPOOL_SANITIZE", "").strip()
+DEBUG = os.environ.get("ADAPOOL_DEBUG_BUILD", "") not in ("", "0") or bool(SANITIZE)
+SANITIZER_FLAGS = [f"-fsanitize={SANITIZE}", "-fno-omit-frame-pointer"] if SANITIZE else []
 
 DIRECTIVES = {
     "language_level": 3,
@@ -69,8 +74,9 @@ def openmp_flags(compiler):
             fh.write(OPENMP_PROBE)
         for cflags, ldflags in candidates:
             try:
-                objs = compiler.compile([src], output_dir=tmp, extra_postargs=cflags)
-                compiler.link_executable(objs, "probe", output_dir=tmp, extra_postargs=ldflags)
+                # Probe with the sanitizer flags too: objects built with them only link with them.
+                objs = compiler.compile([src], output_dir=tmp, extra_postargs=cflags + SANITIZER_FLAGS)
+                compiler.link_executable(objs, "probe", output_dir=tmp, extra_postargs=ldflags + SANITIZER_FLAGS)
             except Exception:  # any compile or link failure means "not this way"
                 continue
             return cflags, ldflags
@@ -97,8 +103,8 @@ class BuildExt(build_ext):
             self.extensions = [e for e in self.extensions if not e.name.endswith("_avx2")]
         for ext in self.extensions:
             simd = ["-mavx2"] if ext.name.endswith("_avx2") else []
-            ext.extra_compile_args = opt + simd + (flags[0] if flags else [])
-            ext.extra_link_args = flags[1] if flags else []
+            ext.extra_compile_args = opt + simd + (flags[0] if flags else []) + SANITIZER_FLAGS
+            ext.extra_link_args = (flags[1] if flags else []) + SANITIZER_FLAGS
         super().build_extensions()
 
 

@@ -286,6 +286,7 @@ cdef struct Win:
     const int64_t* dhi
     const int64_t* hlo
     const int64_t* hhi
+    const double* inv    # 1 / divisor of each output position (od, oh, ow), C order
 
 
 cdef inline Win _win(const int64_t* t, const int64_t* rows, const Geom* g) noexcept nogil:
@@ -303,7 +304,13 @@ cdef inline Win _win(const int64_t* t, const int64_t* rows, const Geom* g) noexc
     w.dhi = rows + g.d if rows != NULL else NULL
     w.hlo = rows + 2 * g.d if rows != NULL else NULL
     w.hhi = rows + 2 * g.d + g.h if rows != NULL else NULL
+    w.inv = NULL
     return w
+
+
+cdef inline double _inv(const Win* w, const Geom* g, Py_ssize_t od, Py_ssize_t oh,
+                        Py_ssize_t ow) noexcept nogil:
+    return w.inv[(od * g.oh + oh) * g.ow + ow]
 
 
 cdef inline double _inverse(int64_t divisor) noexcept nogil:
@@ -336,13 +343,13 @@ cdef void _avg_fwd_planar(const real_t* x, real_t* y, const Win* w, const Geom* 
             s = 0.0
             for id in range(kd):
                 s += _sum_run(first_row + id * g.xs[2], kh * g.w)
-            _store(out, s * _inverse(w.dk[at.i2] * w.hk[at.i3] * w.wk[0]))
+            _store(out, s * _inv(w, g, at.i2, at.i3, 0))
         else:
             _sum_rows(first_row, g.w, kd, g.xs[2], kh, g.xs[3], 1, 0, scratch,
                       <float*>(scratch + _pad8(g.w)))
             for ow in range(g.ow):
                 s = _sum_span(scratch, w.w0[ow], w.w1[ow])
-                _store(out + ow * g.ys[4], s * _inverse(w.dk[at.i2] * w.hk[at.i3] * w.wk[ow]))
+                _store(out + ow * g.ys[4], s * _inv(w, g, at.i2, at.i3, ow))
         _step(&at)
 
 
@@ -431,7 +438,7 @@ cdef void _avg_fwd_cl(const real_t* x, real_t* y, const Win* w, const Geom* g,
         for ow in range(g.ow):
             a = acc + ow * cblock
             fa = facc + ow * cblock
-            inv = _inverse(w.dk[od] * w.hk[oh] * w.wk[ow])
+            inv = _inv(w, g, od, oh, ow)
             out = y + n * g.ys[0] + c0 * ysc + od * g.ys[2] + oh * g.ys[3] + ow * g.ys[4]
             if real_t is float and f32_only:
                 for k in range(cl):
@@ -456,25 +463,62 @@ cdef void _avg_fwd_cl(const real_t* x, real_t* y, const Win* w, const Geom* g,
 # Here Geom's "input" side (n..w, xs) is grad_input and its "output" side (od..ow, ys) is
 # grad_output.
 
+cdef inline bint _same_sources(const Walk* at, const Win* w, Py_ssize_t* prev) noexcept nogil:
+    """Whether this input row reads the same outputs as the previous item's (then its gradient
+    is the same row): compares (i0, i1) and the D and H source ranges, and remembers them."""
+    cdef Py_ssize_t key[6]
+    cdef int k
+    cdef bint same = True
+    key[0], key[1] = at.i0, at.i1
+    key[2], key[3] = w.dlo[at.i2], w.dhi[at.i2]
+    key[4], key[5] = w.hlo[at.i3], w.hhi[at.i3]
+    for k in range(6):
+        if key[k] != prev[k]:
+            same = False
+        prev[k] = key[k]
+    return same
+
+
 cdef void _avg_bwd_planar(const real_t* go, real_t* gi, const Win* w, const Geom* g,
                           double* acc, Py_ssize_t begin, Py_ssize_t end) noexcept nogil:
     cdef Walk at = _walk_from(begin, g.c, g.d, g.h)
     cdef Py_ssize_t it, od, oh, ow, iw
+    cdef Py_ssize_t prev[6]
     cdef const real_t* grow
     cdef real_t* row
     cdef double v
+    prev[0] = -1    # nothing computed yet
     for it in range(begin, end):
-        memset(acc, 0, g.w * sizeof(double))
-        for od in range(w.dlo[at.i2], w.dhi[at.i2]):
-            for oh in range(w.hlo[at.i3], w.hhi[at.i3]):
-                grow = go + at.i0 * g.ys[0] + at.i1 * g.ys[1] + od * g.ys[2] + oh * g.ys[3]
-                for ow in range(g.ow):
-                    v = _load(grow[ow * g.ys[4]]) * _inverse(w.dk[od] * w.hk[oh] * w.wk[ow])
-                    for iw in range(w.w0[ow], w.w1[ow]):
-                        acc[iw] += v
+        if not _same_sources(&at, w, prev):
+            memset(acc, 0, g.w * sizeof(double))
+            for od in range(w.dlo[at.i2], w.dhi[at.i2]):
+                for oh in range(w.hlo[at.i3], w.hhi[at.i3]):
+                    grow = go + at.i0 * g.ys[0] + at.i1 * g.ys[1] + od * g.ys[2] + oh * g.ys[3]
+                    for ow in range(g.ow):
+                        v = _load(grow[ow * g.ys[4]]) * _inv(w, g, od, oh, ow)
+                        for iw in range(w.w0[ow], w.w1[ow]):
+                            acc[iw] += v
         row = gi + at.i0 * g.xs[0] + at.i1 * g.xs[1] + at.i2 * g.xs[2] + at.i3 * g.xs[3]
         for iw in range(g.w):
-            _store(row + iw * g.xs[4], acc[iw])
+            _store(row + iw, acc[iw])    # grad_input is allocated dense: W has unit stride
+        _step(&at)
+
+
+# The gradient of global pooling over dense planes: every element of a plane gets the same
+# value, grad / plane size. Item = one plane, a plain fill.
+
+cdef void _avg_bwd_global(const real_t* go, real_t* gi, const Geom* g, Py_ssize_t begin,
+                          Py_ssize_t end) noexcept nogil:
+    cdef Walk at = _walk_from(begin, 1, 1, g.c)
+    cdef Py_ssize_t P = g.d * g.h * g.w, it, i
+    cdef double inv_area = 1.0 / <double>P
+    cdef real_t* plane
+    cdef real_t v
+    for it in range(begin, end):
+        _store(&v, _load(go[at.i0 * g.ys[0] + at.i3 * g.ys[1]]) * inv_area)
+        plane = gi + at.i0 * g.xs[0] + at.i3 * g.xs[1]
+        for i in range(P):
+            plane[i] = v
         _step(&at)
 
 
@@ -483,31 +527,37 @@ cdef void _avg_bwd_cl(const real_t* go, real_t* gi, const Win* w, const Geom* g,
                       Py_ssize_t end) noexcept nogil:
     cdef Py_ssize_t nblocks = (g.c + cblock - 1) // cblock
     cdef Walk at = _walk_from(begin, g.d, g.h, nblocks)
+    cdef Walk src
     cdef Py_ssize_t it, od, oh, ow, iw, k, c0, cl, n, id, ih
     cdef Py_ssize_t ysc = g.ys[1], xsc = g.xs[1]
+    cdef Py_ssize_t prev[6]
     cdef const real_t* gp
     cdef real_t* out
     cdef double* a
     cdef double inv
+    prev[0] = -1    # nothing computed yet
     for it in range(begin, end):
         n, id, ih = at.i0, at.i1, at.i2
         c0 = at.i3 * cblock
         cl = min(cblock, g.c - c0)
-        memset(acc, 0, g.w * cblock * sizeof(double))
-        for od in range(w.dlo[id], w.dhi[id]):
-            for oh in range(w.hlo[ih], w.hhi[ih]):
-                for ow in range(g.ow):
-                    inv = _inverse(w.dk[od] * w.hk[oh] * w.wk[ow])
-                    gp = go + n * g.ys[0] + c0 * ysc + od * g.ys[2] + oh * g.ys[3] + ow * g.ys[4]
-                    for iw in range(w.w0[ow], w.w1[ow]):
-                        a = acc + iw * cblock
-                        for k in range(cl):
-                            a[k] += _load(gp[k * ysc]) * inv
+        # Same sources as the previous row: (n, block) and the D/H ranges.
+        src.i0, src.i1, src.i2, src.i3 = n, at.i3, id, ih
+        if not _same_sources(&src, w, prev):
+            memset(acc, 0, g.w * cblock * sizeof(double))
+            for od in range(w.dlo[id], w.dhi[id]):
+                for oh in range(w.hlo[ih], w.hhi[ih]):
+                    for ow in range(g.ow):
+                        inv = _inv(w, g, od, oh, ow)
+                        gp = go + n * g.ys[0] + c0 * ysc + od * g.ys[2] + oh * g.ys[3] + ow * g.ys[4]
+                        for iw in range(w.w0[ow], w.w1[ow]):
+                            a = acc + iw * cblock
+                            for k in range(cl):
+                                a[k] += _load(gp[k * ysc]) * inv
         for iw in range(g.w):
             a = acc + iw * cblock
             out = gi + n * g.xs[0] + c0 * xsc + id * g.xs[2] + ih * g.xs[3] + iw * g.xs[4]
             for k in range(cl):
-                _store(out + k * xsc, a[k])
+                _store(out + k, a[k])    # grad_input is allocated dense: C has unit stride
         _step(&at)
 
 
@@ -541,8 +591,13 @@ cdef void _max_fwd_planar(const real_t* x, real_t* y, int64_t* yi, const Win* w,
                 for ow in range(g.ow):
                     bv = best[ow]
                     bi = where[ow]
+                    # W has unit stride here (checked by the wrapper). float and double compare
+                    # in their own type; the conversion to float64 is exact, so half may too.
                     for iw in range(w.w0[ow], w.w1[ow]):
-                        v = _load(row[iw * g.xs[4]])
+                        if real_t is half_bits:
+                            v = _load(row[iw])
+                        else:
+                            v = row[iw]
                         if v > bv or v != v:
                             bv = v
                             bi = base + iw
@@ -694,7 +749,9 @@ cdef inline int _range(int kind, const real_t* src, real_t* dst, int64_t* idx, c
         else:
             _avg_fwd_planar(src, dst, w, g, scratch, begin, end)
     elif kind == AVG_BWD:
-        if cl:
+        if _is_global_dense(w, g, cl):
+            _avg_bwd_global(src, dst, g, begin, end)
+        elif cl:
             _avg_bwd_cl(src, dst, w, g, cblock, scratch, begin, end)
         else:
             _avg_bwd_planar(src, dst, w, g, scratch, begin, end)
@@ -718,8 +775,10 @@ cdef int _run(int kind, const real_t* src, real_t* dst, int64_t* idx, const int6
     cdef Py_ssize_t nitems, per_thread, begin, end
     cdef Win w = _win(table, rows, &g)
     cdef double* scratch
+    cdef double* inv = NULL
     cdef int* status
     cdef int t, rc = 0
+    cdef Py_ssize_t od, oh, ow
     if kind == AVG_FWD:
         nitems = g.n * g.od * g.oh * nblocks
         # float64 row + float32 row (+ per-column counters, channels-last)
@@ -733,16 +792,28 @@ cdef int _run(int kind, const real_t* src, real_t* dst, int64_t* idx, const int6
     else:
         nitems = g.n * nblocks
         per_thread = 0
+    if (kind == AVG_FWD or kind == AVG_BWD) and _is_global_dense(&w, &g, cl):
+        nitems = g.n * g.c          # the global paths take one plane per item
     if nitems == 0:
         return 0
     per_thread = _pad8(per_thread)
     nthreads = <int>max(1, min(<Py_ssize_t>nthreads, nitems))
     scratch = <double*>malloc((nthreads * per_thread + 1) * sizeof(double))
     status = <int*>malloc(nthreads * sizeof(int))
-    if scratch == NULL or status == NULL:
+    if kind == AVG_FWD or kind == AVG_BWD:
+        # 1 / divisor per output position, once per call (not once per row that reads it).
+        inv = <double*>malloc((g.od * g.oh * g.ow + 1) * sizeof(double))
+    if scratch == NULL or status == NULL or ((kind == AVG_FWD or kind == AVG_BWD) and inv == NULL):
         free(scratch)
         free(status)
+        free(inv)
         return -1
+    if inv != NULL:
+        for od in range(g.od):
+            for oh in range(g.oh):
+                for ow in range(g.ow):
+                    inv[(od * g.oh + oh) * g.ow + ow] = _inverse(w.dk[od] * w.hk[oh] * w.wk[ow])
+        w.inv = inv
     if nthreads == 1:
         status[0] = _range(kind, src, dst, idx, &w, &g, cl, cblock, scratch, 0, nitems)
     else:
@@ -754,6 +825,7 @@ cdef int _run(int kind, const real_t* src, real_t* dst, int64_t* idx, const int6
         rc = rc | status[t]
     free(scratch)
     free(status)
+    free(inv)
     return rc
 
 
@@ -785,9 +857,11 @@ cdef _check_table(const int64_t[::1] table, const Geom* g):
 
 
 cdef _check_same_strides(const int64_t[:, :, :, :, :] ind, const Geom* g):
+    # The kernels read indices at the output's element offsets (the stride of an axis of
+    # length 1 is never used).
     cdef int k
     for k in range(5):
-        if ind.shape[k] != (g.n, g.c, g.od, g.oh, g.ow)[k] or ind.strides[k] // 8 != g.ys[k]:
+        if ind.shape[k] != (g.n, g.c, g.od, g.oh, g.ow)[k] or (ind.shape[k] > 1 and ind.strides[k] // 8 != g.ys[k]):
             raise ValueError("indices must have the output's shape and layout")
 
 

@@ -101,6 +101,11 @@ def _pool2d_table(*key) -> np.ndarray:
 
 
 @lru_cache(maxsize=512)
+def _pool2d_rows(*key) -> np.ndarray:
+    return _rows(_pool2d_axes(*key), key[0])
+
+
+@lru_cache(maxsize=512)
 def _pool2d_axes(in_sizes: tuple, out_sizes: tuple, kernel: tuple, stride: tuple, padding: tuple,
                  count_include_pad: bool, divisor_override) -> tuple:
     axes = [pool_windows(o, i, k, s, p, count_include_pad)
@@ -342,9 +347,9 @@ def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode: bool = Fal
 
 # ---- backward --------------------------------------------------------------------------------
 
-def _avg_backward(grad_output, input_shape, nd: int, name: str, axes_for):
-    """Shared by the average backward ops: ``axes_for(spatial_in, spatial_out)`` gives the
-    windows and divisors of the forward op."""
+def _avg_backward(grad_output, input_shape, nd: int, name: str, tables):
+    """Shared by the average backward ops: ``tables()`` gives the forward op's packed window
+    table and the backward row table (both cached per shape)."""
     go = as_float_array(grad_output, name)
     batched = go.ndim == nd + 2
     go5, go_cl = _kernel_layout(_to_5d(go, nd, batched))
@@ -356,10 +361,9 @@ def _avg_backward(grad_output, input_shape, nd: int, name: str, axes_for):
     elif gi.size:
         gi5 = _to_5d(gi, nd, True)
         channels_last = _result_channels_last(go_cl, batched, nd)
-        axes = axes_for(spatial, go.shape[-nd:])
+        table, rows = tables()
         nthreads, block = _plan(n, c, _rows_of(spatial), gi5.size, channels_last)
-        _AVG_BWD[go.dtype](_bits(go5), _bits(gi5), _pack(axes), _rows(axes, spatial),
-                           channels_last, block, nthreads)
+        _AVG_BWD[go.dtype](_bits(go5), _bits(gi5), table, rows, channels_last, block, nthreads)
     return gi if batched else gi[0]
 
 
@@ -367,7 +371,8 @@ def _adaptive_avg_backward(grad_output, input_shape, nd: int, name: str):
     input_shape = input_shape_arg(input_shape, nd, name)
     go = as_float_array(grad_output, name)
     check_grad_output(go, input_shape[:-nd] + go.shape[-nd:], name)  # rank and batch dims
-    return _avg_backward(go, input_shape, nd, name, lambda s_in, s_out: _adaptive_axes(s_out, s_in))
+    out_in = (go.shape[-nd:], tuple(input_shape[-nd:]))
+    return _avg_backward(go, input_shape, nd, name, lambda: (_adaptive_table(*out_in), _adaptive_rows(*out_in)))
 
 
 def adaptive_avg_pool1d_backward(grad_output, input_shape) -> np.ndarray:
@@ -402,7 +407,7 @@ def avg_pool2d_backward(grad_output, input_shape, kernel_size, stride=None, padd
                        divisor_override)
     go = as_float_array(grad_output, name)
     check_grad_output(go, input_shape[:-2] + args.out_size, name)
-    return _avg_backward(go, input_shape, 2, name, lambda s_in, s_out: _pool2d_axes(*args.key))
+    return _avg_backward(go, input_shape, 2, name, lambda: (_pool2d_table(*args.key), _pool2d_rows(*args.key)))
 
 
 def _adaptive_max_backward(grad_output, indices, input_shape, nd: int, name: str):

@@ -25,19 +25,34 @@ SCRIPT = """
 import sys, numpy as np
 sys.path.insert(0, {tests!r})
 import adapool
-from layouts import with_layout
-from test_dispatch import CASES, DTYPES, _inputs
+from test_dispatch import _all_results
 assert adapool._dispatch.kernels.simd_level() == "baseline"
-out = {{}}
-for i, (shape, size, layout) in enumerate(CASES):
-    for dt in DTYPES:
-        out[f"{{i}}-{{dt}}"] = adapool.adaptive_avg_pool2d(with_layout(_inputs(shape, dt), layout), size)
-np.savez({path!r}, **out)
+np.savez({path!r}, **_all_results())
 """
 
 
 def _inputs(shape, dtype):
     return np.random.default_rng(sum(shape)).standard_normal(shape).astype(dtype)
+
+
+def _all_results():
+    """Every op on every case, dtype and layout, keyed by a name."""
+    out = {}
+    for i, (shape, size, layout) in enumerate(CASES):
+        for dt in DTYPES:
+            x = with_layout(_inputs(shape, dt), layout)
+            key = f"{i}-{dt}"
+            out["avg" + key] = adapool.adaptive_avg_pool2d(x, size)
+            out["max" + key], ind = adapool.adaptive_max_pool2d(x, size, return_indices=True)
+            out["ind" + key] = ind
+            go = with_layout(_inputs(out["avg" + key].shape, dt), layout)
+            out["avgb" + key] = adapool.adaptive_avg_pool2d_backward(go, shape)
+            out["maxb" + key] = adapool.adaptive_max_pool2d_backward(go, ind, shape)
+            out["ap" + key] = adapool.avg_pool2d(x, 3, 2, 1, ceil_mode=True)
+            go = with_layout(_inputs(out["ap" + key].shape, dt), layout)
+            out["apb" + key] = adapool.avg_pool2d_backward(go, shape, 3, 2, 1, ceil_mode=True)
+            out["avg3" + key] = adapool.adaptive_avg_pool3d(x[:, :, None], (1, 2, 3))
+    return out
 
 
 def test_selected_build_matches_cpu():
@@ -57,10 +72,10 @@ def test_baseline_and_dispatched_builds_give_identical_bits(tmp_path):
     script = SCRIPT.format(tests=os.path.dirname(__file__), path=path)
     subprocess.run([sys.executable, "-c", script], env=env, check=True)
     baseline = np.load(path)
-    for i, (shape, size, layout) in enumerate(CASES):
-        for dt in DTYPES:
-            ours = adapool.adaptive_avg_pool2d(with_layout(_inputs(shape, dt), layout), size)
-            np.testing.assert_array_equal(ours, baseline[f"{i}-{dt}"], err_msg=f"{shape} {size} {layout} {dt}")
+    ours = _all_results()
+    assert sorted(ours) == sorted(baseline.files)
+    for key, value in ours.items():
+        np.testing.assert_array_equal(value, baseline[key], err_msg=key)
 
 
 def test_unknown_kernel_choice_is_an_import_error():

@@ -55,3 +55,48 @@ def test_tables_are_read_only():
     starts, _ = adaptive_windows(5, 17)
     with pytest.raises(ValueError):
         starts[0] = 3
+
+
+# ---- strided windows (avg_pool2d) and the inverse tables of the backward passes -------------
+
+@given(st.integers(1, 30), st.integers(1, 6), st.integers(1, 5), st.data(), st.booleans())
+def test_pool_output_size_matches_the_definition(in_size, kernel, stride, data, ceil_mode):
+    from adapool import pool_output_size
+    pad = data.draw(st.integers(0, kernel // 2))
+    span = in_size + 2 * pad - kernel
+    if span < 0:
+        return
+    # Definition: count of window starts o*stride - pad whose window fits the padded input
+    # (floor), or that start inside the input or the left padding (ceil).
+    if ceil_mode:
+        expected = -(-span // stride) + 1
+        if (expected - 1) * stride >= in_size + pad:
+            expected -= 1
+    else:
+        expected = span // stride + 1
+    assert pool_output_size(in_size, kernel, stride, pad, ceil_mode) == expected
+
+
+@given(st.integers(1, 25), st.integers(1, 6), st.integers(1, 5), st.data(), st.booleans(), st.booleans())
+def test_pool_windows_match_brute_force(in_size, kernel, stride, data, ceil_mode, count_pad):
+    from adapool import pool_output_size, pool_windows
+    pad = data.draw(st.integers(0, kernel // 2))
+    out = pool_output_size(in_size, kernel, stride, pad, ceil_mode)
+    if out < 1:
+        return
+    starts, ends, factors = pool_windows(out, in_size, kernel, stride, pad, count_pad)
+    for o in range(out):
+        lo = o * stride - pad
+        hi = min(lo + kernel, in_size + pad)
+        inside = [i for i in range(lo, hi) if 0 <= i < in_size]
+        assert list(range(starts[o], ends[o])) == inside
+        assert factors[o] == (hi - lo if count_pad else len(inside))
+
+
+@given(st.integers(1, 40), st.integers(1, 40))
+def test_windows_containing_inverts_adaptive_windows(out_size, in_size):
+    from adapool._windows import windows_containing
+    starts, ends = adaptive_windows(out_size, in_size)
+    lo, hi = windows_containing(starts, ends, in_size)
+    for i in range(in_size):
+        assert list(range(lo[i], hi[i])) == [o for o in range(out_size) if starts[o] <= i < ends[o]]
