@@ -13,7 +13,7 @@ from cython.parallel cimport prange, threadid
 from libc.stdint cimport int64_t
 from libc.math cimport INFINITY
 from libc.stdlib cimport malloc, free
-from libc.string cimport memset
+from libc.string cimport memcpy, memset
 
 cdef extern from *:
     """
@@ -479,28 +479,71 @@ cdef inline bint _same_sources(const Walk* at, const Win* w, Py_ssize_t* prev) n
     return same
 
 
-cdef void _avg_bwd_planar(const real_t* go, real_t* gi, const Win* w, const Geom* g,
-                          double* acc, Py_ssize_t begin, Py_ssize_t end) noexcept nogil:
-    cdef Walk at = _walk_from(begin, g.c, g.d, g.h)
-    cdef Py_ssize_t it, od, oh, ow, iw
-    cdef Py_ssize_t prev[6]
+cdef inline double* _expanded_row(const real_t* go, const Win* w, const Geom* g,
+                                  Py_ssize_t n, Py_ssize_t c, Py_ssize_t od, Py_ssize_t oh,
+                                  double* slots, Py_ssize_t* keys, Py_ssize_t nslots) noexcept nogil:
+    """Output row (n, c, od, oh) of grad_output spread over W: e[iw] = sum of grad / divisor
+    over the windows containing iw. Kept in a small cache (slot = row mod nslots), because an
+    input row and its neighbours read the same output rows when windows overlap."""
+    cdef Py_ssize_t slot = (od * g.oh + oh) % nslots, ow, iw
+    cdef Py_ssize_t* key = keys + 4 * slot
+    cdef double* e = slots + slot * g.w
     cdef const real_t* grow
-    cdef real_t* row
     cdef double v
+    if key[0] == n and key[1] == c and key[2] == od and key[3] == oh:
+        return e
+    key[0], key[1], key[2], key[3] = n, c, od, oh
+    memset(e, 0, g.w * sizeof(double))
+    grow = go + n * g.ys[0] + c * g.ys[1] + od * g.ys[2] + oh * g.ys[3]
+    for ow in range(g.ow):
+        v = _load(grow[ow * g.ys[4]]) * _inv(w, g, od, oh, ow)
+        for iw in range(w.w0[ow], w.w1[ow]):
+            e[iw] += v
+    return e
+
+
+cdef void _avg_bwd_planar(const real_t* go, real_t* gi, const Win* w, const Geom* g,
+                          double* scratch, Py_ssize_t nslots, Py_ssize_t begin,
+                          Py_ssize_t end) noexcept nogil:
+    # scratch: the input row's gradient (W), then nslots cached expanded output rows (W each),
+    # then their keys (4 each).
+    cdef Walk at = _walk_from(begin, g.c, g.d, g.h)
+    cdef double* acc = scratch
+    cdef double* slots = scratch + g.w
+    cdef Py_ssize_t* keys = <Py_ssize_t*>(slots + nslots * g.w)
+    cdef Py_ssize_t it, od, oh, iw, k, nsrc = 0
+    cdef Py_ssize_t prev[6]
+    cdef double* e
+    cdef double* grad = acc
+    cdef real_t* row
     prev[0] = -1    # nothing computed yet
+    for k in range(4 * nslots):
+        keys[k] = -1
     for it in range(begin, end):
         if not _same_sources(&at, w, prev):
-            memset(acc, 0, g.w * sizeof(double))
+            # The row's gradient: its one source row itself, or the sum of its sources.
+            nsrc = 0
             for od in range(w.dlo[at.i2], w.dhi[at.i2]):
                 for oh in range(w.hlo[at.i3], w.hhi[at.i3]):
-                    grow = go + at.i0 * g.ys[0] + at.i1 * g.ys[1] + od * g.ys[2] + oh * g.ys[3]
-                    for ow in range(g.ow):
-                        v = _load(grow[ow * g.ys[4]]) * _inv(w, g, od, oh, ow)
-                        for iw in range(w.w0[ow], w.w1[ow]):
-                            acc[iw] += v
+                    if nsrc == 1:
+                        # Copy the first source out before the next expansion can reuse its
+                        # cache slot (rows of different od may share one).
+                        memcpy(acc, grad, g.w * sizeof(double))
+                        grad = acc
+                    e = _expanded_row(go, w, g, at.i0, at.i1, od, oh, slots, keys, nslots)
+                    if nsrc == 0:
+                        grad = e
+                    else:
+                        for iw in range(g.w):
+                            acc[iw] += e[iw]
+                    nsrc += 1
         row = gi + at.i0 * g.xs[0] + at.i1 * g.xs[1] + at.i2 * g.xs[2] + at.i3 * g.xs[3]
-        for iw in range(g.w):
-            _store(row + iw, acc[iw])    # grad_input is allocated dense: W has unit stride
+        if nsrc == 0:
+            for iw in range(g.w):    # no window reads this row (padding-only gaps)
+                _store(row + iw, 0.0)
+        else:
+            for iw in range(g.w):
+                _store(row + iw, grad[iw])    # grad_input is allocated dense: unit stride
         _step(&at)
 
 
@@ -569,44 +612,141 @@ cdef void _avg_bwd_cl(const real_t* go, real_t* gi, const Win* w, const Geom* g,
 # (n, c) plane, (d * H + h) * W + w, in either layout. Same item structure as the average
 # kernels: whole input rows streamed in order into per-output-column state.
 
+cdef inline Py_ssize_t _find_in_window(const real_t* plane, const Geom* g, Py_ssize_t d0,
+                                       Py_ssize_t d1, Py_ssize_t h0, Py_ssize_t h1,
+                                       Py_ssize_t w0, Py_ssize_t w1, double best,
+                                       bint has_nan) noexcept nogil:
+    """Plane offset of torch's pick in a planar window whose maximum is known: the last NaN
+    (scanning backwards) when there is one, else the first element equal to the maximum."""
+    cdef Py_ssize_t id, ih, iw
+    cdef const real_t* row
+    cdef double v
+    if has_nan:
+        for id in range(d1 - 1, d0 - 1, -1):
+            for ih in range(h1 - 1, h0 - 1, -1):
+                row = plane + id * g.xs[2] + ih * g.xs[3]
+                for iw in range(w1 - 1, w0 - 1, -1):
+                    v = _load(row[iw])
+                    if v != v:
+                        return (id * g.h + ih) * g.w + iw
+    else:
+        for id in range(d0, d1):
+            for ih in range(h0, h1):
+                row = plane + id * g.xs[2] + ih * g.xs[3]
+                for iw in range(w0, w1):
+                    if _load(row[iw]) == best:
+                        return (id * g.h + ih) * g.w + iw
+    return (d0 * g.h + h0) * g.w + w0   # all -inf: the window's first element
+
+
 cdef void _max_fwd_planar(const real_t* x, real_t* y, int64_t* yi, const Win* w,
                           const Geom* g, double* scratch, Py_ssize_t begin,
                           Py_ssize_t end) noexcept nogil:
+    # Two passes instead of torch's one, same result: (1) column maxima and NaN flags over the
+    # window's rows, independent lanes that vectorise; (2) per output, the maximum of its
+    # columns, then a scan for the element torch's rule picks. A single pass carries a
+    # compare-select dependency through every element, several cycles each.
     cdef Walk at = _walk_from(begin, g.c, g.od, g.oh)
-    cdef double* best = scratch
-    cdef int64_t* where = <int64_t*>(scratch + g.ow)
-    cdef Py_ssize_t it, id, ih, iw, ow, n, c, od, oh, o
-    cdef int64_t base, bi
-    cdef double v, bv
+    cdef real_t* colmax = <real_t*>scratch                 # float/double input
+    cdef double* colmax_h = scratch                        # float16 input, as float64
+    cdef unsigned char* colnan = <unsigned char*>(scratch + g.w)
+    cdef Py_ssize_t it, id, ih, iw, ow, n, c, od, oh, o, pick
+    cdef const real_t* plane
     cdef const real_t* row
+    cdef real_t v
+    cdef double vh, best
+    cdef bint has_nan, first
     for it in range(begin, end):
         n, c, od, oh = at.i0, at.i1, at.i2, at.i3
-        for ow in range(g.ow):
-            best[ow] = -INFINITY
-            where[ow] = (w.d0[od] * g.h + w.h0[oh]) * g.w + w.w0[ow]
+        plane = x + n * g.xs[0] + c * g.xs[1]
+        first = True
         for id in range(w.d0[od], w.d1[od]):
             for ih in range(w.h0[oh], w.h1[oh]):
-                row = x + n * g.xs[0] + c * g.xs[1] + id * g.xs[2] + ih * g.xs[3]
-                base = (id * g.h + ih) * g.w
-                for ow in range(g.ow):
-                    bv = best[ow]
-                    bi = where[ow]
-                    # W has unit stride here (checked by the wrapper). float and double compare
-                    # in their own type; the conversion to float64 is exact, so half may too.
-                    for iw in range(w.w0[ow], w.w1[ow]):
-                        if real_t is half_bits:
-                            v = _load(row[iw])
+                row = plane + id * g.xs[2] + ih * g.xs[3]   # W has unit stride (checked)
+                if real_t is half_bits:
+                    for iw in range(g.w):
+                        vh = _load(row[iw])
+                        if first:
+                            colmax_h[iw] = vh
+                            colnan[iw] = vh != vh
                         else:
-                            v = row[iw]
-                        if v > bv or v != v:
-                            bv = v
-                            bi = base + iw
-                    best[ow] = bv
-                    where[ow] = bi
+                            colmax_h[iw] = vh if vh > colmax_h[iw] else colmax_h[iw]
+                            colnan[iw] = colnan[iw] | (vh != vh)
+                elif first:
+                    for iw in range(g.w):
+                        v = row[iw]
+                        colmax[iw] = v
+                        colnan[iw] = v != v
+                else:
+                    for iw in range(g.w):
+                        v = row[iw]
+                        colmax[iw] = v if v > colmax[iw] else colmax[iw]
+                        colnan[iw] = colnan[iw] | (v != v)
+                first = False
         o = n * g.ys[0] + c * g.ys[1] + od * g.ys[2] + oh * g.ys[3]
         for ow in range(g.ow):
-            _store(y + o + ow * g.ys[4], best[ow])
-            yi[o + ow * g.ys[4]] = where[ow]
+            best = -INFINITY
+            has_nan = False
+            for iw in range(w.w0[ow], w.w1[ow]):
+                if real_t is half_bits:
+                    vh = colmax_h[iw]
+                else:
+                    vh = colmax[iw]
+                best = vh if vh > best else best
+                has_nan = has_nan | colnan[iw]
+            pick = _find_in_window(plane, g, w.d0[od], w.d1[od], w.h0[oh], w.h1[oh],
+                                   w.w0[ow], w.w1[ow], best, has_nan)
+            yi[o + ow * g.ys[4]] = pick
+            # The picked element itself: the NaN with its payload, or the first maximum
+            # (which keeps the sign of a zero maximum, as torch does).
+            y[o + ow * g.ys[4]] = plane[(pick // (g.h * g.w)) * g.xs[2]
+                                        + ((pick // g.w) % g.h) * g.xs[3] + pick % g.w]
+        _step(&at)
+
+
+# Global max of dense planes: the plane is one run. Eight independent maxima over it (they
+# vectorise), then the scan for torch's pick, as in the planar kernel.
+
+cdef void _max_fwd_global(const real_t* x, real_t* y, int64_t* yi, const Geom* g,
+                          Py_ssize_t begin, Py_ssize_t end) noexcept nogil:
+    cdef Walk at = _walk_from(begin, 1, 1, g.c)
+    cdef Py_ssize_t P = g.d * g.h * g.w, it, i, j, rows = P // 8, o, pick
+    cdef const real_t* p
+    cdef double m[8]
+    cdef double v, best
+    cdef bint has_nan
+    for it in range(begin, end):
+        p = x + at.i0 * g.xs[0] + at.i3 * g.xs[1]
+        for j in range(8):
+            m[j] = -INFINITY
+        has_nan = False
+        for i in range(rows):
+            for j in range(8):
+                v = _load(p[8 * i + j])
+                m[j] = v if v > m[j] else m[j]
+                has_nan = has_nan | (v != v)
+        best = -INFINITY
+        for j in range(8):
+            best = m[j] if m[j] > best else best
+        for i in range(rows * 8, P):
+            v = _load(p[i])
+            best = v if v > best else best
+            has_nan = has_nan | (v != v)
+        pick = 0
+        if has_nan:
+            for i in range(P - 1, -1, -1):
+                v = _load(p[i])
+                if v != v:
+                    pick = i
+                    break
+        else:
+            for i in range(P):
+                if _load(p[i]) == best:
+                    pick = i
+                    break
+        o = at.i0 * g.ys[0] + at.i3 * g.ys[1]
+        y[o] = p[pick]
+        yi[o] = pick
         _step(&at)
 
 
@@ -739,8 +879,8 @@ cdef enum Kind:
 
 
 cdef inline int _range(int kind, const real_t* src, real_t* dst, int64_t* idx, const Win* w,
-                       const Geom* g, bint cl, Py_ssize_t cblock, double* scratch,
-                       Py_ssize_t begin, Py_ssize_t end) noexcept nogil:
+                       const Geom* g, bint cl, Py_ssize_t cblock, Py_ssize_t nslots,
+                       double* scratch, Py_ssize_t begin, Py_ssize_t end) noexcept nogil:
     if kind == AVG_FWD:
         if _is_global_dense(w, g, cl):
             _avg_fwd_global(src, dst, g, begin, end)
@@ -754,9 +894,11 @@ cdef inline int _range(int kind, const real_t* src, real_t* dst, int64_t* idx, c
         elif cl:
             _avg_bwd_cl(src, dst, w, g, cblock, scratch, begin, end)
         else:
-            _avg_bwd_planar(src, dst, w, g, scratch, begin, end)
+            _avg_bwd_planar(src, dst, w, g, scratch, nslots, begin, end)
     elif kind == MAX_FWD:
-        if cl:
+        if _is_global_dense(w, g, cl):
+            _max_fwd_global(src, dst, idx, g, begin, end)
+        elif cl:
             _max_fwd_cl(src, dst, idx, w, g, cblock, scratch, begin, end)
         else:
             _max_fwd_planar(src, dst, idx, w, g, scratch, begin, end)
@@ -778,21 +920,27 @@ cdef int _run(int kind, const real_t* src, real_t* dst, int64_t* idx, const int6
     cdef double* inv = NULL
     cdef int* status
     cdef int t, rc = 0
-    cdef Py_ssize_t od, oh, ow
+    cdef Py_ssize_t od, oh, ow, nslots = 1
     if kind == AVG_FWD:
         nitems = g.n * g.od * g.oh * nblocks
         # float64 row + float32 row (+ per-column counters, channels-last)
         per_thread = (_pad8(g.ow * cblock) * 2 + g.ow) if cl else 2 * _pad8(g.w)
     elif kind == AVG_BWD:
         nitems = g.n * g.d * g.h * nblocks
-        per_thread = g.w * cblock if cl else g.w
+        # Planar: one slot more than the most output rows any input row reads (each output row
+        # is then expanded once per sweep over H).
+        for od in range(g.d):
+            for oh in range(g.h):
+                nslots = max(nslots, (w.dhi[od] - w.dlo[od]) * (w.hhi[oh] - w.hlo[oh]) + 1)
+        per_thread = g.w * cblock if cl else g.w * (1 + nslots) + 4 * nslots
     elif kind == MAX_FWD:
         nitems = g.n * g.od * g.oh * nblocks
-        per_thread = 2 * g.ow * (cblock if cl else 1)     # values + indices (8 bytes each)
+        # channels-last: values + indices per column; planar: column maxima + NaN flags
+        per_thread = 2 * g.ow * cblock if cl else 2 * g.w
     else:
         nitems = g.n * nblocks
         per_thread = 0
-    if (kind == AVG_FWD or kind == AVG_BWD) and _is_global_dense(&w, &g, cl):
+    if kind != MAX_BWD and _is_global_dense(&w, &g, cl):
         nitems = g.n * g.c          # the global paths take one plane per item
     if nitems == 0:
         return 0
@@ -815,11 +963,11 @@ cdef int _run(int kind, const real_t* src, real_t* dst, int64_t* idx, const int6
                     inv[(od * g.oh + oh) * g.ow + ow] = _inverse(w.dk[od] * w.hk[oh] * w.wk[ow])
         w.inv = inv
     if nthreads == 1:
-        status[0] = _range(kind, src, dst, idx, &w, &g, cl, cblock, scratch, 0, nitems)
+        status[0] = _range(kind, src, dst, idx, &w, &g, cl, cblock, nslots, scratch, 0, nitems)
     else:
         for t in prange(nthreads, num_threads=nthreads, schedule="static", chunksize=1):
             _thread_range(nitems, t, nthreads, &begin, &end)
-            status[t] = _range(kind, src, dst, idx, &w, &g, cl, cblock,
+            status[t] = _range(kind, src, dst, idx, &w, &g, cl, cblock, nslots,
                                scratch + t * per_thread, begin, end)
     for t in range(nthreads):
         rc = rc | status[t]
