@@ -119,11 +119,17 @@ def _pool2d_axes(in_sizes: tuple, out_sizes: tuple, kernel: tuple, stride: tuple
 
 # ---- layouts ---------------------------------------------------------------------------------
 
+# Index tuples that view (N, C, *spatial) -- or unbatched (C, *spatial) -- as (N, C, D, H, W),
+# inserting axes of length 1; built once, since a small call is mostly such bookkeeping.
+_TO_5D = {
+    (nd, batched): ((slice(None),) if batched else (None,)) + (slice(None),) + (None,) * (3 - nd)
+    for nd in (1, 2, 3) for batched in (True, False)
+}
+
+
 def _to_5d(a: np.ndarray, nd: int, batched: bool) -> np.ndarray:
     """View (N, C, *spatial) or (C, *spatial) as (N, C, D, H, W): leading axes of length 1."""
-    if not batched:
-        a = a[None]
-    return a[(slice(None), slice(None)) + (None,) * (3 - nd)]
+    return a[_TO_5D[nd, batched]]
 
 
 def _kernel_layout(x: np.ndarray):
@@ -152,6 +158,22 @@ def _empty(shape: tuple, dtype, channels_last: bool) -> np.ndarray:
     return stored.transpose((0, nd + 1) + tuple(range(1, nd + 1)))
 
 
+@lru_cache(maxsize=256)
+def _pool2d_args_cached(*args) -> "Pool2dArgs":
+    return pool2d_args(*args)
+
+
+def _pool2d_args(*args):
+    """pool2d_args, cached for hashable arguments (the usual ints and tuples): validating
+    kernel, stride and padding costs more than pooling a small input."""
+    try:
+        return _pool2d_args_cached(*args)
+    except TypeError as e:
+        if "unhashable" not in str(e):
+            raise
+        return pool2d_args(*args)
+
+
 def _result_channels_last(channels_last: bool, batched: bool, nd: int) -> bool:
     # torch: 1d and 2d results follow the input's layout; 3d results and unbatched results
     # are contiguous.
@@ -176,34 +198,32 @@ def _plan(n: int, c: int, rows: int, elements: int, channels_last: bool):
 
 def _rows_of(sizes: tuple) -> int:
     """Kernel rows per (n, c) for spatial sizes (..., H, W): the product of all but W."""
-    rows = 1
-    for s in sizes[:-1]:
-        rows *= s
-    return rows
+    return 1 if len(sizes) == 1 else (sizes[0] if len(sizes) == 2 else sizes[0] * sizes[1])
 
 
 # ---- forward ---------------------------------------------------------------------------------
 
-def _adaptive_forward(input, output_size, nd: int, name: str, *, is_max: bool,
+def _adaptive_forward(input, output_size, nd: int, name: str, is_max: bool,
                       return_indices: bool = False):
     x = as_float_array(input, name)
-    batched = check_rank(x, nd, name, channels_nonempty=is_max or nd == 3)
+    batched = check_rank(x, nd, name, is_max or nd == 3)
     spatial = x.shape[-nd:]
-    osize = adaptive_output_size(output_size, spatial, name, is_max=is_max, batch_shape=x.shape[:-nd])
-    x5, channels_last = _kernel_layout(_to_5d(x, nd, batched))
+    osize = adaptive_output_size(output_size, spatial, name, is_max, x.shape[:-nd])
+    x5, channels_last = _kernel_layout(x[_TO_5D[nd, batched]])
     n, c = x5.shape[:2]
-    out_cl = _result_channels_last(channels_last, batched, nd)
+    out_cl = channels_last and batched and nd <= 2   # torch: 3d and unbatched give C order
     y = _empty((n, c) + osize, x.dtype, out_cl)
     indices = _empty((n, c) + osize, np.int64, out_cl) if is_max else None
     if y.size:
         nthreads, block = _plan(n, c, _rows_of(osize), x5.size, channels_last)
         table = _adaptive_table(osize, spatial)
-        y5 = _to_5d(y, nd, True)
+        y5 = y[_TO_5D[nd, True]]
+        if x.dtype.itemsize == 2:
+            x5, y5 = x5.view(np.uint16), y5.view(np.uint16)
         if is_max:
-            _MAX_FWD[x.dtype](_bits(x5), _bits(y5), _to_5d(indices, nd, True), table,
-                              channels_last, block, nthreads)
+            _MAX_FWD[x.dtype](x5, y5, indices[_TO_5D[nd, True]], table, channels_last, block, nthreads)
         else:
-            _AVG_FWD[x.dtype](_bits(x5), _bits(y5), table, channels_last, block, nthreads)
+            _AVG_FWD[x.dtype](x5, y5, table, channels_last, block, nthreads)
     if not batched:
         y = y[0]
         indices = indices[0] if is_max else None
@@ -226,7 +246,7 @@ def adaptive_avg_pool1d(input, output_size) -> np.ndarray:
         (C, OL) or (N, C, OL), same dtype; window ``i`` covers
         ``[floor(i*L/OL), ceil((i+1)*L/OL))``.
     """
-    return _adaptive_forward(input, output_size, 1, "adaptive_avg_pool1d", is_max=False)
+    return _adaptive_forward(input, output_size, 1, "adaptive_avg_pool1d", False)
 
 
 def adaptive_avg_pool2d(input, output_size) -> np.ndarray:
@@ -246,7 +266,7 @@ def adaptive_avg_pool2d(input, output_size) -> np.ndarray:
         output. Window ``i`` along an axis of size ``c`` pooled to ``b`` covers
         ``[floor(i*c/b), ceil((i+1)*c/b))``.
     """
-    return _adaptive_forward(input, output_size, 2, "adaptive_avg_pool2d", is_max=False)
+    return _adaptive_forward(input, output_size, 2, "adaptive_avg_pool2d", False)
 
 
 def adaptive_avg_pool3d(input, output_size) -> np.ndarray:
@@ -264,7 +284,7 @@ def adaptive_avg_pool3d(input, output_size) -> np.ndarray:
     numpy.ndarray
         (C, OD, OH, OW) or (N, C, OD, OH, OW), same dtype, C-contiguous (as torch's).
     """
-    return _adaptive_forward(input, output_size, 3, "adaptive_avg_pool3d", is_max=False)
+    return _adaptive_forward(input, output_size, 3, "adaptive_avg_pool3d", False)
 
 
 def adaptive_max_pool1d(input, output_size, return_indices: bool = False):
@@ -273,8 +293,7 @@ def adaptive_max_pool1d(input, output_size, return_indices: bool = False):
     Returns the pooled array, or ``(pooled, indices)`` with ``return_indices``: int64 positions
     of each maximum along L. Ties keep the first maximum; NaN propagates (last NaN's index).
     """
-    return _adaptive_forward(input, output_size, 1, "adaptive_max_pool1d", is_max=True,
-                             return_indices=return_indices)
+    return _adaptive_forward(input, output_size, 1, "adaptive_max_pool1d", True, return_indices)
 
 
 def adaptive_max_pool2d(input, output_size, return_indices: bool = False):
@@ -294,8 +313,7 @@ def adaptive_max_pool2d(input, output_size, return_indices: bool = False):
         Ties keep the first maximum in row-major window order; NaN propagates and the last
         NaN's index wins; an all -inf window reports its first element.
     """
-    return _adaptive_forward(input, output_size, 2, "adaptive_max_pool2d", is_max=True,
-                             return_indices=return_indices)
+    return _adaptive_forward(input, output_size, 2, "adaptive_max_pool2d", True, return_indices)
 
 
 def adaptive_max_pool3d(input, output_size, return_indices: bool = False):
@@ -304,8 +322,7 @@ def adaptive_max_pool3d(input, output_size, return_indices: bool = False):
     Indices are flattened per (n, c) volume: ``(d * H + h) * W + w``. Results are
     C-contiguous, as torch's.
     """
-    return _adaptive_forward(input, output_size, 3, "adaptive_max_pool3d", is_max=True,
-                             return_indices=return_indices)
+    return _adaptive_forward(input, output_size, 3, "adaptive_max_pool3d", True, return_indices)
 
 
 def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode: bool = False,
@@ -332,8 +349,8 @@ def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode: bool = Fal
         (C, OH, OW) or (N, C, OH, OW), same dtype and layout as the input.
     """
     x = as_float_array(input, "avg_pool2d")
-    args = pool2d_args(x.shape, kernel_size, stride, padding, ceil_mode, count_include_pad,
-                       divisor_override)
+    args = _pool2d_args(x.shape, kernel_size, stride, padding, ceil_mode, count_include_pad,
+                        divisor_override)
     batched = x.ndim == 4
     x5, channels_last = _kernel_layout(_to_5d(x, 2, batched))
     n, c = x5.shape[:2]
@@ -403,8 +420,8 @@ def avg_pool2d_backward(grad_output, input_shape, kernel_size, stride=None, padd
     window. Takes the forward op's arguments and its input's shape."""
     name = "avg_pool2d_backward"
     input_shape = input_shape_arg(input_shape, 2, name)
-    args = pool2d_args(input_shape, kernel_size, stride, padding, ceil_mode, count_include_pad,
-                       divisor_override)
+    args = _pool2d_args(input_shape, kernel_size, stride, padding, ceil_mode, count_include_pad,
+                        divisor_override)
     go = as_float_array(grad_output, name)
     check_grad_output(go, input_shape[:-2] + args.out_size, name)
     return _avg_backward(go, input_shape, 2, name, lambda: (_pool2d_table(*args.key), _pool2d_rows(*args.key)))

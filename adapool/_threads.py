@@ -45,9 +45,12 @@ def set_num_threads(n: int | None) -> None:
     _requested = n
 
 
+_OPENMP = _kernels.openmp_enabled()
+
+
 def get_num_threads() -> int:
     """The number of threads adapool's kernels use for large inputs."""
-    if not _kernels.openmp_enabled():
+    if not _OPENMP:
         return 1
     if _requested is not None:
         return _requested

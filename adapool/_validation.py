@@ -39,7 +39,7 @@ def _rank_message(name: str, nd: int, shape) -> str:
     return f"{name}(): Expected {nd + 1}D or {nd + 2}D tensor, {got}{list(shape)}"
 
 
-def check_rank(x: np.ndarray, nd: int, name: str, *, channels_nonempty: bool = False) -> bool:
+def check_rank(x: np.ndarray, nd: int, name: str, channels_nonempty: bool = False) -> bool:
     """Check (C, *spatial) or (N, C, *spatial); True when batched.
 
     The spatial dims must be non-empty; with ``channels_nonempty`` every dim after the first
@@ -66,7 +66,7 @@ def _int_arg(v, name: str, what: str, pos: int) -> int:
     return operator.index(v)
 
 
-def adaptive_output_size(output_size, spatial: tuple, name: str, *, is_max: bool = False,
+def adaptive_output_size(output_size, spatial: tuple, name: str, is_max: bool = False,
                          batch_shape: tuple = ()) -> tuple:
     """Torch's reading of ``output_size``: an int for every axis, or one entry per axis where
     ``None`` keeps that input size. Negative entries are an error; 0 gives an empty output."""
