@@ -138,6 +138,8 @@ cdef inline Py_ssize_t _pad8(Py_ssize_t k) noexcept nogil:
 
 cdef enum:
     _F32_FLUSH = 16
+    _NARROW = 16          # rows at most this long are summed per window, not per row
+    _SMALL_PLANE = 4096   # planes at most this large take their gradient per plane
 
 
 cdef inline void _sum_rows(const real_t* base, Py_ssize_t L,
@@ -328,7 +330,8 @@ cdef inline double _inverse(int64_t divisor) noexcept nogil:
 cdef void _avg_fwd_planar(const real_t* x, real_t* y, const Win* w, const Geom* g,
                           double* scratch, Py_ssize_t begin, Py_ssize_t end) noexcept nogil:
     cdef Walk at = _walk_from(begin, g.c, g.od, g.oh)
-    cdef Py_ssize_t it, ow, id, kd, kh
+    cdef Py_ssize_t it, ow, id, ih, iw, kd, kh
+    cdef const real_t* row
     cdef bint single_run = (g.ow == 1 and w.w0[0] == 0 and w.w1[0] == g.w
                             and (g.h == 1 or g.xs[3] == g.w))
     cdef const real_t* first_row
@@ -344,6 +347,16 @@ cdef void _avg_fwd_planar(const real_t* x, real_t* y, const Win* w, const Geom* 
             for id in range(kd):
                 s += _sum_run(first_row + id * g.xs[2], kh * g.w)
             _store(out, s * _inv(w, g, at.i2, at.i3, 0))
+        elif g.w <= _NARROW:
+            # Rows too short to vectorise: sum each window straight into a register.
+            for ow in range(g.ow):
+                s = 0.0
+                for id in range(kd):
+                    for ih in range(kh):
+                        row = first_row + id * g.xs[2] + ih * g.xs[3]
+                        for iw in range(w.w0[ow], w.w1[ow]):
+                            s += _load(row[iw])
+                _store(out + ow * g.ys[4], s * _inv(w, g, at.i2, at.i3, ow))
         else:
             _sum_rows(first_row, g.w, kd, g.xs[2], kh, g.xs[3], 1, 0, scratch,
                       <float*>(scratch + _pad8(g.w)))
@@ -544,6 +557,37 @@ cdef void _avg_bwd_planar(const real_t* go, real_t* gi, const Win* w, const Geom
         else:
             for iw in range(g.w):
                 _store(row + iw, grad[iw])    # grad_input is allocated dense: unit stride
+        _step(&at)
+
+
+# Average backward for small planes: item = one plane, torch's scatter order. Per-row
+# bookkeeping costs more than a 7x7 plane's arithmetic, so a plane is zeroed in float64
+# scratch, each output's grad / divisor is added over its window, and the plane is rounded
+# once into grad_input (dense, allocated by the Python layer).
+
+cdef void _avg_bwd_small_planes(const real_t* go, real_t* gi, const Win* w, const Geom* g,
+                                double* acc, Py_ssize_t begin, Py_ssize_t end) noexcept nogil:
+    cdef Walk at = _walk_from(begin, 1, 1, g.c)
+    cdef Py_ssize_t P = g.d * g.h * g.w, it, od, oh, ow, id, ih, iw, i
+    cdef const real_t* gp
+    cdef double* row
+    cdef real_t* plane
+    cdef double v
+    for it in range(begin, end):
+        memset(acc, 0, P * sizeof(double))
+        gp = go + at.i0 * g.ys[0] + at.i3 * g.ys[1]
+        for od in range(g.od):
+            for oh in range(g.oh):
+                for ow in range(g.ow):
+                    v = _load(gp[od * g.ys[2] + oh * g.ys[3] + ow * g.ys[4]]) * _inv(w, g, od, oh, ow)
+                    for id in range(w.d0[od], w.d1[od]):
+                        for ih in range(w.h0[oh], w.h1[oh]):
+                            row = acc + (id * g.h + ih) * g.w
+                            for iw in range(w.w0[ow], w.w1[ow]):
+                                row[iw] += v
+        plane = gi + at.i0 * g.xs[0] + at.i3 * g.xs[1]
+        for i in range(P):
+            _store(plane + i, acc[i])
         _step(&at)
 
 
@@ -810,17 +854,19 @@ cdef void _max_fwd_cl(const real_t* x, real_t* y, int64_t* yi, const Win* w, con
 cdef int _max_bwd_planar(const real_t* go, const int64_t* ind, real_t* gi, const Geom* g,
                          Py_ssize_t begin, Py_ssize_t end) noexcept nogil:
     cdef Walk at = _walk_from(begin, 1, 1, g.c)
-    cdef Py_ssize_t P = g.d * g.h * g.w, it, od, oh, ow, o
+    cdef Py_ssize_t P = g.d * g.h * g.w, it, od, oh, ow, o, base, orow
     cdef int64_t i
     cdef real_t* plane
     cdef int bad = 0
     for it in range(begin, end):
         plane = gi + at.i0 * g.xs[0] + at.i3 * g.xs[1]
         memset(plane, 0, P * sizeof(real_t))
+        base = at.i0 * g.ys[0] + at.i3 * g.ys[1]
         for od in range(g.od):
             for oh in range(g.oh):
+                orow = base + od * g.ys[2] + oh * g.ys[3]
                 for ow in range(g.ow):
-                    o = at.i0 * g.ys[0] + at.i3 * g.ys[1] + od * g.ys[2] + oh * g.ys[3] + ow * g.ys[4]
+                    o = orow + ow * g.ys[4]
                     i = ind[o]
                     if i < 0 or i >= P:
                         bad = 1
@@ -891,6 +937,8 @@ cdef inline int _range(int kind, const real_t* src, real_t* dst, int64_t* idx, c
     elif kind == AVG_BWD:
         if _is_global_dense(w, g, cl):
             _avg_bwd_global(src, dst, g, begin, end)
+        elif not cl and g.d * g.h * g.w <= _SMALL_PLANE:
+            _avg_bwd_small_planes(src, dst, w, g, scratch, begin, end)
         elif cl:
             _avg_bwd_cl(src, dst, w, g, cblock, scratch, begin, end)
         else:
@@ -942,6 +990,9 @@ cdef int _run(int kind, const real_t* src, real_t* dst, int64_t* idx, const int6
         per_thread = 0
     if kind != MAX_BWD and _is_global_dense(&w, &g, cl):
         nitems = g.n * g.c          # the global paths take one plane per item
+    elif kind == AVG_BWD and not cl and g.d * g.h * g.w <= _SMALL_PLANE:
+        nitems = g.n * g.c          # so do small planes' gradients
+        per_thread = max(per_thread, g.d * g.h * g.w)
     if nitems == 0:
         return 0
     per_thread = _pad8(per_thread)
