@@ -225,15 +225,9 @@ cdef inline double _sum_span(const double* a, Py_ssize_t begin, Py_ssize_t end) 
 
 
 # ---------------------------------------------------------------------------------------------
-# Work is split into one contiguous range of items per thread (static partition): items are
-# then walked with carried counters, never decomposed with integer division per item (three
+# Work is split into one contiguous range of items per thread (static partition, in _run): items
+# are then walked with carried counters, never decomposed with integer division per item (three
 # 64-bit divisions cost more than pooling a 7x7 plane).
-
-cdef inline void _thread_range(Py_ssize_t nitems, int t, int nthreads,
-                               Py_ssize_t* begin, Py_ssize_t* end) noexcept nogil:
-    begin[0] = nitems * t // nthreads
-    end[0] = nitems * (t + 1) // nthreads
-
 
 # Walk a 4-level C-order index space (i0, i1, i2, i3) from any flat position, one step at a time.
 
@@ -1017,7 +1011,11 @@ cdef int _run(int kind, const real_t* src, real_t* dst, int64_t* idx, const int6
         status[0] = _range(kind, src, dst, idx, &w, &g, cl, cblock, nslots, scratch, 0, nitems)
     else:
         for t in prange(nthreads, num_threads=nthreads, schedule="static", chunksize=1):
-            _thread_range(nitems, t, nthreads, &begin, &end)
+            # Assigned here, not through a pointer: Cython makes a variable thread-private
+            # only when it sees it assigned in the loop body (through &begin they were shared,
+            # and two threads could compute the same range and leave another unwritten).
+            begin = nitems * t // nthreads
+            end = nitems * (t + 1) // nthreads
             status[t] = _range(kind, src, dst, idx, &w, &g, cl, cblock, nslots,
                                scratch + t * per_thread, begin, end)
     for t in range(nthreads):

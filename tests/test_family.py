@@ -495,3 +495,25 @@ def test_every_op_is_bitwise_independent_of_thread_count(layout):
     for other in runs[1:]:
         for a, b in zip(runs[0], other):
             np.testing.assert_array_equal(a, b)
+
+
+def test_every_output_is_written_with_more_threads_than_cores():
+    # Regression: the per-thread [begin, end) ranges were once shared between threads (set
+    # through a pointer inside prange), so two threads could take the same range and leave
+    # another range of outputs unwritten. In a normal build the window is too narrow to hit
+    # reliably; under the sanitizer build in .ci/run (slower code) this and the thread-count
+    # tests caught it in 2 runs of 3. Oversubscribed teams widen the window; a buffer just
+    # freed full of NaN makes an unwritten output visible.
+    rng = np.random.default_rng(12)
+    x = rng.standard_normal((1, 16, 100, 100)).astype(np.float32)
+    expected = adaptive_avg_pool_ref(x, (10, 10))
+    try:
+        adapool.set_num_threads(8)
+        for _ in range(30):
+            poison = np.full((1, 16, 10, 10), np.nan, np.float32)
+            del poison                                      # the result may reuse this memory
+            y = adapool.adaptive_avg_pool2d(x, (10, 10))
+            assert not np.isnan(y).any()
+            np.testing.assert_allclose(y, expected, rtol=1e-6, atol=1e-6)
+    finally:
+        adapool.set_num_threads(None)
