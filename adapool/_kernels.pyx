@@ -9,7 +9,7 @@
 # Every op is written for rank 3 (D, H, W): 2d is D = 1 and 1d is D = H = 1, so one kernel
 # serves all ranks at the cost of loops with a trip count of 1.
 
-from cython.parallel cimport prange, threadid
+from cython.parallel cimport prange
 from libc.stdint cimport int64_t
 from libc.math cimport INFINITY
 from libc.stdlib cimport malloc, free

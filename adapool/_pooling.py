@@ -17,7 +17,7 @@ from ._validation import (
     input_shape_arg,
     pool2d_args,
 )
-from ._windows import adaptive_windows, pool_output_size, pool_windows, windows_containing
+from ._windows import adaptive_windows, pool_windows, windows_containing
 
 __all__ = [
     "adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_avg_pool3d",
@@ -159,7 +159,7 @@ def _empty(shape: tuple, dtype, channels_last: bool) -> np.ndarray:
 
 
 @lru_cache(maxsize=256)
-def _pool2d_args_cached(*args) -> "Pool2dArgs":
+def _pool2d_args_cached(*args):
     return pool2d_args(*args)
 
 
@@ -208,18 +208,19 @@ def _adaptive_forward(input, output_size, nd: int, name: str, is_max: bool,
     x = as_float_array(input, name)
     batched = check_rank(x, nd, name, is_max or nd == 3)
     spatial = x.shape[-nd:]
-    osize = adaptive_output_size(output_size, spatial, name, is_max, x.shape[:-nd])
+    osize = adaptive_output_size(output_size, spatial, name, is_max, x.shape)
     x5, channels_last = _kernel_layout(x[_TO_5D[nd, batched]])
     n, c = x5.shape[:2]
-    out_cl = channels_last and batched and nd <= 2   # torch: 3d and unbatched give C order
-    y = _empty((n, c) + osize, x.dtype, out_cl)
-    indices = _empty((n, c) + osize, np.int64, out_cl) if is_max else None
+    out_cl = _result_channels_last(channels_last, batched, nd)
+    shape = (n, c) + osize
+    y = _empty(shape, x.dtype, True) if out_cl else np.empty(shape, x.dtype)
+    indices = _empty(shape, np.int64, out_cl) if is_max else None
     if y.size:
         nthreads, block = _plan(n, c, _rows_of(osize), x5.size, channels_last)
         table = _adaptive_table(osize, spatial)
         y5 = y[_TO_5D[nd, True]]
         if x.dtype.itemsize == 2:
-            x5, y5 = x5.view(np.uint16), y5.view(np.uint16)
+            x5, y5 = _bits(x5), _bits(y5)
         if is_max:
             _MAX_FWD[x.dtype](x5, y5, indices[_TO_5D[nd, True]], table, channels_last, block, nthreads)
         else:
@@ -372,12 +373,12 @@ def _avg_backward(grad_output, input_shape, nd: int, name: str, tables):
     go5, go_cl = _kernel_layout(_to_5d(go, nd, batched))
     n, c = go5.shape[:2]
     spatial = input_shape[-nd:]
-    gi = _empty((n, c) + spatial, go.dtype, _result_channels_last(go_cl, batched, nd))
+    channels_last = _result_channels_last(go_cl, batched, nd)   # grad_input's layout
+    gi = _empty((n, c) + spatial, go.dtype, channels_last)
     if gi.size and not go.size:
         gi[...] = 0  # an empty output reads nothing: zero gradient (torch raises here)
     elif gi.size:
         gi5 = _to_5d(gi, nd, True)
-        channels_last = _result_channels_last(go_cl, batched, nd)
         table, rows = tables()
         nthreads, block = _plan(n, c, _rows_of(spatial), gi5.size, channels_last)
         _AVG_BWD[go.dtype](_bits(go5), _bits(gi5), table, rows, channels_last, block, nthreads)

@@ -67,9 +67,10 @@ def _int_arg(v, name: str, what: str, pos: int) -> int:
 
 
 def adaptive_output_size(output_size, spatial: tuple, name: str, is_max: bool = False,
-                         batch_shape: tuple = ()) -> tuple:
+                         input_shape: tuple = ()) -> tuple:
     """Torch's reading of ``output_size``: an int for every axis, or one entry per axis where
-    ``None`` keeps that input size. Negative entries are an error; 0 gives an empty output."""
+    ``None`` keeps that input size. Negative entries are an error; 0 gives an empty output.
+    ``input_shape`` is only read to word the max pools' negative-size error."""
     nd = len(spatial)
     if type(output_size) is int and output_size >= 0:  # the common case, checked cheaply
         return (output_size,) * nd
@@ -99,6 +100,7 @@ def adaptive_output_size(output_size, spatial: tuple, name: str, is_max: bool = 
     if any(s < 0 for s in sizes):
         if is_max:
             first = next(s for s in sizes if s < 0)
+            batch_shape = tuple(input_shape[:len(input_shape) - nd])
             raise ValueError(f"Trying to create tensor with negative dimension {first}: {list(batch_shape + sizes)}")
         raise ValueError(
             f"{name}: elements of output_size must be greater than or equal to 0 but received "
