@@ -9,6 +9,9 @@ import numpy as np
 
 from ._windows import pool_output_size
 
+# Sizes at or above this could overflow int64 window arithmetic.
+_INT64_LIMIT = 2**62
+
 # The dtypes the kernels read, native byte order (float16 reaches them as its bit pattern).
 FLOAT_DTYPES = frozenset([np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64)])
 
@@ -194,6 +197,8 @@ def pool2d_args(shape: tuple, kernel_size, stride, padding, ceil_mode, count_inc
         divisor_override = operator.index(divisor_override)
         if divisor_override == 0:
             raise ValueError("divisor must be not zero")
+        if not -2**63 <= divisor_override < 2**63:
+            raise ValueError(f"avg_pool2d: divisor_override must fit in int64, got {divisor_override}")
     ceil_mode, count_include_pad = bool(ceil_mode), bool(count_include_pad)
     if len(shape) not in (3, 4) or 0 in shape[-3:]:
         raise ValueError(
@@ -215,6 +220,14 @@ def pool2d_args(shape: tuple, kernel_size, stride, padding, ceil_mode, count_inc
     if step[0] <= 0 or step[1] <= 0:
         raise ValueError(f"stride should be greater than zero, but got dH: {step[0]} dW: {step[1]}")
     in_hw = tuple(shape[-2:])
+    # Window starts (o * stride - pad), ends and divisors (kH * kW at most) are int64 in the
+    # kernels: refuse sizes whose arithmetic could overflow rather than pool wrong windows.
+    if any(i + 2 * p + s + k >= _INT64_LIMIT for i, k, s, p in zip(in_hw, kernel, step, pad)) \
+            or kernel[0] * kernel[1] >= _INT64_LIMIT:
+        raise ValueError(
+            f"avg_pool2d: kernel_size {kernel}, stride {step} and padding {pad} are too large for "
+            f"an input of size {in_hw} (window arithmetic would overflow int64)"
+        )
     out_hw = tuple(pool_output_size(i, k, s, p, ceil_mode) for i, k, s, p in zip(in_hw, kernel, step, pad))
     if out_hw[0] < 1 or out_hw[1] < 1:
         c = shape[-3]

@@ -517,3 +517,30 @@ def test_every_output_is_written_with_more_threads_than_cores():
             np.testing.assert_allclose(y, expected, rtol=1e-6, atol=1e-6)
     finally:
         adapool.set_num_threads(None)
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda x: adapool.adaptive_avg_pool2d(x, (2**62, 2**62)),        # size product overflows
+        lambda x: adapool.adaptive_avg_pool2d(x, (2**40, 1)),            # 8 TiB: MemoryError
+        lambda x: adapool.adaptive_avg_pool2d(x, 2**70),                 # beyond int64
+        lambda x: adapool.adaptive_max_pool3d(x, (2**30,) * 3),
+        lambda x: adapool.avg_pool2d(x, 2**62),                          # window arithmetic would overflow
+        lambda x: adapool.avg_pool2d(x, 2, 2**62),
+        lambda x: adapool.avg_pool2d(x, 2**62, 1, 2**61),
+        lambda x: adapool.avg_pool2d(x, 2, divisor_override=2**70),
+        lambda x: adapool.adaptive_avg_pool2d_backward(np.ones((1, 2, 3, 3), np.float32), (1, 2, 2**62, 2**62)),
+        lambda x: adapool.adaptive_max_pool2d_backward(np.ones((1, 2, 3, 3), np.float32), np.zeros((1, 2, 3, 3), np.int64), (1, 2, 2**62, 2**62)),
+        lambda x: adapool.avg_pool2d_backward(np.ones((1, 2, 1, 1), np.float32), (1, 2, 2**62, 2**62), 2**62),
+    ],
+)
+def test_huge_sizes_are_clean_errors(call):
+    x = np.ones((1, 2, 5, 6), np.float32)
+    with pytest.raises((ValueError, MemoryError)):
+        call(x)
+
+
+def test_huge_but_valid_divisor_override():
+    y = adapool.avg_pool2d(np.ones((1, 2, 5, 6)), 2, divisor_override=2**62)
+    np.testing.assert_allclose(y, 4 / 2**62)
