@@ -469,13 +469,16 @@ def test_backward_rejects_bad_input_shapes(bad):
 # ---- threads and builds ----------------------------------------------------------------------
 
 def _all_ops(x, go_avg, go_max, ind):
+    """Every kind of kernel call on x (N, C, D, H, W), in a fixed order."""
+    pooled = adapool.avg_pool2d(x[:, :, 0], (4, 5), (3, 3), 1)
     return [
         adapool.adaptive_avg_pool3d(x, (3, 4, 5)),
         *adapool.adaptive_max_pool3d(x, (3, 4, 5), return_indices=True),
         adapool.avg_pool2d(x[:, :, 0], 3, 2, 1, ceil_mode=True),
         adapool.adaptive_avg_pool3d_backward(go_avg, x.shape),
         adapool.adaptive_max_pool3d_backward(go_max, ind, x.shape),
-        adapool.avg_pool2d_backward(go_avg[:, :, 0, :3, :3], x[:, :, 0].shape, (4, 5), (3, 3), 1),
+        pooled,
+        adapool.avg_pool2d_backward(pooled, x[:, :, 0].shape, (4, 5), (3, 3), 1),
     ]
 
 
@@ -544,3 +547,34 @@ def test_huge_sizes_are_clean_errors(call):
 def test_huge_but_valid_divisor_override():
     y = adapool.avg_pool2d(np.ones((1, 2, 5, 6)), 2, divisor_override=2**62)
     np.testing.assert_allclose(y, 4 / 2**62)
+
+
+def test_every_op_from_many_python_threads_matches_serial():
+    import threading
+
+    rng = np.random.default_rng(21)
+    jobs = []
+    for i in range(6):
+        x = rng.standard_normal((2, 24, 6 + i, 9, 10 + i)).astype(np.float32)
+        go = rng.standard_normal((2, 24, 3, 4, 5)).astype(np.float32)
+        _, ind = adapool.adaptive_max_pool3d(x, (3, 4, 5), return_indices=True)
+        jobs.append((x, go, ind))
+    expected = [_all_ops(x, go, go, ind) for x, go, ind in jobs]
+    results, errors = [None] * len(jobs), []
+
+    def work(i):
+        try:
+            for _ in range(10):
+                results[i] = _all_ops(*jobs[i][:2], *jobs[i][1:])
+        except Exception as e:  # surfaced below
+            errors.append(e)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(jobs))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    for got, want in zip(results, expected):
+        for a, b in zip(got, want):
+            np.testing.assert_array_equal(a, b)
