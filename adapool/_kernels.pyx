@@ -3,8 +3,9 @@
 # validates shapes, strides, dtypes and window tables before anything reaches a kernel.
 #
 # Layering (see ../shared/STYLE.md): `def` wrappers take typed memoryviews, read the geometry
-# and call a `cdef ... noexcept nogil` driver; the driver runs independent work items (one
-# output row each) serially or with `prange`; the item functions are pure arithmetic.
+# and call one `cdef ... noexcept nogil` driver (_run); it splits independent work items (output
+# rows, input rows or planes, depending on the kernel) into one static range per thread and runs
+# them serially or with `prange`; the range functions are pure arithmetic.
 #
 # Every op is written for rank 3 (D, H, W): 2d is D = 1 and 1d is D = H = 1, so one kernel
 # serves all ranks at the cost of loops with a trip count of 1.
@@ -648,8 +649,8 @@ cdef void _avg_bwd_cl(const real_t* go, real_t* gi, const Win* w, const Geom* g,
 # then w within the window): start from -inf and the window's first element, take a value
 # when it is greater or NaN. So ties keep the first maximum, NaN propagates with the last
 # NaN's index, and an all -inf window reports its first element. Indices are flattened per
-# (n, c) plane, (d * H + h) * W + w, in either layout. Same item structure as the average
-# kernels: whole input rows streamed in order into per-output-column state.
+# (n, c) plane, (d * H + h) * W + w, in either layout. The channels-last kernel applies the rule
+# as written, vectorised over C; the planar and global kernels reach the same pick in two passes.
 
 cdef inline Py_ssize_t _find_in_window(const real_t* plane, const Geom* g, Py_ssize_t d0,
                                        Py_ssize_t d1, Py_ssize_t h0, Py_ssize_t h1,
