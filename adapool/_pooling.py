@@ -13,6 +13,7 @@ from ._validation import (
     as_float_array,
     check_grad_output,
     check_indices,
+    check_out,
     check_rank,
     input_shape_arg,
     pool2d_args,
@@ -204,7 +205,7 @@ def _rows_of(sizes: tuple) -> int:
 # ---- forward ---------------------------------------------------------------------------------
 
 def _adaptive_forward(input, output_size, nd: int, name: str, is_max: bool,
-                      return_indices: bool = False):
+                      return_indices: bool = False, out=None):
     x = as_float_array(input, name)
     batched = check_rank(x, nd, name, is_max or nd == 3)
     spatial = x.shape[-nd:]
@@ -213,7 +214,12 @@ def _adaptive_forward(input, output_size, nd: int, name: str, is_max: bool,
     n, c = x5.shape[:2]
     out_cl = _result_channels_last(channels_last, batched, nd)
     shape = (n, c) + osize
-    y = _empty(shape, x.dtype, True) if out_cl else np.empty(shape, x.dtype)
+    if out is not None:
+        # The average kernels write through any output strides, so out may have any layout.
+        y = check_out(out, shape if batched else shape[1:], x.dtype, x, name)
+        y = y if batched else y[None]
+    else:
+        y = _empty(shape, x.dtype, True) if out_cl else np.empty(shape, x.dtype)
     indices = _empty(shape, np.int64, out_cl) if is_max else None
     if y.size:
         nthreads, block = _plan(n, c, _rows_of(osize), x5.size, channels_last)
@@ -228,10 +234,12 @@ def _adaptive_forward(input, output_size, nd: int, name: str, is_max: bool,
     if not batched:
         y = y[0]
         indices = indices[0] if is_max else None
+    if out is not None:
+        y = out
     return (y, indices) if return_indices else y
 
 
-def adaptive_avg_pool1d(input, output_size) -> np.ndarray:
+def adaptive_avg_pool1d(input, output_size, *, out=None) -> np.ndarray:
     """Adaptive 1-d average pooling, ``torch.nn.functional.adaptive_avg_pool1d`` for NumPy.
 
     Parameters
@@ -247,10 +255,10 @@ def adaptive_avg_pool1d(input, output_size) -> np.ndarray:
         (C, OL) or (N, C, OL), same dtype; window ``i`` covers
         ``[floor(i*L/OL), ceil((i+1)*L/OL))``.
     """
-    return _adaptive_forward(input, output_size, 1, "adaptive_avg_pool1d", False)
+    return _adaptive_forward(input, output_size, 1, "adaptive_avg_pool1d", False, out=out)
 
 
-def adaptive_avg_pool2d(input, output_size) -> np.ndarray:
+def adaptive_avg_pool2d(input, output_size, *, out=None) -> np.ndarray:
     """Adaptive 2-d average pooling, ``torch.nn.functional.adaptive_avg_pool2d`` for NumPy.
 
     Parameters
@@ -259,18 +267,21 @@ def adaptive_avg_pool2d(input, output_size) -> np.ndarray:
         (C, H, W) or (N, C, H, W), float16, float32 or float64, any memory layout.
     output_size : int or (int or None, int or None)
         Target (OH, OW); an int means (k, k); None keeps that input size.
+    out : numpy.ndarray, optional
+        Write the result here instead (adapool's addition, torch's function has none): the
+        result's shape and dtype, writeable, any layout, not overlapping ``input``.
 
     Returns
     -------
     numpy.ndarray
-        (C, OH, OW) or (N, C, OH, OW), same dtype. Channels-last input gives channels-last
-        output. Window ``i`` along an axis of size ``c`` pooled to ``b`` covers
+        (C, OH, OW) or (N, C, OH, OW), same dtype (``out`` when given). Channels-last input
+        gives channels-last output. Window ``i`` along an axis of size ``c`` pooled to ``b`` covers
         ``[floor(i*c/b), ceil((i+1)*c/b))``.
     """
-    return _adaptive_forward(input, output_size, 2, "adaptive_avg_pool2d", False)
+    return _adaptive_forward(input, output_size, 2, "adaptive_avg_pool2d", False, out=out)
 
 
-def adaptive_avg_pool3d(input, output_size) -> np.ndarray:
+def adaptive_avg_pool3d(input, output_size, *, out=None) -> np.ndarray:
     """Adaptive 3-d average pooling, ``torch.nn.functional.adaptive_avg_pool3d`` for NumPy.
 
     Parameters
@@ -285,7 +296,7 @@ def adaptive_avg_pool3d(input, output_size) -> np.ndarray:
     numpy.ndarray
         (C, OD, OH, OW) or (N, C, OD, OH, OW), same dtype, C-contiguous (as torch's).
     """
-    return _adaptive_forward(input, output_size, 3, "adaptive_avg_pool3d", False)
+    return _adaptive_forward(input, output_size, 3, "adaptive_avg_pool3d", False, out=out)
 
 
 def adaptive_max_pool1d(input, output_size, return_indices: bool = False):
@@ -327,7 +338,7 @@ def adaptive_max_pool3d(input, output_size, return_indices: bool = False):
 
 
 def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode: bool = False,
-               count_include_pad: bool = True, divisor_override=None) -> np.ndarray:
+               count_include_pad: bool = True, divisor_override=None, *, out=None) -> np.ndarray:
     """2-d average pooling, ``torch.nn.functional.avg_pool2d`` for NumPy.
 
     Parameters
@@ -343,6 +354,8 @@ def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode: bool = Fal
         Divide by the window area including declared padding (not the ceil_mode overhang).
     divisor_override : int, optional
         Divide every window sum by this (non-zero, may be negative) instead.
+    out : numpy.ndarray, optional
+        Write the result here instead (as for :func:`adaptive_avg_pool2d`).
 
     Returns
     -------
@@ -355,11 +368,18 @@ def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode: bool = Fal
     batched = x.ndim == 4
     x5, channels_last = _kernel_layout(_to_5d(x, 2, batched))
     n, c = x5.shape[:2]
-    y = _empty((n, c) + args.out_size, x.dtype, _result_channels_last(channels_last, batched, 2))
+    if out is not None:
+        shape = (n, c) + args.out_size
+        y = check_out(out, shape if batched else shape[1:], x.dtype, x, "avg_pool2d")
+        y = y if batched else y[None]
+    else:
+        y = _empty((n, c) + args.out_size, x.dtype, _result_channels_last(channels_last, batched, 2))
     if y.size:
         nthreads, block = _plan(n, c, args.out_size[0], x5.size, channels_last)
         _AVG_FWD[x.dtype](_bits(x5), _bits(_to_5d(y, 2, True)), _pool2d_table(*args.key),
                           channels_last, block, nthreads)
+    if out is not None:
+        return out
     return y if batched else y[0]
 
 

@@ -236,3 +236,22 @@ def pool2d_args(shape: tuple, kernel_size, stride, padding, ceil_mode, count_inc
             f"({c}x{out_hw[0]}x{out_hw[1]}). Output size is too small"
         )
     return Pool2dArgs(out_hw, (in_hw, out_hw, kernel, step, pad, count_include_pad, divisor_override))
+
+
+def check_out(out, shape: tuple, dtype, x: np.ndarray, name: str) -> np.ndarray:
+    """A caller's ``out=`` array: an ndarray of the result's shape and dtype, writeable,
+    aligned, native byte order, and sharing no memory with the input (the kernels read the
+    input while writing the output)."""
+    if type(out) is not np.ndarray:
+        raise TypeError(f"{name}(): out must be a numpy.ndarray, got {type(out).__name__}")
+    if out.shape != shape:
+        raise ValueError(f"{name}(): out has shape {list(out.shape)}, the result has {list(shape)}")
+    if out.dtype != dtype:
+        raise TypeError(f"{name}(): out has dtype {out.dtype}, the result has {np.dtype(dtype)}")
+    if not out.flags.writeable:
+        raise ValueError(f"{name}(): out is read-only")
+    if not out.flags.aligned:
+        raise ValueError(f"{name}(): out must be aligned")
+    if np.may_share_memory(out, x):
+        raise ValueError(f"{name}(): out overlaps the input")
+    return out

@@ -578,3 +578,56 @@ def test_every_op_from_many_python_threads_matches_serial():
     for got, want in zip(results, expected):
         for a, b in zip(got, want):
             np.testing.assert_array_equal(a, b)
+
+
+# ---- out= (adapool's addition to the average forward ops) -----------------------------------
+
+AVG_FORWARD = [
+    ("adaptive_avg_pool1d", (2, 5, 23), (7,)),
+    ("adaptive_avg_pool2d", (2, 5, 11, 13), ((4, 5),)),
+    ("adaptive_avg_pool3d", (2, 3, 7, 9, 11), ((3, 4, 5),)),
+    ("avg_pool2d", (2, 5, 11, 13), (3, 2, 1, True)),
+]
+
+
+@pytest.mark.parametrize("fn, shape, args", AVG_FORWARD)
+@pytest.mark.parametrize("out_layout", LAYOUTS)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_out_any_layout_gives_the_same_bits(fn, shape, args, out_layout, dtype):
+    x = np.random.default_rng(5).standard_normal(shape).astype(dtype)
+    expected = getattr(adapool, fn)(x, *args)
+    out = with_layout(np.full(expected.shape, np.nan, dtype), out_layout, batched=True)
+    result = getattr(adapool, fn)(x, *args, out=out)
+    assert result is out
+    np.testing.assert_array_equal(out, expected)
+
+
+def test_out_unbatched():
+    x = np.random.default_rng(6).standard_normal((5, 11, 13))
+    out = np.empty((5, 4, 5))
+    adapool.adaptive_avg_pool2d(x, (4, 5), out=out)
+    np.testing.assert_array_equal(out, adapool.adaptive_avg_pool2d(x, (4, 5)))
+
+
+@pytest.mark.parametrize(
+    "make_out, exc, message",
+    [
+        (lambda x: np.empty((2, 5, 4, 4), np.float32), ValueError, "out has shape"),
+        (lambda x: np.empty((2, 5, 4, 5), np.float64), TypeError, "out has dtype float64"),
+        (lambda x: np.empty((2, 5, 4, 5), np.float32).tolist(), TypeError, "out must be a numpy.ndarray"),
+        (lambda x: _read_only(np.empty((2, 5, 4, 5), np.float32)), ValueError, "out is read-only"),
+        (lambda x: x[:, :, :4, :5], ValueError, "out overlaps the input"),
+        (lambda x: np.empty((2, 5, 4, 5), ">f4"), TypeError, "out has dtype >f4"),
+    ],
+)
+def test_out_is_validated(make_out, exc, message):
+    x = np.random.default_rng(7).standard_normal((2, 5, 11, 13)).astype(np.float32)
+    before = x.copy()
+    with pytest.raises(exc, match=message):
+        adapool.adaptive_avg_pool2d(x, (4, 5), out=make_out(x))
+    np.testing.assert_array_equal(x, before)   # nothing was written into the input
+
+
+def _read_only(a):
+    a.flags.writeable = False
+    return a
