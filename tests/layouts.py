@@ -56,3 +56,27 @@ def with_layout(x, layout, batched=None):
     if layout == "fortran":
         return np.asfortranarray(x)
     raise ValueError(layout)
+
+
+def run_in_threads(calls, repeat):
+    """Run each zero-argument call ``repeat`` times, all calls at once in their own Python
+    thread; return each call's last result. Any exception in a thread is re-raised."""
+    import threading
+
+    results, errors = [None] * len(calls), []
+
+    def work(i):
+        try:
+            for _ in range(repeat):
+                results[i] = calls[i]()
+        except Exception as e:  # re-raised below, in the test's thread
+            errors.append(e)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(calls))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
+    return results

@@ -9,7 +9,7 @@ from hypothesis import given, strategies as st
 import adapool
 from adapool import adaptive_avg_pool2d
 
-from layouts import LAYOUTS, with_layout
+from layouts import LAYOUTS, run_in_threads, with_layout
 from reference import adaptive_avg_pool_ref
 
 # Tolerances against the float64 reference: relative to the result, plus an absolute part
@@ -340,22 +340,7 @@ def test_concurrent_calls_from_python_threads():
     rng = np.random.default_rng(11)
     inputs = [random_input(rng, (2, 16, 30 + i, 29 + i), np.float32) for i in range(8)]
     expected = [adaptive_avg_pool2d(x, (7, 5)) for x in inputs]
-    results = [None] * len(inputs)
-    errors = []
-
-    def work(i):
-        try:
-            for _ in range(20):
-                results[i] = adaptive_avg_pool2d(inputs[i], (7, 5))
-        except Exception as e:  # surfaced below
-            errors.append(e)
-
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(inputs))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors
+    results = run_in_threads([lambda x=x: adaptive_avg_pool2d(x, (7, 5)) for x in inputs], repeat=20)
     for r, e in zip(results, expected):
         np.testing.assert_array_equal(r, e)
 

@@ -7,7 +7,7 @@ from hypothesis import assume, given, strategies as st
 
 import adapool
 
-from layouts import LAYOUTS, with_layout
+from layouts import LAYOUTS, run_in_threads, with_layout
 from reference import (
     adaptive_avg_pool_backward_ref,
     adaptive_avg_pool_ref,
@@ -550,8 +550,6 @@ def test_huge_but_valid_divisor_override():
 
 
 def test_every_op_from_many_python_threads_matches_serial():
-    import threading
-
     rng = np.random.default_rng(21)
     jobs = []
     for i in range(6):
@@ -560,21 +558,7 @@ def test_every_op_from_many_python_threads_matches_serial():
         _, ind = adapool.adaptive_max_pool3d(x, (3, 4, 5), return_indices=True)
         jobs.append((x, go, ind))
     expected = [_all_ops(x, go, go, ind) for x, go, ind in jobs]
-    results, errors = [None] * len(jobs), []
-
-    def work(i):
-        try:
-            for _ in range(10):
-                results[i] = _all_ops(*jobs[i][:2], *jobs[i][1:])
-        except Exception as e:  # surfaced below
-            errors.append(e)
-
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(jobs))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors
+    results = run_in_threads([lambda job=job: _all_ops(job[0], job[1], job[1], job[2]) for job in jobs], repeat=10)
     for got, want in zip(results, expected):
         for a, b in zip(got, want):
             np.testing.assert_array_equal(a, b)
