@@ -964,19 +964,25 @@ cdef int _run(int kind, const real_t* src, real_t* dst, int64_t* idx, const int6
     cdef double* inv = NULL
     cdef int* status
     cdef int t, rc = 0
-    cdef Py_ssize_t od, oh, ow, nslots = 1
+    cdef Py_ssize_t i, od, oh, ow, nslots = 1, most_d = 0, most_h = 0
     if kind == AVG_FWD:
         nitems = g.n * g.od * g.oh * nblocks
         # float64 row + float32 row (+ per-column counters, channels-last)
         per_thread = (_pad8(g.ow * cblock) * 2 + g.ow) if cl else 2 * _pad8(g.w)
     elif kind == AVG_BWD:
         nitems = g.n * g.d * g.h * nblocks
-        # Planar: one slot more than the most output rows any input row reads (each output row
-        # is then expanded once per sweep over H).
-        for od in range(g.d):
-            for oh in range(g.h):
-                nslots = max(nslots, (w.dhi[od] - w.dlo[od]) * (w.hhi[oh] - w.hlo[oh]) + 1)
-        per_thread = g.w * cblock if cl else g.w * (1 + nslots) + 4 * nslots
+        if cl:
+            per_thread = g.w * cblock
+        else:
+            # One cache slot more than the most output rows any input row reads (each output
+            # row is then expanded once per sweep over H): the most outputs reading one input
+            # index on D, times the most on H.
+            for i in range(g.d):
+                most_d = max(most_d, w.dhi[i] - w.dlo[i])
+            for i in range(g.h):
+                most_h = max(most_h, w.hhi[i] - w.hlo[i])
+            nslots = most_d * most_h + 1
+            per_thread = g.w * (1 + nslots) + 4 * nslots
     elif kind == MAX_FWD:
         nitems = g.n * g.od * g.oh * nblocks
         # channels-last: values + indices per column; planar: column maxima + NaN flags

@@ -175,6 +175,16 @@ def _pool2d_args(*args):
         return pool2d_args(*args)
 
 
+def _forward_result(out, shape: tuple, dtype, channels_last: bool, batched: bool, x, name: str):
+    """The (N, C, *spatial) array a forward op writes: the caller's ``out`` (validated; the
+    average kernels write through any strides, so any layout) or a new array in the layout
+    torch would give."""
+    if out is None:
+        return _empty(shape, dtype, channels_last)
+    y = check_out(out, shape if batched else shape[1:], dtype, x, name)
+    return y if batched else y[None]
+
+
 def _result_channels_last(channels_last: bool, batched: bool, nd: int) -> bool:
     # torch: 1d and 2d results follow the input's layout; 3d results and unbatched results
     # are contiguous.
@@ -214,12 +224,7 @@ def _adaptive_forward(input, output_size, nd: int, name: str, is_max: bool,
     n, c = x5.shape[:2]
     out_cl = _result_channels_last(channels_last, batched, nd)
     shape = (n, c) + osize
-    if out is not None:
-        # The average kernels write through any output strides, so out may have any layout.
-        y = check_out(out, shape if batched else shape[1:], x.dtype, x, name)
-        y = y if batched else y[None]
-    else:
-        y = _empty(shape, x.dtype, True) if out_cl else np.empty(shape, x.dtype)
+    y = _forward_result(out, shape, x.dtype, out_cl, batched, x, name)
     indices = _empty(shape, np.int64, out_cl) if is_max else None
     if y.size:
         nthreads, block = _plan(n, c, _rows_of(osize), x5.size, channels_last)
@@ -368,12 +373,8 @@ def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode: bool = Fal
     batched = x.ndim == 4
     x5, channels_last = _kernel_layout(_to_5d(x, 2, batched))
     n, c = x5.shape[:2]
-    if out is not None:
-        shape = (n, c) + args.out_size
-        y = check_out(out, shape if batched else shape[1:], x.dtype, x, "avg_pool2d")
-        y = y if batched else y[None]
-    else:
-        y = _empty((n, c) + args.out_size, x.dtype, _result_channels_last(channels_last, batched, 2))
+    y = _forward_result(out, (n, c) + args.out_size, x.dtype,
+                        _result_channels_last(channels_last, batched, 2), batched, x, "avg_pool2d")
     if y.size:
         nthreads, block = _plan(n, c, args.out_size[0], x5.size, channels_last)
         _AVG_FWD[x.dtype](_bits(x5), _bits(_to_5d(y, 2, True)), _pool2d_table(*args.key),
@@ -385,10 +386,10 @@ def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode: bool = Fal
 
 # ---- backward --------------------------------------------------------------------------------
 
-def _avg_backward(grad_output, input_shape, nd: int, name: str, tables):
-    """Shared by the average backward ops: ``tables()`` gives the forward op's packed window
-    table and the backward row table (both cached per shape)."""
-    go = as_float_array(grad_output, name)
+def _avg_backward(go: np.ndarray, input_shape, nd: int, tables):
+    """Shared by the average backward ops, after their checks (``go`` is already a float
+    array): ``tables()`` gives the forward op's packed window table and the backward row table
+    (both cached per shape)."""
     batched = go.ndim == nd + 2
     go5, go_cl = _kernel_layout(_to_5d(go, nd, batched))
     n, c = go5.shape[:2]
@@ -410,7 +411,7 @@ def _adaptive_avg_backward(grad_output, input_shape, nd: int, name: str):
     go = as_float_array(grad_output, name)
     check_grad_output(go, input_shape[:-nd] + go.shape[-nd:], name)  # rank and batch dims
     out_in = (go.shape[-nd:], tuple(input_shape[-nd:]))
-    return _avg_backward(go, input_shape, nd, name, lambda: (_adaptive_table(*out_in), _adaptive_rows(*out_in)))
+    return _avg_backward(go, input_shape, nd, lambda: (_adaptive_table(*out_in), _adaptive_rows(*out_in)))
 
 
 def adaptive_avg_pool1d_backward(grad_output, input_shape) -> np.ndarray:
@@ -445,7 +446,7 @@ def avg_pool2d_backward(grad_output, input_shape, kernel_size, stride=None, padd
                         divisor_override)
     go = as_float_array(grad_output, name)
     check_grad_output(go, input_shape[:-2] + args.out_size, name)
-    return _avg_backward(go, input_shape, 2, name, lambda: (_pool2d_table(*args.key), _pool2d_rows(*args.key)))
+    return _avg_backward(go, input_shape, 2, lambda: (_pool2d_table(*args.key), _pool2d_rows(*args.key)))
 
 
 def _adaptive_max_backward(grad_output, indices, input_shape, nd: int, name: str):

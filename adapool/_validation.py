@@ -7,10 +7,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ._windows import pool_output_size
-
-# Sizes at or above this could overflow int64 window arithmetic.
-_INT64_LIMIT = 2**62
+from ._windows import INT64_SAFE, pool_output_size
 
 # The dtypes the kernels read, native byte order (float16 reaches them as its bit pattern).
 FLOAT_DTYPES = frozenset([np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64)])
@@ -222,8 +219,8 @@ def pool2d_args(shape: tuple, kernel_size, stride, padding, ceil_mode, count_inc
     in_hw = tuple(shape[-2:])
     # Window starts (o * stride - pad), ends and divisors (kH * kW at most) are int64 in the
     # kernels: refuse sizes whose arithmetic could overflow rather than pool wrong windows.
-    if any(i + 2 * p + s + k >= _INT64_LIMIT for i, k, s, p in zip(in_hw, kernel, step, pad)) \
-            or kernel[0] * kernel[1] >= _INT64_LIMIT:
+    if any(i + 2 * p + s + k >= INT64_SAFE for i, k, s, p in zip(in_hw, kernel, step, pad)) \
+            or kernel[0] * kernel[1] >= INT64_SAFE:
         raise ValueError(
             f"avg_pool2d: kernel_size {kernel}, stride {step} and padding {pad} are too large for "
             f"an input of size {in_hw} (window arithmetic would overflow int64)"

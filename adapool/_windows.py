@@ -14,8 +14,9 @@ import numpy as np
 
 __all__ = ["window_start", "window_end", "adaptive_windows", "pool_output_size", "pool_windows", "windows_containing"]
 
-# Above this product numpy's int64 intermediates could overflow; Python ints take over.
-_INT64_SAFE = 2**62
+# Sizes (and size products) at or above this could overflow int64 window arithmetic: numpy
+# intermediates here, the kernels' window tables and divisors there.
+INT64_SAFE = 2**62
 
 
 def window_start(a: int, b: int, c: int) -> int:
@@ -37,7 +38,7 @@ def adaptive_windows(out_size: int, in_size: int) -> tuple[np.ndarray, np.ndarra
     """
     if out_size == 0:
         starts = ends = np.zeros(0, dtype=np.int64)
-    elif out_size * in_size < _INT64_SAFE:
+    elif out_size * in_size < INT64_SAFE:
         a = np.arange(out_size, dtype=np.int64)
         starts = (a // out_size) * in_size + ((a % out_size) * in_size) // out_size
         ends = 1 + ((a + 1) * in_size - 1) // out_size
