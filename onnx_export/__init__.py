@@ -1,0 +1,19 @@
+"""Exact ONNX export of adapool's pooling calls, and validation across runtimes.
+
+``export`` builds a model for one call, ``build`` emits the same nodes into a graph someone else
+is building, ``validate`` runs a model under every available runtime and compares each with
+adapool's kernel. ``STRATEGIES`` lists every form a call can take and when it is exact.
+"""
+from ._builder import DEFAULT_OPSET, DOMAIN, MIN_OPSET
+from ._export import MAX_OPSET, Built, build, export
+from ._strategies import AUTO_ORDER, STRATEGIES, ExportError
+
+__all__ = ["export", "build", "Built", "validate", "Report", "STRATEGIES", "AUTO_ORDER", "ExportError",
+           "DEFAULT_OPSET", "MIN_OPSET", "MAX_OPSET", "DOMAIN"]
+
+
+def __getattr__(name):   # validation imports onnxruntime lazily, only when asked for
+    if name in ("validate", "Report"):
+        from . import _validate
+        return getattr(_validate, name)
+    raise AttributeError(f"module 'onnx_export' has no attribute {name!r}")

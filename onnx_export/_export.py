@@ -1,0 +1,131 @@
+"""``build`` emits one call's nodes into someone else's graph; ``export`` wraps them into a
+checked model."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+import onnx
+from onnx import helper
+
+from ._builder import DEFAULT_OPSET, DOMAIN, DOMAIN_VERSION, MIN_OPSET, Builder, onnx_dtype
+from ._spec import make_spec
+from ._strategies import ExportError, choose
+
+MAX_OPSET = onnx.defs.onnx_opset_version()
+# Model-local functions arrived with IR version 8.
+_FUNCTIONS_IR = 8
+
+
+@dataclass
+class Built:
+    """What ``build`` emitted: output value names (values, then indices with return_indices),
+    the nodes, initializers and model-local functions to add to a graph, and the opset imports
+    those nodes need."""
+    outputs: list
+    nodes: list
+    initializers: list
+    functions: list = field(default_factory=list)
+    opset_imports: dict = field(default_factory=dict)
+    strategy: str = ""
+    spec: object = None
+
+
+def check_opset(opset) -> int:
+    if opset is None:
+        return DEFAULT_OPSET
+    if isinstance(opset, bool) or not isinstance(opset, int):
+        raise TypeError(f"opset must be an int, got {type(opset).__name__}")
+    if not MIN_OPSET <= opset <= MAX_OPSET:
+        raise ExportError(f"opset {opset} is outside the supported range {MIN_OPSET}-{MAX_OPSET}")
+    return opset
+
+
+def build(op: str, input_name: str, input_shape, *, dtype="float32", opset=None, strategy="auto",
+          prefix=None, **op_kwargs) -> Built:
+    """Emit the nodes of one pooling call reading ``input_name``.
+
+    ``input_shape`` holds ints for static dims and names (or None) for dynamic ones. Names in the
+    emitted nodes start with ``prefix`` (default: the op name), so several calls can share a graph.
+    Raises ExportError when the requested strategy or opset can't export the call exactly.
+    """
+    opset = check_opset(opset)
+    spec = make_spec(op, input_shape, dtype, **op_kwargs)
+    chosen = choose(spec, strategy, opset)
+    b = Builder(opset, prefix=prefix or op)
+    outputs = chosen.build(b, spec, input_name)
+    imports = {"": opset}
+    functions = []
+    for fspec, proto in b.functions.values():
+        imports[DOMAIN] = DOMAIN_VERSION
+        functions.append(proto)
+    return Built(list(outputs), b.nodes, b.initializers, functions, imports, chosen.name, spec)
+
+
+def _rename(nodes, old: str, new: str) -> None:
+    for node in nodes:
+        for seq in (node.input, node.output):
+            for i, v in enumerate(seq):
+                if v == old:
+                    seq[i] = new
+
+
+def _value_info(name: str, elem_type: int, dims) -> onnx.ValueInfoProto:
+    return helper.make_tensor_value_info(name, elem_type, [d if d is not None else None for d in dims])
+
+
+def ir_version_for(opset: int, functions: bool) -> int:
+    ir = helper.find_min_ir_version_for([helper.make_opsetid("", opset)], ignore_unknown=True)
+    return max(ir, _FUNCTIONS_IR) if functions else ir
+
+
+def export(op: str, input_shape, *, dtype="float32", opset=None, strategy="auto", **op_kwargs) -> onnx.ModelProto:
+    """An ONNX model computing ``adapool.<op>(input, **op_kwargs)`` exactly, like torch.
+
+    Parameters
+    ----------
+    op : str
+        An adapool forward op: ``adaptive_avg_pool1d/2d/3d``, ``adaptive_max_pool1d/2d/3d`` or
+        ``avg_pool2d``.
+    input_shape : sequence
+        ints for static dims; a str (a symbolic name) or None for dynamic dims.
+    dtype : {"float16", "float32", "float64"}
+    opset : int, optional
+        Default 18; the supported range is 13 to the newest opset the installed onnx knows.
+    strategy : str
+        "auto" or a name from ``onnx_export.STRATEGIES``.
+    **op_kwargs
+        The op's torch arguments (``output_size``, ``return_indices``, ``kernel_size``, ...).
+
+    Returns
+    -------
+    onnx.ModelProto
+        One input "input"; output "output" (and "indices", int64, with return_indices). It passes
+        ``onnx.checker.check_model(full_check=True)``. The call is recorded in the model's
+        metadata (``adapool.op``, ``adapool.kwargs``) so ``validate`` can recompute it.
+    """
+    built = build(op, "input", input_shape, dtype=dtype, opset=opset, strategy=strategy, **op_kwargs)
+    spec = built.spec
+    names = ["output", "indices"][:len(built.outputs)]
+    for old, new in zip(built.outputs, names):
+        if old == "input":   # an identity call: the output is the input itself
+            built.nodes.append(helper.make_node("Identity", ["input"], [new]))
+        else:
+            _rename(built.nodes, old, new)
+    elem = onnx_dtype(spec.dtype)
+    outputs = [_value_info("output", elem, spec.output_shape())]
+    if len(names) == 2:
+        outputs.append(_value_info("indices", onnx.TensorProto.INT64, spec.output_shape()))
+    graph = helper.make_graph(built.nodes, f"{op}_{built.strategy}", [_value_info("input", elem, spec.shape)],
+                              outputs, initializer=built.initializers)
+    model = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid(d, v) for d, v in built.opset_imports.items()],
+        functions=built.functions, producer_name="adapool.onnx_export",
+        ir_version=ir_version_for(built.opset_imports[""], bool(built.functions)))
+    helper.set_model_props(model, {
+        "adapool.op": op,
+        "adapool.kwargs": json.dumps(spec.kwargs()),
+        "adapool.strategy": built.strategy,
+    })
+    onnx.checker.check_model(model, full_check=True)
+    return model

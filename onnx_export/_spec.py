@@ -1,0 +1,175 @@
+"""What is being exported: one pooling call, its input's (possibly symbolic) shape and dtype,
+validated with adapool's own checks so an export fails with the message the call would."""
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass
+
+import numpy as np
+
+import adapool
+from adapool import _validation
+
+# op name -> (kind, number of spatial axes); kind "avg" / "max" are adaptive, "avgpool" is avg_pool2d
+OPS = {
+    "adaptive_avg_pool1d": ("avg", 1),
+    "adaptive_avg_pool2d": ("avg", 2),
+    "adaptive_avg_pool3d": ("avg", 3),
+    "adaptive_max_pool1d": ("max", 1),
+    "adaptive_max_pool2d": ("max", 2),
+    "adaptive_max_pool3d": ("max", 3),
+    "avg_pool2d": ("avgpool", 2),
+}
+DTYPES = ("float16", "float32", "float64")
+_ROLE_NAMES = {1: "L", 2: "HW", 3: "DHW"}
+# A stand-in for a dynamic spatial size while avg_pool2d's arguments are checked: large enough
+# for any kernel that can be exported, far below the int64 overflow guard.
+_PROBE_SIZE = 2**40
+
+
+@dataclass(frozen=True)
+class PoolSpec:
+    op: str
+    kind: str
+    nd: int
+    shape: tuple          # ints for static dims, str names for dynamic ones
+    dtype: np.dtype
+    out: tuple            # adaptive: per spatial axis, an int, or None to keep a dynamic size
+    return_indices: bool = False
+    kernel: tuple = ()    # avg_pool2d only
+    stride: tuple = ()
+    padding: tuple = ()
+    ceil_mode: bool = False
+    count_include_pad: bool = True
+    divisor_override: int | None = None
+
+    @property
+    def batched(self) -> bool:
+        return len(self.shape) == self.nd + 2
+
+    @property
+    def spatial(self) -> tuple:
+        return self.shape[-self.nd:]
+
+    @property
+    def static_spatial(self) -> bool:
+        return all(isinstance(s, int) for s in self.spatial)
+
+    @property
+    def rank(self) -> int:
+        return len(self.shape)
+
+    def kwargs(self) -> dict:
+        """The call's torch arguments, as adapool's op takes them."""
+        if self.kind == "avgpool":
+            return dict(kernel_size=list(self.kernel), stride=list(self.stride), padding=list(self.padding),
+                        ceil_mode=self.ceil_mode, count_include_pad=self.count_include_pad,
+                        divisor_override=self.divisor_override)
+        out = [None if o is None else o for o in self.out]
+        kw = {"output_size": out}
+        if self.kind == "max":
+            kw["return_indices"] = self.return_indices
+        return kw
+
+    def output_shape(self) -> tuple:
+        """Static output dims as ints, dynamic ones as None (batch and channel names are kept)."""
+        lead = self.shape[:-self.nd]
+        if self.kind == "avgpool":
+            if not self.static_spatial:
+                return lead + (None,) * self.nd
+            return lead + _validation.pool2d_args(self.shape, *self._pool_args()).out_size
+        return lead + tuple(s if o is None else o for o, s in zip(self.out, self.spatial))
+
+    def _pool_args(self):
+        return (self.kernel, self.stride, self.padding, self.ceil_mode, self.count_include_pad,
+                self.divisor_override)
+
+
+def _shape(input_shape, nd: int, op: str) -> tuple:
+    if isinstance(input_shape, (str, bytes)) or not hasattr(input_shape, "__iter__"):
+        raise TypeError(f"{op}: input_shape must be a sequence of ints, names or None, got {input_shape!r}")
+    shape = tuple(input_shape)
+    if len(shape) not in (nd + 1, nd + 2):
+        raise ValueError(_validation._rank_message(op, nd, ["?" if not isinstance(s, int) else s for s in shape]))
+    roles = ("N", "C") if len(shape) == nd + 2 else ("C",)
+    roles += tuple(_ROLE_NAMES[nd])
+    out = []
+    for i, s in enumerate(shape):
+        if s is None:
+            out.append(roles[i])
+        elif isinstance(s, str):
+            if not s.isidentifier():
+                raise ValueError(f"{op}: dimension names must be identifiers, got {s!r}")
+            out.append(s)
+        elif isinstance(s, (int, np.integer)) and not isinstance(s, (bool, np.bool_)):
+            if s < 0:
+                raise ValueError(f"{op}: input_shape must not be negative, got {list(shape)}")
+            out.append(int(s))
+        else:
+            raise TypeError(f"{op}: input_shape entries must be int, str or None, got {type(s).__name__} at pos {i}")
+    return tuple(out)
+
+
+def _kwargs_for(op: str, kwargs: dict) -> dict:
+    """Bind ``kwargs`` to the op's own signature (so defaults and unknown names behave as they do
+    for the NumPy call)."""
+    params = list(inspect.signature(getattr(adapool, op)).parameters.values())[1:]
+    names = [p.name for p in params if p.name != "out"]
+    unknown = set(kwargs) - set(names)
+    if unknown:
+        raise TypeError(f"{op}() got an unexpected keyword argument {sorted(unknown)[0]!r}")
+    bound = {}
+    for p in params:
+        if p.name == "out":
+            continue
+        if p.name in kwargs:
+            bound[p.name] = kwargs[p.name]
+        elif p.default is inspect.Parameter.empty:
+            raise TypeError(f"{op}() missing required argument {p.name!r}")
+        else:
+            bound[p.name] = p.default
+    return bound
+
+
+def make_spec(op: str, input_shape, dtype="float32", **kwargs) -> PoolSpec:
+    if op not in OPS:
+        raise ValueError(f"unknown op {op!r}; exportable ops: {', '.join(OPS)}")
+    kind, nd = OPS[op]
+    dt = np.dtype(dtype) if not isinstance(dtype, str) or dtype in DTYPES else None
+    if dt is None or dt.name not in DTYPES:
+        raise TypeError(f"{op}: dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
+    shape = _shape(input_shape, nd, op)
+    args = _kwargs_for(op, kwargs)
+    static = tuple(s if isinstance(s, int) else None for s in shape)
+    if kind == "avgpool":
+        probe = tuple(_PROBE_SIZE if s is None else s for s in static)
+        _validation.pool2d_args(probe, args["kernel_size"], args["stride"], args["padding"],
+                                args["ceil_mode"], args["count_include_pad"], args["divisor_override"])
+        if all(isinstance(s, int) for s in shape[-3:]):
+            _validation.pool2d_args(shape, args["kernel_size"], args["stride"], args["padding"],
+                                    args["ceil_mode"], args["count_include_pad"], args["divisor_override"])
+        pair = lambda v, name: _validation._pair(v, op, name, 0, "")  # noqa: E731 (checked above)
+        kernel = pair(args["kernel_size"], "kernel_size")
+        stride = kernel if args["stride"] is None else (pair(args["stride"], "stride") or kernel)
+        return PoolSpec(op, kind, nd, shape, dt, (), kernel=kernel, stride=stride,
+                        padding=pair(args["padding"], "padding"), ceil_mode=bool(args["ceil_mode"]),
+                        count_include_pad=bool(args["count_include_pad"]),
+                        divisor_override=args["divisor_override"] if args["divisor_override"] is None
+                        else int(args["divisor_override"]))
+    # Adaptive ops: the same checks as the NumPy call, on the static part of the shape.
+    first = 1 if kind == "max" or nd == 3 else len(shape) - nd   # as adapool's check_rank
+    if 0 in static[first:]:
+        dim = first + static[first:].index(0)
+        raise ValueError(
+            f"{op}(): Expected input to have non-zero size for non-batch dimensions, but input has sizes "
+            f"{list(shape)} with dimension {dim} being empty")
+    size_arg = args["output_size"]
+    out = _validation.adaptive_output_size(size_arg, tuple(1 if s is None else s for s in static[-nd:]),
+                                           op, kind == "max", static)
+    if isinstance(size_arg, (tuple, list)):   # None keeps a size that is only known at run time
+        out = tuple(None if v is None and static[len(static) - nd + i] is None else o
+                    for i, (v, o) in enumerate(zip(size_arg, out)))
+    return_indices = bool(args.get("return_indices", False))
+    if any(o is not None and o >= _validation.INT64_SAFE for o in out):
+        raise ValueError(f"{op}: output_size {list(out)} is too large")
+    return PoolSpec(op, kind, nd, shape, dt, tuple(out), return_indices=return_indices)

@@ -1,0 +1,383 @@
+"""The strategy table: every form a pooling call can take in ONNX, when each one is exact, and
+the short function that emits it. ``choose`` reads the table; nothing else decides."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+from onnx import helper
+
+from adapool._windows import pool_output_size
+
+from ._builder import DOMAIN, Builder, onnx_dtype
+from ._windows import dynamic_axes, size_product, size_vector, static_axes
+
+
+class ExportError(ValueError):
+    """The call can't be exported exactly with the requested strategy or opset."""
+
+
+def compute_dtype(spec) -> np.dtype:
+    """Average pooling accumulates float16 in float32 and rounds once, as torch does."""
+    return np.dtype(np.float32) if spec.dtype == np.float16 and spec.kind != "max" else spec.dtype
+
+
+# ---- pieces shared by the strategies -------------------------------------------------------------
+
+def _batched(b: Builder, spec, x: str, fn: Callable[[str], str]) -> str:
+    """Run an ONNX pooling op, which needs (N, C, ...), on unbatched input too."""
+    if spec.batched:
+        return fn(x)
+    return b.squeeze(fn(b.unsqueeze(x, 0)), 0)
+
+
+def _nan_exact_max(b: Builder, spec, x: str, pool: Callable[[str], str]) -> str:
+    """A max pool whose windows holding a NaN give NaN, as torch's do. onnxruntime's MaxPool,
+    GlobalMaxPool and ReduceMax skip NaN depending on where it sits, so the NaNs are pooled
+    separately, as a 0/1 mask through the same windows."""
+    y = pool(x)
+    mask = pool(b.cast(b.op("IsNaN", x), spec.dtype))
+    return b.op("Where", b.op("Greater", mask, b.scalar(0, spec.dtype)), b.scalar(np.nan, spec.dtype), y)
+
+
+def _separable_average(b: Builder, spec, x: str, axes) -> str:
+    """Y = P_d · (P_h · X · P_wᵀ): one MatMul per pooled axis, the last axis first."""
+    nd, lead = spec.nd, spec.rank - spec.nd
+    dt = compute_dtype(spec)
+    for i in reversed(range(nd)):
+        ax = axes[i]
+        if ax.identity:
+            continue
+        if i == nd - 1:
+            x = b.op("MatMul", x, ax.matrix(dt, transposed=True))
+        elif i == nd - 2:
+            x = b.op("MatMul", ax.matrix(dt), x)
+        else:   # depth: fold (H, W) into one axis so the matrix multiplies from the left
+            h, w = axes[1].out_size, axes[2].out_size
+            x = b.op("Reshape", x, size_vector(b, [0] * lead + [ax.in_size, size_product(b, h, w)]))
+            x = b.op("MatMul", ax.matrix(dt), x)
+            x = b.op("Reshape", x, size_vector(b, [0] * lead + [ax.out_size, h, w]))
+    return x
+
+
+def _masked_sum_average(b: Builder, spec, x: str, axes) -> str:
+    """The same averages without multiplying by zeros: gather each window (padded), zero the
+    padding with Where, ReduceSum, scale. Exact for inf and NaN (0 * inf is NaN in a MatMul),
+    but it reads every window whole, so it only runs when the MatMul form met a non-finite value."""
+    nd = spec.nd
+    dt = compute_dtype(spec)
+    for i in reversed(range(nd)):
+        ax = axes[i]
+        if ax.identity:
+            continue
+        a, trailing = i - nd, nd - 1 - i
+        g = b.op("Gather", x, ax.table(), axis=a)                    # (..., o, k, rest)
+        valid = ax.valid()
+        if trailing:
+            valid = b.unsqueeze(valid, *range(2, 2 + trailing))
+        g = b.op("Where", valid, g, b.scalar(0, dt))
+        w = ax.weights(dt)
+        if trailing:
+            w = b.unsqueeze(w, *range(1, 1 + trailing))
+        x = b.op("Mul", b.reduce("ReduceSum", g, [a], keepdims=False), w)
+    return x
+
+
+def _average_matmul_exact(b: Builder, spec, x: str, axes) -> str:
+    """MatMul form, falling back to the masked-sum form when the result holds inf or NaN
+    (checked on the small output: y * 0 sums to NaN exactly when some y is not finite)."""
+    dt = compute_dtype(spec)
+    y = _separable_average(b, spec, x, axes)
+    probe = b.reduce("ReduceSum", b.op("Mul", y, b.scalar(0, dt)), list(range(spec.rank)), keepdims=False)
+    nonfinite = b.op("IsNaN", probe)
+    exact = b.subgraph()
+    slow = _masked_sum_average(exact, spec, x, axes)
+    fast = b.subgraph()
+    fast_y = fast.op("Identity", y)
+    branch = lambda sub, out, name: helper.make_graph(  # noqa: E731
+        sub.nodes, name, [], [helper.make_tensor_value_info(out, onnx_dtype(dt), None)])
+    return b.op("If", nonfinite, then_branch=branch(exact, slow, "nonfinite"),
+                else_branch=branch(fast, fast_y, "finite"))
+
+
+def _separable_max(b: Builder, spec, x: str, axes) -> str:
+    """Gather each window's indices along one axis ((out, window) table), ReduceMax over the
+    window; axis by axis (max is separable), NaN handled by the caller."""
+    nd = spec.nd
+    for i in reversed(range(nd)):
+        if not axes[i].identity:
+            a = i - nd
+            x = b.reduce("ReduceMax", b.op("Gather", x, axes[i].table(), axis=a), [a], keepdims=False)
+    return x
+
+
+def _flat_indices(b: Builder, spec, axes, static: bool, x: str) -> str:
+    """For every output position and window slot, the input index torch reports
+    (``(d * H + h) * W + w`` within the plane), flattened to (prod(out) * prod(window),)."""
+    nd = spec.nd
+    if static:
+        strides = np.cumprod((spec.spatial[1:] + (1,))[::-1])[::-1]
+        total = np.zeros([1] * (2 * nd), dtype=np.int64)
+        for i, ax in enumerate(axes):
+            t = ax.table_array()
+            shape = [1] * (2 * nd)
+            shape[i], shape[nd + i] = t.shape
+            total = total + t.reshape(shape) * int(strides[i])
+        return b.const(total.reshape(-1))
+    total = None
+    stride = None
+    for i in reversed(range(nd)):
+        t = axes[i].table()
+        axes_to_add = [j for j in range(2 * nd) if j not in (i, nd + i)]
+        t = b.unsqueeze(t, *axes_to_add) if axes_to_add else t
+        if stride is not None:
+            t = b.op("Mul", t, stride)
+        total = t if total is None else b.op("Add", total, t)
+        stride = axes[i].in_size if stride is None else b.op("Mul", stride, axes[i].in_size)
+    return b.op("Reshape", total, b.ints(-1))
+
+
+def _max_with_indices(b: Builder, spec, x: str, axes, static: bool) -> list:
+    """Gather every window whole (padded by repeating its last index), then torch's rule over
+    its elements in row-major order: the last NaN if there is one, else the first maximum.
+    ArgMax only ever sees NaN-free data (NaN -> -inf), so no runtime's NaN handling matters;
+    the value is gathered, not recomputed."""
+    nd, lead = spec.nd, spec.rank - spec.nd
+    g = x
+    for i in range(nd):
+        g = b.op("Gather", g, axes[i].table(), axis=i - nd)        # (..., o_i, k_i, ...)
+    if nd > 1:
+        perm = list(range(lead)) + [lead + 2 * i for i in range(nd)] + [lead + 2 * i + 1 for i in range(nd)]
+        g = b.op("Transpose", g, perm=perm)
+    window = axes[0].window
+    for ax in axes[1:]:
+        window = size_product(b, window, ax.window)
+    outs = [ax.out_size for ax in axes]
+    g = b.op("Reshape", g, size_vector(b, [0] * lead + outs + [window]))
+    dt = spec.dtype
+    isnan = b.op("IsNaN", g)
+    nan01 = b.cast(isnan, dt)
+    first_max = b.op("ArgMax", b.op("Where", isnan, b.scalar(-np.inf, dt), g), axis=-1, keepdims=1,
+                     select_last_index=0)
+    last_nan = b.op("ArgMax", nan01, axis=-1, keepdims=1, select_last_index=1)
+    has_nan = b.op("Greater", b.reduce("ReduceMax", nan01, [-1], keepdims=True), b.scalar(0, dt))
+    k = b.op("Where", has_nan, last_nan, first_max)
+    values = b.squeeze(b.op("GatherElements", g, k, axis=-1), -1)
+    # position of (output, slot) in the flat table: linear(output) * window + slot
+    if static:
+        n_out = int(np.prod([ax.out_size for ax in axes]))
+        base = b.const((np.arange(n_out, dtype=np.int64) * window).reshape(outs + [1]))
+    else:
+        n_out = outs[0]
+        for o in outs[1:]:
+            n_out = b.op("Mul", n_out, o)
+        rng = b.op("Range", b.scalar(0, np.int64), b.squeeze(n_out, 0), b.scalar(1, np.int64))
+        base = b.op("Reshape", b.op("Mul", rng, window), size_vector(b, outs + [1]))
+    table = _flat_indices(b, spec, axes, static, x)
+    indices = b.squeeze(b.op("Gather", table, b.op("Add", base, k), axis=0), -1)
+    return [values, indices]
+
+
+def _to_compute(b: Builder, spec, x: str) -> str:
+    dt = compute_dtype(spec)
+    return x if dt == spec.dtype else b.cast(x, dt)
+
+
+def _from_compute(b: Builder, spec, y: str) -> str:
+    return y if compute_dtype(spec) == spec.dtype else b.cast(y, spec.dtype)
+
+
+# ---- the strategies ---------------------------------------------------------------------------
+
+def _build_global(b, spec, x):
+    if spec.kind == "max":
+        return [_nan_exact_max(b, spec, x, lambda v: _batched(b, spec, v, lambda u: b.op("GlobalMaxPool", u)))]
+    y = _batched(b, spec, _to_compute(b, spec, x), lambda u: b.op("GlobalAveragePool", u))
+    return [_from_compute(b, spec, y)]
+
+
+def _build_reduce(b, spec, x):
+    axes = list(range(-spec.nd, 0))
+    if spec.kind == "max":
+        return [_nan_exact_max(b, spec, x, lambda v: b.reduce("ReduceMax", v, axes, keepdims=True))]
+    return [_from_compute(b, spec, b.reduce("ReduceMean", _to_compute(b, spec, x), axes, keepdims=True))]
+
+
+def _build_pool(b, spec, x):
+    if spec.kind == "avgpool":
+        kernel, stride = list(spec.kernel), list(spec.stride)
+        pads = list(spec.padding) * 2
+        include = spec.count_include_pad or spec.divisor_override is not None
+
+        def pool(u):
+            return b.op("AveragePool", u, kernel_shape=kernel, strides=stride, pads=pads,
+                        count_include_pad=int(include))
+        y = _batched(b, spec, _to_compute(b, spec, x), pool)
+        if spec.divisor_override is not None:   # every window is kh*kw long here (no ceil overhang)
+            y = b.op("Mul", y, b.scalar(kernel[0] * kernel[1] / spec.divisor_override, compute_dtype(spec)))
+        return [_from_compute(b, spec, y)]
+    kernel = [c // o for c, o in zip(spec.spatial, spec.out)]
+    if spec.kind == "max":
+        op = lambda u: b.op("MaxPool", u, kernel_shape=kernel, strides=kernel)  # noqa: E731
+        return [_nan_exact_max(b, spec, x, lambda v: _batched(b, spec, v, op))]
+    y = _batched(b, spec, _to_compute(b, spec, x),
+                 lambda u: b.op("AveragePool", u, kernel_shape=kernel, strides=kernel))
+    return [_from_compute(b, spec, y)]
+
+
+def _build_matmul(b, spec, x):
+    return [_from_compute(b, spec, _average_matmul_exact(b, spec, _to_compute(b, spec, x), static_axes(b, spec)))]
+
+
+def _build_gather(b, spec, x):
+    axes = static_axes(b, spec)
+    if spec.return_indices:
+        return _max_with_indices(b, spec, x, axes, static=True)
+    return [_nan_exact_max(b, spec, x, lambda v: _separable_max(b, spec, v, axes))]
+
+
+def _build_dynamic(b, spec, x, params=None):
+    if spec.kind == "max":
+        axes = dynamic_axes(b, spec, x, params)
+        if spec.return_indices:
+            return _max_with_indices(b, spec, x, axes, static=False)
+        return [_nan_exact_max(b, spec, x, lambda v: _separable_max(b, spec, v, axes))]
+    xc = _to_compute(b, spec, x)
+    return [_from_compute(b, spec, _average_matmul_exact(b, spec, xc, dynamic_axes(b, spec, xc, params)))]
+
+
+FUNCTION_ATTRS = {
+    "avg": ("output_size",), "max": ("output_size",),
+    "avgpool": ("kernel", "stride", "padding", "ceil_mode", "count_include_pad", "divisor_override"),
+}
+
+
+def function_name(spec) -> str:
+    base = {"avg": "AdaptiveAvgPool", "max": "AdaptiveMaxPool", "avgpool": "AvgPool"}[spec.kind]
+    return f"{base}{spec.nd}d" + ("WithIndices" if spec.return_indices else "")
+
+
+def function_attributes(spec) -> dict:
+    if spec.kind == "avgpool":
+        return {"kernel": list(spec.kernel), "stride": list(spec.stride), "padding": list(spec.padding),
+                "ceil_mode": [int(spec.ceil_mode)], "count_include_pad": [int(spec.count_include_pad)],
+                "divisor_override": [spec.divisor_override or 0]}
+    return {"output_size": [-1 if o is None else o for o in spec.out]}
+
+
+def make_function(spec, opset: int):
+    """The model-local FunctionProto behind a custom-domain node: the dynamic graph, its
+    arguments read from the node's attributes, so one definition serves every call."""
+    name = function_name(spec)
+    body = Builder(opset, prefix=name, in_function=True)
+    params = {a: body.attr_ints(a) for a in FUNCTION_ATTRS[spec.kind]}
+    outs = _build_dynamic(body, spec, "X", params)
+    names = ["Y", "Indices"][:len(outs)]
+    body.nodes.append(helper.make_node("Identity", [outs[0]], ["Y"], name=f"{name}/Y"))
+    if len(outs) == 2:
+        body.nodes.append(helper.make_node("Identity", [outs[1]], ["Indices"], name=f"{name}/Indices"))
+    return helper.make_function(DOMAIN, name, ["X"], names, body.nodes,
+                                [helper.make_opsetid("", opset)], list(FUNCTION_ATTRS[spec.kind]))
+
+
+def _build_function(b, spec, x):
+    outs = b.op(function_name(spec), x, outputs=2 if spec.return_indices else 1, domain=DOMAIN,
+                **function_attributes(spec))
+    b.functions[function_name(spec)] = (spec, make_function(spec, b.opset))
+    return outs if spec.return_indices else [outs]
+
+
+# ---- when each strategy is exact ---------------------------------------------------------------
+
+def _all_ones(spec):
+    if spec.return_indices:
+        return "it has no indices output"
+    if spec.kind == "avgpool" or any(o != 1 for o in spec.out):
+        return "it needs an output size of 1 on every pooled axis"
+    return None
+
+
+def _static(spec):
+    return None if spec.static_spatial else "it needs static spatial sizes"
+
+
+def _divisible(spec):
+    if spec.kind == "avgpool":
+        if not spec.ceil_mode:
+            return None
+        if not spec.static_spatial:
+            return "ceil_mode with dynamic sizes can add a window past the padding, which AveragePool counts differently"
+        floor = [pool_output_size(c, k, s, p, False) for c, k, s, p in
+                 zip(spec.spatial, spec.kernel, spec.stride, spec.padding)]
+        if tuple(floor) != spec.output_shape()[-2:]:
+            return "ceil_mode adds a window past the padding here, which AveragePool counts differently"
+        return None
+    if spec.return_indices:
+        return "MaxPool's indices skip NaN (torch reports the last NaN)"
+    reason = _static(spec)
+    if reason:
+        return reason
+    if any(o == 0 or c % o for c, o in zip(spec.spatial, spec.out)):
+        return "it needs input sizes divisible by the output sizes"
+    return None
+
+
+@dataclass(frozen=True)
+class Strategy:
+    name: str
+    kinds: tuple                    # op kinds it serves: "avg", "max", "avgpool"
+    summary: str
+    refuses: Callable               # spec -> reason it is not exact here, or None
+    build: Callable                 # (builder, spec, input value) -> output values
+    auto_dtypes: tuple = ("float16", "float32", "float64")   # where `auto` may pick it
+    min_opset: int = 13
+
+
+STRATEGIES = {s.name: s for s in (
+    Strategy("global", ("avg", "max"), "GlobalAveragePool / GlobalMaxPool (output 1)", _all_ones,
+             _build_global, auto_dtypes=("float16", "float32")),
+    Strategy("reduce", ("avg", "max"), "ReduceMean / ReduceMax over the pooled axes (output 1)",
+             _all_ones, _build_reduce),
+    # onnxruntime's CPU EP has no float64 AveragePool: `auto` takes the MatMul form there
+    Strategy("pool", ("avg", "max", "avgpool"), "AveragePool / MaxPool (divisible sizes; avg_pool2d)",
+             _divisible, _build_pool, auto_dtypes=("float16", "float32")),
+    Strategy("matmul", ("avg", "avgpool"), "exact separable MatMul with constant pooling matrices",
+             _static, _build_matmul),
+    Strategy("gather", ("max",), "Gather of each window's indices, then ReduceMax (ArgMax for indices)",
+             _static, _build_gather),
+    Strategy("dynamic", ("avg", "max", "avgpool"), "windows computed in the graph from Shape: any size",
+             lambda spec: None, _build_dynamic),
+    Strategy("function", ("avg", "max", "avgpool"),
+             "one adapool-domain node whose model-local function body is the dynamic graph",
+             lambda spec: None, _build_function),
+)}
+
+# `auto` takes the first strategy in this order that is exact for the call (ReduceMean before
+# GlobalAveragePool: onnxruntime's CPU EP runs it faster; see benchmarks/README.md).
+AUTO_ORDER = {
+    "avg": ("reduce", "pool", "matmul", "dynamic"),
+    "max": ("reduce", "pool", "gather", "dynamic"),
+    "avgpool": ("pool", "matmul", "dynamic"),
+}
+
+
+def choose(spec, strategy: str, opset: int) -> Strategy:
+    if strategy == "auto":
+        for name in AUTO_ORDER[spec.kind]:
+            s = STRATEGIES[name]
+            if spec.dtype.name in s.auto_dtypes and s.refuses(spec) is None and opset >= s.min_opset:
+                return s
+        raise ExportError(f"{spec.op}: no strategy exports this call exactly")   # unreachable: dynamic serves all
+    if strategy not in STRATEGIES:
+        raise ValueError(f"unknown strategy {strategy!r}; choose one of: auto, {', '.join(STRATEGIES)}")
+    s = STRATEGIES[strategy]
+    if spec.kind not in s.kinds:
+        raise ExportError(f"{spec.op}: strategy {strategy!r} does not serve this op "
+                          f"(it serves {', '.join(k for k in s.kinds)} pooling)")
+    reason = s.refuses(spec)
+    if reason is not None:
+        raise ExportError(f"{spec.op}: strategy {strategy!r} is not exact for this call: {reason}")
+    if opset < s.min_opset:
+        raise ExportError(f"{spec.op}: strategy {strategy!r} needs opset >= {s.min_opset}, got {opset}")
+    return s
