@@ -10,7 +10,7 @@ from onnx import helper
 
 from ._builder import DEFAULT_OPSET, DOMAIN, DOMAIN_VERSION, MIN_OPSET, Builder, onnx_dtype
 from ._spec import make_spec
-from ._strategies import ExportError, choose
+from ._strategies import ExportError, check_opset_for, choose
 
 MAX_OPSET = onnx.defs.onnx_opset_version()
 # Model-local functions arrived with IR version 8.
@@ -51,6 +51,7 @@ def build(op: str, input_name: str, input_shape, *, dtype="float32", opset=None,
     """
     opset = check_opset(opset)
     spec = make_spec(op, input_shape, dtype, **op_kwargs)
+    check_opset_for(spec, opset)
     chosen = choose(spec, strategy, opset)
     b = Builder(opset, prefix=prefix or op)
     outputs = chosen.build(b, spec, input_name)

@@ -18,6 +18,10 @@ class ExportError(ValueError):
     """The call can't be exported exactly with the requested strategy or opset."""
 
 
+# onnxruntime's CPU EP has no float64 kernel for these: `auto` avoids them for float64 graphs.
+ORT_CPU_NO_FLOAT64 = frozenset({"AveragePool", "GlobalAveragePool", "GlobalMaxPool"})
+
+
 def compute_dtype(spec) -> np.dtype:
     """Average pooling accumulates float16 in float32 and rounds once, as torch does."""
     return np.dtype(np.float32) if spec.dtype == np.float16 and spec.kind != "max" else spec.dtype
@@ -32,13 +36,18 @@ def _batched(b: Builder, spec, x: str, fn: Callable[[str], str]) -> str:
     return b.squeeze(fn(b.unsqueeze(x, 0)), 0)
 
 
-def _nan_exact_max(b: Builder, spec, x: str, pool: Callable[[str], str]) -> str:
-    """A max pool whose windows holding a NaN give NaN, as torch's do. onnxruntime's MaxPool,
-    GlobalMaxPool and ReduceMax skip NaN depending on where it sits, so the NaNs are pooled
-    separately, as a 0/1 mask through the same windows."""
+def _exact_max(b: Builder, spec, x: str, pool: Callable[[str], str]) -> str:
+    """A max pool with torch's answers for NaN and -inf. onnxruntime's MaxPool, GlobalMaxPool
+    and ReduceMax skip NaN depending on where it sits, and MaxPool/GlobalMaxPool start from the
+    lowest finite value, so an all -inf window gives -3.4e38. A code per element, pooled through
+    the same windows, says which windows need fixing: 2 = NaN, 1 = anything else, 0 = -inf."""
+    dt = spec.dtype
     y = pool(x)
-    mask = pool(b.cast(b.op("IsNaN", x), spec.dtype))
-    return b.op("Where", b.op("Greater", mask, b.scalar(0, spec.dtype)), b.scalar(np.nan, spec.dtype), y)
+    code = b.op("Add", b.op("Mul", b.cast(b.op("IsNaN", x), dt), b.scalar(2, dt)),
+                b.cast(b.op("Greater", x, b.scalar(-np.inf, dt)), dt))
+    worst = pool(code)
+    y = b.op("Where", b.op("Equal", worst, b.scalar(0, dt)), b.scalar(-np.inf, dt), y)
+    return b.op("Where", b.op("Greater", worst, b.scalar(1, dt)), b.scalar(np.nan, dt), y)
 
 
 def _separable_average(b: Builder, spec, x: str, axes) -> str:
@@ -53,11 +62,12 @@ def _separable_average(b: Builder, spec, x: str, axes) -> str:
             x = b.op("MatMul", x, ax.matrix(dt, transposed=True))
         elif i == nd - 2:
             x = b.op("MatMul", ax.matrix(dt), x)
-        else:   # depth: fold (H, W) into one axis so the matrix multiplies from the left
-            h, w = axes[1].out_size, axes[2].out_size
-            x = b.op("Reshape", x, size_vector(b, [0] * lead + [ax.in_size, size_product(b, h, w)]))
-            x = b.op("MatMul", ax.matrix(dt), x)
-            x = b.op("Reshape", x, size_vector(b, [0] * lead + [ax.out_size, h, w]))
+        else:   # depth: move it last and back (a Reshape would need sizes that may be 0)
+            r = spec.rank
+            to_last = list(range(r - 3)) + [r - 2, r - 1, r - 3]
+            x = b.op("Transpose", x, perm=to_last)
+            x = b.op("MatMul", x, ax.matrix(dt, transposed=True))
+            x = b.op("Transpose", x, perm=list(range(r - 3)) + [r - 1, r - 3, r - 2])
     return x
 
 
@@ -141,8 +151,8 @@ def _flat_indices(b: Builder, spec, axes, static: bool, x: str) -> str:
 def _max_with_indices(b: Builder, spec, x: str, axes, static: bool) -> list:
     """Gather every window whole (padded by repeating its last index), then torch's rule over
     its elements in row-major order: the last NaN if there is one, else the first maximum.
-    ArgMax only ever sees NaN-free data (NaN -> -inf), so no runtime's NaN handling matters;
-    the value is gathered, not recomputed."""
+    ArgMax and ReduceMax only ever see NaN-free data (NaN -> -inf), so no runtime's NaN
+    handling matters."""
     nd, lead = spec.nd, spec.rank - spec.nd
     g = x
     for i in range(nd):
@@ -154,16 +164,20 @@ def _max_with_indices(b: Builder, spec, x: str, axes, static: bool) -> list:
     for ax in axes[1:]:
         window = size_product(b, window, ax.window)
     outs = [ax.out_size for ax in axes]
-    g = b.op("Reshape", g, size_vector(b, [0] * lead + outs + [window]))
+    # explicit leading dims and allowzero: an output size of 0 must not read as "copy this dim"
+    # (allowzero arrived in opset 14; `choose` refuses zero sizes with indices before that)
+    zero_ok = {"allowzero": 1} if b.opset >= 14 else {}
+    g = b.op("Reshape", g, size_vector(b, ([b.dims(x, 0, lead)] if lead else []) + outs + [window]), **zero_ok)
     dt = spec.dtype
     isnan = b.op("IsNaN", g)
     nan01 = b.cast(isnan, dt)
-    first_max = b.op("ArgMax", b.op("Where", isnan, b.scalar(-np.inf, dt), g), axis=-1, keepdims=1,
-                     select_last_index=0)
+    clean = b.op("Where", isnan, b.scalar(-np.inf, dt), g)
+    first_max = b.op("ArgMax", clean, axis=-1, keepdims=1, select_last_index=0)
     last_nan = b.op("ArgMax", nan01, axis=-1, keepdims=1, select_last_index=1)
     has_nan = b.op("Greater", b.reduce("ReduceMax", nan01, [-1], keepdims=True), b.scalar(0, dt))
     k = b.op("Where", has_nan, last_nan, first_max)
-    values = b.squeeze(b.op("GatherElements", g, k, axis=-1), -1)
+    values = b.op("Where", b.squeeze(has_nan, -1), b.scalar(np.nan, dt),
+                  b.reduce("ReduceMax", clean, [-1], keepdims=False))
     # position of (output, slot) in the flat table: linear(output) * window + slot
     if static:
         n_out = int(np.prod([ax.out_size for ax in axes]))
@@ -173,10 +187,11 @@ def _max_with_indices(b: Builder, spec, x: str, axes, static: bool) -> list:
         for o in outs[1:]:
             n_out = b.op("Mul", n_out, o)
         rng = b.op("Range", b.scalar(0, np.int64), b.squeeze(n_out, 0), b.scalar(1, np.int64))
-        base = b.op("Reshape", b.op("Mul", rng, window), size_vector(b, outs + [1]))
+        base = b.op("Reshape", b.op("Mul", rng, window), size_vector(b, outs + [1]), **zero_ok)
     table = _flat_indices(b, spec, axes, static, x)
     indices = b.squeeze(b.op("Gather", table, b.op("Add", base, k), axis=0), -1)
     return [values, indices]
+
 
 
 def _to_compute(b: Builder, spec, x: str) -> str:
@@ -192,7 +207,7 @@ def _from_compute(b: Builder, spec, y: str) -> str:
 
 def _build_global(b, spec, x):
     if spec.kind == "max":
-        return [_nan_exact_max(b, spec, x, lambda v: _batched(b, spec, v, lambda u: b.op("GlobalMaxPool", u)))]
+        return [_exact_max(b, spec, x, lambda v: _batched(b, spec, v, lambda u: b.op("GlobalMaxPool", u)))]
     y = _batched(b, spec, _to_compute(b, spec, x), lambda u: b.op("GlobalAveragePool", u))
     return [_from_compute(b, spec, y)]
 
@@ -200,7 +215,7 @@ def _build_global(b, spec, x):
 def _build_reduce(b, spec, x):
     axes = list(range(-spec.nd, 0))
     if spec.kind == "max":
-        return [_nan_exact_max(b, spec, x, lambda v: b.reduce("ReduceMax", v, axes, keepdims=True))]
+        return [_exact_max(b, spec, x, lambda v: b.reduce("ReduceMax", v, axes, keepdims=True))]
     return [_from_compute(b, spec, b.reduce("ReduceMean", _to_compute(b, spec, x), axes, keepdims=True))]
 
 
@@ -220,7 +235,7 @@ def _build_pool(b, spec, x):
     kernel = [c // o for c, o in zip(spec.spatial, spec.out)]
     if spec.kind == "max":
         op = lambda u: b.op("MaxPool", u, kernel_shape=kernel, strides=kernel)  # noqa: E731
-        return [_nan_exact_max(b, spec, x, lambda v: _batched(b, spec, v, op))]
+        return [_exact_max(b, spec, x, lambda v: _batched(b, spec, v, op))]
     y = _batched(b, spec, _to_compute(b, spec, x),
                  lambda u: b.op("AveragePool", u, kernel_shape=kernel, strides=kernel))
     return [_from_compute(b, spec, y)]
@@ -234,7 +249,7 @@ def _build_gather(b, spec, x):
     axes = static_axes(b, spec)
     if spec.return_indices:
         return _max_with_indices(b, spec, x, axes, static=True)
-    return [_nan_exact_max(b, spec, x, lambda v: _separable_max(b, spec, v, axes))]
+    return [_exact_max(b, spec, x, lambda v: _separable_max(b, spec, v, axes))]
 
 
 def _build_dynamic(b, spec, x, params=None):
@@ -242,7 +257,7 @@ def _build_dynamic(b, spec, x, params=None):
         axes = dynamic_axes(b, spec, x, params)
         if spec.return_indices:
             return _max_with_indices(b, spec, x, axes, static=False)
-        return [_nan_exact_max(b, spec, x, lambda v: _separable_max(b, spec, v, axes))]
+        return [_exact_max(b, spec, x, lambda v: _separable_max(b, spec, v, axes))]
     xc = _to_compute(b, spec, x)
     return [_from_compute(b, spec, _average_matmul_exact(b, spec, xc, dynamic_axes(b, spec, xc, params)))]
 
@@ -381,3 +396,10 @@ def choose(spec, strategy: str, opset: int) -> Strategy:
     if opset < s.min_opset:
         raise ExportError(f"{spec.op}: strategy {strategy!r} needs opset >= {s.min_opset}, got {opset}")
     return s
+
+
+def check_opset_for(spec, opset: int) -> None:
+    """Limits that depend on the call, whatever the strategy."""
+    if opset < 14 and spec.return_indices and any(o == 0 for o in spec.out):
+        raise ExportError(f"{spec.op}: an output size of 0 with return_indices needs opset >= 14 "
+                          f"(Reshape's allowzero), got {opset}")

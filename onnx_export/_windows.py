@@ -118,8 +118,11 @@ class DynamicAxis:
             if self._keep:   # a function attribute of -1 keeps the input size
                 out = b.op("Where", b.op("Less", out, zero), c, out)
             i = b.op("Range", zero, out, one)
-            start = b.op("Div", b.op("Mul", i, c), out)
-            end = b.op("Div", b.op("Add", b.op("Mul", b.op("Add", i, one), c), b.op("Sub", out, one)), out)
+            # an output size of 0 leaves i empty; divide by at least 1 (onnxruntime rejects a
+            # constant integer divisor of 0 when it builds the session)
+            div = b.op("Max", out, one)
+            start = b.op("Div", b.op("Mul", i, c), div)
+            end = b.op("Div", b.op("Add", b.op("Mul", b.op("Add", i, one), c), b.op("Sub", out, one)), div)
             return out, start, end, b.op("Sub", end, start)
         pool = self._pool
         k, s, p = pool["kernel"], pool["stride"], pool["padding"]

@@ -9,8 +9,14 @@ try:
 except ImportError:  # torch is an optional oracle
     torch = None
 
-# CI sets this so that a missing oracle fails the run instead of skipping silently.
+try:
+    import onnxruntime
+except ImportError:  # an extra: the ONNX runtime tests need it
+    onnxruntime = None
+
+# CI sets these so that a missing oracle or runtime fails the run instead of skipping silently.
 REQUIRE_TORCH = os.environ.get("ADAPOOL_REQUIRE_TORCH", "") == "1"
+REQUIRE_ONNXRUNTIME = os.environ.get("ADAPOOL_REQUIRE_ONNXRUNTIME", "") == "1"
 
 settings.register_profile(
     "default", deadline=None, max_examples=60, suppress_health_check=[HealthCheck.too_slow]
@@ -24,6 +30,9 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.ge
 def pytest_configure(config):
     if REQUIRE_TORCH and torch is None:
         raise pytest.UsageError("ADAPOOL_REQUIRE_TORCH=1 but torch cannot be imported (pip install torch==2.13.0)")
+    if REQUIRE_ONNXRUNTIME and onnxruntime is None:
+        raise pytest.UsageError("ADAPOOL_REQUIRE_ONNXRUNTIME=1 but onnxruntime cannot be imported "
+                                "(pip install -e '.[test]')")
 
 
 def pytest_report_header(config):
@@ -33,6 +42,7 @@ def pytest_report_header(config):
         f"adapool {adapool.__version__}: openmp={adapool.openmp_enabled()} threads={adapool.get_num_threads()} "
         f"kernels={adapool._dispatch.kernels.simd_level()}",
         f"torch oracle: {torch.__version__ if torch else 'not installed (oracle tests skip)'}",
+        f"onnxruntime: {onnxruntime.__version__ + ' ' + str(onnxruntime.get_available_providers()) if onnxruntime else 'not installed (runtime tests skip)'}",
     ]
 
 
@@ -41,6 +51,13 @@ def torch_oracle():
     if torch is None:
         pytest.skip("torch is not installed: oracle tests need it (pip install torch==2.13.0)")
     return torch
+
+
+@pytest.fixture(scope="session")
+def ort():
+    if onnxruntime is None:
+        pytest.skip("onnxruntime is not installed: ONNX runtime tests need it (pip install onnxruntime)")
+    return onnxruntime
 
 
 @pytest.fixture

@@ -1,0 +1,108 @@
+"""``python -m onnx_export export|check``: export one pooling call, or validate a model file."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def _ints(text: str, name: str, allow_none: bool = False) -> list:
+    out = []
+    for part in text.split(","):
+        part = part.strip()
+        if allow_none and part.lower() in ("none", "_"):
+            out.append(None)
+            continue
+        try:
+            out.append(int(part))
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name}: expected comma-separated ints, got {text!r}") from None
+    return out
+
+
+def _shape(text: str) -> list:
+    """Comma-separated dims: ints are static, anything else names a dynamic dim."""
+    dims = []
+    for part in text.split(","):
+        part = part.strip()
+        dims.append(int(part) if part.lstrip("-").isdigit() else (part or None))
+    return dims
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m onnx_export",
+                                description="Exact ONNX export of adapool's pooling calls, validated across runtimes.")
+    sub = p.add_subparsers(dest="command", required=True)
+    e = sub.add_parser("export", help="export one pooling call to an ONNX file")
+    e.add_argument("op", help="adaptive_avg_pool1d/2d/3d, adaptive_max_pool1d/2d/3d or avg_pool2d")
+    e.add_argument("--input-shape", required=True, type=_shape,
+                   help="comma-separated dims; a name (N, H, ...) makes that dim dynamic, e.g. N,16,H,W")
+    e.add_argument("--output-size", help="adaptive ops: ints, comma-separated; None keeps a dim")
+    e.add_argument("--return-indices", action="store_true", help="adaptive max ops: also output int64 indices")
+    e.add_argument("--kernel-size", help="avg_pool2d: kH,kW or k")
+    e.add_argument("--stride", help="avg_pool2d: sH,sW or s (default: kernel size)")
+    e.add_argument("--padding", default="0", help="avg_pool2d: pH,pW or p")
+    e.add_argument("--ceil-mode", action="store_true")
+    e.add_argument("--no-count-include-pad", action="store_true")
+    e.add_argument("--divisor-override", type=int)
+    e.add_argument("--dtype", default="float32", choices=["float16", "float32", "float64"])
+    e.add_argument("--strategy", default="auto")
+    e.add_argument("--opset", type=int)
+    e.add_argument("-o", "--output", required=True, help="the .onnx file to write")
+    e.add_argument("--no-validate", action="store_true", help="don't run the written model under the runtimes")
+    c = sub.add_parser("check", help="validate a model file against adapool's kernel under every runtime")
+    c.add_argument("model")
+    c.add_argument("--runtimes", help="comma-separated subset of onnxruntime-cpu,onnxruntime-cuda,onnx-reference")
+    return p
+
+
+def _export(args) -> int:
+    import onnx
+
+    from . import export, validate
+    kwargs = {}
+    if args.op == "avg_pool2d":
+        if args.kernel_size is None:
+            raise ValueError("avg_pool2d needs --kernel-size")
+        kwargs = dict(kernel_size=_ints(args.kernel_size, "--kernel-size"),
+                      stride=None if args.stride is None else _ints(args.stride, "--stride"),
+                      padding=_ints(args.padding, "--padding"), ceil_mode=args.ceil_mode,
+                      count_include_pad=not args.no_count_include_pad, divisor_override=args.divisor_override)
+    else:
+        if args.output_size is None:
+            raise ValueError(f"{args.op} needs --output-size")
+        sizes = _ints(args.output_size, "--output-size", allow_none=True)
+        kwargs["output_size"] = sizes[0] if len(sizes) == 1 and sizes[0] is not None else sizes
+        if args.return_indices:
+            kwargs["return_indices"] = True
+    model = export(args.op, args.input_shape, dtype=args.dtype, opset=args.opset, strategy=args.strategy, **kwargs)
+    onnx.save(model, args.output)
+    strategy = next(p.value for p in model.metadata_props if p.key == "adapool.strategy")
+    print(f"wrote {args.output}: {args.op}, strategy {strategy}, opset {model.opset_import[0].version}, "
+          f"{len(model.graph.node)} nodes")
+    if args.no_validate:
+        return 0
+    report = validate(model)
+    print(report)
+    return 0 if report.ok else 1
+
+
+def _check(args) -> int:
+    from . import validate
+    runtimes = args.runtimes.split(",") if args.runtimes else None
+    report = validate(args.model, runtimes=runtimes)
+    print(report)
+    return 0 if report.ok else 1
+
+
+def main(argv=None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return _export(args) if args.command == "export" else _check(args)
+    except (ValueError, TypeError, OSError, argparse.ArgumentTypeError) as e:
+        # every failure we can name is one line: a corrupt file, an unsupported op, a bad size
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,424 @@
+"""Run a model under every available runtime and compare each with adapool's kernel."""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+
+import numpy as np
+import onnx
+
+import adapool
+
+from ._builder import DOMAIN
+from ._spec import OPS
+
+# Tolerances against adapool's kernel, per dtype: a few ulps of the result for float16 (both
+# round once from float32), sum-order differences of float32/float64 sums.
+TOLERANCES = {
+    np.dtype(np.float16): (2e-3, 1e-3),
+    np.dtype(np.float32): (2e-5, 2e-6),
+    np.dtype(np.float64): (1e-12, 1e-13),
+}
+# Sizes tried for each dynamic dimension: batch, channels, spatial (odd and even, non-divisible).
+_DYNAMIC_SIZES = {"batch": (2, 1, 3), "channels": (3, 2, 5), "spatial": (11, 16, 23)}
+_NP_DTYPES = {onnx.TensorProto.FLOAT16: np.float16, onnx.TensorProto.FLOAT: np.float32,
+              onnx.TensorProto.DOUBLE: np.float64}
+
+
+class UnsupportedModel(ValueError):
+    """The model holds something adapool can't compute, so there is nothing to compare with."""
+
+
+@dataclass
+class Row:
+    runtime: str
+    provider: str = "-"
+    max_abs: float = float("nan")
+    max_rel: float = float("nan")
+    status: str = "ok"      # ok, mismatch, failed, skipped, known fault
+    detail: str = ""
+
+    @property
+    def passed(self) -> bool:
+        return self.status in ("ok", "skipped", "known fault")
+
+
+@dataclass
+class Report:
+    """One row per runtime; ``ok`` is True when every runtime that ran agreed with the kernel
+    (skipped runtimes and known faults of a runtime are shown, not counted as failures)."""
+    rows: list
+    cases: list = field(default_factory=list)   # input shapes that were compared
+
+    @property
+    def ok(self) -> bool:
+        return all(r.passed for r in self.rows) and any(r.status == "ok" for r in self.rows)
+
+    def row(self, runtime: str) -> Row:
+        return next(r for r in self.rows if r.runtime == runtime)
+
+    def __str__(self) -> str:
+        head = ("runtime", "provider", "max abs err", "max rel err", "status")
+        body = [(r.runtime, r.provider, _fmt(r.max_abs), _fmt(r.max_rel),
+                 r.status + (f": {r.detail}" if r.detail else "")) for r in self.rows]
+        widths = [max(len(str(x[i])) for x in [head] + body) for i in range(4)]
+        lines = ["  ".join(str(c).ljust(w) for c, w in zip(row[:4], widths)) + "  " + row[4]
+                 for row in [head] + body]
+        lines.insert(1, "-" * len(lines[0]))
+        cases = ", ".join("x".join(map(str, c)) for c in self.cases)
+        lines.append(f"inputs: {cases}" if cases else "inputs: none")
+        lines.append("OK" if self.ok else "FAILED")
+        return "\n".join(lines)
+
+
+def _fmt(v: float) -> str:
+    return "-" if v != v else f"{v:.3g}"
+
+
+# ---- what the model computes, in adapool's terms -----------------------------------------------
+
+def _attrs(node) -> dict:
+    return {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+
+
+def _standard_node(node, rank: int):
+    """A single standard pooling node as an adapool call (op, kwargs, index fix-up)."""
+    nd = rank - 2
+    a = _attrs(node)
+    if nd not in (1, 2, 3):
+        raise UnsupportedModel(f"{node.op_type} on a rank-{rank} input has no adapool equivalent")
+    if node.op_type == "GlobalAveragePool":
+        return f"adaptive_avg_pool{nd}d", {"output_size": [1] * nd}, None
+    if node.op_type == "GlobalMaxPool":
+        return f"adaptive_max_pool{nd}d", {"output_size": [1] * nd}, None
+    kernel = list(a.get("kernel_shape", []))
+    strides = list(a.get("strides", [1] * nd))
+    pads = list(a.get("pads", [0] * 2 * nd))
+    if a.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET") or any(d != 1 for d in a.get("dilations", [1] * nd)):
+        raise UnsupportedModel(f"{node.op_type} with auto_pad or dilations has no adapool equivalent")
+    if pads[:nd] != pads[nd:]:
+        raise UnsupportedModel(f"{node.op_type} with asymmetric pads has no adapool equivalent")
+    if node.op_type == "AveragePool" and nd == 2:
+        return "avg_pool2d", {"kernel_size": kernel, "stride": strides, "padding": pads[:2],
+                              "ceil_mode": bool(a.get("ceil_mode", 0)),
+                              "count_include_pad": bool(a.get("count_include_pad", 0))}, None
+    if kernel == strides and not any(pads) and not a.get("ceil_mode", 0) and a.get("storage_order", 0) == 0:
+        # non-overlapping windows: adaptive pooling of the part of the input the windows cover
+        kind = "avg" if node.op_type == "AveragePool" else "max"
+        return f"adaptive_{kind}_pool{nd}d", {"kernel": kernel}, "crop"
+    raise UnsupportedModel(f"{node.op_type} with these attributes has no adapool equivalent")
+
+
+def _describe(model: onnx.ModelProto):
+    """(op, kwargs, mode) for the call the model computes: from export's metadata, or from a
+    graph that is one pooling node (standard or adapool-domain)."""
+    meta = {p.key: p.value for p in model.metadata_props}
+    if "adapool.op" in meta:
+        op = meta["adapool.op"]
+        if op not in OPS:
+            raise UnsupportedModel(f"unknown adapool.op {op!r} in the model's metadata")
+        try:
+            return op, json.loads(meta.get("adapool.kwargs", "{}")), None
+        except ValueError as e:
+            raise UnsupportedModel(f"unreadable adapool.kwargs metadata: {e}") from None
+    nodes = [n for n in model.graph.node if n.op_type != "Identity"]
+    if len(nodes) != 1 or len(model.graph.input) != 1:
+        raise UnsupportedModel(
+            f"the graph has {len(nodes)} computing nodes and {len(model.graph.input)} inputs; "
+            "adapool compares models of one pooling call (exported by onnx_export, or one pooling node)")
+    node = nodes[0]
+    if node.domain == DOMAIN:
+        a = _attrs(node)
+        for nd in (1, 2, 3):
+            for kind in ("Avg", "Max"):
+                if node.op_type in (f"Adaptive{kind}Pool{nd}d", f"Adaptive{kind}Pool{nd}dWithIndices"):
+                    kw = {"output_size": [None if o < 0 else o for o in a.get("output_size", [])]}
+                    if kind == "Max":
+                        kw["return_indices"] = node.op_type.endswith("WithIndices")
+                    return f"adaptive_{kind.lower()}_pool{nd}d", kw, None
+        if node.op_type == "AvgPool2d":
+            return "avg_pool2d", {"kernel_size": a["kernel"], "stride": a["stride"], "padding": a["padding"],
+                                  "ceil_mode": bool(a["ceil_mode"][0]), "count_include_pad": bool(a["count_include_pad"][0]),
+                                  "divisor_override": a["divisor_override"][0] or None}, None
+        raise UnsupportedModel(f"unknown {DOMAIN}-domain op {node.op_type!r}")
+    if node.domain not in ("", "ai.onnx") or node.op_type not in ("GlobalAveragePool", "GlobalMaxPool",
+                                                                   "AveragePool", "MaxPool"):
+        raise UnsupportedModel(f"adapool can't compute {node.domain + '.' if node.domain else ''}{node.op_type} nodes")
+    rank = len(model.graph.input[0].type.tensor_type.shape.dim)
+    op, kw, mode = _standard_node(node, rank)
+    if node.op_type == "MaxPool" and len(node.output) > 1 and node.output[1]:
+        mode = "crop+onnx_indices"
+    return op, kw, mode
+
+
+def _reference(model: onnx.ModelProto):
+    """A function input -> list of outputs, computed by adapool's kernels."""
+    op, kwargs, mode = _describe(model)
+    fn = getattr(adapool, op)
+    if mode is None:
+        def run(x):
+            y = fn(x, **kwargs)
+            return list(y) if isinstance(y, tuple) else [y]
+        return run
+    kernel = kwargs["kernel"]
+    nd = len(kernel)
+
+    def run_cropped(x):
+        spatial = x.shape[-nd:]
+        out = [s // k for s, k in zip(spatial, kernel)]
+        crop = x[(...,) + tuple(slice(0, o * k) for o, k in zip(out, kernel))]
+        if "max" not in op:
+            return [fn(crop, out)]
+        y, idx = fn(crop, out, return_indices=True)
+        if mode == "crop":
+            return [y]
+        # ONNX MaxPool's indices count over the whole tensor, in the uncropped input
+        coords = np.unravel_index(idx, crop.shape[-nd:])
+        flat = np.ravel_multi_index(coords, spatial)
+        planes = np.arange(int(np.prod(x.shape[:-nd]))).reshape(x.shape[:-nd] + (1,) * nd)
+        return [y, flat + planes * int(np.prod(spatial))]
+    return run_cropped
+
+
+# ---- inputs ---------------------------------------------------------------------------------
+
+def _input_info(model: onnx.ModelProto):
+    graph = model.graph
+    inits = {i.name for i in graph.initializer}
+    inputs = [i for i in graph.input if i.name not in inits]
+    if len(inputs) != 1:
+        raise UnsupportedModel(f"the model has {len(inputs)} inputs; adapool compares one-input pooling models")
+    t = inputs[0].type.tensor_type
+    if t.elem_type not in _NP_DTYPES:
+        raise UnsupportedModel(f"input {inputs[0].name!r} has element type "
+                               f"{onnx.TensorProto.DataType.Name(t.elem_type)}; adapool computes float16/32/64")
+    dims = []
+    for d in t.shape.dim:
+        if d.HasField("dim_value"):
+            if d.dim_value > 2**31:
+                raise UnsupportedModel(f"input dimension {d.dim_value} is too large to generate")
+            dims.append(int(d.dim_value))
+        else:
+            dims.append(d.dim_param or None)
+    return inputs[0].name, np.dtype(_NP_DTYPES[t.elem_type]), dims
+
+
+def _shapes(dims: list, nd: int) -> list:
+    """Three concrete shapes for a shape with dynamic dims; spatial axes get different sizes
+    from each other in each case (non-square, odd and even)."""
+    if all(isinstance(d, int) for d in dims):
+        return [tuple(dims)]
+    lead = len(dims) - nd
+    roles = ["batch", "channels"][2 - lead:] + ["spatial"] * nd
+    shapes = []
+    for case in range(3):
+        shape = []
+        for axis, (d, role) in enumerate(zip(dims, roles)):
+            sizes = _DYNAMIC_SIZES[role]
+            shape.append(d if isinstance(d, int) else sizes[(case + axis) % len(sizes)])
+        shapes.append(tuple(shape))
+    return shapes
+
+
+def random_inputs(model: onnx.ModelProto, seed: int = 0) -> list:
+    """Inputs of the model's shape (several sizes for each dynamic dim): normal data, and for
+    max pooling a copy with ties, NaN and -inf, which exercise torch's selection rules."""
+    name, dtype, dims = _input_info(model)
+    op = _describe(model)[0]
+    nd = OPS[op][1]
+    if len(dims) < nd + 1:
+        raise UnsupportedModel(f"input rank {len(dims)} is too small for {op}")
+    rng = np.random.default_rng(seed)
+    cases = []
+    for shape in _shapes(dims, nd):
+        x = rng.standard_normal(shape).astype(dtype)
+        cases.append(x)
+        if "max" in op and x.size:
+            tricky = np.round(x * 2).astype(dtype)
+            flat = tricky.reshape(-1)
+            flat[rng.integers(0, flat.size, max(1, flat.size // 20))] = np.nan
+            flat[rng.integers(0, flat.size, max(1, flat.size // 20))] = -np.inf
+            cases.append(tricky)
+    return cases
+
+
+# ---- runtimes -------------------------------------------------------------------------------
+
+def _ort_session(model_bytes: bytes, provider: str, profile_dir: str | None = None):
+    import onnxruntime as ort
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    if provider == "CUDAExecutionProvider":
+        # strict: no silent CPU fallback, and profiling says where each node ran
+        opts.add_session_config_entry("session.disable_cpu_ep_fallback", "1")
+        opts.enable_profiling = True
+        opts.profile_file_prefix = os.path.join(profile_dir, "adapool")
+    return ort.InferenceSession(model_bytes, sess_options=opts, providers=[provider])
+
+
+def _profile_providers(path: str) -> set:
+    with open(path) as f:
+        events = json.load(f)
+    return {e.get("args", {}).get("provider") for e in events
+            if e.get("cat") == "Node" and e.get("args", {}).get("provider")}
+
+
+def _run_ort(model_bytes, input_name, cases, provider):
+    import onnxruntime as ort
+    if provider not in ort.get_available_providers():
+        how = "pip install onnxruntime-gpu (instead of onnxruntime) on a machine with CUDA"
+        return None, f"{provider} not available in this onnxruntime ({how})", None
+    with tempfile.TemporaryDirectory() as tmp:
+        sess = _ort_session(model_bytes, provider, tmp)
+        outs = [sess.run(None, {input_name: x}) for x in cases]
+        used = sess.get_providers()[0]
+        if provider == "CUDAExecutionProvider":
+            providers = _profile_providers(sess.end_profiling())
+            if providers - {"CUDAExecutionProvider"}:
+                return outs, None, "nodes ran on " + ", ".join(sorted(providers))
+            used = "CUDAExecutionProvider (every node, from profiling)"
+    return outs, None, used
+
+
+def _run_reference_evaluator(model: onnx.ModelProto, input_name, cases):
+    from onnx.reference import ReferenceEvaluator
+    sess = ReferenceEvaluator(model)
+    return [sess.run(None, {input_name: x}) for x in cases], None, "onnx.reference"
+
+
+RUNTIMES = ("onnxruntime-cpu", "onnxruntime-cuda", "onnx-reference")
+
+
+def _known_fault(model: onnx.ModelProto, runtime: str, problem: str) -> str | None:
+    """Faults of a runtime (SEMANTICS.md, and found here) that this model's nodes can hit."""
+    if runtime != "onnx-reference":
+        return None
+    for node in model.graph.node:
+        a = _attrs(node)
+        if node.op_type == "GlobalMaxPool" and problem.startswith("shape"):
+            return "ReferenceEvaluator's GlobalMaxPool drops an axis of rank-3 (1-d) input"
+        if node.op_type == "AveragePool" and problem.startswith("NaN"):
+            return "ReferenceEvaluator's AveragePool skips NaN inputs"
+        if node.op_type == "AveragePool" and a.get("ceil_mode") and max(a.get("strides", [1])) >= 3:
+            return "ReferenceEvaluator shifts AveragePool windows with ceil_mode and stride >= 3"
+        if node.op_type == "MaxPool" and max(a.get("strides", [1])) == 1 and any(a.get("pads", [])):
+            return "ReferenceEvaluator mis-reads MaxPool pads with stride 1"
+    return None
+
+
+def _compare(got: list, want: list, dtype, rtol: float, atol: float) -> tuple[float, float, str]:
+    max_abs = max_rel = 0.0
+    problem = ""
+    for g, w in zip(got, want):
+        g = np.asarray(g)
+        if g.shape != w.shape:
+            return float("nan"), float("nan"), f"shape {list(g.shape)}, expected {list(w.shape)}"
+        if w.dtype == np.int64:
+            if g.dtype != np.int64 or not np.array_equal(g, w):
+                problem = problem or f"{int(np.sum(g != w))} indices differ"
+            continue
+        g64, w64 = g.astype(np.float64), w.astype(np.float64)
+        if not np.array_equal(np.isnan(g64), np.isnan(w64)):
+            problem = problem or f"NaN in {int(np.sum(np.isnan(g64) != np.isnan(w64)))} places differs"
+        finite = np.isfinite(w64) & np.isfinite(g64)
+        if not np.array_equal(g64[~finite & ~np.isnan(w64)], w64[~finite & ~np.isnan(w64)]):
+            problem = problem or "infinities differ"
+        if finite.any():
+            err = np.abs(g64[finite] - w64[finite])
+            max_abs = max(max_abs, float(err.max()))
+            max_rel = max(max_rel, float((err / np.maximum(np.abs(w64[finite]), np.finfo(dtype).tiny)).max()))
+            if np.any(err > atol + rtol * np.abs(w64[finite])):
+                problem = problem or f"beyond rtol={rtol:g}, atol={atol:g}"
+    return max_abs, max_rel, problem
+
+
+def validate(model, inputs=None, *, runtimes=None, rtol=None, atol=None) -> Report:
+    """Run ``model`` under every available runtime and compare each with adapool's kernel.
+
+    Parameters
+    ----------
+    model : onnx.ModelProto, bytes or path
+        A model exported by ``onnx_export.export``, or one whose graph is one pooling node
+        (GlobalAveragePool, GlobalMaxPool, AveragePool, MaxPool or an adapool-domain op).
+    inputs : array or list of arrays, optional
+        Default: random inputs of the graph's shape, three sizes for each dynamic dimension
+        (plus inputs with ties, NaN and -inf for max pooling).
+    runtimes : sequence of str, optional
+        Any of "onnxruntime-cpu", "onnxruntime-cuda", "onnx-reference" (default: all).
+        The CUDA run is strict: only CUDAExecutionProvider, CPU fallback disabled, and every
+        node's provider read back from profiling.
+    rtol, atol : float, optional
+        Override the per-dtype tolerances (``TOLERANCES``). Indices and NaN positions must
+        always match exactly.
+    """
+    model = _load(model)
+    run = _reference(model)
+    name, dtype, _ = _input_info(model)
+    cases = random_inputs(model) if inputs is None else (
+        [np.asarray(inputs)] if isinstance(inputs, np.ndarray) else [np.asarray(x) for x in inputs])
+    if any(x.dtype != dtype for x in cases):
+        raise ValueError(f"inputs must be {dtype}, like the model's input")
+    try:
+        expected = [run(x) for x in cases]
+    except (ValueError, TypeError) as e:
+        raise UnsupportedModel(f"adapool rejects the inputs: {e}") from None
+    default_rtol, default_atol = TOLERANCES[dtype]
+    rtol = default_rtol if rtol is None else rtol
+    atol = default_atol if atol is None else atol
+    rows = []
+    model_bytes = model.SerializeToString()
+    for rt in (runtimes or RUNTIMES):
+        if rt not in RUNTIMES:
+            raise ValueError(f"unknown runtime {rt!r}; choose from {', '.join(RUNTIMES)}")
+        row = Row(rt)
+        try:
+            if rt.startswith("onnxruntime"):
+                try:
+                    import onnxruntime  # noqa: F401
+                except ImportError:
+                    rows.append(Row(rt, status="skipped", detail="onnxruntime is not installed "
+                                    "(pip install onnxruntime, or onnxruntime-gpu for CUDA)"))
+                    continue
+                provider = "CPUExecutionProvider" if rt.endswith("cpu") else "CUDAExecutionProvider"
+                outs, skip, used = _run_ort(model_bytes, name, cases, provider)
+            else:
+                outs, skip, used = _run_reference_evaluator(model, name, cases)
+        except Exception as e:   # a runtime refusing the graph is a result, not a crash
+            msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            rows.append(Row(rt, status="failed", detail=msg[:300]))
+            continue
+        if skip:
+            rows.append(Row(rt, status="skipped", detail=skip))
+            continue
+        if outs is None or (rt == "onnxruntime-cuda" and used and used.startswith("nodes ran on")):
+            rows.append(Row(rt, provider="mixed", status="failed", detail=used))
+            continue
+        row.provider = used
+        problems = []
+        for got, want in zip(outs, expected):
+            a, r, problem = _compare(got, want, dtype, rtol, atol)
+            row.max_abs = a if row.max_abs != row.max_abs else max(row.max_abs, a)
+            row.max_rel = r if row.max_rel != row.max_rel else max(row.max_rel, r)
+            if problem:
+                problems.append(problem)
+        if problems:
+            fault = _known_fault(model, rt, problems[0])
+            row.status = "known fault" if fault else "mismatch"
+            row.detail = f"{fault} ({problems[0]})" if fault else problems[0]
+        rows.append(row)
+    return Report(rows, [x.shape for x in cases])
+
+
+def _load(model) -> onnx.ModelProto:
+    if isinstance(model, onnx.ModelProto):
+        return model
+    try:
+        if isinstance(model, bytes):
+            return onnx.load_from_string(model)
+        return onnx.load(os.fspath(model))
+    except (OSError, ValueError) as e:
+        raise UnsupportedModel(f"can't read the model: {e}") from None
+    except Exception as e:   # protobuf's DecodeError and friends
+        raise UnsupportedModel(f"not an ONNX model: {type(e).__name__}: {e}") from None

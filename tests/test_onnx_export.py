@@ -1,0 +1,433 @@
+"""onnx_export: every op x strategy x dtype x static/dynamic, run under onnxruntime's CPU EP
+(onnx's reference evaluator where the CPU EP has no kernel for the dtype) and compared with
+adapool's kernel and with torch, on inputs holding inf, -inf, NaN and ties."""
+import json
+
+import numpy as np
+import onnx
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import adapool
+import onnx_export
+from onnx_export import ExportError, STRATEGIES, build, export, validate
+from onnx_export._strategies import AUTO_ORDER, ORT_CPU_NO_FLOAT64
+
+TOL = {"float16": (2e-3, 1e-3), "float32": (2e-5, 2e-6), "float64": (1e-12, 1e-13)}
+
+# (op, kwargs, input shape): non-divisible, divisible, output 1, output 0, output larger than
+# input, None (keep), unbatched, and every avg_pool2d parameter class.
+CASES = [
+    ("adaptive_avg_pool1d", dict(output_size=4), (2, 3, 11)),
+    ("adaptive_avg_pool1d", dict(output_size=5), (3, 10)),
+    ("adaptive_avg_pool1d", dict(output_size=1), (2, 3, 9)),
+    ("adaptive_avg_pool2d", dict(output_size=7), (2, 3, 15, 15)),
+    ("adaptive_avg_pool2d", dict(output_size=(7, 7)), (2, 3, 14, 21)),
+    ("adaptive_avg_pool2d", dict(output_size=1), (2, 3, 9, 7)),
+    ("adaptive_avg_pool2d", dict(output_size=(4, None)), (3, 11, 9)),
+    ("adaptive_avg_pool2d", dict(output_size=(9, 11)), (1, 2, 5, 7)),
+    ("adaptive_avg_pool2d", dict(output_size=(0, 3)), (2, 3, 5, 7)),
+    ("adaptive_avg_pool3d", dict(output_size=(3, 4, 5)), (2, 3, 7, 9, 11)),
+    ("adaptive_avg_pool3d", dict(output_size=(2, 3, 4)), (1, 2, 4, 6, 8)),
+    ("adaptive_avg_pool3d", dict(output_size=1), (2, 5, 3, 4)),
+    ("adaptive_max_pool1d", dict(output_size=4), (2, 3, 11)),
+    ("adaptive_max_pool1d", dict(output_size=4, return_indices=True), (3, 11)),
+    ("adaptive_max_pool1d", dict(output_size=1), (2, 3, 9)),
+    ("adaptive_max_pool2d", dict(output_size=7), (2, 3, 15, 15)),
+    ("adaptive_max_pool2d", dict(output_size=(3, 5), return_indices=True), (2, 3, 15, 14)),
+    ("adaptive_max_pool2d", dict(output_size=(4, 4)), (2, 3, 8, 12)),
+    ("adaptive_max_pool2d", dict(output_size=1, return_indices=True), (2, 3, 6, 5)),
+    ("adaptive_max_pool2d", dict(output_size=(6, None), return_indices=True), (3, 5, 4)),
+    ("adaptive_max_pool2d", dict(output_size=1), (2, 3, 6, 5)),
+    ("adaptive_max_pool3d", dict(output_size=(3, 2, 5), return_indices=True), (2, 3, 7, 9, 11)),
+    ("adaptive_max_pool3d", dict(output_size=(2, 3, 2)), (1, 2, 4, 6, 8)),
+    ("avg_pool2d", dict(kernel_size=3, stride=2, padding=1), (2, 3, 14, 14)),
+    ("avg_pool2d", dict(kernel_size=3, stride=2, padding=1, ceil_mode=True), (2, 3, 14, 14)),
+    ("avg_pool2d", dict(kernel_size=(3, 2), stride=(2, 3), padding=(1, 1), ceil_mode=True,
+                        count_include_pad=False), (2, 3, 14, 13)),
+    ("avg_pool2d", dict(kernel_size=3, stride=2, padding=1, divisor_override=5), (2, 3, 13, 13)),
+    ("avg_pool2d", dict(kernel_size=2, stride=3, ceil_mode=True, divisor_override=-3), (3, 11, 10)),
+    ("avg_pool2d", dict(kernel_size=(2, 4), stride=(4, 1), padding=(1, 2)), (1, 2, 9, 8)),
+]
+
+
+def case_id(case):
+    op, kw, shape = case
+    return f"{op}-{'x'.join(map(str, shape))}-" + ",".join(f"{k}={v}" for k, v in kw.items())
+
+
+def nasty_input(shape, dtype, rng):
+    """Normal data rounded to create ties, with +inf, -inf and NaN sprinkled in."""
+    x = np.round(rng.standard_normal(shape) * 4) / 4
+    flat = x.reshape(-1)
+    if flat.size >= 8:
+        for value, step in ((np.inf, 17), (-np.inf, 23), (np.nan, 13)):
+            flat[rng.integers(0, step):: step] = value
+    return x.astype(dtype)
+
+
+def as_list(y):
+    return list(y) if isinstance(y, tuple) else [y]
+
+
+def dynamic_shape(shape, nd):
+    """Batch and every spatial dim dynamic (channels stay static, as in most models)."""
+    lead = len(shape) - nd
+    return tuple(("N" if (lead == 2 and i == 0) else s) if i < lead else f"S{i - lead}"
+                 for i, s in enumerate(shape))
+
+
+def run_sizes(shape, nd, dynamic):
+    if not dynamic:
+        return [shape]
+    lead = len(shape) - nd
+    bigger = tuple(s + (1 if i < lead and lead == 2 and i == 0 else 0) + (3 + i if i >= lead else 0)
+                   for i, s in enumerate(shape))
+    return [shape, bigger]
+
+
+def needs_reference_evaluator(model, dtype):
+    """onnxruntime's CPU EP has no float64 kernel for some pooling ops."""
+    return dtype == "float64" and any(n.op_type in ORT_CPU_NO_FLOAT64 for n in model.graph.node)
+
+
+def run_model(model, x, ort):
+    if needs_reference_evaluator(model, x.dtype.name):
+        from onnx.reference import ReferenceEvaluator
+        # The reference evaluator's AveragePool skips NaN (a fault of that runtime, reported
+        # as such by validate): NaN is tested under onnxruntime, here only inf.
+        x[np.isnan(x)] = 0
+        return ReferenceEvaluator(model).run(None, {"input": x})
+    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    return sess.run(None, {"input": x})
+
+
+def assert_same(got, want, dtype, what):
+    rtol, atol = TOL[dtype]
+    assert len(got) == len(want), what
+    for g, w in zip(got, want):
+        assert g.shape == w.shape, f"{what}: shape {g.shape} != {w.shape}"
+        if w.dtype == np.int64:
+            assert g.dtype == np.int64, what
+            np.testing.assert_array_equal(g, w, err_msg=f"{what}: indices")
+        else:
+            assert g.dtype == w.dtype, what
+            np.testing.assert_array_equal(np.isnan(g), np.isnan(w), err_msg=f"{what}: NaN positions")
+            np.testing.assert_allclose(g.astype(np.float64), w.astype(np.float64), rtol=rtol, atol=atol,
+                                       err_msg=what)
+
+
+def torch_call(torch, op, x, kw):
+    """torch's own result in float64 (float16 input: computed in float32, as torch does)."""
+    t = torch.from_numpy(x.astype(np.float32 if x.dtype == np.float16 else np.float64))
+    y = getattr(torch.nn.functional, op)(t, **kw)
+    ys = y if isinstance(y, tuple) else (y,)
+    return [v.numpy().astype(x.dtype) if v.dtype.is_floating_point else v.numpy() for v in ys]
+
+
+@pytest.mark.parametrize("dynamic", [False, True], ids=["static", "dynamic"])
+@pytest.mark.parametrize("dtype", ["float16", "float32", "float64"])
+@pytest.mark.parametrize("case", CASES, ids=case_id)
+def test_every_strategy_is_exact(case, dtype, dynamic, ort, rng):
+    op, kw, shape = case
+    nd = onnx_export._spec.OPS[op][1]
+    in_shape = dynamic_shape(shape, nd) if dynamic else shape
+    exported = 0
+    for name in STRATEGIES:
+        try:
+            model = export(op, in_shape, dtype=dtype, strategy=name, **kw)
+        except ExportError:
+            continue
+        exported += 1
+        if needs_reference_evaluator(model, dtype) and name == "global" and nd == 1 and "max" in op:
+            continue   # ReferenceEvaluator's GlobalMaxPool drops an axis of 1-d input (a known fault)
+        for size in run_sizes(shape, nd, dynamic):
+            x = nasty_input(size, dtype, rng)
+            got = run_model(model, x, ort)
+            want = as_list(getattr(adapool, op)(x, **kw))
+            assert_same(got, want, dtype, f"{name} at {size}")
+    assert exported >= 2   # auto's choice and at least the dynamic / function forms
+
+
+@pytest.mark.parametrize("case", CASES, ids=case_id)
+def test_auto_graphs_match_torch(case, ort, torch_oracle, rng):
+    op, kw, shape = case
+    nd = onnx_export._spec.OPS[op][1]
+    for in_shape in (shape, dynamic_shape(shape, nd)):
+        model = export(op, in_shape, **kw)
+        for size in run_sizes(shape, nd, in_shape != shape):
+            x = nasty_input(size, np.float32, rng)
+            assert_same(run_model(model, x, ort), torch_call(torch_oracle, op, x, kw), "float32",
+                        f"{op} {in_shape} at {size}")
+
+
+# ---- the cases where torch's exporters fail or export wrong graphs (SEMANTICS.md) ---------------
+
+def test_non_divisible_static_size(ort, rng):
+    """TorchScript: 'output size that are not factor of input size'. adapool: exact MatMul."""
+    model = export("adaptive_avg_pool2d", (1, 16, 223, 223), output_size=7)
+    assert onnx_export._export.json.loads(model.metadata_props[1].value) == {"output_size": [7, 7]}
+    assert {n.op_type for n in model.graph.node} >= {"MatMul", "If"}
+    x = rng.standard_normal((1, 16, 223, 223)).astype(np.float32)
+    assert_same(run_model(model, x, ort), [adapool.adaptive_avg_pool2d(x, 7)], "float32", "223->7")
+
+
+@pytest.mark.parametrize("strategy", ["dynamic", "function"])
+def test_dynamic_hw_is_exact_at_every_size(strategy, ort, rng):
+    """dynamo bakes the example's windows into a 'dynamic' graph; adapool computes them in the graph."""
+    model = export("adaptive_avg_pool2d", ("N", 256, "H", "W"), output_size=7, strategy=strategy)
+    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    for h, w in [(15, 15), (14, 14), (7, 7), (3, 5), (23, 40), (100, 100)]:
+        x = rng.standard_normal((2, 256, h, w)).astype(np.float32)
+        assert_same(sess.run(None, {"input": x}), [adapool.adaptive_avg_pool2d(x, 7)], "float32", f"{h}x{w}")
+
+
+@pytest.mark.parametrize("strategy", ["pool", "matmul", "dynamic", "function"])
+def test_divisor_override_is_applied(strategy, ort, rng):
+    """Both torch exporters drop divisor_override silently."""
+    kw = dict(kernel_size=3, stride=2, padding=1, divisor_override=4)
+    model = export("avg_pool2d", (1, 3, 12, 12), strategy=strategy, **kw)
+    x = rng.standard_normal((1, 3, 12, 12)).astype(np.float32)
+    got = run_model(model, x, ort)[0]
+    assert_same([got], [adapool.avg_pool2d(x, **kw)], "float32", strategy)
+    plain = adapool.avg_pool2d(x, 3, 2, 1)
+    assert not np.allclose(got, plain)   # the override changed the numbers
+
+
+@pytest.mark.parametrize("dynamic", [False, True])
+def test_adaptive_max_non_divisible_with_indices(dynamic, ort, rng):
+    """dynamo: 'No ONNX function found for aten.adaptive_max_pool2d'."""
+    shape = ("N", 64, "H", "W") if dynamic else (2, 64, 15, 15)
+    model = export("adaptive_max_pool2d", shape, output_size=7, return_indices=True)
+    assert [o.name for o in model.graph.output] == ["output", "indices"]
+    assert model.graph.output[1].type.tensor_type.elem_type == onnx.TensorProto.INT64
+    for size in [(2, 64, 15, 15), (1, 64, 23, 9)][: 2 if dynamic else 1]:
+        x = nasty_input(size, np.float32, rng)
+        assert_same(run_model(model, x, ort), list(adapool.adaptive_max_pool2d(x, 7, True)), "float32", str(size))
+
+
+def test_adaptive_avg_pool3d_non_divisible(ort, rng):
+    """dynamo fails on non-divisible 3d average pooling."""
+    model = export("adaptive_avg_pool3d", (1, 4, 7, 10, 13), output_size=(3, 4, 5))
+    x = rng.standard_normal((1, 4, 7, 10, 13))
+    x = x.astype(np.float32)
+    assert_same(run_model(model, x, ort), [adapool.adaptive_avg_pool3d(x, (3, 4, 5))], "float32", "3d")
+
+
+def test_nonfinite_values_stay_in_their_windows(ort):
+    """A MatMul multiplies the zeros outside each window too (0 * inf = NaN); the exported
+    graph must still give torch's result: inf only where a window holds it."""
+    x = np.zeros((1, 1, 9, 9), np.float32)
+    x[0, 0, 0, 0] = np.inf
+    x[0, 0, 8, 8] = np.nan
+    model = export("adaptive_avg_pool2d", (1, 1, 9, 9), output_size=4, strategy="matmul")
+    y = run_model(model, x, ort)[0]
+    want = adapool.adaptive_avg_pool2d(x, 4)
+    assert np.isinf(y[0, 0, 0, 0]) and np.isnan(y[0, 0, 3, 3])
+    assert np.isfinite(y).sum() == 14
+    assert_same([y], [want], "float32", "nonfinite")
+
+
+def test_max_graphs_propagate_nan_where_onnxruntime_maxpool_does_not(ort):
+    x = np.array([[[[1, np.nan, 3, 2], [0, 0, 0, 0], [5, np.nan, 1, 1], [np.nan, 0, 0, 9]]]], np.float32)
+    for strategy in ("pool", "gather", "dynamic", "function"):
+        model = export("adaptive_max_pool2d", (1, 1, 4, 4), output_size=2, strategy=strategy)
+        y = run_model(model, x, ort)[0]
+        np.testing.assert_array_equal(np.isnan(y), [[[[True, False], [True, False]]]], err_msg=strategy)
+        np.testing.assert_array_equal(y[0, 0, :, 1], [3, 9], err_msg=strategy)
+    model = export("adaptive_max_pool2d", (1, 1, 4, 4), output_size=2, return_indices=True)
+    _, idx = run_model(model, x, ort)
+    np.testing.assert_array_equal(idx, [[[[1, 2], [12, 15]]]])   # last NaN, else first maximum
+    np.testing.assert_array_equal(idx, adapool.adaptive_max_pool2d(x, 2, True)[1])
+
+
+# ---- model structure ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("strategy", list(STRATEGIES))
+def test_checker_and_shape_inference(strategy):
+    for op, kw, shape in CASES:
+        for in_shape in (shape, dynamic_shape(shape, onnx_export._spec.OPS[op][1])):
+            try:
+                model = export(op, in_shape, strategy=strategy, **kw)
+            except ExportError:
+                continue
+            onnx.checker.check_model(model, full_check=True)
+            inferred = onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True)
+            spec = onnx_export._spec.make_spec(op, in_shape, **kw)
+            dims = [d.dim_value if d.HasField("dim_value") else (d.dim_param or None)
+                    for d in inferred.graph.output[0].type.tensor_type.shape.dim]
+            want = spec.output_shape()
+            assert len(dims) == len(want), (strategy, op, in_shape, dims)
+            for d, w in zip(dims, want):   # static dims exact, names kept, unknown dims symbolic
+                assert d == w if w is not None else not isinstance(d, int), (strategy, op, in_shape, dims)
+
+
+def test_auto_order_is_the_table():
+    assert set(AUTO_ORDER) == {"avg", "max", "avgpool"}
+    for kind, names in AUTO_ORDER.items():
+        assert names[-1] == "dynamic"   # always exact: auto never fails
+        assert all(kind in STRATEGIES[n].kinds for n in names)
+
+
+@pytest.mark.parametrize("op,kw,shape,expected", [
+    ("adaptive_avg_pool2d", dict(output_size=1), (32, 2048, 7, 7), "reduce"),
+    ("adaptive_avg_pool2d", dict(output_size=1), ("N", 2048, "H", "W"), "reduce"),
+    ("adaptive_avg_pool2d", dict(output_size=7), (4, 512, 56, 56), "pool"),
+    ("adaptive_avg_pool2d", dict(output_size=7), (4, 512, 56, 56, "float64"), "matmul"),
+    ("adaptive_avg_pool2d", dict(output_size=7), (8, 256, 15, 15), "matmul"),
+    ("adaptive_avg_pool2d", dict(output_size=7), ("N", 256, "H", "W"), "dynamic"),
+    ("adaptive_max_pool2d", dict(output_size=7), (4, 512, 56, 56), "pool"),
+    ("adaptive_max_pool2d", dict(output_size=7, return_indices=True), (4, 512, 56, 56), "gather"),
+    ("avg_pool2d", dict(kernel_size=3, stride=2, padding=1), ("N", 3, "H", "W"), "pool"),
+    ("avg_pool2d", dict(kernel_size=3, stride=2, padding=1, ceil_mode=True), ("N", 3, "H", "W"), "dynamic"),
+])
+def test_auto_choice(op, kw, shape, expected):
+    dtype = "float32"
+    if shape[-1] == "float64":
+        shape, dtype = shape[:-1], "float64"
+    model = export(op, shape, dtype=dtype, **kw)
+    assert {p.key: p.value for p in model.metadata_props}["adapool.strategy"] == expected
+
+
+def test_function_strategy_is_one_readable_node(ort, rng):
+    model = export("adaptive_avg_pool2d", ("N", 3, "H", "W"), output_size=(7, None), strategy="function")
+    (node,) = model.graph.node
+    assert (node.domain, node.op_type) == ("adapool", "AdaptiveAvgPool2d")
+    assert [a.ints for a in node.attribute] == [[7, -1]]
+    (fn,) = model.functions
+    assert fn.name == "AdaptiveAvgPool2d" and list(fn.attribute) == ["output_size"]
+    assert all(n.domain in ("", None) for n in fn.node)   # a body of standard ops
+    x = rng.standard_normal((2, 3, 20, 9)).astype(np.float32)
+    assert_same(run_model(model, x, ort), [adapool.adaptive_avg_pool2d(x, (7, None))], "float32", "function")
+
+
+@pytest.mark.parametrize("opset", range(onnx_export.MIN_OPSET, onnx_export.MAX_OPSET + 1))
+def test_every_supported_opset(opset, ort, rng):
+    for op, kw, strategy in [("adaptive_avg_pool2d", dict(output_size=1), "reduce"),
+                             ("adaptive_max_pool2d", dict(output_size=1), "reduce"),
+                             ("adaptive_avg_pool2d", dict(output_size=3), "matmul"),
+                             ("adaptive_max_pool2d", dict(output_size=3, return_indices=True), "gather"),
+                             ("adaptive_max_pool2d", dict(output_size=3), "dynamic"),
+                             ("avg_pool2d", dict(kernel_size=3, padding=1, ceil_mode=True), "function")]:
+        model = export(op, ("N", 2, 8, 7), opset=opset, strategy=strategy, **kw)
+        assert model.opset_import[0].version == opset
+        x = nasty_input((2, 2, 8, 7), np.float32, rng)
+        assert_same(run_model(model, x, ort), as_list(getattr(adapool, op)(x, **kw)), "float32",
+                    f"{op} {strategy} opset {opset}")
+
+
+def test_build_into_a_shared_graph(ort, rng):
+    """The lower-level builder: two calls in one graph someone else assembles."""
+    a = build("adaptive_avg_pool2d", "x", ("N", 8, 15, 15), output_size=7, prefix="head")
+    b = build("adaptive_max_pool2d", "x", ("N", 8, 15, 15), output_size=(3, 5), prefix="aux", strategy="function")
+    assert a.strategy == "matmul" and b.strategy == "function"
+    names = [o for n in a.nodes + b.nodes for o in n.output]
+    assert len(names) == len(set(names))
+    graph = onnx.helper.make_graph(
+        a.nodes + b.nodes, "two", [onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, ["N", 8, 15, 15])],
+        [onnx.helper.make_tensor_value_info(a.outputs[0], onnx.TensorProto.FLOAT, ["N", 8, 7, 7]),
+         onnx.helper.make_tensor_value_info(b.outputs[0], onnx.TensorProto.FLOAT, ["N", 8, 3, 5])],
+        initializer=a.initializers + b.initializers)
+    imports = {**a.opset_imports, **b.opset_imports}
+    model = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid(d, v) for d, v in imports.items()],
+                                   functions=a.functions + b.functions, ir_version=8)
+    onnx.checker.check_model(model, full_check=True)
+    x = rng.standard_normal((3, 8, 15, 15)).astype(np.float32)
+    y1, y2 = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})
+    assert_same([y1], [adapool.adaptive_avg_pool2d(x, 7)], "float32", "head")
+    assert_same([y2], [adapool.adaptive_max_pool2d(x, (3, 5))], "float32", "aux")
+
+
+# ---- errors ----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("args,kwargs,exc,match", [
+    (("max_pool2d", (1, 1, 4, 4)), dict(output_size=2), ValueError, "unknown op 'max_pool2d'"),
+    (("adaptive_avg_pool2d", (1, 1, 4, 4)), dict(output_size=2, strategy="fast"), ValueError, "unknown strategy 'fast'"),
+    (("adaptive_avg_pool2d", (1, 1, 5, 5)), dict(output_size=2, strategy="pool"), ExportError, "divisible"),
+    (("adaptive_avg_pool2d", ("N", 1, "H", "W")), dict(output_size=2, strategy="matmul"), ExportError, "static spatial"),
+    (("adaptive_max_pool2d", (1, 1, 4, 4)), dict(output_size=2, strategy="matmul"), ExportError, "does not serve"),
+    (("adaptive_max_pool2d", (1, 1, 4, 4)), dict(output_size=2, return_indices=True, strategy="pool"), ExportError, "NaN"),
+    (("adaptive_max_pool2d", (1, 1, 4, 4)), dict(output_size=1, return_indices=True, strategy="reduce"), ExportError, "indices"),
+    (("adaptive_avg_pool2d", (1, 1, 4, 4)), dict(output_size=2, strategy="reduce"), ExportError, "output size of 1"),
+    (("avg_pool2d", ("N", 1, "H", "W")), dict(kernel_size=3, ceil_mode=True, strategy="pool"), ExportError, "ceil_mode"),
+    (("adaptive_avg_pool2d", (1, 1, 4, 4)), dict(output_size=2, opset=12), ExportError, "outside the supported range"),
+    (("adaptive_avg_pool2d", (1, 1, 4, 4)), dict(output_size=2, opset=99), ExportError, "outside the supported range"),
+    (("adaptive_avg_pool2d", (1, 1, 4, 4)), dict(output_size=2, opset="18"), TypeError, "opset must be an int"),
+    (("adaptive_avg_pool2d", (1, 1, 4, 4)), dict(output_size=2, dtype="int64"), TypeError, "dtype must be one of"),
+    (("adaptive_avg_pool2d", (4, 4)), dict(output_size=2), ValueError, r"Expected 3D or 4D tensor, but got \[4, 4\]"),
+    (("adaptive_avg_pool2d", (1, 3, 0, 4)), dict(output_size=2), ValueError, "dimension 2 being empty"),
+    (("adaptive_avg_pool2d", (1, 3, 4, 4)), dict(output_size=(-1, 2)), ValueError, r"received \{-1, 2\}"),
+    (("adaptive_avg_pool2d", (1, 3, 4, 4)), dict(output_size=(1, 2, 3)), ValueError, "output_size must be 2"),
+    (("adaptive_avg_pool2d", (1, 3, 4, 4)), dict(), TypeError, "missing required argument 'output_size'"),
+    (("adaptive_avg_pool2d", (1, 3, 4, 4)), dict(output_size=2, kernel_size=3), TypeError, "unexpected keyword"),
+    (("avg_pool2d", (1, 3, 4, 4)), dict(kernel_size=3, padding=2), ValueError, "pad should be at most half"),
+    (("avg_pool2d", ("N", 3, "H", "W")), dict(kernel_size=3, stride=0), ValueError, "stride should not be zero"),
+    (("avg_pool2d", (1, 3, 2, 2)), dict(kernel_size=3), ValueError, "Output size is too small"),
+    (("avg_pool2d", (1, 3, 4, 4)), dict(kernel_size=2, divisor_override=0), ValueError, "divisor must be not zero"),
+    (("adaptive_avg_pool2d", (1, 3, -4, 4)), dict(output_size=2), ValueError, "must not be negative"),
+    (("adaptive_avg_pool2d", (1, 3, 4.0, 4)), dict(output_size=2), TypeError, "must be int, str or None"),
+    (("adaptive_avg_pool2d", (1, 3, "4 x", 4)), dict(output_size=2), ValueError, "identifiers"),
+    (("adaptive_avg_pool2d", "1,3,4,4"), dict(output_size=2), TypeError, "sequence"),
+    (("adaptive_avg_pool2d", (1, 3, 4, 4)), dict(output_size=2**62), ValueError, "too large"),
+    (("adaptive_max_pool2d", (1, 3, 4, 4)), dict(output_size=(0, 2), return_indices=True, opset=13), ExportError,
+     "opset >= 14"),
+])
+def test_export_errors(args, kwargs, exc, match):
+    with pytest.raises(exc, match=match):
+        export(*args, **kwargs)
+
+
+def test_export_errors_match_the_numpy_call():
+    """Export checks arguments with adapool's own validation: the same words as the call."""
+    for op, kw, shape in [("adaptive_max_pool2d", dict(output_size=(-1, 2)), (1, 3, 4, 4)),
+                          ("adaptive_avg_pool3d", dict(output_size=2), (1, 0, 4, 4, 4)),
+                          ("avg_pool2d", dict(kernel_size=5, stride=2, padding=1), (1, 3, 2, 2))]:
+        with pytest.raises(ValueError) as from_call:
+            getattr(adapool, op)(np.zeros(shape, np.float32), **kw)
+        with pytest.raises(ValueError) as from_export:
+            export(op, shape, **kw)
+        assert str(from_call.value) == str(from_export.value)
+
+
+# ---- property test ---------------------------------------------------------------------------
+
+@given(data=st.data())
+def test_adaptive_property(data, ort):
+    nd = data.draw(st.sampled_from([1, 2, 3]), "nd")
+    kind = data.draw(st.sampled_from(["avg", "max"]), "kind")
+    op = f"adaptive_{kind}_pool{nd}d"
+    batched = data.draw(st.booleans(), "batched")
+    spatial = tuple(data.draw(st.integers(1, 13 if nd < 3 else 6), f"in{i}") for i in range(nd))
+    out = tuple(data.draw(st.integers(0 if kind == "avg" else 1, 9 if nd < 3 else 5), f"out{i}") for i in range(nd))
+    shape = ((data.draw(st.integers(1, 3), "n"),) if batched else ()) + (data.draw(st.integers(1, 3), "c"),) + spatial
+    kw = dict(output_size=out)
+    if kind == "max":
+        kw["return_indices"] = data.draw(st.booleans(), "indices")
+    dynamic = data.draw(st.booleans(), "dynamic")
+    strategy = data.draw(st.sampled_from(["auto", "dynamic", "function"]), "strategy")
+    dtype = data.draw(st.sampled_from(["float16", "float32", "float64"]), "dtype")
+    model = export(op, dynamic_shape(shape, nd) if dynamic else shape, dtype=dtype, strategy=strategy, **kw)
+    x = nasty_input(shape, dtype, np.random.default_rng(data.draw(st.integers(0, 2**32 - 1), "seed")))
+    assert_same(run_model(model, x, ort), as_list(getattr(adapool, op)(x, **kw)), dtype, f"{op} {kw}")
+
+
+def test_metadata_records_the_call():
+    model = export("avg_pool2d", (1, 3, 8, 8), kernel_size=(3, 2), padding=1, divisor_override=3)
+    meta = {p.key: p.value for p in model.metadata_props}
+    assert meta["adapool.op"] == "avg_pool2d"
+    assert json.loads(meta["adapool.kwargs"]) == dict(kernel_size=[3, 2], stride=[3, 2], padding=[1, 1],
+                                                      ceil_mode=False, count_include_pad=True, divisor_override=3)
+
+
+@pytest.mark.parametrize("strategy", ["global", "reduce", "pool", "gather", "dynamic", "function"])
+def test_all_minus_inf_window_gives_minus_inf(strategy, ort):
+    """onnxruntime's MaxPool and GlobalMaxPool start from the lowest finite float: a window of
+    -inf alone came out as -3.4e38 before the graphs fixed it up."""
+    x = np.full((1, 2, 4, 4), -np.inf, np.float32)
+    x[0, 1, 3, 3] = 1.0
+    size = 1 if strategy in ("global", "reduce") else 2
+    model = export("adaptive_max_pool2d", (1, 2, 4, 4), output_size=size, strategy=strategy)
+    y = run_model(model, x, ort)[0]
+    assert_same([y], [adapool.adaptive_max_pool2d(x, size)], "float32", strategy)
+    assert y[0, 0].max() == -np.inf
