@@ -50,23 +50,95 @@ def _exact_max(b: Builder, spec, x: str, pool: Callable[[str], str]) -> str:
     return b.op("Where", b.op("Greater", worst, b.scalar(1, dt)), b.scalar(np.nan, dt), y)
 
 
+# Small planes pool faster as one MatMul by the Kronecker product of the axes' matrices
+# (onnxruntime runs a MatMul whose left operand is broadcast as many tiny GEMMs): up to this
+# many (input pixels x output pixels) per plane, 128 KiB of float32 (benchmarks/README.md).
+KRONECKER_MAX = 32768
+
+
+def _if(b: Builder, cond: str, then_fn, else_fn, dtype) -> str:
+    """An If node whose branches are built by ``then_fn(sub_builder)`` / ``else_fn(...)``, each
+    returning its output value (outer values are visible inside the branches)."""
+    branches = []
+    for fn, name in ((then_fn, "then"), (else_fn, "else")):
+        sub = b.subgraph()
+        out = fn(sub)
+        if out in [n for n in b.nodes for n in n.output] or not any(out in n.output for n in sub.nodes):
+            out = sub.op("Identity", out)   # a branch must produce its output itself
+        branches.append(helper.make_graph(sub.nodes, name, [], [helper.make_tensor_value_info(out, onnx_dtype(dtype), None)]))
+    return b.op("If", cond, then_branch=branches[0], else_branch=branches[1])
+
+
+def _kronecker_average(b: Builder, spec, x: str, axes) -> str:
+    """Y = X · (P_d ⊗ P_h ⊗ P_w)ᵀ on the flattened plane: one GEMM, for small planes."""
+    nd, lead = spec.nd, spec.rank - spec.nd
+    dt = compute_dtype(spec)
+    outs = [ax.out_size for ax in axes]
+    ins = [ax.in_size for ax in axes]
+    if not all(isinstance(o, int) for o in outs):
+        # This branch only runs when every output size is > 0, but onnxruntime infers the
+        # branch's shapes at load time from the folded sizes: keep them positive for it.
+        outs = [b.op("Max", o, b.ints(1)) for o in outs]
+    if all(isinstance(o, int) for o in outs):
+        matrix = np.ones((1, 1))
+        for ax in axes:
+            matrix = np.kron(matrix, ax.dense())
+        kron_t = b.const(matrix.T.astype(dt))
+    else:   # (o_0 .. o_n, c_0 .. c_n) as a product of broadcast matrices, then 2-D
+        total = None
+        for i, ax in enumerate(axes):
+            p = b.unsqueeze(ax.matrix(dt, builder=b), *[j for j in range(2 * nd) if j not in (i, nd + i)])
+            total = p if total is None else b.op("Mul", total, p)
+        n_out, n_in = outs[0], ins[0]
+        for o, c in zip(outs[1:], ins[1:]):
+            n_out, n_in = size_product(b, n_out, o), size_product(b, n_in, c)
+        kron_t = b.op("Transpose", b.op("Reshape", total, size_vector(b, [n_out, n_in])), perm=[1, 0])
+    n_in = ins[0]
+    for c in ins[1:]:
+        n_in = size_product(b, n_in, c)
+    flat = b.op("Reshape", x, size_vector(b, [0] * lead + [n_in]))   # every size here is > 0
+    return b.op("Reshape", b.op("MatMul", flat, kron_t), size_vector(b, [0] * lead + outs))
+
+
+def _kronecker_fits(spec, axes) -> bool:
+    outs = [ax.out_size for ax in axes]
+    return spec.nd > 1 and all(o > 0 for o in outs) and int(np.prod(spec.spatial)) * int(np.prod(outs)) <= KRONECKER_MAX
+
+
+def _matmul_average(b: Builder, spec, x: str, axes) -> str:
+    """The MatMul form: Kronecker for small planes, else separable. Static windows decide here;
+    dynamic ones decide in the graph, on the sizes it meets."""
+    if spec.nd == 1:
+        return _separable_average(b, spec, x, axes)
+    if isinstance(axes[0].out_size, int):
+        fits = _kronecker_fits(spec, axes)
+        return (_kronecker_average if fits else _separable_average)(b, spec, x, axes)
+    n_out, n_in = axes[0].out_size, axes[0].in_size
+    for ax in axes[1:]:
+        n_out, n_in = b.op("Mul", n_out, ax.out_size), b.op("Mul", n_in, ax.in_size)
+    small = b.op("And", b.op("LessOrEqual", b.op("Mul", n_out, n_in), b.ints(KRONECKER_MAX)),
+                 b.op("Greater", n_out, b.ints(0)))
+    return _if(b, b.squeeze(small, 0), lambda sub: _kronecker_average(sub, spec, x, axes),
+               lambda sub: _separable_average(sub, spec, x, axes), compute_dtype(spec))
+
+
 def _separable_average(b: Builder, spec, x: str, axes) -> str:
     """Y = P_d · (P_h · X · P_wᵀ): one MatMul per pooled axis, the last axis first."""
-    nd, lead = spec.nd, spec.rank - spec.nd
+    nd = spec.nd
     dt = compute_dtype(spec)
     for i in reversed(range(nd)):
         ax = axes[i]
         if ax.identity:
             continue
         if i == nd - 1:
-            x = b.op("MatMul", x, ax.matrix(dt, transposed=True))
+            x = b.op("MatMul", x, ax.matrix(dt, transposed=True, builder=b))
         elif i == nd - 2:
-            x = b.op("MatMul", ax.matrix(dt), x)
+            x = b.op("MatMul", ax.matrix(dt, builder=b), x)
         else:   # depth: move it last and back (a Reshape would need sizes that may be 0)
             r = spec.rank
             to_last = list(range(r - 3)) + [r - 2, r - 1, r - 3]
             x = b.op("Transpose", x, perm=to_last)
-            x = b.op("MatMul", x, ax.matrix(dt, transposed=True))
+            x = b.op("MatMul", x, ax.matrix(dt, transposed=True, builder=b))
             x = b.op("Transpose", x, perm=list(range(r - 3)) + [r - 1, r - 3, r - 2])
     return x
 
@@ -98,17 +170,9 @@ def _average_matmul_exact(b: Builder, spec, x: str, axes) -> str:
     """MatMul form, falling back to the masked-sum form when the result holds inf or NaN
     (checked on the small output: y * 0 sums to NaN exactly when some y is not finite)."""
     dt = compute_dtype(spec)
-    y = _separable_average(b, spec, x, axes)
+    y = _matmul_average(b, spec, x, axes)
     probe = b.reduce("ReduceSum", b.op("Mul", y, b.scalar(0, dt)), list(range(spec.rank)), keepdims=False)
-    nonfinite = b.op("IsNaN", probe)
-    exact = b.subgraph()
-    slow = _masked_sum_average(exact, spec, x, axes)
-    fast = b.subgraph()
-    fast_y = fast.op("Identity", y)
-    branch = lambda sub, out, name: helper.make_graph(  # noqa: E731
-        sub.nodes, name, [], [helper.make_tensor_value_info(out, onnx_dtype(dt), None)])
-    return b.op("If", nonfinite, then_branch=branch(exact, slow, "nonfinite"),
-                else_branch=branch(fast, fast_y, "finite"))
+    return _if(b, b.op("IsNaN", probe), lambda sub: _masked_sum_average(sub, spec, x, axes), lambda sub: y, dt)
 
 
 def _separable_max(b: Builder, spec, x: str, axes) -> str:
@@ -253,6 +317,8 @@ def _build_gather(b, spec, x):
 
 
 def _build_dynamic(b, spec, x, params=None):
+    if params is None and _all_ones(spec) is None:   # output 1 is exact at any size as a reduction
+        return _build_reduce(b, spec, x)
     if spec.kind == "max":
         axes = dynamic_axes(b, spec, x, params)
         if spec.return_indices:

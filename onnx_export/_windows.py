@@ -50,13 +50,17 @@ class StaticAxis:
         self.identity = (self.out_size == in_size and bool(np.all(lengths == 1))
                          and bool(np.all(starts == np.arange(in_size))) and bool(np.all(factors == 1)))
 
-    def matrix(self, dtype, transposed: bool = False) -> str:
-        """(out, in) averaging matrix: row o holds 1/factor over window o (0 for empty windows)."""
+    def dense(self) -> np.ndarray:
+        """(out, in) float64 averaging matrix: row o holds 1/factor over window o (0 for empty
+        windows)."""
         p = np.zeros((self.out_size, self.in_size), dtype=np.float64)
         for o, (s, e, f) in enumerate(zip(self.starts, self.ends, self.factors)):
             if e > s:
                 p[o, s:e] = 1.0 / f
-        p = p.astype(dtype)
+        return p
+
+    def matrix(self, dtype, transposed: bool = False, builder=None) -> str:
+        p = self.dense().astype(dtype)
         return self.b.const(p.T.copy() if transposed else p)
 
     def table_array(self) -> np.ndarray:
@@ -162,12 +166,13 @@ class DynamicAxis:
     def factors(self):
         return self._windows[3]
 
-    def matrix(self, dtype, transposed: bool = False) -> str:
-        b = self.b
+    def matrix(self, dtype, transposed: bool = False, builder=None) -> str:
+        """(out, in) averaging matrix, emitted into ``builder`` (an If branch that needs it)."""
+        b = builder or self.b
+        starts, ends, factors = self.starts, self.ends, self.factors   # 1-D: stay in the outer graph
         h = b.unsqueeze(b.op("Range", b.scalar(0, np.int64), self._c, b.scalar(1, np.int64)), 0)
-        start, end = b.unsqueeze(self.starts, 1), b.unsqueeze(self.ends, 1)
-        inside = b.op("And", b.op("GreaterOrEqual", h, start), b.op("Less", h, end))
-        weight = b.op("Div", b.scalar(1, dtype), b.cast(self.factors, dtype))
+        inside = b.op("And", b.op("GreaterOrEqual", h, b.unsqueeze(starts, 1)), b.op("Less", h, b.unsqueeze(ends, 1)))
+        weight = b.op("Div", b.scalar(1, dtype), b.cast(factors, dtype))
         p = b.op("Where", inside, b.unsqueeze(weight, 1), b.scalar(0, dtype))
         return b.op("Transpose", p, perm=[1, 0]) if transposed else p
 
