@@ -36,18 +36,32 @@ def _batched(b: Builder, spec, x: str, fn: Callable[[str], str]) -> str:
     return b.squeeze(fn(b.unsqueeze(x, 0)), 0)
 
 
-def _exact_max(b: Builder, spec, x: str, pool: Callable[[str], str]) -> str:
-    """A max pool with torch's answers for NaN and -inf. onnxruntime's MaxPool, GlobalMaxPool
-    and ReduceMax skip NaN depending on where it sits, and MaxPool/GlobalMaxPool start from the
-    lowest finite value, so an all -inf window gives -3.4e38. A code per element, pooled through
-    the same windows, says which windows need fixing: 2 = NaN, 1 = anything else, 0 = -inf."""
+def _exact_max(b: Builder, spec, x: str, pool: Callable[[Builder, str], str]) -> str:
+    """A max pool with torch's answers for NaN and -inf.
+
+    onnxruntime's MaxPool, GlobalMaxPool, ReduceMax and Max skip NaN depending on where it
+    sits, and MaxPool/GlobalMaxPool start from the lowest finite value (an all -inf window
+    gives -3.4e38). So the fast result is checked: when the input's sum is NaN (it holds NaN,
+    or both infinities) or some output is at or below the lowest finite value, a code per
+    element, pooled through the same windows, fixes it: 2 = NaN, 1 = anything else, 0 = -inf.
+    """
     dt = spec.dtype
-    y = pool(x)
-    code = b.op("Add", b.op("Mul", b.cast(b.op("IsNaN", x), dt), b.scalar(2, dt)),
-                b.cast(b.op("Greater", x, b.scalar(-np.inf, dt)), dt))
-    worst = pool(code)
-    y = b.op("Where", b.op("Equal", worst, b.scalar(0, dt)), b.scalar(-np.inf, dt), y)
-    return b.op("Where", b.op("Greater", worst, b.scalar(1, dt)), b.scalar(np.nan, dt), y)
+    y = pool(b, x)
+    total = b.reduce("ReduceSum", b.cast(x, np.float32) if dt == np.float16 else x, list(range(spec.rank)),
+                     keepdims=False)
+    lowest = float(np.finfo(dt).min)
+    smallest = b.reduce("ReduceMin", b.op("Concat", b.op("Reshape", y, b.ints(-1)), b.const(np.array([0], dt)), axis=0),
+                        [0], keepdims=False)
+    suspect = b.op("Or", b.op("IsNaN", total), b.op("LessOrEqual", smallest, b.scalar(lowest, dt)))
+
+    def fix(sub):
+        code = sub.op("Add", sub.op("Mul", sub.cast(sub.op("IsNaN", x), dt), sub.scalar(2, dt)),
+                      sub.cast(sub.op("Greater", x, sub.scalar(-np.inf, dt)), dt))
+        worst = pool(sub, code)
+        fixed = sub.op("Where", sub.op("Equal", worst, sub.scalar(0, dt)), sub.scalar(-np.inf, dt), y)
+        return sub.op("Where", sub.op("Greater", worst, sub.scalar(1, dt)), sub.scalar(np.nan, dt), fixed)
+
+    return _if(b, suspect, fix, lambda sub: y, dt)
 
 
 # Small planes pool faster as one MatMul by the Kronecker product of the axes' matrices
@@ -186,6 +200,44 @@ def _separable_max(b: Builder, spec, x: str, axes) -> str:
     return x
 
 
+def _sliding_max_axis(b: Builder, spec, x: str, ax, i: int) -> str | None:
+    """Max over every window of one axis without gathering windows whole: a sliding max of
+    width p built by doubling (MaxPool of kernel 2 and dilation q turns width q into 2q), then,
+    max being idempotent, each window [s, e) is max(m_p[s], m_p[e-p]) when its length lies in
+    [p, 2p]. None when the window lengths are too uneven for one width."""
+    lengths = ax.ends - ax.starts
+    p = int(lengths.min()) if lengths.size else 0
+    if p < 1 or int(lengths.max()) > 2 * p:
+        return None
+    nd, a = spec.nd, i - spec.nd
+
+    def widen(m, dilation):   # m'[j] = max(m[j], m[j + dilation]) along this axis
+        kernel, dil = [1] * nd, [1] * nd
+        kernel[i], dil[i] = 2, dilation
+        return _batched(b, spec, m, lambda u: b.op("MaxPool", u, kernel_shape=kernel, dilations=dil))
+    m, q = x, 1
+    while 2 * q <= p:
+        m, q = widen(m, q), 2 * q
+    if q < p:
+        m = widen(m, p - q)
+    first = b.op("Gather", m, b.const(ax.starts.astype(np.int64)), axis=a)
+    if bool(np.all(lengths == p)):
+        return first
+    return b.op("Max", first, b.op("Gather", m, b.const((ax.ends - p).astype(np.int64)), axis=a))
+
+
+def _sliding_max(b: Builder, spec, x: str, axes) -> str:
+    nd = spec.nd
+    for i in reversed(range(nd)):
+        ax = axes[i]
+        if ax.identity:
+            continue
+        a = i - nd
+        y = _sliding_max_axis(b, spec, x, ax, i)
+        x = y if y is not None else b.reduce("ReduceMax", b.op("Gather", x, ax.table(), axis=a), [a], keepdims=False)
+    return x
+
+
 def _flat_indices(b: Builder, spec, axes, static: bool, x: str) -> str:
     """For every output position and window slot, the input index torch reports
     (``(d * H + h) * W + w`` within the plane), flattened to (prod(out) * prod(window),)."""
@@ -271,7 +323,7 @@ def _from_compute(b: Builder, spec, y: str) -> str:
 
 def _build_global(b, spec, x):
     if spec.kind == "max":
-        return [_exact_max(b, spec, x, lambda v: _batched(b, spec, v, lambda u: b.op("GlobalMaxPool", u)))]
+        return [_exact_max(b, spec, x, lambda sb, v: _batched(sb, spec, v, lambda u: sb.op("GlobalMaxPool", u)))]
     y = _batched(b, spec, _to_compute(b, spec, x), lambda u: b.op("GlobalAveragePool", u))
     return [_from_compute(b, spec, y)]
 
@@ -279,7 +331,7 @@ def _build_global(b, spec, x):
 def _build_reduce(b, spec, x):
     axes = list(range(-spec.nd, 0))
     if spec.kind == "max":
-        return [_exact_max(b, spec, x, lambda v: b.reduce("ReduceMax", v, axes, keepdims=True))]
+        return [_exact_max(b, spec, x, lambda sb, v: sb.reduce("ReduceMax", v, axes, keepdims=True))]
     return [_from_compute(b, spec, b.reduce("ReduceMean", _to_compute(b, spec, x), axes, keepdims=True))]
 
 
@@ -298,8 +350,8 @@ def _build_pool(b, spec, x):
         return [_from_compute(b, spec, y)]
     kernel = [c // o for c, o in zip(spec.spatial, spec.out)]
     if spec.kind == "max":
-        op = lambda u: b.op("MaxPool", u, kernel_shape=kernel, strides=kernel)  # noqa: E731
-        return [_exact_max(b, spec, x, lambda v: _batched(b, spec, v, op))]
+        return [_exact_max(b, spec, x, lambda sb, v: _batched(
+            sb, spec, v, lambda u: sb.op("MaxPool", u, kernel_shape=kernel, strides=kernel)))]
     y = _batched(b, spec, _to_compute(b, spec, x),
                  lambda u: b.op("AveragePool", u, kernel_shape=kernel, strides=kernel))
     return [_from_compute(b, spec, y)]
@@ -313,7 +365,12 @@ def _build_gather(b, spec, x):
     axes = static_axes(b, spec)
     if spec.return_indices:
         return _max_with_indices(b, spec, x, axes, static=True)
-    return [_exact_max(b, spec, x, lambda v: _separable_max(b, spec, v, axes))]
+    return [_exact_max(b, spec, x, lambda sb, v: _separable_max(sb, spec, v, axes))]
+
+
+def _build_sliding(b, spec, x):
+    axes = static_axes(b, spec)
+    return [_exact_max(b, spec, x, lambda sb, v: _sliding_max(sb, spec, v, axes))]
 
 
 def _build_dynamic(b, spec, x, params=None):
@@ -323,7 +380,7 @@ def _build_dynamic(b, spec, x, params=None):
         axes = dynamic_axes(b, spec, x, params)
         if spec.return_indices:
             return _max_with_indices(b, spec, x, axes, static=False)
-        return [_exact_max(b, spec, x, lambda v: _separable_max(b, spec, v, axes))]
+        return [_exact_max(b, spec, x, lambda sb, v: _separable_max(sb, spec, v, axes))]
     xc = _to_compute(b, spec, x)
     return [_from_compute(b, spec, _average_matmul_exact(b, spec, xc, dynamic_axes(b, spec, xc, params)))]
 
@@ -425,6 +482,8 @@ STRATEGIES = {s.name: s for s in (
              _divisible, _build_pool, auto_dtypes=("float16", "float32")),
     Strategy("matmul", ("avg", "avgpool"), "exact separable MatMul with constant pooling matrices",
              _static, _build_matmul),
+    Strategy("sliding", ("max",), "sliding-window max (Max of Slices), then Gather of each window's two halves",
+             lambda spec: "it has no indices output" if spec.return_indices else _static(spec), _build_sliding),
     Strategy("gather", ("max",), "Gather of each window's indices, then ReduceMax (ArgMax for indices)",
              _static, _build_gather),
     Strategy("dynamic", ("avg", "max", "avgpool"), "windows computed in the graph from Shape: any size",
@@ -438,7 +497,7 @@ STRATEGIES = {s.name: s for s in (
 # GlobalAveragePool: onnxruntime's CPU EP runs it faster; see benchmarks/README.md).
 AUTO_ORDER = {
     "avg": ("reduce", "pool", "matmul", "dynamic"),
-    "max": ("reduce", "pool", "gather", "dynamic"),
+    "max": ("reduce", "pool", "sliding", "gather", "dynamic"),
     "avgpool": ("pool", "matmul", "dynamic"),
 }
 

@@ -176,7 +176,7 @@ class DynamicAxis:
         p = b.op("Where", inside, b.unsqueeze(weight, 1), b.scalar(0, dtype))
         return b.op("Transpose", p, perm=[1, 0]) if transposed else p
 
-    @property
+    @functools.cached_property
     def window(self) -> str:
         """The longest window (at least 1) as a 1-D value."""
         b = self.b
@@ -195,6 +195,7 @@ class DynamicAxis:
                      b.op("Equal", self.ends, self.starts))
         return b.op("Where", empty, b.scalar(0, dtype), inv)
 
+    @functools.lru_cache(maxsize=None)   # noqa: B019 (one axis object per export)
     def table(self) -> str:
         b = self.b
         k = b.op("Range", b.scalar(0, np.int64), b.squeeze(self.window, 0), b.scalar(1, np.int64))
