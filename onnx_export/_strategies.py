@@ -8,7 +8,7 @@ from typing import Callable
 import numpy as np
 from onnx import helper
 
-from adapool._windows import pool_output_size
+from adapool._windows import adaptive_windows, pool_output_size
 
 from ._builder import DOMAIN, Builder, onnx_dtype
 from ._windows import dynamic_axes, size_product, size_vector, static_axes
@@ -348,12 +348,12 @@ def _build_pool(b, spec, x):
         if spec.divisor_override is not None:   # every window is kh*kw long here (no ceil overhang)
             y = b.op("Mul", y, b.scalar(kernel[0] * kernel[1] / spec.divisor_override, compute_dtype(spec)))
         return [_from_compute(b, spec, y)]
-    kernel = [c // o for c, o in zip(spec.spatial, spec.out)]
+    kernel, stride = (list(v) for v in zip(*(uniform_windows(o, c) for c, o in zip(spec.spatial, spec.out))))
     if spec.kind == "max":
         return [_exact_max(b, spec, x, lambda sb, v: _batched(
-            sb, spec, v, lambda u: sb.op("MaxPool", u, kernel_shape=kernel, strides=kernel)))]
+            sb, spec, v, lambda u: sb.op("MaxPool", u, kernel_shape=kernel, strides=stride)))]
     y = _batched(b, spec, _to_compute(b, spec, x),
-                 lambda u: b.op("AveragePool", u, kernel_shape=kernel, strides=kernel))
+                 lambda u: b.op("AveragePool", u, kernel_shape=kernel, strides=stride))
     return [_from_compute(b, spec, y)]
 
 
@@ -456,9 +456,22 @@ def _divisible(spec):
     reason = _static(spec)
     if reason:
         return reason
-    if any(o == 0 or c % o for c, o in zip(spec.spatial, spec.out)):
-        return "it needs input sizes divisible by the output sizes"
+    if any(uniform_windows(o, c) is None for c, o in zip(spec.spatial, spec.out)):
+        return "it needs uniform windows (one length at one stride: divisible sizes, or sizes like 15 -> 7)"
     return None
+
+
+def uniform_windows(out: int, size: int):
+    """(kernel, stride) when the adaptive windows of an axis are exactly a strided pool's
+    windows: divisible sizes, and others such as 15 -> 7 (length 3, stride 2). Else None."""
+    if out < 1:
+        return None
+    starts, ends = adaptive_windows(out, size)
+    kernel = int(ends[0] - starts[0])
+    stride = int(starts[1] - starts[0]) if out > 1 else kernel
+    if stride < 1 or np.any(ends - starts != kernel) or np.any(starts != stride * np.arange(out)):
+        return None
+    return kernel, stride
 
 
 @dataclass(frozen=True)
@@ -478,7 +491,7 @@ STRATEGIES = {s.name: s for s in (
     Strategy("reduce", ("avg", "max"), "ReduceMean / ReduceMax over the pooled axes (output 1)",
              _all_ones, _build_reduce),
     # onnxruntime's CPU EP has no float64 AveragePool: `auto` takes the MatMul form there
-    Strategy("pool", ("avg", "max", "avgpool"), "AveragePool / MaxPool (divisible sizes; avg_pool2d)",
+    Strategy("pool", ("avg", "max", "avgpool"), "AveragePool / MaxPool (uniform windows; avg_pool2d)",
              _divisible, _build_pool, auto_dtypes=("float16", "float32")),
     Strategy("matmul", ("avg", "avgpool"), "exact separable MatMul with constant pooling matrices",
              _static, _build_matmul),

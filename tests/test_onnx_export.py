@@ -143,10 +143,11 @@ def test_every_strategy_is_exact(case, dtype, dynamic, ort, rng):
         if needs_reference_evaluator(model, dtype) and name == "global" and nd == 1 and "max" in op:
             continue   # ReferenceEvaluator's GlobalMaxPool drops an axis of 1-d input (a known fault)
         for size in run_sizes(shape, nd, dynamic):
-            x = nasty_input(size, dtype, rng)
-            got = run_model(model, x, ort)
-            want = as_list(getattr(adapool, op)(x, **kw))
-            assert_same(got, want, dtype, f"{name} at {size}")
+            # finite data takes the graphs' fast paths; inf/NaN their exact fallbacks
+            for x in (rng.standard_normal(size).astype(dtype), nasty_input(size, dtype, rng)):
+                got = run_model(model, x, ort)
+                want = as_list(getattr(adapool, op)(x, **kw))
+                assert_same(got, want, dtype, f"{name} at {size}, finite={np.isfinite(x).all()}")
     assert exported >= 2   # auto's choice and at least the dynamic / function forms
 
 
@@ -263,6 +264,21 @@ def test_checker_and_shape_inference(strategy):
                 assert d == w if w is not None else not isinstance(d, int), (strategy, op, in_shape, dims)
 
 
+@pytest.mark.parametrize("out,size,expected", [
+    (7, 14, (2, 2)), (7, 15, (3, 2)), (1, 9, (9, 9)), (5, 5, (1, 1)), (4, 11, None), (9, 5, None), (0, 5, None),
+    (7, 223, None), (3, 7, (3, 2)),
+])
+def test_uniform_windows(out, size, expected):
+    from onnx_export._strategies import uniform_windows
+    assert uniform_windows(out, size) == expected
+    if expected:   # a strided pool's windows are exactly the adaptive ones
+        k, s = expected
+        starts, ends = adapool.adaptive_windows(out, size)
+        assert (size - k) // s + 1 == out
+        np.testing.assert_array_equal(starts, s * np.arange(out))
+        np.testing.assert_array_equal(ends, s * np.arange(out) + k)
+
+
 def test_auto_order_is_the_table():
     assert set(AUTO_ORDER) == {"avg", "max", "avgpool"}
     for kind, names in AUTO_ORDER.items():
@@ -275,7 +291,9 @@ def test_auto_order_is_the_table():
     ("adaptive_avg_pool2d", dict(output_size=1), ("N", 2048, "H", "W"), "reduce"),
     ("adaptive_avg_pool2d", dict(output_size=7), (4, 512, 56, 56), "pool"),
     ("adaptive_avg_pool2d", dict(output_size=7), (4, 512, 56, 56, "float64"), "matmul"),
-    ("adaptive_avg_pool2d", dict(output_size=7), (8, 256, 15, 15), "matmul"),
+    ("adaptive_avg_pool2d", dict(output_size=7), (8, 256, 15, 15), "pool"),   # 15 -> 7: kernel 3, stride 2
+    ("adaptive_avg_pool2d", dict(output_size=7), (1, 16, 223, 223), "matmul"),
+    ("adaptive_max_pool2d", dict(output_size=7), (1, 16, 223, 223), "sliding"),
     ("adaptive_avg_pool2d", dict(output_size=7), ("N", 256, "H", "W"), "dynamic"),
     ("adaptive_max_pool2d", dict(output_size=7), (4, 512, 56, 56), "pool"),
     ("adaptive_max_pool2d", dict(output_size=7, return_indices=True), (4, 512, 56, 56), "gather"),
@@ -319,14 +337,14 @@ def test_every_supported_opset(opset, ort, rng):
 
 def test_build_into_a_shared_graph(ort, rng):
     """The lower-level builder: two calls in one graph someone else assembles."""
-    a = build("adaptive_avg_pool2d", "x", ("N", 8, 15, 15), output_size=7, prefix="head")
+    a = build("adaptive_avg_pool2d", "x", ("N", 8, 15, 15), output_size=(7, 6), prefix="head")
     b = build("adaptive_max_pool2d", "x", ("N", 8, 15, 15), output_size=(3, 5), prefix="aux", strategy="function")
-    assert a.strategy == "matmul" and b.strategy == "function"
+    assert a.strategy == "matmul" and b.strategy == "function"   # 15 -> 6 has uneven windows
     names = [o for n in a.nodes + b.nodes for o in n.output]
     assert len(names) == len(set(names))
     graph = onnx.helper.make_graph(
         a.nodes + b.nodes, "two", [onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, ["N", 8, 15, 15])],
-        [onnx.helper.make_tensor_value_info(a.outputs[0], onnx.TensorProto.FLOAT, ["N", 8, 7, 7]),
+        [onnx.helper.make_tensor_value_info(a.outputs[0], onnx.TensorProto.FLOAT, ["N", 8, 7, 6]),
          onnx.helper.make_tensor_value_info(b.outputs[0], onnx.TensorProto.FLOAT, ["N", 8, 3, 5])],
         initializer=a.initializers + b.initializers)
     imports = {**a.opset_imports, **b.opset_imports}
@@ -335,7 +353,7 @@ def test_build_into_a_shared_graph(ort, rng):
     onnx.checker.check_model(model, full_check=True)
     x = rng.standard_normal((3, 8, 15, 15)).astype(np.float32)
     y1, y2 = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})
-    assert_same([y1], [adapool.adaptive_avg_pool2d(x, 7)], "float32", "head")
+    assert_same([y1], [adapool.adaptive_avg_pool2d(x, (7, 6))], "float32", "head")
     assert_same([y2], [adapool.adaptive_max_pool2d(x, (3, 5))], "float32", "aux")
 
 
@@ -344,7 +362,7 @@ def test_build_into_a_shared_graph(ort, rng):
 @pytest.mark.parametrize("args,kwargs,exc,match", [
     (("max_pool2d", (1, 1, 4, 4)), dict(output_size=2), ValueError, "unknown op 'max_pool2d'"),
     (("adaptive_avg_pool2d", (1, 1, 4, 4)), dict(output_size=2, strategy="fast"), ValueError, "unknown strategy 'fast'"),
-    (("adaptive_avg_pool2d", (1, 1, 5, 5)), dict(output_size=2, strategy="pool"), ExportError, "divisible"),
+    (("adaptive_avg_pool2d", (1, 1, 11, 11)), dict(output_size=4, strategy="pool"), ExportError, "uniform windows"),
     (("adaptive_avg_pool2d", ("N", 1, "H", "W")), dict(output_size=2, strategy="matmul"), ExportError, "static spatial"),
     (("adaptive_max_pool2d", (1, 1, 4, 4)), dict(output_size=2, strategy="matmul"), ExportError, "does not serve"),
     (("adaptive_max_pool2d", (1, 1, 4, 4)), dict(output_size=2, return_indices=True, strategy="pool"), ExportError, "NaN"),
@@ -408,7 +426,11 @@ def test_adaptive_property(data, ort):
     strategy = data.draw(st.sampled_from(["auto", "dynamic", "function"]), "strategy")
     dtype = data.draw(st.sampled_from(["float16", "float32", "float64"]), "dtype")
     model = export(op, dynamic_shape(shape, nd) if dynamic else shape, dtype=dtype, strategy=strategy, **kw)
-    x = nasty_input(shape, dtype, np.random.default_rng(data.draw(st.integers(0, 2**32 - 1), "seed")))
+    seed_rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1), "seed"))
+    if data.draw(st.booleans(), "nonfinite"):
+        x = nasty_input(shape, dtype, seed_rng)
+    else:
+        x = seed_rng.standard_normal(shape).astype(dtype)
     assert_same(run_model(model, x, ort), as_list(getattr(adapool, op)(x, **kw)), dtype, f"{op} {kw}")
 
 
