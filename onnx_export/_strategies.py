@@ -410,7 +410,14 @@ def make_function(spec, opset: int):
     name = function_name(spec)
     body = Builder(opset, prefix=name, in_function=True)
     params = {a: body.attr_ints(a) for a in FUNCTION_ATTRS[spec.kind]}
-    outs = _build_dynamic(body, spec, "X", params)
+    if spec.kind == "avgpool" or spec.return_indices:
+        outs = _build_dynamic(body, spec, "X", params)
+    else:   # output 1 everywhere (global pooling) runs as a reduction, decided per node
+        ones = body.op("Equal", params["output_size"], body.ints(*[1] * spec.nd))
+        global_pool = body.squeeze(body.op("Cast", body.reduce("ReduceMin", body.cast(ones, np.int64), [0], True),
+                                           to=onnx_dtype(np.bool_)), 0)
+        outs = [_if(body, global_pool, lambda sub: _build_reduce(sub, spec, "X")[0],
+                    lambda sub: _build_dynamic(sub, spec, "X", params)[0], spec.dtype)]
     names = ["Y", "Indices"][:len(outs)]
     body.nodes.append(helper.make_node("Identity", [outs[0]], ["Y"], name=f"{name}/Y"))
     if len(outs) == 2:
