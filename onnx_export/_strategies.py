@@ -490,6 +490,7 @@ class Strategy:
     build: Callable                 # (builder, spec, input value) -> output values
     auto_dtypes: tuple = ("float16", "float32", "float64")   # where `auto` may pick it
     min_opset: int = 13
+    auto_if: Callable = lambda spec: True   # further conditions for `auto` (measured speed)
 
 
 STRATEGIES = {s.name: s for s in (
@@ -498,8 +499,11 @@ STRATEGIES = {s.name: s for s in (
     Strategy("reduce", ("avg", "max"), "ReduceMean / ReduceMax over the pooled axes (output 1)",
              _all_ones, _build_reduce),
     # onnxruntime's CPU EP has no float64 AveragePool: `auto` takes the MatMul form there
+    # onnxruntime's CPU AveragePool is ~2x slower than the MatMul form on planes above 32x32
+    # (benchmarks/README.md): `auto` takes it for adaptive averages of small planes only
     Strategy("pool", ("avg", "max", "avgpool"), "AveragePool / MaxPool (uniform windows; avg_pool2d)",
-             _divisible, _build_pool, auto_dtypes=("float16", "float32")),
+             _divisible, _build_pool, auto_dtypes=("float16", "float32"),
+             auto_if=lambda spec: spec.kind != "avg" or int(np.prod(spec.spatial)) <= 1024),
     Strategy("matmul", ("avg", "avgpool"), "exact separable MatMul with constant pooling matrices",
              _static, _build_matmul),
     Strategy("sliding", ("max",), "sliding-window max (Max of Slices), then Gather of each window's two halves",
@@ -526,7 +530,8 @@ def choose(spec, strategy: str, opset: int) -> Strategy:
     if strategy == "auto":
         for name in AUTO_ORDER[spec.kind]:
             s = STRATEGIES[name]
-            if spec.dtype.name in s.auto_dtypes and s.refuses(spec) is None and opset >= s.min_opset:
+            if spec.dtype.name in s.auto_dtypes and s.refuses(spec) is None and opset >= s.min_opset \
+                    and s.auto_if(spec):
                 return s
         raise ExportError(f"{spec.op}: no strategy exports this call exactly")   # unreachable: dynamic serves all
     if strategy not in STRATEGIES:
