@@ -6,9 +6,10 @@ adapool's kernel. ``STRATEGIES`` lists every form a call can take and when it is
 """
 from ._builder import DEFAULT_OPSET, DOMAIN, MIN_OPSET
 from ._export import MAX_OPSET, Built, build, export
+from ._lower import lower
 from ._strategies import AUTO_ORDER, STRATEGIES, ExportError
 
-__all__ = ["export", "build", "Built", "validate", "Report", "STRATEGIES", "AUTO_ORDER", "ExportError",
+__all__ = ["export", "build", "lower", "Built", "validate", "Report", "STRATEGIES", "AUTO_ORDER", "ExportError",
            "DEFAULT_OPSET", "MIN_OPSET", "MAX_OPSET", "DOMAIN"]
 
 

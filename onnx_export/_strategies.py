@@ -404,6 +404,28 @@ def function_attributes(spec) -> dict:
     return {"output_size": [-1 if o is None else o for o in spec.out]}
 
 
+def call_from_node(node) -> tuple:
+    """(op, kwargs) of an adapool-domain node (the inverse of function_name/function_attributes)."""
+    a = {att.name: list(helper.get_attribute_value(att)) for att in node.attribute if not att.name.startswith("_")}
+    try:
+        for nd in (1, 2, 3):
+            for kind in ("avg", "max"):
+                base = f"Adaptive{kind.capitalize()}Pool{nd}d"
+                if node.op_type in (base, base + "WithIndices") and (kind == "max" or node.op_type == base):
+                    kwargs = {"output_size": [None if o < 0 else o for o in a["output_size"]]}
+                    if kind == "max":
+                        kwargs["return_indices"] = node.op_type.endswith("WithIndices")
+                    return f"adaptive_{kind}_pool{nd}d", kwargs
+        if node.op_type == "AvgPool2d":
+            return "avg_pool2d", {"kernel_size": a["kernel"], "stride": a["stride"], "padding": a["padding"],
+                                  "ceil_mode": bool(a["ceil_mode"][0]),
+                                  "count_include_pad": bool(a["count_include_pad"][0]),
+                                  "divisor_override": a["divisor_override"][0] or None}
+    except (KeyError, IndexError) as e:
+        raise ValueError(f"{DOMAIN}.{node.op_type} node {node.name!r} lacks attribute {e}") from None
+    raise ValueError(f"unknown {DOMAIN}-domain op {node.op_type!r}")
+
+
 def make_function(spec, opset: int):
     """The model-local FunctionProto behind a custom-domain node: the dynamic graph, its
     arguments read from the node's attributes, so one definition serves every call."""

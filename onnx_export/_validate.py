@@ -12,6 +12,7 @@ import onnx
 import adapool
 
 from ._builder import DOMAIN
+from ._strategies import call_from_node
 from ._spec import OPS
 
 # Tolerances against adapool's kernel, per dtype: a few ulps of the result for float16 (both
@@ -130,19 +131,11 @@ def _describe(model: onnx.ModelProto):
             "adapool compares models of one pooling call (exported by onnx_export, or one pooling node)")
     node = nodes[0]
     if node.domain == DOMAIN:
-        a = _attrs(node)
-        for nd in (1, 2, 3):
-            for kind in ("Avg", "Max"):
-                if node.op_type in (f"Adaptive{kind}Pool{nd}d", f"Adaptive{kind}Pool{nd}dWithIndices"):
-                    kw = {"output_size": [None if o < 0 else o for o in a.get("output_size", [])]}
-                    if kind == "Max":
-                        kw["return_indices"] = node.op_type.endswith("WithIndices")
-                    return f"adaptive_{kind.lower()}_pool{nd}d", kw, None
-        if node.op_type == "AvgPool2d":
-            return "avg_pool2d", {"kernel_size": a["kernel"], "stride": a["stride"], "padding": a["padding"],
-                                  "ceil_mode": bool(a["ceil_mode"][0]), "count_include_pad": bool(a["count_include_pad"][0]),
-                                  "divisor_override": a["divisor_override"][0] or None}, None
-        raise UnsupportedModel(f"unknown {DOMAIN}-domain op {node.op_type!r}")
+        try:
+            op, kwargs = call_from_node(node)
+        except ValueError as e:
+            raise UnsupportedModel(str(e)) from None
+        return op, kwargs, None
     if node.domain not in ("", "ai.onnx") or node.op_type not in ("GlobalAveragePool", "GlobalMaxPool",
                                                                    "AveragePool", "MaxPool"):
         raise UnsupportedModel(f"adapool can't compute {node.domain + '.' if node.domain else ''}{node.op_type} nodes")

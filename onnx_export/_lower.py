@@ -1,0 +1,96 @@
+"""Replace adapool-domain nodes in a model (the torch bridge's placeholders, or the `function`
+strategy's nodes) by the graph of a chosen strategy, on the shapes ONNX shape inference finds."""
+from __future__ import annotations
+
+import onnx
+from onnx import helper
+
+from ._builder import DOMAIN
+from ._export import _rename, build, ir_version_for
+from ._strategies import ExportError, call_from_node, make_function
+
+_ELEM_DTYPES = {onnx.TensorProto.FLOAT16: "float16", onnx.TensorProto.FLOAT: "float32",
+                onnx.TensorProto.DOUBLE: "float64"}
+
+
+def _value_types(model: onnx.ModelProto) -> dict:
+    """name -> TypeProto, from ONNX's own shape inference on the graph inputs. Shapes a producer
+    wrote into value_info are dropped first: an exporter may record the example's sizes."""
+    bare = onnx.ModelProto()
+    bare.CopyFrom(model)
+    del bare.graph.value_info[:]
+    inferred = onnx.shape_inference.infer_shapes(bare, strict_mode=False)
+    g = inferred.graph
+    return {v.name: v.type for v in list(g.input) + list(g.value_info) + list(g.output)}
+
+
+def _input_shape(tp, node, rank_hint):
+    t = tp.tensor_type if tp is not None else None
+    if t is None or t.elem_type not in _ELEM_DTYPES:
+        raise ExportError(f"{node.op_type} node {node.name!r}: its input's type is unknown or not float16/32/64")
+    if t.HasField("shape"):
+        return [d.dim_value if d.HasField("dim_value") else None for d in t.shape.dim], _ELEM_DTYPES[t.elem_type]
+    if rank_hint is None:
+        raise ExportError(f"{node.op_type} node {node.name!r}: shape inference can't tell its input's rank")
+    return [None] * rank_hint, _ELEM_DTYPES[t.elem_type]
+
+
+def _used(model: onnx.ModelProto, name: str) -> bool:
+    if any(o.name == name for o in model.graph.output):
+        return True
+    return any(name in n.input for n in model.graph.node)
+
+
+def lower(model: onnx.ModelProto, strategy: str = "auto") -> onnx.ModelProto:
+    """A copy of ``model`` with every adapool-domain node replaced by ``strategy``'s graph
+    (``"function"`` keeps the nodes and adds their model-local functions). Static input sizes
+    get static graphs, unknown ones the dynamic form: exact at every size either way."""
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    opset = next((o.version for o in out.opset_import if o.domain in ("", "ai.onnx")), None)
+    if opset is None:
+        raise ExportError("the model imports no default ONNX opset")
+    functions = {f.name: f for f in out.functions if f.domain == DOMAIN}
+    dtypes = {}
+    for i, n in enumerate(out.graph.node):   # every placeholder gets a name to be found by
+        if n.domain == DOMAIN and not n.name:
+            n.name = f"{DOMAIN}_{n.op_type}_{i}"
+    pending = [n.name for n in out.graph.node if n.domain == DOMAIN]
+    for count, name in enumerate(pending):
+        nodes = list(out.graph.node)
+        pos = next(i for i, n in enumerate(nodes) if n.name == name and n.domain == DOMAIN)
+        node = nodes[pos]
+        op, kwargs = call_from_node(node)
+        rank = next((a.i for a in node.attribute if a.name == "_rank"), None)
+        shape, dtype = _input_shape(_value_types(out).get(node.input[0]), node, rank)
+        if kwargs.get("return_indices") and not _used(out, node.output[1]):
+            kwargs["return_indices"] = False   # torch's max pool always makes indices; often unused
+        built = build(op, node.input[0], shape, dtype=dtype, opset=opset, strategy=strategy,
+                      prefix=f"{node.name}/adapool{count}", **kwargs)
+        new_nodes = list(built.nodes)
+        for old, new in zip(built.outputs, node.output):
+            if old == node.input[0]:   # an identity call: the output is the input itself
+                new_nodes.append(helper.make_node("Identity", [old], [new], name=f"{new}/identity"))
+            else:
+                _rename(new_nodes, old, new)
+        for proto in built.functions:
+            if proto.name in dtypes and dtypes[proto.name] != dtype:
+                raise ExportError(f"{proto.name} is used with both {dtypes[proto.name]} and {dtype} inputs; "
+                                  "one model-local function can't serve both (use another strategy)")
+            dtypes[proto.name] = dtype
+            functions[proto.name] = proto
+        del out.graph.node[:]
+        out.graph.node.extend(nodes[:pos] + new_nodes + nodes[pos + 1:])
+        out.graph.initializer.extend(built.initializers)
+    del out.functions[:]
+    out.functions.extend(functions.values())
+    if not any(n.domain == DOMAIN for n in out.graph.node):
+        keep = [o for o in out.opset_import if o.domain != DOMAIN]
+        del out.opset_import[:]
+        out.opset_import.extend(keep)
+    elif not any(o.domain == DOMAIN for o in out.opset_import):
+        out.opset_import.append(helper.make_opsetid(DOMAIN, 1))
+    if functions:
+        out.ir_version = max(out.ir_version, ir_version_for(opset, True))
+    onnx.checker.check_model(out)
+    return out

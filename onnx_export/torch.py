@@ -1,0 +1,386 @@
+"""PyTorch models to ONNX through adapool: torch's exporters with exact translations installed
+for aten's adaptive pools and avg_pool2d.
+
+    from onnx_export.torch import export, translations
+
+    model_proto = export(model, (x,), "model.onnx", dynamo=True, dynamic_shapes=...)
+    with translations():                       # around your own torch.onnx.export call
+        torch.onnx.export(model, (x,), "model.onnx", dynamo=False, dynamic_axes=...)
+
+Both exporters first emit one adapool-domain node per pooling call (a symbolic function for
+``dynamo=False``, a custom translation table for ``dynamo=True``); the model is then lowered:
+each node becomes the graph of the chosen strategy for the shapes ONNX shape inference finds
+(static sizes: static graphs; unknown sizes: the dynamic form, exact at every size).
+
+torch stays optional: importing adapool or onnx_export never imports torch, and this module says
+what is missing (torch, or onnxscript for ``dynamo=True``).
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import threading
+
+import onnx
+from onnx import defs
+
+from ._builder import DOMAIN, DOMAIN_VERSION
+from ._lower import lower
+from ._strategies import ExportError
+
+try:
+    import torch
+except ImportError:   # pragma: no cover - exercised in a subprocess without torch
+    torch = None
+
+# aten op -> (adapool op, kind, spatial axes)
+ATEN_OPS = {
+    "adaptive_avg_pool1d": ("avg", 1), "adaptive_avg_pool2d": ("avg", 2), "adaptive_avg_pool3d": ("avg", 3),
+    "adaptive_max_pool1d": ("max", 1), "adaptive_max_pool2d": ("max", 2), "adaptive_max_pool3d": ("max", 3),
+    "avg_pool2d": ("avgpool", 2),
+}
+
+
+class SpecialisedSizeError(ExportError):
+    """torch fixed a size adapool needs to keep dynamic, so no exact graph can be exported."""
+
+
+def _require_torch():
+    if torch is None:
+        raise ImportError("onnx_export.torch needs PyTorch: pip install torch")
+    return torch
+
+
+def _require_onnxscript():
+    try:
+        import onnxscript  # noqa: F401
+    except ImportError:
+        raise ImportError("torch.onnx.export(dynamo=True) needs onnxscript: pip install onnxscript "
+                          "(or export with dynamo=False)") from None
+
+
+def _node_name(kind: str, nd: int, indices: bool = True) -> str:
+    base = {"avg": "AdaptiveAvgPool", "max": "AdaptiveMaxPool", "avgpool": "AvgPool"}[kind]
+    return f"{base}{nd}d" + ("WithIndices" if kind == "max" and indices else "")
+
+
+def _pool_attrs(kernel, stride, padding, ceil_mode, count_include_pad, divisor_override) -> dict:
+    pair = lambda v: list(v) * (2 if len(list(v)) == 1 else 1) if isinstance(v, (list, tuple)) else [int(v)] * 2  # noqa: E731
+    kernel = pair(kernel)
+    stride = pair(stride) if stride not in (None, [], ()) else kernel
+    return {"kernel": kernel, "stride": stride, "padding": pair(padding), "ceil_mode": [int(bool(ceil_mode))],
+            "count_include_pad": [int(bool(count_include_pad))], "divisor_override": [int(divisor_override or 0)]}
+
+
+# ---- ONNX schemas for the placeholder ops (onnxscript, which builds dynamo's graphs, needs one) --
+
+def _schemas():
+    fp = defs.OpSchema.FormalParameter
+    types = [("T", ["tensor(float16)", "tensor(float)", "tensor(double)", "tensor(bfloat16)"], "")]
+    ints = defs.OpSchema.AttrType.INTS
+    out = []
+    for name, (kind, nd) in ATEN_OPS.items():
+        variants = [True, False] if kind == "max" else [False]
+        for indices in variants:
+            attrs = ["kernel", "stride", "padding", "ceil_mode", "count_include_pad", "divisor_override"] \
+                if kind == "avgpool" else ["output_size"]
+            outputs = [fp("Y", "T")] + ([fp("Indices", "tensor(int64)")] if indices else [])
+            attributes = [defs.OpSchema.Attribute(a, ints, "") for a in attrs]
+            attributes.append(defs.OpSchema.Attribute("_rank", defs.OpSchema.AttrType.INT, "", required=False))
+            out.append(defs.OpSchema(_node_name(kind, nd, indices), DOMAIN, DOMAIN_VERSION, inputs=[fp("X", "T")],
+                                     outputs=outputs, type_constraints=types, attributes=attributes))
+    return out
+
+
+# ---- dynamo=True: a custom translation table ---------------------------------------------------
+
+_state = threading.local()
+
+
+def _dynamo_sizes(sizes, what: str) -> list:
+    """Ints stay; a symbolic size is the input's own size (checked on the FX graph before export
+    by _check_exported_program), written as -1 (keep)."""
+    out = []
+    for s in sizes:
+        if isinstance(s, int):
+            out.append(s)
+        elif getattr(_state, "verified", False):
+            out.append(-1)
+        else:
+            raise SpecialisedSizeError(
+                f"{what}: a size in output_size depends on the input's shape and adapool could not check "
+                "that it is the input's own size (torch.export of the model failed before torch.onnx.export)")
+    return out
+
+
+def _dynamo_table():
+    from onnxscript import values
+    ops = values.Opset(DOMAIN, DOMAIN_VERSION)
+    table = {}
+    for name, (kind, nd) in ATEN_OPS.items():
+        overload = getattr(torch.ops.aten, name).default
+        if kind == "avgpool":
+            def translate(self, kernel_size, stride=(), padding=(0,), ceil_mode=False, count_include_pad=True,
+                          divisor_override=None, _nd=nd):
+                for v in list(kernel_size) + list(stride or []) + list(padding if isinstance(padding, (list, tuple)) else [padding]):
+                    if not isinstance(v, int):
+                        raise SpecialisedSizeError("avg_pool2d: kernel_size, stride and padding must be ints to export")
+                return ops.AvgPool2d(self, _rank=len(self.shape),
+                                     **_pool_attrs(kernel_size, stride, padding, ceil_mode, count_include_pad,
+                                                   divisor_override))
+        elif kind == "max":
+            def translate(self, output_size, _nd=nd, _name=name):
+                return getattr(ops, _node_name("max", _nd))(self, output_size=_dynamo_sizes(output_size, _name),
+                                                           _rank=len(self.shape))
+        else:
+            def translate(self, output_size, _nd=nd, _name=name):
+                return getattr(ops, _node_name("avg", _nd))(self, output_size=_dynamo_sizes(output_size, _name),
+                                                           _rank=len(self.shape))
+        table[overload] = translate
+    return table
+
+
+def _same_size(a, b) -> bool:
+    ea, eb = getattr(getattr(a, "node", None), "expr", a), getattr(getattr(b, "node", None), "expr", b)
+    try:
+        return bool(ea == eb)
+    except TypeError:
+        return False
+
+
+def _check_exported_program(ep) -> None:
+    """Every non-int output size of an adaptive pool must be the input's own size on that axis
+    (what output_size=None resolves to); anything else would bake a size or compute it in a way
+    the adapool node can't express."""
+    for node in ep.graph.nodes:
+        if node.op != "call_function":
+            continue
+        name = getattr(getattr(node.target, "_schema", None), "name", "").replace("aten::", "")
+        if name not in ATEN_OPS:
+            continue
+        kind, nd = ATEN_OPS[name]
+        x = node.args[0].meta.get("val")
+        if kind == "avgpool":
+            if any(isinstance(v, torch.fx.Node) for a in node.args[1:4] for v in (a if isinstance(a, (list, tuple)) else [a])):
+                raise SpecialisedSizeError(f"{name}: kernel_size, stride and padding must be ints to export")
+            continue
+        for i, s in enumerate(node.args[1]):
+            if isinstance(s, torch.fx.Node):
+                size = s.meta.get("val")
+                if x is None or not _same_size(size, x.shape[x.dim() - nd + i]):
+                    raise SpecialisedSizeError(
+                        f"{name}: output_size[{i}] is {size}, computed from shapes, not the input's own size "
+                        f"{x.shape[x.dim() - nd + i] if x is not None else '?'}; adapool exports int sizes or None")
+
+
+# ---- dynamo=False: symbolic functions --------------------------------------------------------
+
+def _ts_sizes(x, output_size, nd: int, what: str) -> list:
+    from torch.onnx import symbolic_helper as sh
+    const = sh._maybe_get_const(output_size, "is")
+    if not sh._is_value(const):
+        return [int(v) for v in const]
+    node = output_size.node()
+    if node.kind() != "prim::ListConstruct":
+        raise SpecialisedSizeError(f"{what}: output_size is computed in the graph ({node.kind()}); adapool exports "
+                                   "int sizes or None")
+    rank = x.type().dim()
+    sizes = []
+    for i, v in enumerate(node.inputs()):
+        c = sh._maybe_get_const(v, "i")
+        if not sh._is_value(c):
+            sizes.append(int(c))
+            continue
+        # None resolves to input.size(axis): traced as Gather(Shape(input), axis)
+        producer = v.node()
+        ok = producer.kind() == "onnx::Gather" and producer.inputsAt(0).node().kind() == "onnx::Shape" \
+            and producer.inputsAt(0).node().inputsAt(0) == x
+        axis = sh._maybe_get_const(producer.inputsAt(1), "i") if ok else None
+        if not ok or sh._is_value(axis) or rank is None or (axis % rank) != rank - nd + i:
+            raise SpecialisedSizeError(f"{what}: output_size[{i}] is computed from shapes, not the input's own "
+                                       "size; adapool exports int sizes or None")
+        sizes.append(-1)
+    return sizes
+
+
+def _ts_symbolics():
+    from torch.onnx import symbolic_helper as sh
+    out = {}
+    for name, (kind, nd) in ATEN_OPS.items():
+        if kind == "avgpool":
+            def symbolic(g, x, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override=None):
+                vals = [sh._maybe_get_const(v, t) for v, t in ((kernel_size, "is"), (stride, "is"), (padding, "is"),
+                                                               (ceil_mode, "b"), (count_include_pad, "b"))]
+                d = None if divisor_override is None or sh._is_none(divisor_override) else \
+                    sh._maybe_get_const(divisor_override, "i")
+                if any(sh._is_value(v) for v in vals) or sh._is_value(d):
+                    raise SpecialisedSizeError("avg_pool2d: kernel_size, stride, padding and divisor_override must "
+                                               "be constants to export")
+                attrs = {k + "_i": v for k, v in _pool_attrs(*vals, d).items()}
+                rank = x.type().dim()
+                if rank is not None:
+                    attrs["_rank_i"] = rank
+                return g.op(f"{DOMAIN}::AvgPool2d", x, **attrs)
+        else:
+            def symbolic(g, x, output_size, _kind=kind, _nd=nd, _name=name):
+                attrs = {"output_size_i": _ts_sizes(x, output_size, _nd, _name)}
+                if x.type().dim() is not None:
+                    attrs["_rank_i"] = x.type().dim()
+                if _kind == "max":
+                    return g.op(f"{DOMAIN}::{_node_name('max', _nd)}", x, outputs=2, **attrs)
+                return g.op(f"{DOMAIN}::{_node_name('avg', _nd)}", x, **attrs)
+        out[f"aten::{name}"] = symbolic
+    return out
+
+
+# ---- installing and removing the translations ------------------------------------------------
+
+@contextlib.contextmanager
+def translations(strategy: str = "auto"):
+    """Install adapool's translations around your own ``torch.onnx.export`` call(s).
+
+    Inside the block ``torch.onnx.export`` exports aten's adaptive pools and avg_pool2d exactly,
+    with either exporter, and lowers them with ``strategy``; on exit torch's symbolic registry,
+    ``torch.onnx.export`` and onnx's schema registry are as they were (custom symbolics you had
+    registered for these ops are put back).
+    """
+    _require_torch()
+    from torch.onnx._internal.torchscript_exporter import registration
+    from torch.onnx._internal.torchscript_exporter import utils as ts_utils
+    original_export = torch.onnx.export
+    opsets = range(7, _max_ts_opset() + 1)
+    saved = {}
+    for name in _ts_symbolics():
+        group = registration.registry.get_function_group(name)
+        overrides = getattr(getattr(group, "_functions", None), "_overrides", {}) if group else {}
+        saved[name] = dict(overrides)
+    registered_schemas = []
+    try:
+        for name, fn in _ts_symbolics().items():
+            for opset in opsets:
+                ts_utils.register_custom_op_symbolic(name, fn, opset)
+        for schema in _schemas():
+            try:
+                defs.get_schema(schema.name, DOMAIN_VERSION, DOMAIN)
+            except defs.SchemaError:
+                defs.register_schema(schema)
+                registered_schemas.append(schema)
+        torch.onnx.export = _patched_export(original_export, strategy)
+        yield
+    finally:
+        torch.onnx.export = original_export
+        for name, overrides in saved.items():
+            for opset in opsets:
+                registration.registry.unregister(name, opset) if _overridden(registration, name, opset) else None
+                if opset in overrides:
+                    ts_utils.register_custom_op_symbolic(name, overrides[opset], opset)
+        for schema in registered_schemas:
+            defs.deregister_schema(schema.name, schema.since_version, schema.domain)
+
+
+def _overridden(registration, name, opset) -> bool:
+    group = registration.registry.get_function_group(name)
+    return bool(group) and group._functions.overridden(opset)
+
+
+def _max_ts_opset() -> int:
+    from torch.onnx import _constants
+    return _constants.ONNX_TORCHSCRIPT_EXPORTER_MAX_OPSET if hasattr(_constants, "ONNX_TORCHSCRIPT_EXPORTER_MAX_OPSET") \
+        else _constants.ONNX_MAX_OPSET
+
+
+def _patched_export(original, strategy):
+    def export(model, args=(), f=None, *, kwargs=None, dynamo=True, custom_translation_table=None,
+               custom_opsets=None, dynamic_shapes=None, **rest):
+        if dynamo:
+            _require_onnxscript()
+            table = dict(custom_translation_table or {})
+            table.update(_dynamo_table())
+            if isinstance(model, torch.nn.Module):
+                model = _exported_program(model, args, kwargs, dynamic_shapes)
+            else:
+                _state.verified = False
+            if isinstance(model, torch.export.ExportedProgram):
+                _check_exported_program(model)
+                _state.verified = True
+            try:
+                program = original(model, args, None, kwargs=kwargs, dynamo=True, custom_translation_table=table,
+                                   dynamic_shapes=None if isinstance(model, torch.export.ExportedProgram)
+                                   else dynamic_shapes, **rest)
+            finally:
+                _state.verified = False
+            _replace_program_model(program, lower(program.model_proto, strategy))
+            if f is not None:
+                program.save(f)
+            return program
+        buffer = io.BytesIO()
+        opsets = dict(custom_opsets or {})
+        opsets[DOMAIN] = DOMAIN_VERSION
+        original(model, args, buffer, kwargs=kwargs, dynamo=False, custom_opsets=opsets, **rest)
+        lowered = lower(onnx.load_from_string(buffer.getvalue()), strategy)
+        if f is not None:
+            _save(lowered, f)
+        return None
+    return export
+
+
+def _exported_program(model, args, kwargs, dynamic_shapes):
+    """torch.export of the model, as torch.onnx.export would run it, so the pooling calls'
+    sizes can be checked on the FX graph; None leaves the export to torch.onnx.export."""
+    try:
+        return torch.export.export(model, args if isinstance(args, tuple) else (args,), kwargs=kwargs,
+                                   dynamic_shapes=dynamic_shapes, strict=False)
+    except Exception as e:   # torch.onnx.export has fallbacks of its own; sizes are then unverified
+        if "Constraints violated" in str(e) or "specializ" in str(e).lower():
+            raise SpecialisedSizeError(f"torch specialised a dynamic size while exporting: {e}") from e
+        _state.verified = False
+        return model
+
+
+def _replace_program_model(program, proto: onnx.ModelProto) -> None:
+    try:
+        import onnx_ir as ir
+    except ImportError:   # older onnxscript keeps the IR inside itself
+        from onnxscript import ir
+    program.model = ir.serde.deserialize_model(proto)
+
+
+def _save(model: onnx.ModelProto, f) -> None:
+    if isinstance(f, (str, os.PathLike)):
+        onnx.save(model, os.fspath(f))
+    else:
+        f.write(model.SerializeToString())
+
+
+def export(model, args, f=None, *, strategy: str = "auto", **kwargs) -> onnx.ModelProto:
+    """``torch.onnx.export(model, args, f, **kwargs)`` with adapool's exact pooling translations.
+
+    Parameters
+    ----------
+    model, args, kwargs
+        As for ``torch.onnx.export``: ``dynamo`` (default True, as in torch), ``dynamic_axes``
+        (``dynamo=False``), ``dynamic_shapes`` (``dynamo=True``), ``opset_version``, ...
+    f : path or file, optional
+        Where to save the model (also returned).
+    strategy : str
+        How each pooling call is lowered (see ``onnx_export.STRATEGIES``); "auto" picks the exact,
+        fastest form for the shapes ONNX shape inference finds.
+
+    Returns
+    -------
+    onnx.ModelProto
+    Raises SpecialisedSizeError when torch fixed a size that must stay dynamic.
+    """
+    _require_torch()
+    dynamo = kwargs.pop("dynamo", True)
+    with translations(strategy):
+        if dynamo:
+            program = torch.onnx.export(model, args, f, dynamo=True, **kwargs)
+            return program.model_proto
+        buffer = io.BytesIO()
+        torch.onnx.export(model, args, buffer, dynamo=False, **kwargs)
+    proto = onnx.load_from_string(buffer.getvalue())
+    if f is not None:
+        _save(proto, f)
+    return proto

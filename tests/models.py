@@ -1,0 +1,73 @@
+"""Small PyTorch models with the pooling layers people export (built only when torch is
+installed): shared by the torch-bridge tests and benchmarks/bench_torch_models.py."""
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class ResNetHead(nn.Module):
+    """conv (stride 2) -> AdaptiveAvgPool2d((7, 7)) on a non-divisible map -> linear."""
+
+    def __init__(self, channels=16, classes=10):
+        super().__init__()
+        self.conv = nn.Conv2d(3, channels, 3, stride=2, padding=1)
+        self.pool = nn.AdaptiveAvgPool2d((7, 7))
+        self.fc = nn.Linear(channels * 49, classes)
+
+    def forward(self, x):
+        return self.fc(torch.flatten(self.pool(torch.relu(self.conv(x))), 1))
+
+
+class PyramidPooling(nn.Module):
+    """PSPNet's pyramid pooling module: pool to 1, 2, 3, 6, 1x1 conv, bilinear back, concat."""
+
+    def __init__(self, channels=16, scales=(1, 2, 3, 6)):
+        super().__init__()
+        self.stages = nn.ModuleList(
+            nn.Sequential(nn.AdaptiveAvgPool2d(s), nn.Conv2d(channels, channels // 4, 1)) for s in scales)
+
+    def forward(self, x):
+        size = x.shape[-2:]
+        return torch.cat([x] + [F.interpolate(stage(x), size=size, mode="bilinear", align_corners=False)
+                                for stage in self.stages], dim=1)
+
+
+class MaxWithIndices(nn.Module):
+    def __init__(self, channels=8):
+        super().__init__()
+        self.conv = nn.Conv2d(3, channels, 3, padding=1)
+        self.pool = nn.AdaptiveMaxPool2d((5, 4), return_indices=True)
+
+    def forward(self, x):
+        values, indices = self.pool(self.conv(x))
+        return values, indices
+
+
+class Video3d(nn.Module):
+    def __init__(self, channels=4):
+        super().__init__()
+        self.conv = nn.Conv3d(3, channels, 3, padding=1)
+        self.pool = nn.AdaptiveAvgPool3d((2, 3, 4))
+
+    def forward(self, x):
+        return self.pool(self.conv(x))
+
+
+class DivisorPool(nn.Module):
+    def __init__(self, channels=8, ceil_mode=False):
+        super().__init__()
+        self.conv = nn.Conv2d(3, channels, 3, padding=1)
+        self.pool = nn.AvgPool2d(3, stride=2, padding=1, ceil_mode=ceil_mode, divisor_override=4)
+
+    def forward(self, x):
+        return self.pool(self.conv(x))
+
+
+# name -> (factory, example input shape, other input shapes for dynamic H/W)
+MODELS = {
+    "resnet_head": (ResNetHead, (2, 3, 30, 30), [(1, 3, 45, 37), (3, 3, 64, 64)]),
+    "pspnet_ppm": (PyramidPooling, (2, 16, 15, 17), [(1, 16, 23, 9), (2, 16, 40, 41)]),
+    "max_indices": (MaxWithIndices, (2, 3, 15, 13), [(1, 3, 22, 9), (2, 3, 31, 40)]),
+    "video3d": (Video3d, (2, 3, 5, 9, 13), [(1, 3, 7, 10, 11), (3, 3, 6, 12, 8)]),
+    "divisor_override": (DivisorPool, (2, 3, 13, 14), [(1, 3, 20, 9), (2, 3, 31, 32)]),
+}
