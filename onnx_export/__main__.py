@@ -61,6 +61,8 @@ def _export(args) -> int:
     from . import export, validate
     kwargs = {}
     if args.op == "avg_pool2d":
+        if args.output_size is not None or args.return_indices:
+            raise ValueError("--output-size and --return-indices apply to the adaptive ops, not avg_pool2d")
         if args.kernel_size is None:
             raise ValueError("avg_pool2d needs --kernel-size")
         kwargs = dict(kernel_size=_ints(args.kernel_size, "--kernel-size"),
@@ -68,6 +70,12 @@ def _export(args) -> int:
                       padding=_ints(args.padding, "--padding"), ceil_mode=args.ceil_mode,
                       count_include_pad=not args.no_count_include_pad, divisor_override=args.divisor_override)
     else:
+        misplaced = [flag for flag, value in (("--kernel-size", args.kernel_size), ("--stride", args.stride),
+                                              ("--padding", args.padding != "0"), ("--ceil-mode", args.ceil_mode),
+                                              ("--no-count-include-pad", args.no_count_include_pad),
+                                              ("--divisor-override", args.divisor_override is not None)) if value]
+        if misplaced:
+            raise ValueError(f"{', '.join(misplaced)} apply to avg_pool2d only, not {args.op}")
         if args.output_size is None:
             raise ValueError(f"{args.op} needs --output-size")
         sizes = _ints(args.output_size, "--output-size", allow_none=True)

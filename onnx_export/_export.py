@@ -2,6 +2,7 @@
 checked model."""
 from __future__ import annotations
 
+import itertools
 import json
 from dataclasses import dataclass, field
 
@@ -13,6 +14,7 @@ from ._spec import make_spec
 from ._strategies import ExportError, check_opset_for, choose
 
 MAX_OPSET = onnx.defs.onnx_opset_version()
+_CALLS = itertools.count()   # default name prefixes: unique for every build() in a process
 # Model-local functions arrived with IR version 8.
 _FUNCTIONS_IR = 8
 
@@ -46,14 +48,15 @@ def build(op: str, input_name: str, input_shape, *, dtype="float32", opset=None,
     """Emit the nodes of one pooling call reading ``input_name``.
 
     ``input_shape`` holds ints for static dims and names (or None) for dynamic ones. Names in the
-    emitted nodes start with ``prefix`` (default: the op name), so several calls can share a graph.
+    emitted nodes start with ``prefix`` (default: the op name and a per-process call number), so
+    several calls can share a graph.
     Raises ExportError when the requested strategy or opset can't export the call exactly.
     """
     opset = check_opset(opset)
     spec = make_spec(op, input_shape, dtype, **op_kwargs)
     check_opset_for(spec, opset)
     chosen = choose(spec, strategy, opset)
-    b = Builder(opset, prefix=prefix or op)
+    b = Builder(opset, prefix=prefix or f"{op}_{next(_CALLS)}")
     outputs = chosen.build(b, spec, input_name)
     imports = {"": opset}
     functions = []
@@ -105,7 +108,7 @@ def export(op: str, input_shape, *, dtype="float32", opset=None, strategy="auto"
         ``onnx.checker.check_model(full_check=True)``. The call is recorded in the model's
         metadata (``adapool.op``, ``adapool.kwargs``) so ``validate`` can recompute it.
     """
-    built = build(op, "input", input_shape, dtype=dtype, opset=opset, strategy=strategy, **op_kwargs)
+    built = build(op, "input", input_shape, dtype=dtype, opset=opset, strategy=strategy, prefix=op, **op_kwargs)
     spec = built.spec
     names = ["output", "indices"][:len(built.outputs)]
     for old, new in zip(built.outputs, names):

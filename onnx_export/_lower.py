@@ -51,7 +51,6 @@ def lower(model: onnx.ModelProto, strategy: str = "auto") -> onnx.ModelProto:
     if opset is None:
         raise ExportError("the model imports no default ONNX opset")
     functions = {f.name: f for f in out.functions if f.domain == DOMAIN}
-    dtypes = {}
     for i, n in enumerate(out.graph.node):   # every placeholder gets a name to be found by
         if n.domain == DOMAIN and not n.name:
             n.name = f"{DOMAIN}_{n.op_type}_{i}"
@@ -73,11 +72,7 @@ def lower(model: onnx.ModelProto, strategy: str = "auto") -> onnx.ModelProto:
                 new_nodes.append(helper.make_node("Identity", [old], [new], name=f"{new}/identity"))
             else:
                 _rename(new_nodes, old, new)
-        for proto in built.functions:
-            if proto.name in dtypes and dtypes[proto.name] != dtype:
-                raise ExportError(f"{proto.name} is used with both {dtypes[proto.name]} and {dtype} inputs; "
-                                  "one model-local function can't serve both (use another strategy)")
-            dtypes[proto.name] = dtype
+        for proto in built.functions:   # names encode rank and dtype: one body per name
             functions[proto.name] = proto
         del out.graph.node[:]
         out.graph.node.extend(nodes[:pos] + new_nodes + nodes[pos + 1:])

@@ -9,6 +9,7 @@ import numpy as np
 
 import adapool
 from adapool import _validation
+from adapool._windows import pool_output_size
 
 # op name -> (kind, number of spatial axes); kind "avg" / "max" are adaptive, "avgpool" is avg_pool2d
 OPS = {
@@ -74,10 +75,10 @@ class PoolSpec:
     def output_shape(self) -> tuple:
         """Static output dims as ints, dynamic ones as None (batch and channel names are kept)."""
         lead = self.shape[:-self.nd]
-        if self.kind == "avgpool":
-            if not self.static_spatial:
-                return lead + (None,) * self.nd
-            return lead + _validation.pool2d_args(self.shape, *self._pool_args()).out_size
+        if self.kind == "avgpool":   # each static axis has a static output size
+            return lead + tuple(
+                None if not isinstance(c, int) else pool_output_size(c, k, s, p, self.ceil_mode)
+                for c, k, s, p in zip(self.spatial, self.kernel, self.stride, self.padding))
         return lead + tuple(s if o is None else o for o, s in zip(self.out, self.spatial))
 
     def _pool_args(self):
@@ -148,9 +149,9 @@ def make_spec(op: str, input_shape, dtype="float32", **kwargs) -> PoolSpec:
         if all(isinstance(s, int) for s in shape[-3:]):
             _validation.pool2d_args(shape, args["kernel_size"], args["stride"], args["padding"],
                                     args["ceil_mode"], args["count_include_pad"], args["divisor_override"])
-        pair = lambda v, name: _validation._pair(v, op, name, 0, "")  # noqa: E731 (checked above)
+        pair = lambda v, name: _validation._pair(v, op, name, 0, "", allow_empty=True)  # noqa: E731 (checked above)
         kernel = pair(args["kernel_size"], "kernel_size")
-        stride = kernel if args["stride"] is None else (pair(args["stride"], "stride") or kernel)
+        stride = kernel if args["stride"] is None else (pair(args["stride"], "stride") or kernel)   # [] = kernel
         return PoolSpec(op, kind, nd, shape, dt, (), kernel=kernel, stride=stride,
                         padding=pair(args["padding"], "padding"), ceil_mode=bool(args["ceil_mode"]),
                         count_include_pad=bool(args["count_include_pad"]),

@@ -30,10 +30,11 @@ def compute_dtype(spec) -> np.dtype:
 # ---- pieces shared by the strategies -------------------------------------------------------------
 
 def _batched(b: Builder, spec, x: str, fn: Callable[[str], str]) -> str:
-    """Run an ONNX pooling op, which needs (N, C, ...), on unbatched input too."""
+    """Run an ONNX pooling op, which needs (N, C, ...), on unbatched input too: (C, ...) runs
+    as (C, 1, ...), since onnxruntime's pooling kernels accept an empty N but not an empty C."""
     if spec.batched:
         return fn(x)
-    return b.squeeze(fn(b.unsqueeze(x, 0)), 0)
+    return b.squeeze(fn(b.unsqueeze(x, 1)), 1)
 
 
 def _exact_max(b: Builder, spec, x: str, pool: Callable[[Builder, str], str]) -> str:
@@ -110,8 +111,12 @@ def _kronecker_average(b: Builder, spec, x: str, axes) -> str:
     n_in = ins[0]
     for c in ins[1:]:
         n_in = size_product(b, n_in, c)
-    flat = b.op("Reshape", x, size_vector(b, [0] * lead + [n_in]))   # every size here is > 0
-    return b.op("Reshape", b.op("MatMul", flat, kron_t), size_vector(b, [0] * lead + outs))
+    # Leading dims spelled out (a "0 = copy" Reshape is rewritten to -1 by onnxruntime once a
+    # function is inlined, which fails when N or C is 0); allowzero arrived in opset 14.
+    lead_dims = [b.dims(x, 0, lead)] if lead and b.opset >= 14 else [0] * lead
+    zero_ok = {"allowzero": 1} if b.opset >= 14 else {}
+    flat = b.op("Reshape", x, size_vector(b, lead_dims + [n_in]), **zero_ok)
+    return b.op("Reshape", b.op("MatMul", flat, kron_t), size_vector(b, lead_dims + outs), **zero_ok)
 
 
 def _kronecker_fits(spec, axes) -> bool:
@@ -132,6 +137,9 @@ def _matmul_average(b: Builder, spec, x: str, axes) -> str:
         n_out, n_in = b.op("Mul", n_out, ax.out_size), b.op("Mul", n_in, ax.in_size)
     small = b.op("And", b.op("LessOrEqual", b.op("Mul", n_out, n_in), b.ints(KRONECKER_MAX)),
                  b.op("Greater", n_out, b.ints(0)))
+    lead = spec.rank - spec.nd   # and no empty N or C (the Kronecker form reshapes them)
+    planes = b.reduce("ReduceProd", b.dims(x, 0, lead), [0], keepdims=True)
+    small = b.op("And", small, b.op("Greater", planes, b.ints(0)))
     return _if(b, b.squeeze(small, 0), lambda sub: _kronecker_average(sub, spec, x, axes),
                lambda sub: _separable_average(sub, spec, x, axes), compute_dtype(spec))
 
@@ -391,9 +399,16 @@ FUNCTION_ATTRS = {
 }
 
 
+_DTYPE_SUFFIX = {"float16": "_f16", "float32": "", "float64": "_f64"}
+
+
 def function_name(spec) -> str:
+    """The custom-domain op name. A function body depends on the input's rank and dtype, and a
+    model can hold one function per name: batched float32 calls get the plain name, others a
+    suffix (AdaptiveAvgPool2d_unbatched_f16)."""
     base = {"avg": "AdaptiveAvgPool", "max": "AdaptiveMaxPool", "avgpool": "AvgPool"}[spec.kind]
-    return f"{base}{spec.nd}d" + ("WithIndices" if spec.return_indices else "")
+    name = f"{base}{spec.nd}d" + ("WithIndices" if spec.return_indices else "")
+    return name + ("" if spec.batched else "_unbatched") + _DTYPE_SUFFIX[spec.dtype.name]
 
 
 def function_attributes(spec) -> dict:
@@ -407,16 +422,19 @@ def function_attributes(spec) -> dict:
 def call_from_node(node) -> tuple:
     """(op, kwargs) of an adapool-domain node (the inverse of function_name/function_attributes)."""
     a = {att.name: list(helper.get_attribute_value(att)) for att in node.attribute if not att.name.startswith("_")}
+    op_type = node.op_type
+    for suffix in ("_f16", "_f64", "_unbatched"):   # function_name's variants
+        op_type = op_type[:-len(suffix)] if op_type.endswith(suffix) else op_type
     try:
         for nd in (1, 2, 3):
             for kind in ("avg", "max"):
                 base = f"Adaptive{kind.capitalize()}Pool{nd}d"
-                if node.op_type in (base, base + "WithIndices") and (kind == "max" or node.op_type == base):
+                if op_type in (base, base + "WithIndices") and (kind == "max" or op_type == base):
                     kwargs = {"output_size": [None if o < 0 else o for o in a["output_size"]]}
                     if kind == "max":
-                        kwargs["return_indices"] = node.op_type.endswith("WithIndices")
+                        kwargs["return_indices"] = op_type.endswith("WithIndices")
                     return f"adaptive_{kind}_pool{nd}d", kwargs
-        if node.op_type == "AvgPool2d":
+        if op_type == "AvgPool2d":
             return "avg_pool2d", {"kernel_size": a["kernel"], "stride": a["stride"], "padding": a["padding"],
                                   "ceil_mode": bool(a["ceil_mode"][0]),
                                   "count_include_pad": bool(a["count_include_pad"][0]),
@@ -456,6 +474,13 @@ def _build_function(b, spec, x):
 
 
 # ---- when each strategy is exact ---------------------------------------------------------------
+
+def _pooling_op_runs(spec):
+    """onnxruntime's MaxPool/AveragePool/Global*Pool reject an empty channel axis."""
+    if spec.batched and spec.shape[1] == 0:
+        return "onnxruntime's pooling ops reject an empty channel axis (C = 0)"
+    return None
+
 
 def _all_ones(spec):
     if spec.return_indices:
@@ -503,6 +528,14 @@ def uniform_windows(out: int, size: int):
     return kernel, stride
 
 
+def _sliding_refuses(spec):
+    if spec.return_indices:
+        return "it has no indices output"
+    if any(o == 0 for o in spec.out):   # its MaxPools would run on an emptied axis
+        return "it needs output sizes above 0"
+    return _static(spec) or _pooling_op_runs(spec)
+
+
 @dataclass(frozen=True)
 class Strategy:
     name: str
@@ -516,20 +549,20 @@ class Strategy:
 
 
 STRATEGIES = {s.name: s for s in (
-    Strategy("global", ("avg", "max"), "GlobalAveragePool / GlobalMaxPool (output 1)", _all_ones,
-             _build_global, auto_dtypes=("float16", "float32")),
+    Strategy("global", ("avg", "max"), "GlobalAveragePool / GlobalMaxPool (output 1)",
+             lambda spec: _all_ones(spec) or _pooling_op_runs(spec), _build_global, auto_dtypes=("float16", "float32")),
     Strategy("reduce", ("avg", "max"), "ReduceMean / ReduceMax over the pooled axes (output 1)",
              _all_ones, _build_reduce),
     # onnxruntime's CPU EP has no float64 AveragePool: `auto` takes the MatMul form there
     # onnxruntime's CPU AveragePool is ~2x slower than the MatMul form on planes above 32x32
     # (benchmarks/README.md): `auto` takes it for adaptive averages of small planes only
     Strategy("pool", ("avg", "max", "avgpool"), "AveragePool / MaxPool (uniform windows; avg_pool2d)",
-             _divisible, _build_pool, auto_dtypes=("float16", "float32"),
+             lambda spec: _divisible(spec) or _pooling_op_runs(spec), _build_pool, auto_dtypes=("float16", "float32"),
              auto_if=lambda spec: spec.kind != "avg" or int(np.prod(spec.spatial)) <= 1024),
     Strategy("matmul", ("avg", "avgpool"), "exact separable MatMul with constant pooling matrices",
              _static, _build_matmul),
-    Strategy("sliding", ("max",), "sliding-window max (Max of Slices), then Gather of each window's two halves",
-             lambda spec: "it has no indices output" if spec.return_indices else _static(spec), _build_sliding),
+    Strategy("sliding", ("max",), "sliding-window max (dilated MaxPool doubling), then Gather of each window's two halves",
+             _sliding_refuses, _build_sliding),
     Strategy("gather", ("max",), "Gather of each window's indices, then ReduceMax (ArgMax for indices)",
              _static, _build_gather),
     Strategy("dynamic", ("avg", "max", "avgpool"), "windows computed in the graph from Shape: any size",

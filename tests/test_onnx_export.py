@@ -454,3 +454,80 @@ def test_all_minus_inf_window_gives_minus_inf(strategy, ort):
     y = run_model(model, x, ort)[0]
     assert_same([y], [adapool.adaptive_max_pool2d(x, size)], "float32", strategy)
     assert y[0, 0].max() == -np.inf
+
+
+# ---- regressions from the review of this module ---------------------------------------------------
+
+def test_empty_stride_means_kernel(ort, rng):
+    model = export("avg_pool2d", (1, 2, 6, 6), kernel_size=2, stride=[])
+    x = rng.standard_normal((1, 2, 6, 6)).astype(np.float32)
+    assert_same(run_model(model, x, ort), [adapool.avg_pool2d(x, 2, stride=[])], "float32", "stride=[]")
+
+
+@pytest.mark.parametrize("op,kw,in_shape,run_shape", [
+    ("adaptive_avg_pool2d", dict(output_size=2), (2, 0, 4, 6), (2, 0, 4, 6)),
+    ("adaptive_avg_pool2d", dict(output_size=2), ("C", 4, 6), (0, 4, 6)),
+    ("adaptive_avg_pool1d", dict(output_size=1), (2, 0, 5), (2, 0, 5)),
+    ("adaptive_max_pool2d", dict(output_size=2), ("C", 4, 6), (0, 4, 6)),
+    ("adaptive_max_pool1d", dict(output_size=1), ("C", 4), (0, 4)),
+    ("adaptive_max_pool3d", dict(output_size=2), ("C", 4, 6, 4), (0, 4, 6, 4)),
+])
+def test_empty_channel_axis(op, kw, in_shape, run_shape, ort):
+    """onnxruntime's pooling ops reject C = 0: static C = 0 takes another form, unbatched input
+    runs as (C, 1, ...) so its empty C is the (allowed) empty batch. (torch rejects C = 0 for
+    batched max pooling and avg_pool2d, and so does adapool.)"""
+    model = export(op, in_shape, **kw)
+    x = np.zeros(run_shape, np.float32)
+    assert_same(run_model(model, x, ort), [getattr(adapool, op)(x, **kw)], "float32", f"{op} {in_shape}")
+
+
+def test_sliding_refuses_output_zero(ort, rng):
+    with pytest.raises(ExportError, match="above 0"):
+        export("adaptive_max_pool2d", (1, 3, 5, 9), output_size=(4, 0), strategy="sliding")
+    model = export("adaptive_max_pool2d", (1, 3, 5, 9), output_size=(4, 0))
+    x = rng.standard_normal((1, 3, 5, 9)).astype(np.float32)
+    assert_same(run_model(model, x, ort), [adapool.adaptive_max_pool2d(x, (4, 0))], "float32", "(4, 0)")
+
+
+@pytest.mark.parametrize("opset", [13, 18])
+@pytest.mark.parametrize("op,kw,shape,run", [
+    ("adaptive_avg_pool2d", dict(output_size=(2, 3)), ("N", 2, 4, 5), (0, 2, 4, 5)),
+    ("adaptive_avg_pool2d", dict(output_size=(2, 3)), ("N", "C", 5, 5), (2, 0, 5, 5)),
+    ("avg_pool2d", dict(kernel_size=2), ("N", 3, "H", "W"), (0, 3, 6, 6)),
+    ("adaptive_avg_pool3d", dict(output_size=2), ("C", 4, 4, 4), (0, 4, 4, 4)),
+])
+def test_function_with_empty_batch_or_channels(op, kw, shape, run, opset, ort):
+    for strategy in ("function", "dynamic"):
+        model = export(op, shape, strategy=strategy, opset=opset, **kw)
+        x = np.zeros(run, np.float32)
+        assert_same(run_model(model, x, ort), [getattr(adapool, op)(x, **kw)], "float32", f"{op} {run} {strategy}")
+    model = export(op, tuple(n if isinstance(n, int) or i < len(shape) - onnx_export._spec.OPS[op][1] else run[i]
+                             for i, n in enumerate(shape)), strategy="auto", opset=opset, **kw)
+    assert_same(run_model(model, x, ort), [getattr(adapool, op)(x, **kw)], "float32", f"{op} {run} static")
+
+
+def test_build_twice_with_default_prefixes():
+    a = build("adaptive_avg_pool2d", "x", ("N", 4, 8, 8), output_size=3)
+    b = build("adaptive_avg_pool2d", "x", ("N", 4, 8, 8), output_size=5)
+    names = [o for n in a.nodes + b.nodes for o in n.output] + [i.name for i in a.initializers + b.initializers]
+    assert len(names) == len(set(names))
+    assert a.outputs != b.outputs
+
+
+def test_function_names_carry_rank_and_dtype(ort, rng):
+    """One model-local function per name: a batched float32 call and an unbatched or float16
+    one need different bodies, so different names."""
+    calls = [("float32", ("N", 3, 9, 9)), ("float32", (3, 9, 9)), ("float16", ("N", 3, 9, 9))]
+    names = []
+    for dtype, shape in calls:
+        model = export("adaptive_max_pool2d", shape, dtype=dtype, output_size=4, strategy="function")
+        names.append(model.graph.node[0].op_type)
+        x = rng.standard_normal(tuple(2 if d == "N" else d for d in shape)).astype(dtype)
+        assert_same(run_model(model, x, ort), [adapool.adaptive_max_pool2d(x, 4)], dtype, str(shape))
+    assert names == ["AdaptiveMaxPool2d", "AdaptiveMaxPool2d_unbatched", "AdaptiveMaxPool2d_f16"]
+
+
+def test_partially_static_avg_pool2d_output_shape():
+    model = export("avg_pool2d", ("N", 3, 8, "W"), kernel_size=2)
+    dims = model.graph.output[0].type.tensor_type.shape.dim
+    assert dims[2].dim_value == 4 and not dims[3].HasField("dim_value")

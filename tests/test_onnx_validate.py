@@ -152,7 +152,7 @@ def test_cli_avg_pool2d_and_strategy(tmp_path, capsys, ort):
                  "--opset", "21", "--dtype", "float64", "-o", str(path)]) == 0
     assert "strategy function, opset 21" in capsys.readouterr().out
     (node,) = onnx.load(str(path)).graph.node
-    assert node.op_type == "AvgPool2d"
+    assert node.op_type == "AvgPool2d_f64"   # function names carry a non-float32 dtype
 
 
 def test_cli_check_fails_on_a_wrong_graph(tmp_path, capsys, ort):
@@ -206,3 +206,27 @@ def test_importing_never_imports_torch_or_onnxruntime():
             "print(sorted(m for m in ('torch', 'onnxruntime') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_sliding_graph_validates_despite_the_reference_evaluator(ort, capsys, tmp_path):
+    """onnx.reference's MaxPool crashes on all-NaN windows: reported as that runtime's known
+    fault, not as a failure of a correct graph."""
+    path = tmp_path / "s.onnx"
+    assert main(["export", "adaptive_max_pool2d", "--input-shape", "2,16,15,15", "--output-size", "6",
+                 "-o", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "strategy sliding" in out and out.rstrip().endswith("OK")
+
+
+def test_dynamic_avg_pool2d_with_a_large_kernel_validates(ort):
+    report = validate(export("avg_pool2d", ("N", 3, "H", "W"), kernel_size=13))
+    assert report.ok and all(min(c[2:]) >= 13 for c in report.cases)
+
+
+def test_cli_rejects_flags_of_the_other_op(capsys):
+    assert main(["export", "adaptive_avg_pool2d", "--input-shape", "1,3,8,8", "--output-size", "2",
+                 "--ceil-mode", "-o", "x.onnx"]) == 2
+    assert "apply to avg_pool2d only" in capsys.readouterr().err
+    assert main(["export", "avg_pool2d", "--input-shape", "1,3,8,8", "--kernel-size", "2",
+                 "--output-size", "2", "-o", "x.onnx"]) == 2
+    assert "adaptive ops" in capsys.readouterr().err
