@@ -1,19 +1,30 @@
-"""Command line: `python -m adapool demo`."""
+"""Command line: `adapool demo` and `adapool bench` (also `python -m adapool ...`)."""
 import argparse
 import sys
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m adapool", description="adapool command line")
+    parser = argparse.ArgumentParser(prog="adapool", description="adapool: PyTorch's pooling ops for NumPy, "
+                                     "and their exact ONNX export")
     sub = parser.add_subparsers(dest="command", required=True)
-    demo = sub.add_parser("demo", help="run the seed examples and compare with NumPy and torch")
+    demo = sub.add_parser("demo", help="the seed examples: adapool vs torch, exported to ONNX and run "
+                                       "under every available runtime")
     demo.add_argument("--repeat", type=int, default=5, help="timed calls per measurement (median)")
+    bench = sub.add_parser("bench", help="adapool vs torch vs the ONNX graph vs the read floor, with ratios")
+    bench.add_argument("--quick", action="store_true", help="3 ops x 3 shapes, 5 rounds (about a minute on 2 cores)")
+    bench.add_argument("--ops", help="comma-separated subset of avg,max,avgpool,avg_bwd,max_bwd,avgpool_bwd")
+    bench.add_argument("--threads", type=int, help="threads for adapool, torch and onnxruntime (default: adapool's)")
+    bench.add_argument("--rounds", type=int, help="interleaved timing rounds (default 15, 5 with --quick)")
+    bench.add_argument("--plot", metavar="FILE.png", help="also draw the ratios (needs matplotlib)")
+    bench.add_argument("--json", metavar="FILE", help="also write the medians and the environment")
     args = parser.parse_args(argv)
     if args.command == "demo":
         from ._demo import main as demo_main
-
         return demo_main(repeat=max(1, args.repeat))
-    return 2
+    from ._bench import main as bench_main
+    ops = [o for o in args.ops.split(",") if o] if args.ops else None
+    return bench_main(ops=ops, quick=args.quick, threads=args.threads, rounds=args.rounds,
+                      plot_path=args.plot, json_path=args.json)
 
 
 if __name__ == "__main__":

@@ -19,10 +19,8 @@ import sys
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(__file__))
-from bench_pooling import POOL, SEED_SHAPES, _time_once  # noqa: E402
-
 import adapool  # noqa: E402
+from adapool._bench import POOL, SEED_SHAPES, _time_once  # noqa: E402
 import onnx_export  # noqa: E402
 
 OPS = {"avg": "adaptive_avg_pool2d", "max": "adaptive_max_pool2d", "avgpool": "avg_pool2d"}

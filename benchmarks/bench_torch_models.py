@@ -19,7 +19,6 @@ import warnings
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests"))
-sys.path.insert(0, os.path.dirname(__file__))
 warnings.filterwarnings("ignore")
 
 import onnx  # noqa: E402
@@ -28,7 +27,7 @@ import torch  # noqa: E402
 
 import models  # noqa: E402
 import onnx_export.torch as bridge  # noqa: E402
-from bench_pooling import _time_once  # noqa: E402
+from adapool._bench import _time_once  # noqa: E402
 
 # bigger than the tests' models: (factory kwargs, example shape, another shape for dynamic graphs)
 SETUPS = {
