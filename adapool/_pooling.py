@@ -2,9 +2,11 @@
 the kernel. No loops over data here; all error messages live here and in _validation."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import lru_cache
 
 import numpy as np
+import numpy.typing as npt
 
 from ._dispatch import kernels as _kernels
 from ._threads import threads_for
@@ -244,128 +246,274 @@ def _adaptive_forward(input, output_size, nd: int, name: str, is_max: bool,
     return (y, indices) if return_indices else y
 
 
-def adaptive_avg_pool1d(input, output_size, *, out=None) -> np.ndarray:
-    """Adaptive 1-d average pooling, ``torch.nn.functional.adaptive_avg_pool1d`` for NumPy.
+def adaptive_avg_pool1d(input: npt.ArrayLike, output_size: int | Sequence[int], *,
+                        out: np.ndarray | None = None) -> np.ndarray:
+    """Adaptive 1-d average pooling of a NumPy array.
+
+    torch equivalent: ``torch.nn.functional.adaptive_avg_pool1d``.
 
     Parameters
     ----------
     input : array_like
-        (C, L) or (N, C, L), float16, float32 or float64, any memory layout.
-    output_size : int or (int or None,)
-        Target length; None keeps the input length.
+        (C, L) or (N, C, L), float16, float32 or float64, any memory layout. L must be
+        non-empty; N = 0 or C = 0 gives an empty result.
+    output_size : int or (int,)
+        Target length OL; 0 gives an empty result. ``None`` is rejected, as in torch.
+    out : numpy.ndarray, optional
+        Write the result here instead (adapool's addition, torch's function has none): the
+        result's shape and dtype, writeable, aligned, any layout, not overlapping ``input``.
 
     Returns
     -------
     numpy.ndarray
-        (C, OL) or (N, C, OL), same dtype; window ``i`` covers
-        ``[floor(i*L/OL), ceil((i+1)*L/OL))``.
+        (C, OL) or (N, C, OL), same dtype (``out`` when given). Window ``i`` covers
+        ``[floor(i*L/OL), ceil((i+1)*L/OL))``. Batched channels-last input (an NLC buffer viewed
+        as NCL) gives channels-last output, other input C order.
+
+    Raises
+    ------
+    TypeError
+        A dtype other than float16/32/64; ``output_size`` not an int or a sequence of one int;
+        ``out`` not an ndarray or of another dtype.
+    ValueError
+        Input not 2-d or 3-d, or L = 0; ``output_size`` negative or of length other than 1;
+        ``out`` of another shape, read-only, unaligned or overlapping the input.
     """
     return _adaptive_forward(input, output_size, 1, "adaptive_avg_pool1d", False, out=out)
 
 
-def adaptive_avg_pool2d(input, output_size, *, out=None) -> np.ndarray:
-    """Adaptive 2-d average pooling, ``torch.nn.functional.adaptive_avg_pool2d`` for NumPy.
+def adaptive_avg_pool2d(input: npt.ArrayLike, output_size: int | Sequence[int | None], *,
+                        out: np.ndarray | None = None) -> np.ndarray:
+    """Adaptive 2-d average pooling of a NumPy array.
+
+    torch equivalent: ``torch.nn.functional.adaptive_avg_pool2d``.
 
     Parameters
     ----------
     input : array_like
-        (C, H, W) or (N, C, H, W), float16, float32 or float64, any memory layout.
+        (C, H, W) or (N, C, H, W), float16, float32 or float64, any memory layout. H and W must
+        be non-empty; N = 0 or C = 0 gives an empty result.
     output_size : int or (int or None, int or None)
-        Target (OH, OW); an int means (k, k); None keeps that input size.
+        Target (OH, OW); an int k means (k, k); None keeps that input size; 0 gives an empty
+        result.
     out : numpy.ndarray, optional
         Write the result here instead (adapool's addition, torch's function has none): the
-        result's shape and dtype, writeable, any layout, not overlapping ``input``.
+        result's shape and dtype, writeable, aligned, any layout, not overlapping ``input``.
 
     Returns
     -------
     numpy.ndarray
-        (C, OH, OW) or (N, C, OH, OW), same dtype (``out`` when given). Channels-last input
-        gives channels-last output. Window ``i`` along an axis of size ``c`` pooled to ``b`` covers
-        ``[floor(i*c/b), ceil((i+1)*c/b))``.
+        (C, OH, OW) or (N, C, OH, OW), same dtype (``out`` when given). Batched channels-last
+        input gives channels-last output, other input C order. Window ``i`` along an axis of
+        size ``c`` pooled to ``b`` covers ``[floor(i*c/b), ceil((i+1)*c/b))``.
+
+    Raises
+    ------
+    TypeError
+        A dtype other than float16/32/64; ``output_size`` not an int or a sequence of ints and
+        None; ``out`` not an ndarray or of another dtype.
+    ValueError
+        Input not 3-d or 4-d, or H or W = 0; ``output_size`` negative or of length other than 2;
+        ``out`` of another shape, read-only, unaligned or overlapping the input.
+
+    Notes
+    -----
+    float32 sums run in float32 vector lanes flushed into float64 every 16 additions; float16
+    and float64 sum in float64; each mean is rounded once to the output dtype.
     """
     return _adaptive_forward(input, output_size, 2, "adaptive_avg_pool2d", False, out=out)
 
 
-def adaptive_avg_pool3d(input, output_size, *, out=None) -> np.ndarray:
-    """Adaptive 3-d average pooling, ``torch.nn.functional.adaptive_avg_pool3d`` for NumPy.
+def adaptive_avg_pool3d(input: npt.ArrayLike, output_size: int | Sequence[int | None], *,
+                        out: np.ndarray | None = None) -> np.ndarray:
+    """Adaptive 3-d average pooling of a NumPy array.
+
+    torch equivalent: ``torch.nn.functional.adaptive_avg_pool3d``.
 
     Parameters
     ----------
     input : array_like
-        (C, D, H, W) or (N, C, D, H, W), float16, float32 or float64, any memory layout.
+        (C, D, H, W) or (N, C, D, H, W), float16, float32 or float64, any memory layout. D, H,
+        W and, in batched input, C must be non-empty (as in torch).
     output_size : int or (int or None, int or None, int or None)
-        Target (OD, OH, OW); None keeps that input size.
+        Target (OD, OH, OW); an int k means (k, k, k); None keeps that input size.
+    out : numpy.ndarray, optional
+        Write the result here instead (adapool's addition, torch's function has none): the
+        result's shape and dtype, writeable, aligned, any layout, not overlapping ``input``.
 
     Returns
     -------
     numpy.ndarray
-        (C, OD, OH, OW) or (N, C, OD, OH, OW), same dtype, C-contiguous (as torch's).
+        (C, OD, OH, OW) or (N, C, OD, OH, OW), same dtype, C-contiguous as torch's (``out``
+        when given).
+
+    Raises
+    ------
+    TypeError
+        A dtype other than float16/32/64; ``output_size`` not an int or a sequence of ints and
+        None; ``out`` not an ndarray or of another dtype.
+    ValueError
+        Input not 4-d or 5-d, or an empty D, H, W or batched C; ``output_size`` negative or of
+        length other than 3; ``out`` of another shape, read-only, unaligned or overlapping the
+        input.
     """
     return _adaptive_forward(input, output_size, 3, "adaptive_avg_pool3d", False, out=out)
 
 
-def adaptive_max_pool1d(input, output_size, return_indices: bool = False):
-    """Adaptive 1-d max pooling, ``torch.nn.functional.adaptive_max_pool1d`` for NumPy.
+def adaptive_max_pool1d(input: npt.ArrayLike, output_size: int | Sequence[int],
+                        return_indices: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+    """Adaptive 1-d max pooling of a NumPy array.
 
-    Returns the pooled array, or ``(pooled, indices)`` with ``return_indices``: int64 positions
-    of each maximum along L. Ties keep the first maximum; NaN propagates (last NaN's index).
-    """
-    return _adaptive_forward(input, output_size, 1, "adaptive_max_pool1d", True, return_indices)
-
-
-def adaptive_max_pool2d(input, output_size, return_indices: bool = False):
-    """Adaptive 2-d max pooling, ``torch.nn.functional.adaptive_max_pool2d`` for NumPy.
+    torch equivalent: ``torch.nn.functional.adaptive_max_pool1d``.
 
     Parameters
     ----------
     input : array_like
-        (C, H, W) or (N, C, H, W), float16, float32 or float64, any memory layout.
+        (C, L) or (N, C, L), float16, float32 or float64, any memory layout. L and, in batched
+        input, C must be non-empty (as in torch).
+    output_size : int or (int,)
+        Target length OL. ``None`` is rejected, as in torch.
+    return_indices : bool
+        Also return the int64 position along L of each maximum.
+
+    Returns
+    -------
+    numpy.ndarray or (numpy.ndarray, numpy.ndarray)
+        The pooled array, (C, OL) or (N, C, OL), same dtype; with ``return_indices`` also the
+        indices, same shape and layout. Batched channels-last input gives channels-last
+        results. Ties keep the first maximum; NaN propagates and the last NaN's index wins; an
+        all -inf window reports its first element.
+
+    Raises
+    ------
+    TypeError
+        A dtype other than float16/32/64; ``output_size`` not an int or a sequence of one int.
+    ValueError
+        Input not 2-d or 3-d, or an empty L or batched C; ``output_size`` negative or of length
+        other than 1.
+    """
+    return _adaptive_forward(input, output_size, 1, "adaptive_max_pool1d", True, return_indices)
+
+
+def adaptive_max_pool2d(input: npt.ArrayLike, output_size: int | Sequence[int | None],
+                        return_indices: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+    """Adaptive 2-d max pooling of a NumPy array.
+
+    torch equivalent: ``torch.nn.functional.adaptive_max_pool2d``.
+
+    Parameters
+    ----------
+    input : array_like
+        (C, H, W) or (N, C, H, W), float16, float32 or float64, any memory layout. H, W and, in
+        batched input, C must be non-empty (as in torch).
     output_size : int or (int or None, int or None)
+        Target (OH, OW); an int k means (k, k); None keeps that input size.
     return_indices : bool
         Also return int64 indices of the maxima, flattened per (n, c) plane (``h * W + w``).
 
     Returns
     -------
     numpy.ndarray or (numpy.ndarray, numpy.ndarray)
-        Ties keep the first maximum in row-major window order; NaN propagates and the last
-        NaN's index wins; an all -inf window reports its first element.
+        The pooled array, (C, OH, OW) or (N, C, OH, OW), same dtype; with ``return_indices``
+        also the indices, same shape and layout. Batched channels-last input gives
+        channels-last results. Ties keep the first maximum in row-major window order; NaN
+        propagates and the last NaN's index wins; an all -inf window reports its first element.
+
+    Raises
+    ------
+    TypeError
+        A dtype other than float16/32/64; ``output_size`` not an int or a sequence of ints and
+        None.
+    ValueError
+        Input not 3-d or 4-d, or an empty H, W or batched C; ``output_size`` negative or of
+        length other than 2.
     """
     return _adaptive_forward(input, output_size, 2, "adaptive_max_pool2d", True, return_indices)
 
 
-def adaptive_max_pool3d(input, output_size, return_indices: bool = False):
-    """Adaptive 3-d max pooling, ``torch.nn.functional.adaptive_max_pool3d`` for NumPy.
+def adaptive_max_pool3d(input: npt.ArrayLike, output_size: int | Sequence[int | None],
+                        return_indices: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+    """Adaptive 3-d max pooling of a NumPy array.
 
-    Indices are flattened per (n, c) volume: ``(d * H + h) * W + w``. Results are
-    C-contiguous, as torch's.
-    """
-    return _adaptive_forward(input, output_size, 3, "adaptive_max_pool3d", True, return_indices)
-
-
-def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode: bool = False,
-               count_include_pad: bool = True, divisor_override=None, *, out=None) -> np.ndarray:
-    """2-d average pooling, ``torch.nn.functional.avg_pool2d`` for NumPy.
+    torch equivalent: ``torch.nn.functional.adaptive_max_pool3d``.
 
     Parameters
     ----------
     input : array_like
-        (C, H, W) or (N, C, H, W), float16, float32 or float64, any memory layout.
+        (C, D, H, W) or (N, C, D, H, W), float16, float32 or float64, any memory layout. D, H, W
+        and, in batched input, C must be non-empty (as in torch).
+    output_size : int or (int or None, int or None, int or None)
+        Target (OD, OH, OW); an int k means (k, k, k); None keeps that input size.
+    return_indices : bool
+        Also return int64 indices of the maxima, flattened per (n, c) volume:
+        ``(d * H + h) * W + w``.
+
+    Returns
+    -------
+    numpy.ndarray or (numpy.ndarray, numpy.ndarray)
+        The pooled array, (C, OD, OH, OW) or (N, C, OD, OH, OW), same dtype; with
+        ``return_indices`` also the indices. Both C-contiguous, as torch's. Ties, NaN and -inf
+        as in :func:`adaptive_max_pool2d`.
+
+    Raises
+    ------
+    TypeError
+        A dtype other than float16/32/64; ``output_size`` not an int or a sequence of ints and
+        None.
+    ValueError
+        Input not 4-d or 5-d, or an empty D, H, W or batched C; ``output_size`` negative or of
+        length other than 3.
+    """
+    return _adaptive_forward(input, output_size, 3, "adaptive_max_pool3d", True, return_indices)
+
+
+def avg_pool2d(input: npt.ArrayLike, kernel_size: int | Sequence[int],
+               stride: int | Sequence[int] | None = None, padding: int | Sequence[int] = 0,
+               ceil_mode: bool = False, count_include_pad: bool = True,
+               divisor_override: int | None = None, *, out: np.ndarray | None = None) -> np.ndarray:
+    """2-d average pooling of a NumPy array.
+
+    torch equivalent: ``torch.nn.functional.avg_pool2d``.
+
+    Parameters
+    ----------
+    input : array_like
+        (C, H, W) or (N, C, H, W), float16, float32 or float64, any memory layout. C, H and W
+        must be non-empty; N = 0 gives an empty result.
     kernel_size, stride, padding : int or (int, int)
-        ``stride`` defaults to ``kernel_size``; padding is at most half the kernel.
+        An int or a 1-sequence means the same on H and W. ``stride`` defaults to
+        ``kernel_size`` (so does an empty sequence); kernel and stride must be positive;
+        padding is non-negative and at most half the kernel.
     ceil_mode : bool
         Round the output size up; the last window must still start inside the input or the
         left padding.
     count_include_pad : bool
-        Divide by the window area including declared padding (not the ceil_mode overhang).
+        Divide by the window area including declared padding (not the ceil_mode overhang);
+        False: by the area clamped to the input.
     divisor_override : int, optional
         Divide every window sum by this (non-zero, may be negative) instead.
     out : numpy.ndarray, optional
-        Write the result here instead (as for :func:`adaptive_avg_pool2d`).
+        Write the result here instead (adapool's addition, torch's function has none): the
+        result's shape and dtype, writeable, aligned, any layout, not overlapping ``input``.
 
     Returns
     -------
     numpy.ndarray
-        (C, OH, OW) or (N, C, OH, OW), same dtype and layout as the input.
+        (C, OH, OW) or (N, C, OH, OW), same dtype (``out`` when given). Batched channels-last
+        input gives channels-last output, other input C order.
+
+    Raises
+    ------
+    TypeError
+        A dtype other than float16/32/64 (torch also takes int64, adapool does not);
+        ``kernel_size``, ``stride``, ``padding`` or ``divisor_override`` not ints; ``out`` not
+        an ndarray or of another dtype.
+    ValueError
+        Input not 3-d or 4-d, or an empty C, H or W; a sequence of length other than 1 or 2
+        (an empty stride is allowed); a non-positive kernel or stride; padding negative or over
+        half the kernel; an output size below 1 (input smaller than the kernel);
+        ``divisor_override`` zero; sizes whose window arithmetic would overflow int64; ``out``
+        of another shape, read-only, unaligned or overlapping the input.
     """
     x = as_float_array(input, "avg_pool2d")
     args = _pool2d_args(x.shape, kernel_size, stride, padding, ceil_mode, count_include_pad,
@@ -414,32 +562,149 @@ def _adaptive_avg_backward(grad_output, input_shape, nd: int, name: str):
     return _avg_backward(go, input_shape, nd, lambda: (_adaptive_table(*out_in), _adaptive_rows(*out_in)))
 
 
-def adaptive_avg_pool1d_backward(grad_output, input_shape) -> np.ndarray:
+def adaptive_avg_pool1d_backward(grad_output: npt.ArrayLike, input_shape: Sequence[int]) -> np.ndarray:
     """Gradient of :func:`adaptive_avg_pool1d` with respect to its input.
 
     Each input element receives ``grad_output / window_length`` from every window that
-    contains it (overlapping windows add up). ``input_shape`` is the forward input's shape;
-    ``grad_output`` has the forward output's shape.
+    contains it (overlapping windows add up), summed in float64 and rounded once.
+
+    torch equivalent: what ``torch.autograd`` gives for ``adaptive_avg_pool1d``'s input (torch
+    computes it with ``torch.ops.aten._adaptive_avg_pool2d_backward`` on an H = 1 view).
+
+    Parameters
+    ----------
+    grad_output : array_like
+        (C, OL) or (N, C, OL): the forward output's shape, float16, float32 or float64. Its
+        length is the forward call's output size.
+    input_shape : sequence of int
+        The forward input's shape, (C, L) or (N, C, L), L > 0 (torch's op takes the input
+        tensor itself).
+
+    Returns
+    -------
+    numpy.ndarray
+        The input's gradient: shape ``input_shape``, grad_output's dtype; channels-last when a
+        batched grad_output is, else C order. Zero when grad_output is empty (torch raises).
+
+    Raises
+    ------
+    TypeError
+        A dtype other than float16/32/64; ``input_shape`` not a tuple or list of ints.
+    ValueError
+        ``input_shape`` of another rank, negative, or with an empty L; ``grad_output``
+        whose rank or (N, C) dims differ from ``input_shape``'s.
     """
     return _adaptive_avg_backward(grad_output, input_shape, 1, "adaptive_avg_pool1d_backward")
 
 
-def adaptive_avg_pool2d_backward(grad_output, input_shape) -> np.ndarray:
-    """Gradient of :func:`adaptive_avg_pool2d` (``grad_output / (kh * kw)`` spread over each
-    window, overlapping windows adding up), as torch.autograd computes it."""
+def adaptive_avg_pool2d_backward(grad_output: npt.ArrayLike, input_shape: Sequence[int]) -> np.ndarray:
+    """Gradient of :func:`adaptive_avg_pool2d` with respect to its input.
+
+    ``grad_output / (kh * kw)`` spread over each window (overlapping windows add up), summed in
+    float64 and rounded once, as torch.autograd computes it.
+
+    torch equivalent: ``torch.ops.aten._adaptive_avg_pool2d_backward`` / what ``torch.autograd``
+    gives for ``adaptive_avg_pool2d``'s input.
+
+    Parameters
+    ----------
+    grad_output : array_like
+        (C, OH, OW) or (N, C, OH, OW): the forward output's shape, float16, float32 or float64.
+        Its spatial sizes are the forward call's output size.
+    input_shape : sequence of int
+        The forward input's shape, (C, H, W) or (N, C, H, W), H and W > 0 (torch's op takes
+        the input tensor itself).
+
+    Returns
+    -------
+    numpy.ndarray
+        The input's gradient: shape ``input_shape``, grad_output's dtype; channels-last when a
+        batched grad_output is, else C order. Zero when grad_output is empty (torch raises).
+
+    Raises
+    ------
+    TypeError
+        A dtype other than float16/32/64; ``input_shape`` not a tuple or list of ints.
+    ValueError
+        ``input_shape`` of another rank, negative, or with an empty H or W; ``grad_output``
+        whose rank or (N, C) dims differ from ``input_shape``'s.
+    """
     return _adaptive_avg_backward(grad_output, input_shape, 2, "adaptive_avg_pool2d_backward")
 
 
-def adaptive_avg_pool3d_backward(grad_output, input_shape) -> np.ndarray:
-    """Gradient of :func:`adaptive_avg_pool3d` with respect to its input."""
+def adaptive_avg_pool3d_backward(grad_output: npt.ArrayLike, input_shape: Sequence[int]) -> np.ndarray:
+    """Gradient of :func:`adaptive_avg_pool3d` with respect to its input.
+
+    ``grad_output / (kd * kh * kw)`` spread over each window (overlapping windows add up),
+    summed in float64 and rounded once.
+
+    torch equivalent: ``torch.ops.aten._adaptive_avg_pool3d_backward`` / what ``torch.autograd``
+    gives for ``adaptive_avg_pool3d``'s input.
+
+    Parameters
+    ----------
+    grad_output : array_like
+        (C, OD, OH, OW) or (N, C, OD, OH, OW): the forward output's shape, float16, float32 or
+        float64. Its spatial sizes are the forward call's output size.
+    input_shape : sequence of int
+        The forward input's shape, (C, D, H, W) or (N, C, D, H, W), D, H and W > 0 (torch's
+        op takes the input tensor itself).
+
+    Returns
+    -------
+    numpy.ndarray
+        The input's gradient: shape ``input_shape``, grad_output's dtype, C-contiguous. Zero
+        when grad_output is empty (torch raises).
+
+    Raises
+    ------
+    TypeError
+        A dtype other than float16/32/64; ``input_shape`` not a tuple or list of ints.
+    ValueError
+        ``input_shape`` of another rank, negative, or with an empty D, H or W; ``grad_output``
+        whose rank or (N, C) dims differ from ``input_shape``'s.
+    """
     return _adaptive_avg_backward(grad_output, input_shape, 3, "adaptive_avg_pool3d_backward")
 
 
-def avg_pool2d_backward(grad_output, input_shape, kernel_size, stride=None, padding=0,
-                        ceil_mode: bool = False, count_include_pad: bool = True,
-                        divisor_override=None) -> np.ndarray:
-    """Gradient of :func:`avg_pool2d`: ``grad_output / divisor`` spread over each clamped
-    window. Takes the forward op's arguments and its input's shape."""
+def avg_pool2d_backward(grad_output: npt.ArrayLike, input_shape: Sequence[int],
+                        kernel_size: int | Sequence[int], stride: int | Sequence[int] | None = None,
+                        padding: int | Sequence[int] = 0, ceil_mode: bool = False,
+                        count_include_pad: bool = True, divisor_override: int | None = None) -> np.ndarray:
+    """Gradient of :func:`avg_pool2d` with respect to its input.
+
+    ``grad_output / divisor`` spread over each clamped window (overlapping windows add up),
+    summed in float64 and rounded once. Takes the forward op's arguments and its input's shape.
+
+    torch equivalent: ``torch.ops.aten.avg_pool2d_backward`` / what ``torch.autograd`` gives for
+    ``avg_pool2d``'s input.
+
+    Parameters
+    ----------
+    grad_output : array_like
+        (C, OH, OW) or (N, C, OH, OW): the forward output's shape, float16, float32 or float64.
+    input_shape : sequence of int
+        The forward input's shape, (C, H, W) or (N, C, H, W) (torch's op takes the input tensor
+        itself).
+    kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override
+        The forward call's arguments, as for :func:`avg_pool2d`.
+
+    Returns
+    -------
+    numpy.ndarray
+        The input's gradient: shape ``input_shape``, grad_output's dtype; channels-last when a
+        batched grad_output is, else C order.
+
+    Raises
+    ------
+    TypeError
+        A dtype other than float16/32/64; ``input_shape`` not a tuple or list of ints; the
+        forward arguments' type errors, as :func:`avg_pool2d` raises them.
+    ValueError
+        ``input_shape`` of another rank, negative, or with an empty C, H or W; the forward
+        arguments' errors, as :func:`avg_pool2d` raises them; ``grad_output`` not of the
+        forward output's shape.
+    """
     name = "avg_pool2d_backward"
     input_shape = input_shape_arg(input_shape, 2, name)
     args = _pool2d_args(input_shape, kernel_size, stride, padding, ceil_mode, count_include_pad,
@@ -486,21 +751,122 @@ def _dense(a5: np.ndarray, channels_last: bool) -> np.ndarray:
     return np.ascontiguousarray(a5)
 
 
-def adaptive_max_pool1d_backward(grad_output, indices, input_shape) -> np.ndarray:
-    """Gradient of :func:`adaptive_max_pool1d`: ``grad_input[index] += grad_output``.
+def adaptive_max_pool1d_backward(grad_output: npt.ArrayLike, indices: npt.ArrayLike,
+                                 input_shape: Sequence[int]) -> np.ndarray:
+    """Gradient of :func:`adaptive_max_pool1d` with respect to its input.
 
-    ``indices`` are the int64 indices the forward pass returned; indices outside the input
-    raise ``ValueError`` and are never written.
+    ``grad_input[n, c, index] += grad_output`` for each output element, in output order and in
+    grad_output's dtype, as torch does (repeated indices add up).
+
+    torch equivalent: what ``torch.autograd`` gives for ``adaptive_max_pool1d``'s input (torch
+    computes it with ``torch.ops.aten.adaptive_max_pool2d_backward`` on an H = 1 view).
+
+    Parameters
+    ----------
+    grad_output : array_like
+        (C, OL) or (N, C, OL): the forward output's shape, float16, float32 or float64.
+    indices : array_like
+        int64, grad_output's shape: the positions along L the forward op returned with
+        ``return_indices=True``.
+    input_shape : sequence of int
+        The forward input's shape, (C, L) or (N, C, L), L > 0 (torch's op takes the input
+        tensor itself).
+
+    Returns
+    -------
+    numpy.ndarray
+        The input's gradient: shape ``input_shape``, grad_output's dtype; channels-last when a
+        batched grad_output is, else C order. Zero when grad_output is empty (torch raises).
+
+    Raises
+    ------
+    TypeError
+        A dtype other than float16/32/64; ``input_shape`` not a tuple or list of ints;
+        ``indices`` not int64.
+    ValueError
+        ``input_shape`` of another rank, negative, or with an empty L; ``grad_output`` whose
+        rank or (N, C) dims differ from ``input_shape``'s; ``indices`` of another shape than
+        ``grad_output``; an index outside [0, L) (nothing is written there).
     """
     return _adaptive_max_backward(grad_output, indices, input_shape, 1, "adaptive_max_pool1d_backward")
 
 
-def adaptive_max_pool2d_backward(grad_output, indices, input_shape) -> np.ndarray:
-    """Gradient of :func:`adaptive_max_pool2d`: ``grad_input[index] += grad_output`` per plane
-    (repeated indices add up)."""
+def adaptive_max_pool2d_backward(grad_output: npt.ArrayLike, indices: npt.ArrayLike,
+                                 input_shape: Sequence[int]) -> np.ndarray:
+    """Gradient of :func:`adaptive_max_pool2d` with respect to its input.
+
+    ``grad_input[n, c].flat[index] += grad_output`` for each output element, in output order
+    and in grad_output's dtype, as torch does (repeated indices add up).
+
+    torch equivalent: ``torch.ops.aten.adaptive_max_pool2d_backward`` / what ``torch.autograd``
+    gives for ``adaptive_max_pool2d``'s input.
+
+    Parameters
+    ----------
+    grad_output : array_like
+        (C, OH, OW) or (N, C, OH, OW): the forward output's shape, float16, float32 or float64.
+    indices : array_like
+        int64, grad_output's shape: the indices the forward op returned with
+        ``return_indices=True`` (``h * W + w`` per plane).
+    input_shape : sequence of int
+        The forward input's shape, (C, H, W) or (N, C, H, W), H and W > 0 (torch's op takes
+        the input tensor itself).
+
+    Returns
+    -------
+    numpy.ndarray
+        The input's gradient: shape ``input_shape``, grad_output's dtype; channels-last when a
+        batched grad_output is, else C order. Zero when grad_output is empty (torch raises).
+
+    Raises
+    ------
+    TypeError
+        A dtype other than float16/32/64; ``input_shape`` not a tuple or list of ints;
+        ``indices`` not int64.
+    ValueError
+        ``input_shape`` of another rank, negative, or with an empty H or W; ``grad_output``
+        whose rank or (N, C) dims differ from ``input_shape``'s; ``indices`` of another shape
+        than ``grad_output``; an index outside [0, H*W) (nothing is written there).
+    """
     return _adaptive_max_backward(grad_output, indices, input_shape, 2, "adaptive_max_pool2d_backward")
 
 
-def adaptive_max_pool3d_backward(grad_output, indices, input_shape) -> np.ndarray:
-    """Gradient of :func:`adaptive_max_pool3d` with respect to its input."""
+def adaptive_max_pool3d_backward(grad_output: npt.ArrayLike, indices: npt.ArrayLike,
+                                 input_shape: Sequence[int]) -> np.ndarray:
+    """Gradient of :func:`adaptive_max_pool3d` with respect to its input.
+
+    ``grad_input[n, c].flat[index] += grad_output`` for each output element, in output order
+    and in grad_output's dtype, as torch does (repeated indices add up).
+
+    torch equivalent: ``torch.ops.aten.adaptive_max_pool3d_backward`` / what ``torch.autograd``
+    gives for ``adaptive_max_pool3d``'s input.
+
+    Parameters
+    ----------
+    grad_output : array_like
+        (C, OD, OH, OW) or (N, C, OD, OH, OW): the forward output's shape, float16, float32 or
+        float64.
+    indices : array_like
+        int64, grad_output's shape: the indices the forward op returned with
+        ``return_indices=True`` (``(d * H + h) * W + w`` per volume).
+    input_shape : sequence of int
+        The forward input's shape, (C, D, H, W) or (N, C, D, H, W), D, H and W > 0 (torch's op
+        takes the input tensor itself).
+
+    Returns
+    -------
+    numpy.ndarray
+        The input's gradient: shape ``input_shape``, grad_output's dtype, C-contiguous. Zero
+        when grad_output is empty (torch raises).
+
+    Raises
+    ------
+    TypeError
+        A dtype other than float16/32/64; ``input_shape`` not a tuple or list of ints;
+        ``indices`` not int64.
+    ValueError
+        ``input_shape`` of another rank, negative, or with an empty D, H or W; ``grad_output``
+        whose rank or (N, C) dims differ from ``input_shape``'s; ``indices`` of another shape
+        than ``grad_output``; an index outside [0, D*H*W) (nothing is written there).
+    """
     return _adaptive_max_backward(grad_output, indices, input_shape, 3, "adaptive_max_pool3d_backward")

@@ -20,15 +20,39 @@ PARALLEL_MIN_ELEMENTS = 1 << 15
 
 
 def openmp_enabled() -> bool:
-    """Whether the compiled kernels were built with OpenMP (parallel) support."""
+    """Whether the compiled kernels were built with OpenMP (parallel) support.
+
+    torch equivalent: ``torch.backends.openmp.is_available``.
+
+    Returns
+    -------
+    bool
+        False for a serial build (``ADAPOOL_NO_OPENMP=1``, or a compiler without OpenMP): every
+        call then runs on the calling thread.
+    """
     return _kernels.openmp_enabled()
 
 
 def set_num_threads(n: int | None) -> None:
-    """Set the number of threads adapool's kernels use (like ``torch.set_num_threads``).
+    """Set the number of threads adapool's kernels use.
 
     ``None`` restores the default: OpenMP's, which follows ``OMP_NUM_THREADS`` and
-    ``threadpoolctl``.
+    ``threadpoolctl``. Process-wide; inputs under 32K elements still run on the calling thread,
+    and a build without OpenMP always runs one.
+
+    torch equivalent: ``torch.set_num_threads`` (which sets torch's count, not adapool's).
+
+    Parameters
+    ----------
+    n : int or None
+        A positive thread count, or None for the default.
+
+    Raises
+    ------
+    TypeError
+        ``n`` not an int (bool included) and not None.
+    ValueError
+        ``n`` <= 0.
     """
     global _requested
     if n is None:
@@ -49,7 +73,16 @@ _OPENMP = _kernels.openmp_enabled()
 
 
 def get_num_threads() -> int:
-    """The number of threads adapool's kernels use for large inputs."""
+    """The number of threads adapool's kernels use for large inputs.
+
+    torch equivalent: ``torch.get_num_threads``.
+
+    Returns
+    -------
+    int
+        The count given to :func:`set_num_threads`, else OpenMP's current maximum (at least 1);
+        always 1 in a build without OpenMP.
+    """
     if not _OPENMP:
         return 1
     if _requested is not None:

@@ -20,12 +20,48 @@ INT64_SAFE = 2**62
 
 
 def window_start(a: int, b: int, c: int) -> int:
-    """First input index of adaptive window ``a`` of ``b`` over ``c`` inputs: ``floor(a*c/b)``."""
+    """First input index of adaptive window ``a`` of ``b`` over ``c`` inputs: ``floor(a*c/b)``.
+
+    torch equivalent: none in Python; aten's C++ ``start_index``
+    (aten/src/ATen/native/AdaptivePooling.h), in Python ints so it never overflows.
+
+    Parameters
+    ----------
+    a : int
+        Window (output) index, ``0 <= a < b``.
+    b : int
+        Number of windows (the output size), > 0.
+    c : int
+        Input size.
+
+    Returns
+    -------
+    int
+        ``(a // b) * c + ((a % b) * c) // b``.
+    """
     return (a // b) * c + ((a % b) * c) // b
 
 
 def window_end(a: int, b: int, c: int) -> int:
-    """One past the last input index of adaptive window ``a``: ``ceil((a+1)*c/b)``."""
+    """One past the last input index of adaptive window ``a``: ``ceil((a+1)*c/b)``.
+
+    torch equivalent: none in Python; aten's C++ ``end_index``
+    (aten/src/ATen/native/AdaptivePooling.h), in Python ints so it never overflows.
+
+    Parameters
+    ----------
+    a : int
+        Window (output) index, ``0 <= a < b``.
+    b : int
+        Number of windows (the output size), > 0.
+    c : int
+        Input size.
+
+    Returns
+    -------
+    int
+        ``1 + ((a + 1) * c - 1) // b``.
+    """
     return 1 + ((a + 1) * c - 1) // b
 
 
@@ -34,7 +70,25 @@ def adaptive_windows(out_size: int, in_size: int) -> tuple[np.ndarray, np.ndarra
     """Start and end (exclusive) of every adaptive window, as read-only int64 arrays.
 
     Windows may overlap by one element when ``in_size % out_size != 0`` and repeat when
-    ``out_size > in_size``. Cached: a model calls the same few sizes over and over.
+    ``out_size > in_size``. Cached: a model calls the same few sizes over and over (the same
+    arrays are returned for the same sizes).
+
+    torch equivalent: none in Python; aten's ``start_index`` / ``end_index`` for every output
+    index.
+
+    Parameters
+    ----------
+    out_size : int
+        Number of windows, >= 0.
+    in_size : int
+        Input size.
+
+    Returns
+    -------
+    starts, ends : numpy.ndarray
+        int64, length ``out_size`` each: :func:`window_start` and :func:`window_end` of every
+        window (vectorised; exact Python-int arithmetic where ``out_size * in_size`` reaches
+        2**62).
     """
     if out_size == 0:
         starts = ends = np.zeros(0, dtype=np.int64)
@@ -53,7 +107,27 @@ def adaptive_windows(out_size: int, in_size: int) -> tuple[np.ndarray, np.ndarra
 def pool_output_size(in_size: int, kernel: int, stride: int, pad: int, ceil_mode: bool) -> int:
     """Output length of a strided pooling window (torch's pooling_output_shape, dilation 1).
 
-    With ceil_mode the last window must start inside the input or the left padding."""
+    With ceil_mode the last window must start inside the input or the left padding.
+
+    torch equivalent: none in Python; aten's C++ ``pooling_output_shape``
+    (aten/src/ATen/native/Pool.h) with dilation 1.
+
+    Parameters
+    ----------
+    in_size : int
+        Input length.
+    kernel, stride, pad : int
+        Window length, step (> 0) and padding on each side. Not validated here
+        (``avg_pool2d`` checks them).
+    ceil_mode : bool
+        Round the division up instead of down.
+
+    Returns
+    -------
+    int
+        The output length; below 1 when the padded input is shorter than the kernel (the ops
+        reject that).
+    """
     numerator = in_size + 2 * pad - (kernel - 1) - 1 + (stride - 1 if ceil_mode else 0)
     out = numerator // stride + 1
     if ceil_mode and (out - 1) * stride >= in_size + pad:
@@ -69,6 +143,26 @@ def pool_windows(out_size: int, in_size: int, kernel: int, stride: int, pad: int
     it is then clamped to the input. The factor is the length before clamping (declared padding
     counts, the ceil_mode overhang past ``in_size + pad`` does not) when ``count_include_pad``,
     else the clamped length. An empty window has clamped length 0 (its output is 0).
+
+    torch equivalent: none in Python; the window and divisor arithmetic of aten's avg_pool2d
+    CPU kernel (aten/src/ATen/native/cpu/AvgPoolKernel.cpp), one axis at a time.
+
+    Parameters
+    ----------
+    out_size : int
+        Number of windows (:func:`pool_output_size`).
+    in_size : int
+        Input length.
+    kernel, stride, pad : int
+        Window length, step and padding on each side.
+    count_include_pad : bool
+        Which factor to return (see above).
+
+    Returns
+    -------
+    start, end, factor : numpy.ndarray
+        int64, length ``out_size`` each: the clamped window ``[start, end)`` (``end >= start``)
+        and its divisor factor on this axis (the op's divisor is the product over the axes).
     """
     o = np.arange(out_size, dtype=np.int64)
     start = o * stride - pad
@@ -86,6 +180,21 @@ def windows_containing(starts: np.ndarray, ends: np.ndarray, in_size: int) -> tu
     Needs non-decreasing starts and ends, which adaptive and strided windows both have; empty
     windows fall outside every range. Backward passes use it to gather each input element's
     gradient from exactly the outputs that read it.
+
+    torch equivalent: none (an adapool helper for the backward kernels).
+
+    Parameters
+    ----------
+    starts, ends : numpy.ndarray
+        Window starts and ends (exclusive), non-decreasing, as :func:`adaptive_windows` or
+        :func:`pool_windows` give them.
+    in_size : int
+        Input length.
+
+    Returns
+    -------
+    lo, hi : numpy.ndarray
+        int64, length ``in_size`` each, ``hi >= lo``.
     """
     i = np.arange(in_size, dtype=np.int64)
     lo = np.searchsorted(ends, i, side="right").astype(np.int64)

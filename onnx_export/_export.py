@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import itertools
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
+import numpy.typing as npt
 import onnx
 from onnx import helper
 
@@ -43,14 +46,55 @@ def check_opset(opset) -> int:
     return opset
 
 
-def build(op: str, input_name: str, input_shape, *, dtype="float32", opset=None, strategy="auto",
-          prefix=None, **op_kwargs) -> Built:
-    """Emit the nodes of one pooling call reading ``input_name``.
+def build(op: str, input_name: str, input_shape: Sequence[int | str | None], *,
+          dtype: npt.DTypeLike = "float32", opset: int | None = None, strategy: str = "auto",
+          prefix: str | None = None, **op_kwargs: Any) -> Built:
+    """Emit the nodes of one pooling call reading ``input_name`` into a graph being assembled.
 
-    ``input_shape`` holds ints for static dims and names (or None) for dynamic ones. Names in the
-    emitted nodes start with ``prefix`` (default: the op name and a per-process call number), so
-    several calls can share a graph.
-    Raises ExportError when the requested strategy or opset can't export the call exactly.
+    ``export`` uses it and wraps the result into a checked model; ``lower`` uses it to replace
+    adapool-domain nodes.
+
+    torch equivalent: none (``torch.onnx.export`` exports whole models; see
+    :func:`onnx_export.torch.export`).
+
+    Parameters
+    ----------
+    op : str
+        An adapool forward op: ``adaptive_avg_pool1d/2d/3d``, ``adaptive_max_pool1d/2d/3d`` or
+        ``avg_pool2d``.
+    input_name : str
+        Name of the graph value the nodes read.
+    input_shape : sequence
+        ints for static dims; a str (a symbolic name) or None for dynamic dims.
+    dtype : {"float16", "float32", "float64"} or numpy dtype
+    opset : int, optional
+        Default 18; the supported range is 13 to the newest opset the installed onnx knows.
+    strategy : str
+        "auto" or a name from ``onnx_export.STRATEGIES``.
+    prefix : str, optional
+        Start of every node, value and initializer name the call introduces (default: the op
+        name and a per-process call number), so several calls can share a graph.
+    **op_kwargs
+        The op's torch arguments (``output_size``, ``return_indices``, ``kernel_size``, ...).
+
+    Returns
+    -------
+    Built
+        Output value names (values, then indices with return_indices), the nodes, initializers
+        and model-local functions to add to the graph, the opset imports they need, the
+        strategy chosen and the call's spec.
+
+    Raises
+    ------
+    ExportError
+        The requested strategy does not serve the op, is not exact for the call or needs a
+        newer opset; the opset is out of range or too old for the call. (A ValueError.)
+    ValueError
+        An unknown op or strategy; the op's arguments fail adapool's checks (the NumPy call's
+        message).
+    TypeError
+        ``dtype`` not float16/32/64; ``opset`` not an int; unknown or missing op arguments, or
+        arguments of the wrong type (the NumPy call's message).
     """
     opset = check_opset(opset)
     spec = make_spec(op, input_shape, dtype, **op_kwargs)
@@ -83,8 +127,12 @@ def ir_version_for(opset: int, functions: bool) -> int:
     return max(ir, _FUNCTIONS_IR) if functions else ir
 
 
-def export(op: str, input_shape, *, dtype="float32", opset=None, strategy="auto", **op_kwargs) -> onnx.ModelProto:
+def export(op: str, input_shape: Sequence[int | str | None], *, dtype: npt.DTypeLike = "float32",
+           opset: int | None = None, strategy: str = "auto", **op_kwargs: Any) -> onnx.ModelProto:
     """An ONNX model computing ``adapool.<op>(input, **op_kwargs)`` exactly, like torch.
+
+    torch equivalent: none for one call (``torch.onnx.export`` exports whole models; see
+    :func:`onnx_export.torch.export`, which uses these graphs).
 
     Parameters
     ----------
@@ -93,7 +141,7 @@ def export(op: str, input_shape, *, dtype="float32", opset=None, strategy="auto"
         ``avg_pool2d``.
     input_shape : sequence
         ints for static dims; a str (a symbolic name) or None for dynamic dims.
-    dtype : {"float16", "float32", "float64"}
+    dtype : {"float16", "float32", "float64"} or numpy dtype
     opset : int, optional
         Default 18; the supported range is 13 to the newest opset the installed onnx knows.
     strategy : str
@@ -106,7 +154,20 @@ def export(op: str, input_shape, *, dtype="float32", opset=None, strategy="auto"
     onnx.ModelProto
         One input "input"; output "output" (and "indices", int64, with return_indices). It passes
         ``onnx.checker.check_model(full_check=True)``. The call is recorded in the model's
-        metadata (``adapool.op``, ``adapool.kwargs``) so ``validate`` can recompute it.
+        metadata (``adapool.op``, ``adapool.kwargs``, ``adapool.strategy``) so ``validate`` can
+        recompute it.
+
+    Raises
+    ------
+    ExportError
+        The requested strategy does not serve the op, is not exact for the call or needs a
+        newer opset; the opset is out of range or too old for the call. (A ValueError.)
+    ValueError
+        An unknown op or strategy; the op's arguments fail adapool's checks (the NumPy call's
+        message).
+    TypeError
+        ``dtype`` not float16/32/64; ``opset`` not an int; unknown or missing op arguments, or
+        arguments of the wrong type (the NumPy call's message).
     """
     built = build(op, "input", input_shape, dtype=dtype, opset=opset, strategy=strategy, prefix=op, **op_kwargs)
     spec = built.spec

@@ -42,9 +42,41 @@ def _used(model: onnx.ModelProto, name: str) -> bool:
 
 
 def lower(model: onnx.ModelProto, strategy: str = "auto") -> onnx.ModelProto:
-    """A copy of ``model`` with every adapool-domain node replaced by ``strategy``'s graph
-    (``"function"`` keeps the nodes and adds their model-local functions). Static input sizes
-    get static graphs, unknown ones the dynamic form: exact at every size either way."""
+    """A copy of ``model`` with every adapool-domain node replaced by ``strategy``'s graph.
+
+    The nodes are the torch bridge's placeholders or the ``function`` strategy's nodes. Static
+    input sizes get static graphs, unknown ones the dynamic form: exact at every size either
+    way. Sizes come from ONNX's own shape inference on the graph inputs (shapes a producer
+    wrote into value_info are ignored).
+
+    torch equivalent: none (:func:`onnx_export.torch.export` runs it on what
+    ``torch.onnx.export`` produced).
+
+    Parameters
+    ----------
+    model : onnx.ModelProto
+        Any model; it is not modified.
+    strategy : str
+        "auto" or a name from ``onnx_export.STRATEGIES``; ``"function"`` keeps the nodes and
+        adds their model-local functions.
+
+    Returns
+    -------
+    onnx.ModelProto
+        The lowered copy, passing ``onnx.checker.check_model``. An unused indices output of a
+        max pool node is not computed; the adapool opset import is dropped when no
+        adapool-domain node is left.
+
+    Raises
+    ------
+    ExportError
+        The model imports no default ONNX opset; a node's input type is unknown or not
+        float16/32/64, or its rank can't be inferred; ``strategy`` is not exact for a node's
+        shapes. (A ValueError.)
+    ValueError
+        An unknown adapool-domain op, or a node missing an attribute or whose arguments fail
+        adapool's checks; an unknown strategy.
+    """
     out = onnx.ModelProto()
     out.CopyFrom(model)
     opset = next((o.version for o in out.opset_import if o.domain in ("", "ai.onnx")), None)

@@ -4,9 +4,11 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+import numpy.typing as npt
 import onnx
 
 import adapool
@@ -48,10 +50,25 @@ class Row:
 
 @dataclass
 class Report:
-    """One row per runtime; ``ok`` is True when every runtime that ran agreed with the kernel
-    (skipped runtimes and known faults of a runtime are shown, not counted as failures)."""
-    rows: list
-    cases: list = field(default_factory=list)   # input shapes that were compared
+    """What :func:`validate` found: one row per runtime.
+
+    ``ok`` is True when every runtime that ran agreed with the kernel and at least one did
+    (skipped runtimes and known faults of a runtime are shown, not counted as failures).
+    ``str(report)`` is a table of the rows, the input shapes, and OK or FAILED.
+
+    torch equivalent: none.
+
+    Attributes
+    ----------
+    rows : list of Row
+        Per runtime: ``runtime``, ``provider``, ``max_abs`` and ``max_rel`` (largest absolute
+        and relative errors against the kernel, NaN when nothing was compared), ``status``
+        ("ok", "mismatch", "failed", "skipped" or "known fault") and ``detail`` (why).
+    cases : list of tuple
+        The input shapes that were compared.
+    """
+    rows: list[Row]
+    cases: list[tuple] = field(default_factory=list)   # input shapes that were compared
 
     @property
     def ok(self) -> bool:
@@ -333,8 +350,13 @@ def _compare(got: list, want: list, dtype, rtol: float, atol: float) -> tuple[fl
     return max_abs, max_rel, problem
 
 
-def validate(model, inputs=None, *, runtimes=None, rtol=None, atol=None) -> Report:
+def validate(model: onnx.ModelProto | bytes | str | os.PathLike,
+             inputs: npt.ArrayLike | Sequence[npt.ArrayLike] | None = None, *,
+             runtimes: Sequence[str] | None = None, rtol: float | None = None,
+             atol: float | None = None) -> Report:
     """Run ``model`` under every available runtime and compare each with adapool's kernel.
+
+    torch equivalent: none.
 
     Parameters
     ----------
@@ -342,8 +364,8 @@ def validate(model, inputs=None, *, runtimes=None, rtol=None, atol=None) -> Repo
         A model exported by ``onnx_export.export``, or one whose graph is one pooling node
         (GlobalAveragePool, GlobalMaxPool, AveragePool, MaxPool or an adapool-domain op).
     inputs : array or list of arrays, optional
-        Default: random inputs of the graph's shape, three sizes for each dynamic dimension
-        (plus inputs with ties, NaN and -inf for max pooling).
+        In the model input's dtype. Default: random inputs of the graph's shape, three sizes
+        for each dynamic dimension (plus inputs with ties, NaN and -inf for max pooling).
     runtimes : sequence of str, optional
         Any of "onnxruntime-cpu", "onnxruntime-cuda", "onnx-reference" (default: all).
         The CUDA run is strict: only CUDAExecutionProvider, CPU fallback disabled, and every
@@ -351,6 +373,23 @@ def validate(model, inputs=None, *, runtimes=None, rtol=None, atol=None) -> Repo
     rtol, atol : float, optional
         Override the per-dtype tolerances (``TOLERANCES``). Indices and NaN positions must
         always match exactly.
+
+    Returns
+    -------
+    Report
+        One row per runtime asked for; a runtime that is missing is "skipped", one that
+        refuses or crashes on the graph is "failed" (both with the reason), documented faults
+        of the reference evaluator are "known fault". ``report.ok`` says whether the model
+        agreed.
+
+    Raises
+    ------
+    UnsupportedModel
+        (A ValueError.) The model can't be read, or is not one adapool can compute (not from
+        ``export`` and not one pooling node, attributes with no adapool equivalent, more than
+        one input, an input that is not float16/32/64), or adapool rejects the inputs.
+    ValueError
+        ``inputs`` of another dtype than the model's input; an unknown runtime name.
     """
     model = _load(model)
     run = _reference(model)

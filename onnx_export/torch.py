@@ -21,6 +21,8 @@ import contextlib
 import io
 import os
 import threading
+from collections.abc import Iterator
+from typing import IO, Any
 
 import onnx
 from onnx import defs
@@ -237,13 +239,33 @@ def _ts_symbolics():
 # ---- installing and removing the translations ------------------------------------------------
 
 @contextlib.contextmanager
-def translations(strategy: str = "auto"):
+def translations(strategy: str = "auto") -> Iterator[None]:
     """Install adapool's translations around your own ``torch.onnx.export`` call(s).
 
     Inside the block ``torch.onnx.export`` exports aten's adaptive pools and avg_pool2d exactly,
     with either exporter, and lowers them with ``strategy``; on exit torch's symbolic registry,
     ``torch.onnx.export`` and onnx's schema registry are as they were (custom symbolics you had
-    registered for these ops are put back).
+    registered for these ops are put back). Inside the block, ``dynamo=True`` returns torch's
+    ``ONNXProgram`` holding the lowered model; ``dynamo=False`` writes the lowered model to
+    ``f`` and returns None.
+
+    torch equivalent: ``torch.onnx.register_custom_op_symbolic`` (``dynamo=False``) and
+    ``torch.onnx.export``'s ``custom_translation_table`` (``dynamo=True``), set up for you.
+
+    Parameters
+    ----------
+    strategy : str
+        How each pooling call is lowered: "auto" or a name from ``onnx_export.STRATEGIES``.
+
+    Returns
+    -------
+    contextlib.AbstractContextManager
+        A context manager (``with translations(): ...``); entering it gives None.
+
+    Raises
+    ------
+    ImportError
+        torch is not installed (on entering the block).
     """
     _require_torch()
     from torch.onnx._internal.torchscript_exporter import registration
@@ -353,24 +375,51 @@ def _save(model: onnx.ModelProto, f) -> None:
         f.write(model.SerializeToString())
 
 
-def export(model, args, f=None, *, strategy: str = "auto", **kwargs) -> onnx.ModelProto:
+def export(model: torch.nn.Module | torch.export.ExportedProgram, args: tuple[Any, ...],
+           f: str | os.PathLike | IO[bytes] | None = None, *, strategy: str = "auto",
+           **kwargs: Any) -> onnx.ModelProto:
     """``torch.onnx.export(model, args, f, **kwargs)`` with adapool's exact pooling translations.
+
+    Each aten adaptive pool and avg_pool2d call is exported as one adapool-domain node, then
+    lowered (:func:`onnx_export.lower`) to the strategy's standard-op graph for the shapes ONNX
+    shape inference finds: static sizes get static graphs, unknown sizes the dynamic form.
+
+    torch equivalent: ``torch.onnx.export`` (this calls it, inside :func:`translations`).
 
     Parameters
     ----------
-    model, args, kwargs
-        As for ``torch.onnx.export``: ``dynamo`` (default True, as in torch), ``dynamic_axes``
-        (``dynamo=False``), ``dynamic_shapes`` (``dynamo=True``), ``opset_version``, ...
-    f : path or file, optional
-        Where to save the model (also returned).
+    model : torch.nn.Module or torch.export.ExportedProgram
+        As for ``torch.onnx.export``.
+    args : tuple
+        Example positional inputs, as for ``torch.onnx.export``.
+    f : path or binary file, optional
+        Where to save the model (also returned). A file object only with ``dynamo=False``
+        (torch's ``ONNXProgram.save`` takes a path).
     strategy : str
-        How each pooling call is lowered (see ``onnx_export.STRATEGIES``); "auto" picks the exact,
-        fastest form for the shapes ONNX shape inference finds.
+        How each pooling call is lowered (see ``onnx_export.STRATEGIES``); "auto" picks the
+        exact, fastest form for the shapes ONNX shape inference finds; "function" keeps one
+        node per call with a model-local function.
+    **kwargs
+        ``torch.onnx.export``'s keyword arguments: ``dynamo`` (default True, as in torch),
+        ``dynamic_shapes`` (``dynamo=True``), ``dynamic_axes`` (``dynamo=False``),
+        ``opset_version``, ``input_names``, ...
 
     Returns
     -------
     onnx.ModelProto
-    Raises SpecialisedSizeError when torch fixed a size that must stay dynamic.
+        The lowered model. An unused indices output of a max pool is not computed.
+
+    Raises
+    ------
+    ImportError
+        torch is not installed, or onnxscript is not (``dynamo=True``).
+    SpecialisedSizeError
+        torch fixed a size that must stay dynamic: an ``output_size`` computed from shapes
+        (other than None), non-constant ``kernel_size``/``stride``/``padding``, or a dynamic
+        dim torch specialised (torch.export's constraint violations). (An ExportError.)
+    ExportError
+        Lowering failed: ``strategy`` not exact for a call's shapes, or a pooling input whose
+        type or rank shape inference can't tell.
     """
     _require_torch()
     dynamo = kwargs.pop("dynamo", True)
