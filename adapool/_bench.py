@@ -201,9 +201,10 @@ def table(rows, env) -> str:
         t, g = r.get("torch", nan), r.get("onnx", nan)
         floor = f"{r['adapool'] / r['floor']:.2f}" if "floor" in r else ""
         graph = f"{g:.4f} ({r['onnx_strategy']})" if "onnx" in r else "-"
+        vs_graph = f"{g / r['adapool']:.2f}" if "onnx" in r else "-"
         out = "3,2,1" if r["op"].startswith("avgpool") else r["output_size"]
         lines.append(f"| {r['op']} | {tuple(r['shape'])} | {out} | {r['adapool']:.4f} | {t:.4f} | "
-                     f"{t / r['adapool']:.2f} | {graph} | {g / r['adapool']:.2f} | {floor} |")
+                     f"{t / r['adapool']:.2f} | {graph} | {vs_graph} | {floor} |")
     lines.append("")
     lines.append("x torch = torch's time / adapool's (above 1: adapool is faster); x graph = the ONNX graph's "
                  "time under onnxruntime / adapool's; read floor = one full read of the input (torch.sum).")
@@ -215,6 +216,7 @@ def plot(rows, env, path: str) -> None:
         import matplotlib
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        import matplotlib.ticker
     except ImportError:
         raise SystemExit("adapool bench --plot needs matplotlib: pip install matplotlib") from None
     ops = list(dict.fromkeys(r["op"] for r in rows))
@@ -229,11 +231,17 @@ def plot(rows, env, path: str) -> None:
             ax.bar(xs + (k - 0.5) * 0.38, vals, 0.38, label=name, color=color)
         ax.axhline(1.0, color="black", lw=0.8)
         ax.set_yscale("log")
+        ticks = [t for t in (0.125, 0.25, 0.5, 1, 2, 4, 8, 16, 32, 64)
+                 if np.nanmin([v for _, vals, _ in series for v in vals] + [1]) / 2 <= t
+                 <= np.nanmax([v for _, vals, _ in series for v in vals] + [1]) * 2]
+        ax.set_yticks(ticks)
+        ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax.set_xticks(xs)
         ax.set_xticklabels(labels, fontsize=7)
         ax.set_ylabel("time / adapool's")
         ax.set_title(f"{op}: above 1 = adapool is faster", fontsize=9)
-    axes[0, 0].legend(fontsize=7, loc="upper right")
+    axes[0, 0].legend(fontsize=7, loc="lower left", bbox_to_anchor=(0, 1.12), ncol=2, frameon=False)
     fig.suptitle(f"adapool bench, {env['date']}: {env['cpu']}, {env['threads']} thread(s)", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
