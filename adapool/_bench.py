@@ -39,6 +39,17 @@ def _time_once(fn, inner: int) -> float:
     return (time.perf_counter() - t0) / inner
 
 
+def interleaved_ms(fns: dict, rounds: int, sample_s: float = 2e-3) -> dict:
+    """Median ms per call of each contender, timed round after round in turn (so a slow spell
+    of a shared machine hits them all); each sample repeats a call enough for ``sample_s``."""
+    inner = {k: max(1, int(sample_s / max(_time_once(f, 2), 1e-7))) for k, f in fns.items()}
+    samples = {k: [] for k in fns}
+    for _ in range(rounds):
+        for k, f in fns.items():
+            samples[k].append(_time_once(f, inner[k]))
+    return {k: float(np.median(v)) * 1e3 for k, v in samples.items()}
+
+
 def _channels_last(a):
     return np.ascontiguousarray(a.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
 
@@ -149,14 +160,8 @@ def run(ops, shapes, threads: int, rounds: int, channels_last: bool = False, onn
             graph, strategy = _onnx_contender(op, shape, out, threads) if onnx else (None, None)
             if graph is not None:
                 fns["onnx"] = graph
-            # calls per timing sample: enough for ~2 ms, so tiny shapes are not timer noise
-            inner = {k: max(1, int(2e-3 / max(_time_once(f, 3), 1e-7))) for k, f in fns.items()}
-            samples = {k: [] for k in fns}
-            for _ in range(rounds):
-                for k, f in fns.items():
-                    samples[k].append(_time_once(f, inner[k]))
             rows.append({"op": op, "shape": list(shape), "output_size": out, "onnx_strategy": strategy,
-                         **{k: float(np.median(v)) * 1e3 for k, v in samples.items()}})
+                         **interleaved_ms(fns, rounds)})
         _progress(total, total, "done")
     finally:
         set_num_threads(previous)

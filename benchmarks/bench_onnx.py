@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
 import sys
 
 import numpy as np
 
 import adapool  # noqa: E402
-from adapool._bench import POOL, SEED_SHAPES, _time_once  # noqa: E402
+from adapool._bench import POOL, SEED_SHAPES, interleaved_ms  # noqa: E402
 import onnx_export  # noqa: E402
 
 OPS = {"avg": "adaptive_avg_pool2d", "max": "adaptive_max_pool2d", "avgpool": "avg_pool2d"}
@@ -76,13 +75,8 @@ def run(ops, threads, rounds):
     for op in ops:
         for shape, out in SEED_SHAPES:
             fns, nodes, chosen = contenders(op, shape, out, threads, torch)
-            inner = {k: max(1, int(2e-3 / max(_time_once(f, 2), 1e-7))) for k, f in fns.items()}
-            samples = {k: [] for k in fns}
-            for _ in range(rounds):
-                for k, f in fns.items():
-                    samples[k].append(_time_once(f, inner[k]))
             rows.append({"op": op, "shape": list(shape), "output_size": out, "auto": chosen, "nodes": nodes,
-                         "ms": {k: float(np.median(v)) * 1e3 for k, v in samples.items()}})
+                         "ms": interleaved_ms(fns, rounds)})
             print(f"  {op} {shape} done", file=sys.stderr)
     return rows
 

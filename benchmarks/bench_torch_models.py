@@ -27,7 +27,7 @@ import torch  # noqa: E402
 
 import models  # noqa: E402
 import onnx_export.torch as bridge  # noqa: E402
-from adapool._bench import _time_once  # noqa: E402
+from adapool._bench import interleaved_ms  # noqa: E402
 
 # bigger than the tests' models: (factory kwargs, example shape, another shape for dynamic graphs)
 SETUPS = {
@@ -107,17 +107,13 @@ def run(threads, rounds):
                 model(x)
         fns = {k: v["fn"] for k, v in contenders.items() if "fn" in v}
         fns["torch eager"] = eager
-        inner = {k: max(1, int(3e-3 / max(_time_once(f, 2), 1e-7))) for k, f in fns.items()}
-        samples = {k: [] for k in fns}
-        for _ in range(rounds):
-            for k, f in fns.items():
-                samples[k].append(_time_once(f, inner[k]))
+        ms = interleaved_ms(fns, rounds, sample_s=3e-3)
         for k, v in contenders.items():
             v.pop("fn", None)
-            if k in samples:
-                v["ms"] = float(np.median(samples[k])) * 1e3
+            if k in ms:
+                v["ms"] = ms[k]
         rows.append({"model": name, "shape": list(shape), "other": list(other),
-                     "eager_ms": float(np.median(samples["torch eager"])) * 1e3, "exports": contenders})
+                     "eager_ms": ms["torch eager"], "exports": contenders})
         print(f"  {name} done", file=sys.stderr)
     return rows
 

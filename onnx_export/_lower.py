@@ -7,7 +7,7 @@ from onnx import helper
 
 from ._builder import DOMAIN
 from ._export import _rename, build, ir_version_for
-from ._strategies import ExportError, call_from_node, make_function
+from ._strategies import ExportError, call_from_node
 
 _ELEM_DTYPES = {onnx.TensorProto.FLOAT16: "float16", onnx.TensorProto.FLOAT: "float32",
                 onnx.TensorProto.DOUBLE: "float64"}

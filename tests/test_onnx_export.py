@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 import adapool
 import onnx_export
-from onnx_export import ExportError, STRATEGIES, build, export, validate
+from onnx_export import ExportError, STRATEGIES, build, export
 from onnx_export._strategies import AUTO_ORDER, ORT_CPU_NO_FLOAT64
 
 TOL = {"float16": (2e-3, 1e-3), "float32": (2e-5, 2e-6), "float64": (1e-12, 1e-13)}

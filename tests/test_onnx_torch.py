@@ -3,7 +3,6 @@ H/W, run under onnxruntime and compared with torch eager at several input sizes.
 import io
 import subprocess
 import sys
-import warnings
 
 import numpy as np
 import onnx
