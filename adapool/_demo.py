@@ -86,6 +86,6 @@ def main(repeat: int = 5) -> int:
         print("torch: not installed, its columns are skipped (pip install torch to add them)")
     for runtime, why in skipped.items():
         print(f"{RUNTIME_LABELS[runtime]}: skipped — {why}")
-    print("all examples agree across adapool, torch and every runtime that ran" if not failures
-          else f"{failures} example(s) disagreed: see the rows marked above")
+    print(f"all examples agree across adapool{', torch' if torch is not None else ''} and every runtime that ran"
+          if not failures else f"{failures} example(s) disagreed: see the rows marked above")
     return 0 if not failures else 1
