@@ -564,6 +564,35 @@ def test_every_op_from_many_python_threads_matches_serial():
             np.testing.assert_array_equal(a, b)
 
 
+def test_changing_the_thread_count_while_other_threads_compute():
+    """set_num_threads from one Python thread while others run every op: each call reads the
+    count once, so results stay identical to serial calls (they don't depend on the count)."""
+    import threading
+    rng = np.random.default_rng(22)
+    x = rng.standard_normal((2, 40, 9, 11, 13)).astype(np.float32)
+    go = rng.standard_normal((2, 40, 3, 4, 5)).astype(np.float32)
+    _, ind = adapool.adaptive_max_pool3d(x, (3, 4, 5), return_indices=True)
+    expected = _all_ops(x, go, go, ind)
+    stop = threading.Event()
+
+    def toggle():
+        k = 0
+        while not stop.is_set():
+            adapool.set_num_threads(1 + k % 4)
+            k += 1
+    toggler = threading.Thread(target=toggle)
+    toggler.start()
+    try:
+        results = run_in_threads([lambda: _all_ops(x, go, go, ind)] * 4, repeat=8)
+    finally:
+        stop.set()
+        toggler.join()
+        adapool.set_num_threads(None)
+    for got in results:
+        for a, b in zip(got, expected):
+            np.testing.assert_array_equal(a, b)
+
+
 # ---- out= (adapool's addition to the average forward ops) -----------------------------------
 
 AVG_FORWARD = [
