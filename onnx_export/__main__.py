@@ -83,13 +83,14 @@ def _export(args) -> int:
         if args.return_indices:
             kwargs["return_indices"] = True
     model = export(args.op, args.input_shape, dtype=args.dtype, opset=args.opset, strategy=args.strategy, **kwargs)
+    # validate first: a call whose check can't even run (exit 2) leaves no file behind
+    report = None if args.no_validate else validate(model)
     onnx.save(model, args.output)
     strategy = next(p.value for p in model.metadata_props if p.key == "adapool.strategy")
     print(f"wrote {args.output}: {args.op}, strategy {strategy}, opset {model.opset_import[0].version}, "
           f"{len(model.graph.node)} nodes")
-    if args.no_validate:
+    if report is None:
         return 0
-    report = validate(model)
     print(report)
     return 0 if report.ok else 1
 
@@ -106,9 +107,10 @@ def main(argv=None) -> int:
     args = _parser().parse_args(argv)
     try:
         return _export(args) if args.command == "export" else _check(args)
-    except (ValueError, TypeError, OSError, argparse.ArgumentTypeError) as e:
+    except (ValueError, TypeError, OSError, MemoryError, RecursionError, argparse.ArgumentTypeError) as e:
         # every failure we can name is one line: a corrupt file, an unsupported op, a bad size
-        print(f"error: {e}", file=sys.stderr)
+        message = " ".join(str(e).split()) or type(e).__name__
+        print(f"error: {message}", file=sys.stderr)
         return 2
 
 

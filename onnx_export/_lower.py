@@ -91,7 +91,11 @@ def lower(model: onnx.ModelProto, strategy: str = "auto") -> onnx.ModelProto:
         nodes = list(out.graph.node)
         pos = next(i for i, n in enumerate(nodes) if n.name == name and n.domain == DOMAIN)
         node = nodes[pos]
-        op, kwargs = call_from_node(node)
+        try:
+            op, kwargs = call_from_node(node)
+        except ValueError as e:
+            raise ExportError(f"{e}; its input's type is unknown") if not node.input or not node.input[0] \
+                else ExportError(str(e)) from None
         rank = next((a.i for a in node.attribute if a.name == "_rank"), None)
         shape, dtype = _input_shape(_value_types(out).get(node.input[0]), node, rank)
         if kwargs.get("return_indices") and not _used(out, node.output[1]):

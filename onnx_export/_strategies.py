@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
+import onnx
 from onnx import helper
 
 from adapool._windows import adaptive_windows, pool_output_size
@@ -421,7 +422,15 @@ def function_attributes(spec) -> dict:
 
 def call_from_node(node) -> tuple:
     """(op, kwargs) of an adapool-domain node (the inverse of function_name/function_attributes)."""
-    a = {att.name: list(helper.get_attribute_value(att)) for att in node.attribute if not att.name.startswith("_")}
+    a = {}
+    for att in node.attribute:
+        if att.name.startswith("_"):
+            continue
+        if att.type != onnx.AttributeProto.INTS:
+            raise ValueError(f"{DOMAIN}.{node.op_type} node {node.name!r}: attribute {att.name!r} must be a list of ints")
+        a[att.name] = [int(v) for v in att.ints]
+    if len(node.input) != 1 or not node.input[0]:
+        raise ValueError(f"{DOMAIN}.{node.op_type} node {node.name!r} must have exactly one input")
     op_type = node.op_type
     for suffix in ("_f16", "_f64", "_unbatched"):   # function_name's variants
         op_type = op_type[:-len(suffix)] if op_type.endswith(suffix) else op_type
@@ -433,6 +442,8 @@ def call_from_node(node) -> tuple:
                     kwargs = {"output_size": [None if o < 0 else o for o in a["output_size"]]}
                     if kind == "max":
                         kwargs["return_indices"] = op_type.endswith("WithIndices")
+                    if len(node.output) < (2 if kwargs.get("return_indices") else 1):
+                        raise ValueError(f"{DOMAIN}.{node.op_type} node {node.name!r} has too few outputs")
                     return f"adaptive_{kind}_pool{nd}d", kwargs
         if op_type == "AvgPool2d":
             return "avg_pool2d", {"kernel_size": a["kernel"], "stride": a["stride"], "padding": a["padding"],
@@ -442,6 +453,22 @@ def call_from_node(node) -> tuple:
     except (KeyError, IndexError) as e:
         raise ValueError(f"{DOMAIN}.{node.op_type} node {node.name!r} lacks attribute {e}") from None
     raise ValueError(f"unknown {DOMAIN}-domain op {node.op_type!r}")
+
+
+# Constant tables (pooling matrices, window indices) of static strategies stay below this many
+# entries per axis; beyond it `auto` takes the dynamic form, which computes them at run time.
+TABLE_LIMIT = 2**26
+
+
+def _tables_fit(spec):
+    if spec.kind == "avgpool":
+        outs = [o for o in spec.output_shape()[-spec.nd:]]
+    else:
+        outs = list(spec.out)
+    for o, c in zip(outs, spec.spatial):
+        if isinstance(o, int) and isinstance(c, int) and max(o, 1) * c > TABLE_LIMIT:
+            return f"its constant tables would hold {max(o, 1) * c:,} entries on one axis (over {TABLE_LIMIT:,})"
+    return None
 
 
 def make_function(spec, opset: int):
@@ -491,13 +518,15 @@ def _all_ones(spec):
 
 
 def _static(spec):
-    return None if spec.static_spatial else "it needs static spatial sizes"
+    return ("it needs static spatial sizes" if not spec.static_spatial else None) or _tables_fit(spec)
 
 
 def _divisible(spec):
     if spec.kind == "avgpool":
         if not spec.ceil_mode:
             return None
+        if _tables_fit(spec):
+            return _tables_fit(spec)
         if not spec.static_spatial:
             return "ceil_mode with dynamic sizes can add a window past the padding, which AveragePool counts differently"
         floor = [pool_output_size(c, k, s, p, False) for c, k, s, p in

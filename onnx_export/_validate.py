@@ -111,18 +111,26 @@ def _standard_node(node, rank: int):
         return f"adaptive_avg_pool{nd}d", {"output_size": [1] * nd}, None
     if node.op_type == "GlobalMaxPool":
         return f"adaptive_max_pool{nd}d", {"output_size": [1] * nd}, None
-    kernel = list(a.get("kernel_shape", []))
-    strides = list(a.get("strides", [1] * nd))
-    pads = list(a.get("pads", [0] * 2 * nd))
-    if a.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET") or any(d != 1 for d in a.get("dilations", [1] * nd)):
+    try:
+        kernel = [int(v) for v in a.get("kernel_shape", [])]
+        strides = [int(v) for v in a.get("strides", [1] * nd)]
+        pads = [int(v) for v in a.get("pads", [0] * 2 * nd)]
+        ceil_mode, include_pad = int(a.get("ceil_mode", 0)), int(a.get("count_include_pad", 0))
+        dilations = [int(v) for v in a.get("dilations", [1] * nd)]
+    except (TypeError, ValueError):
+        raise UnsupportedModel(f"{node.op_type} node: kernel_shape, strides, pads and dilations must be "
+                               "lists of ints, ceil_mode and count_include_pad ints") from None
+    if len(kernel) != nd or len(strides) != nd or len(pads) != 2 * nd or min(kernel + strides) < 1 or min(pads) < 0:
+        raise UnsupportedModel(f"{node.op_type} node on a rank-{rank} input needs {nd} positive kernel_shape "
+                               f"and strides entries (kernel_size) and {2 * nd} non-negative pads")
+    if a.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET") or any(d != 1 for d in dilations):
         raise UnsupportedModel(f"{node.op_type} with auto_pad or dilations has no adapool equivalent")
     if pads[:nd] != pads[nd:]:
         raise UnsupportedModel(f"{node.op_type} with asymmetric pads has no adapool equivalent")
     if node.op_type == "AveragePool" and nd == 2:
         return "avg_pool2d", {"kernel_size": kernel, "stride": strides, "padding": pads[:2],
-                              "ceil_mode": bool(a.get("ceil_mode", 0)),
-                              "count_include_pad": bool(a.get("count_include_pad", 0))}, None
-    if kernel == strides and not any(pads) and not a.get("ceil_mode", 0) and a.get("storage_order", 0) == 0:
+                              "ceil_mode": bool(ceil_mode), "count_include_pad": bool(include_pad)}, None
+    if kernel == strides and not any(pads) and not ceil_mode and a.get("storage_order", 0) == 0:
         # non-overlapping windows: adaptive pooling of the part of the input the windows cover
         kind = "avg" if node.op_type == "AveragePool" else "max"
         return f"adaptive_{kind}_pool{nd}d", {"kernel": kernel}, "crop"
@@ -138,9 +146,12 @@ def _describe(model: onnx.ModelProto):
         if op not in OPS:
             raise UnsupportedModel(f"unknown adapool.op {op!r} in the model's metadata")
         try:
-            return op, json.loads(meta.get("adapool.kwargs", "{}")), None
-        except ValueError as e:
-            raise UnsupportedModel(f"unreadable adapool.kwargs metadata: {e}") from None
+            kwargs = json.loads(meta.get("adapool.kwargs", "{}"))
+        except (ValueError, RecursionError) as e:
+            raise UnsupportedModel(f"unreadable adapool.kwargs metadata: {type(e).__name__}") from None
+        if not isinstance(kwargs, dict):
+            raise UnsupportedModel("adapool.kwargs metadata must be a JSON object")
+        return op, kwargs, None
     nodes = [n for n in model.graph.node if n.op_type != "Identity"]
     if len(nodes) != 1 or len(model.graph.input) != 1:
         raise UnsupportedModel(
@@ -200,6 +211,8 @@ def _input_info(model: onnx.ModelProto):
     inputs = [i for i in graph.input if i.name not in inits]
     if len(inputs) != 1:
         raise UnsupportedModel(f"the model has {len(inputs)} inputs; adapool compares one-input pooling models")
+    if not inputs[0].type.HasField("tensor_type"):
+        raise UnsupportedModel(f"input {inputs[0].name!r} is not a tensor")
     t = inputs[0].type.tensor_type
     if t.elem_type not in _NP_DTYPES:
         raise UnsupportedModel(f"input {inputs[0].name!r} has element type "
@@ -233,6 +246,17 @@ def _shapes(dims: list, nd: int, extra: int = 0) -> list:
     return shapes
 
 
+# Generated inputs and computed references stay below this many elements (2 GiB of float64).
+INPUT_LIMIT = 2**28
+
+
+def _elements(shape) -> int:
+    n = 1
+    for d in shape:
+        n *= int(d)
+    return n
+
+
 def random_inputs(model: onnx.ModelProto, seed: int = 0) -> list:
     """Inputs of the model's shape (several sizes for each dynamic dim): normal data, and for
     max pooling a copy with ties, NaN and -inf, which exercise torch's selection rules."""
@@ -243,10 +267,16 @@ def random_inputs(model: onnx.ModelProto, seed: int = 0) -> list:
         raise UnsupportedModel(f"input rank {len(dims)} is too small for {op}")
     # dynamic sizes at least a kernel wide (avg_pool2d rejects smaller inputs)
     kernel = kwargs.get("kernel_size") or kwargs.get("kernel") or [0]
-    extra = max(kernel) if isinstance(kernel, (list, tuple)) else int(kernel)
+    try:
+        extra = max(int(k) for k in kernel) if isinstance(kernel, (list, tuple)) else int(kernel)
+    except (TypeError, ValueError):
+        raise UnsupportedModel(f"malformed kernel size {kernel!r}") from None
     rng = np.random.default_rng(seed)
     cases = []
-    for shape in _shapes(dims, nd, extra):
+    for shape in _shapes(dims, nd, min(extra, INPUT_LIMIT)):
+        if _elements(shape) > INPUT_LIMIT:
+            raise UnsupportedModel(f"an input of shape {list(shape)} is too large to generate "
+                                   f"(over {INPUT_LIMIT:,} elements); pass inputs= instead")
         x = rng.standard_normal(shape).astype(dtype)
         cases.append(x)
         if "max" in op and x.size:
@@ -350,6 +380,18 @@ def _compare(got: list, want: list, dtype, rtol: float, atol: float) -> tuple[fl
     return max_abs, max_rel, problem
 
 
+def _check_output_size(model, x) -> None:
+    """Refuse a reference whose output would be absurdly large before allocating it."""
+    op, kwargs, _ = _describe(model)
+    sizes = kwargs.get("output_size")
+    if isinstance(sizes, (list, tuple)) and all(isinstance(s, int) or s is None for s in sizes):
+        nd = OPS[op][1]
+        out = [x.shape[len(x.shape) - nd + i] if s is None else s for i, s in enumerate(sizes)]
+        total = _elements(x.shape[:len(x.shape) - nd]) * _elements([max(o, 0) for o in out])
+        if total > INPUT_LIMIT:
+            raise MemoryError(f"the output would be too large: {total:,} elements (over {INPUT_LIMIT:,})")
+
+
 def validate(model: onnx.ModelProto | bytes | str | os.PathLike,
              inputs: npt.ArrayLike | Sequence[npt.ArrayLike] | None = None, *,
              runtimes: Sequence[str] | None = None, rtol: float | None = None,
@@ -399,9 +441,11 @@ def validate(model: onnx.ModelProto | bytes | str | os.PathLike,
     if any(x.dtype != dtype for x in cases):
         raise ValueError(f"inputs must be {dtype}, like the model's input")
     try:
+        for x in cases:
+            _check_output_size(model, x)
         expected = [run(x) for x in cases]
-    except (ValueError, TypeError) as e:
-        raise UnsupportedModel(f"adapool rejects the inputs: {e}") from None
+    except (ValueError, TypeError, MemoryError) as e:
+        raise UnsupportedModel(f"adapool rejects the inputs: {type(e).__name__}: {e}") from None
     default_rtol, default_atol = TOLERANCES[dtype]
     rtol = default_rtol if rtol is None else rtol
     atol = default_atol if atol is None else atol
