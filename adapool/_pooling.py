@@ -162,19 +162,28 @@ def _empty(shape: tuple, dtype, channels_last: bool) -> np.ndarray:
 
 
 @lru_cache(maxsize=256)
-def _pool2d_args_cached(*args):
-    return pool2d_args(*args)
+def _pool2d_args_cached(shape, key, *args):
+    return pool2d_args(shape, *args)
+
+
+def _typed(v):
+    """A cache key that tells 2 from 2.0 and True (they hash alike): only exact ints, bools,
+    None and tuples of ints are cached; anything else is validated afresh."""
+    if v is None or type(v) in (int, bool):
+        return (type(v).__name__, v)
+    if type(v) is tuple and all(type(e) is int for e in v):
+        return ("tuple", v)
+    return None
 
 
 def _pool2d_args(*args):
-    """pool2d_args, cached for hashable arguments (the usual ints and tuples): validating
-    kernel, stride and padding costs more than pooling a small input."""
-    try:
-        return _pool2d_args_cached(*args)
-    except TypeError as e:
-        if "unhashable" not in str(e):
-            raise
+    """pool2d_args, cached for plain int arguments: validating kernel, stride and padding costs
+    more than pooling a small input. The key carries each argument's type, so the cache never
+    accepts what a fresh validation would refuse."""
+    key = tuple(_typed(a) for a in args)
+    if None in key:
         return pool2d_args(*args)
+    return _pool2d_args_cached(args[0], key, *args[1:])
 
 
 def _forward_result(out, shape: tuple, dtype, channels_last: bool, batched: bool, x, name: str):

@@ -7,6 +7,7 @@ so ``OMP_NUM_THREADS`` and ``threadpoolctl.threadpool_limits`` are honoured; an 
 from __future__ import annotations
 
 import operator
+import os
 
 from ._dispatch import kernels as _kernels
 
@@ -31,6 +32,10 @@ def openmp_enabled() -> bool:
         call then runs on the calling thread.
     """
     return _kernels.openmp_enabled()
+
+
+# Far above any machine's cores, far below where libgomp fails to start a team.
+MAX_THREADS = max(1024, 8 * (os.cpu_count() or 1))
 
 
 def set_num_threads(n: int | None) -> None:
@@ -66,6 +71,8 @@ def set_num_threads(n: int | None) -> None:
         raise TypeError(f"set_num_threads expects an int, got {type(n).__name__}") from None
     if n <= 0:
         raise ValueError(f"set_num_threads expects a positive integer, got {n}")
+    if n > MAX_THREADS:   # OpenMP would try to start them all (libgomp aborts or crashes)
+        raise ValueError(f"set_num_threads expects at most {MAX_THREADS} threads, got {n}")
     _requested = n
 
 

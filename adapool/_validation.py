@@ -196,6 +196,9 @@ def pool2d_args(shape: tuple, kernel_size, stride, padding, ceil_mode, count_inc
             raise ValueError("divisor must be not zero")
         if not -2**63 <= divisor_override < 2**63:
             raise ValueError(f"avg_pool2d: divisor_override must fit in int64, got {divisor_override}")
+    for what, flag in (("ceil_mode", ceil_mode), ("count_include_pad", count_include_pad)):
+        if not isinstance(flag, (bool, np.bool_)):   # torch takes bools only, not 0/1 or strings
+            raise TypeError(f"{name}(): argument '{what}' must be bool, not {type(flag).__name__}")
     ceil_mode, count_include_pad = bool(ceil_mode), bool(count_include_pad)
     if len(shape) not in (3, 4) or 0 in shape[-3:]:
         raise ValueError(
@@ -251,4 +254,20 @@ def check_out(out, shape: tuple, dtype, x: np.ndarray, name: str) -> np.ndarray:
         raise ValueError(f"{name}(): out must be aligned")
     if np.may_share_memory(out, x):
         raise ValueError(f"{name}(): out overlaps the input")
+    if _self_overlapping(out):
+        raise ValueError(f"{name}(): out has elements that overlap each other (a zero or too small stride)")
     return out
+
+
+def _self_overlapping(a: np.ndarray) -> bool:
+    """True unless the axes, sorted by stride, each step past the whole extent of the smaller
+    ones: every layout made by slicing or transposing an array passes, broadcast views fail."""
+    if a.size == 0:   # nothing is written (numpy gives empty arrays zero strides)
+        return False
+    dims = sorted((abs(s), n) for s, n in zip(a.strides, a.shape) if n > 1)
+    extent = a.itemsize
+    for stride, n in dims:
+        if stride < extent:
+            return True
+        extent = stride * n
+    return False

@@ -17,6 +17,19 @@ __all__ = ["window_start", "window_end", "adaptive_windows", "pool_output_size",
 # Sizes (and size products) at or above this could overflow int64 window arithmetic: numpy
 # intermediates here, the kernels' window tables and divisors there.
 INT64_SAFE = 2**62
+# adaptive_windows builds int64 tables of this many windows at most (32 GiB); more is refused.
+MAX_WINDOWS = 2**32
+
+
+def _ints(fn: str, **values) -> list:
+    """The named arguments as Python ints; bools, floats, strings and the like are refused
+    before any arithmetic (a str times an int would be a repeated string)."""
+    out = []
+    for name, v in values.items():
+        if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)):
+            raise TypeError(f"{fn}(): {name} must be an int, got {type(v).__name__}")
+        out.append(int(v))
+    return out
 
 
 def window_start(a: int, b: int, c: int) -> int:
@@ -39,6 +52,9 @@ def window_start(a: int, b: int, c: int) -> int:
     int
         ``(a // b) * c + ((a % b) * c) // b``.
     """
+    a, b, c = _ints("window_start", a=a, b=b, c=c)
+    if b < 1 or not 0 <= a < b or c < 0:
+        raise ValueError(f"window_start(): needs 0 <= a < b and c >= 0, got a={a}, b={b}, c={c}")
     return (a // b) * c + ((a % b) * c) // b
 
 
@@ -62,10 +78,13 @@ def window_end(a: int, b: int, c: int) -> int:
     int
         ``1 + ((a + 1) * c - 1) // b``.
     """
+    a, b, c = _ints("window_end", a=a, b=b, c=c)
+    if b < 1 or not 0 <= a < b or c < 0:
+        raise ValueError(f"window_end(): needs 0 <= a < b and c >= 0, got a={a}, b={b}, c={c}")
     return 1 + ((a + 1) * c - 1) // b
 
 
-@lru_cache(maxsize=512)
+@lru_cache(maxsize=512, typed=True)   # typed: 2.0 must not hit 2's entry
 def adaptive_windows(out_size: int, in_size: int) -> tuple[np.ndarray, np.ndarray]:
     """Start and end (exclusive) of every adaptive window, as read-only int64 arrays.
 
@@ -90,6 +109,12 @@ def adaptive_windows(out_size: int, in_size: int) -> tuple[np.ndarray, np.ndarra
         window (vectorised; exact Python-int arithmetic where ``out_size * in_size`` reaches
         2**62).
     """
+    out_size, in_size = _ints("adaptive_windows", out_size=out_size, in_size=in_size)
+    if out_size < 0 or in_size < 1 or in_size >= 2**63:   # the tables are int64
+        raise ValueError(f"adaptive_windows(): needs out_size >= 0 and 1 <= in_size < 2**63, "
+                         f"got {out_size}, {in_size}")
+    if out_size > MAX_WINDOWS:
+        raise MemoryError(f"adaptive_windows(): {out_size} windows need {16 * out_size:,} bytes of tables")
     if out_size == 0:
         starts = ends = np.zeros(0, dtype=np.int64)
     elif out_size * in_size < INT64_SAFE:
@@ -97,8 +122,13 @@ def adaptive_windows(out_size: int, in_size: int) -> tuple[np.ndarray, np.ndarra
         starts = (a // out_size) * in_size + ((a % out_size) * in_size) // out_size
         ends = 1 + ((a + 1) * in_size - 1) // out_size
     else:
-        starts = np.array([window_start(a, out_size, in_size) for a in range(out_size)], dtype=np.int64)
-        ends = np.array([window_end(a, out_size, in_size) for a in range(out_size)], dtype=np.int64)
+        # a*c overflows int64: split c = q*b + r, then a*c//b = a*q + a*r//b with a*r < b*b
+        # <= 2**64 in uint64 (b <= MAX_WINDOWS), exact, vectorised
+        q, r = divmod(in_size, out_size)
+        a = np.arange(out_size, dtype=np.uint64)
+        starts = (a * np.uint64(q) + (a * np.uint64(r)) // np.uint64(out_size)).astype(np.int64)
+        a1 = a + np.uint64(1)
+        ends = (a1 * np.uint64(q) + (a1 * np.uint64(r) + np.uint64(out_size - 1)) // np.uint64(out_size)).astype(np.int64)
     starts.flags.writeable = False
     ends.flags.writeable = False
     return starts, ends
@@ -128,6 +158,10 @@ def pool_output_size(in_size: int, kernel: int, stride: int, pad: int, ceil_mode
         The output length; below 1 when the padded input is shorter than the kernel (the ops
         reject that).
     """
+    in_size, kernel, stride, pad = _ints("pool_output_size", in_size=in_size, kernel=kernel, stride=stride, pad=pad)
+    if in_size < 0 or kernel < 1 or stride < 1 or pad < 0:
+        raise ValueError(f"pool_output_size(): needs in_size >= 0, kernel >= 1, stride >= 1, pad >= 0, got "
+                         f"{in_size}, {kernel}, {stride}, {pad}")
     numerator = in_size + 2 * pad - (kernel - 1) - 1 + (stride - 1 if ceil_mode else 0)
     out = numerator // stride + 1
     if ceil_mode and (out - 1) * stride >= in_size + pad:
@@ -164,6 +198,11 @@ def pool_windows(out_size: int, in_size: int, kernel: int, stride: int, pad: int
         int64, length ``out_size`` each: the clamped window ``[start, end)`` (``end >= start``)
         and its divisor factor on this axis (the op's divisor is the product over the axes).
     """
+    out_size, in_size, kernel, stride, pad = _ints("pool_windows", out_size=out_size, in_size=in_size,
+                                                   kernel=kernel, stride=stride, pad=pad)
+    if out_size < 0 or in_size < 0 or kernel < 1 or stride < 1 or pad < 0 or out_size > MAX_WINDOWS:
+        raise ValueError(f"pool_windows(): needs 0 <= out_size <= 2**32, in_size >= 0, kernel >= 1, stride >= 1, "
+                         f"pad >= 0, got {out_size}, {in_size}, {kernel}, {stride}, {pad}")
     o = np.arange(out_size, dtype=np.int64)
     start = o * stride - pad
     end = np.minimum(start + kernel, in_size + pad)

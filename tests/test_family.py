@@ -644,3 +644,12 @@ def test_out_is_validated(make_out, exc, message):
 def _read_only(a):
     a.flags.writeable = False
     return a
+
+
+def test_empty_out_is_accepted():
+    """numpy gives empty arrays all-zero strides: that is not an overlapping out=."""
+    out = np.empty((0, 3, 2))
+    assert adapool.adaptive_avg_pool1d(np.ones((0, 3, 5)), 2, out=out) is out
+    full = np.lib.stride_tricks.as_strided(np.zeros(1), (1, 1, 2, 2), (0, 0, 0, 0))
+    with pytest.raises(ValueError, match="overlap each other"):
+        adapool.adaptive_avg_pool2d(np.arange(16.).reshape(1, 1, 4, 4), 2, out=full)
