@@ -32,6 +32,13 @@ def _ints(fn: str, **values) -> list:
     return out
 
 
+def _window_args(fn: str, a, b, c) -> list:
+    a, b, c = _ints(fn, a=a, b=b, c=c)
+    if b < 1 or not 0 <= a < b or c < 0:
+        raise ValueError(f"{fn}(): needs 0 <= a < b and c >= 0, got a={a}, b={b}, c={c}")
+    return [a, b, c]
+
+
 def window_start(a: int, b: int, c: int) -> int:
     """First input index of adaptive window ``a`` of ``b`` over ``c`` inputs: ``floor(a*c/b)``.
 
@@ -52,9 +59,7 @@ def window_start(a: int, b: int, c: int) -> int:
     int
         ``(a // b) * c + ((a % b) * c) // b``.
     """
-    a, b, c = _ints("window_start", a=a, b=b, c=c)
-    if b < 1 or not 0 <= a < b or c < 0:
-        raise ValueError(f"window_start(): needs 0 <= a < b and c >= 0, got a={a}, b={b}, c={c}")
+    a, b, c = _window_args("window_start", a, b, c)
     return (a // b) * c + ((a % b) * c) // b
 
 
@@ -78,9 +83,7 @@ def window_end(a: int, b: int, c: int) -> int:
     int
         ``1 + ((a + 1) * c - 1) // b``.
     """
-    a, b, c = _ints("window_end", a=a, b=b, c=c)
-    if b < 1 or not 0 <= a < b or c < 0:
-        raise ValueError(f"window_end(): needs 0 <= a < b and c >= 0, got a={a}, b={b}, c={c}")
+    a, b, c = _window_args("window_end", a, b, c)
     return 1 + ((a + 1) * c - 1) // b
 
 
