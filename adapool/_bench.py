@@ -216,6 +216,14 @@ def table(rows, env) -> str:
     return "\n".join(lines)
 
 
+def emit(text: str, json_path: str | None, payload: dict) -> None:
+    """Print a benchmark's table and, when asked, write its medians as JSON."""
+    print(text)
+    if json_path:
+        with open(json_path, "w") as fh:
+            json.dump(payload, fh, indent=1)
+
+
 def plot(rows, env, path: str) -> None:
     try:
         import matplotlib
@@ -262,10 +270,7 @@ def main(ops=None, quick: bool = False, threads: int | None = None, rounds: int 
     shapes = QUICK_SHAPES if quick else SEED_SHAPES
     rows = run(ops, shapes, threads, rounds or (5 if quick else 15))
     env = environment(threads)
-    print(table(rows, env))
-    if json_path:
-        with open(json_path, "w") as fh:
-            json.dump({"environment": env, "rows": rows}, fh, indent=1)
+    emit(table(rows, env), json_path, {"environment": env, "rows": rows})
     if plot_path:
         plot(rows, env, plot_path)
         print(f"plot written to {plot_path}")

@@ -12,13 +12,13 @@ Columns: ms per call; `x torch` = torch eager's time / the graph's (above 1: the
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import sys
 
 import numpy as np
 
 import adapool  # noqa: E402
+from adapool import _bench  # noqa: E402
 from adapool._bench import POOL, SEED_SHAPES, interleaved_ms  # noqa: E402
 import onnx_export  # noqa: E402
 
@@ -112,10 +112,7 @@ def main():
     if set(ops) - set(OPS):
         parser.error(f"unknown ops {sorted(set(ops) - set(OPS))}; choose from {list(OPS)}")
     rows = run(ops, args.threads, args.rounds)
-    print(table(rows, args.threads))
-    if args.json:
-        with open(args.json, "w") as fh:
-            json.dump({"threads": args.threads, "rows": rows}, fh, indent=1)
+    _bench.emit(table(rows, args.threads), args.json, {"threads": args.threads, "rows": rows})
 
 
 if __name__ == "__main__":

@@ -15,7 +15,6 @@ Backward ops are timed alone: torch's via the aten backward kernels, not autogra
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 
 import numpy as np
@@ -62,10 +61,7 @@ def main():
     if unknown:
         parser.error(f"unknown ops {sorted(unknown)}; choose from {OPS}")
     rows = run(ops, args.threads, args.rounds)
-    print(table(rows, args.threads))
-    if args.json:
-        with open(args.json, "w") as fh:
-            json.dump({"threads": args.threads, "rows": rows}, fh, indent=1)
+    _bench.emit(table(rows, args.threads), args.json, {"threads": args.threads, "rows": rows})
 
 
 if __name__ == "__main__":

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
 import os
 import sys
 import warnings
@@ -27,6 +26,7 @@ import torch  # noqa: E402
 
 import models  # noqa: E402
 import onnx_export.torch as bridge  # noqa: E402
+from adapool import _bench  # noqa: E402
 from adapool._bench import interleaved_ms  # noqa: E402
 
 # bigger than the tests' models: (factory kwargs, example shape, another shape for dynamic graphs)
@@ -140,10 +140,7 @@ def main():
     parser.add_argument("--json")
     args = parser.parse_args()
     rows = run(args.threads, args.rounds)
-    print(table(rows, args.threads))
-    if args.json:
-        with open(args.json, "w") as fh:
-            json.dump({"threads": args.threads, "rows": rows}, fh, indent=1)
+    _bench.emit(table(rows, args.threads), args.json, {"threads": args.threads, "rows": rows})
 
 
 if __name__ == "__main__":
