@@ -55,6 +55,21 @@ def adaptive_max_pool_ref(x, output_size):
     return values, indices
 
 
+def int_pair(v):
+    """An avg_pool2d size argument as (h, w) ints, as the op reads it (an int means both)."""
+    if isinstance(v, (int, np.integer)):
+        return (int(v),) * 2
+    v = [int(e) for e in v]
+    return (v[0],) * 2 if len(v) == 1 else (v[0], v[1])
+
+
+def pool2d_pairs(kernel_size, stride=None, padding=0):
+    """avg_pool2d's (kernel, stride, padding) as int pairs; a stride of None or () is the kernel."""
+    k = int_pair(kernel_size)
+    s = k if stride is None or (isinstance(stride, (tuple, list)) and len(stride) == 0) else int_pair(stride)
+    return k, s, int_pair(padding)
+
+
 def avg_pool2d_windows(in_hw, kernel, stride, padding, ceil_mode, count_include_pad, divisor_override):
     """(output size, per-axis windows) of avg_pool2d: each window (start, end, axis factor)."""
     from adapool._windows import pool_output_size, pool_windows

@@ -413,12 +413,6 @@ def gen_adaptive_backward(d: Draw, kind, nd):
     return name, args
 
 
-def _int_pair(v):
-    if isinstance(v, (int, np.integer)) and not isinstance(v, bool):
-        return (int(v),) * 2
-    return (int(v[0]),) * 2 if len(v) == 1 else (int(v[0]), int(v[1]))
-
-
 def gen_pool(d: Draw, backward):
     from adapool._windows import pool_output_size
 
@@ -466,9 +460,8 @@ def gen_pool(d: Draw, backward):
         d.worsen("error", "C = 0")
     out_hw = None
     if d.expect != "error":
-        k = _int_pair(kw["kernel_size"])
-        s = k if kw["stride"] is None or kw["stride"] == () else _int_pair(kw["stride"])
-        p = _int_pair(kw["padding"])
+        from reference import pool2d_pairs
+        k, s, p = pool2d_pairs(kw["kernel_size"], kw["stride"], kw["padding"])
         problems = []
         for ki, si, pi in zip(k, s, p):
             if si == 0:
@@ -630,17 +623,9 @@ def _unchanged(args, before):
     return None
 
 
-def _pair(v):
-    if isinstance(v, (int, np.integer)):
-        return (int(v),) * 2
-    return (int(v[0]),) * 2 if len(v) == 1 else (int(v[0]), int(v[1]))
-
-
 def _pool_triple(a):
-    k = _pair(a["kernel_size"])
-    s = a.get("stride")
-    s = k if s is None or (isinstance(s, (tuple, list)) and len(s) == 0) else _pair(s)
-    return k, s, _pair(a.get("padding", 0))
+    from reference import pool2d_pairs
+    return pool2d_pairs(a["kernel_size"], a.get("stride"), a.get("padding", 0))
 
 
 def expected(op, a):

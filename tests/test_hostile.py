@@ -41,6 +41,7 @@ def fixed_bug(reason: str):
 
 from layouts import LAYOUTS, with_layout
 from reference import (
+    pool2d_pairs,
     adaptive_avg_pool_backward_ref,
     adaptive_avg_pool_ref,
     adaptive_max_pool_backward_ref,
@@ -97,19 +98,9 @@ def _output_size_arg(nd):
     return OUT[nd][0] if nd == 1 else OUT[nd]
 
 
-def _pair(v):
-    if isinstance(v, (int, np.integer)):
-        return (int(v),) * 2
-    v = [int(e) for e in v]
-    return (v[0],) * 2 if len(v) == 1 else tuple(v)
-
-
 def _triple(a):
     """avg_pool2d's (kernel, stride, padding) as int pairs, as the op reads them."""
-    k = _pair(a["kernel_size"])
-    s = a.get("stride")
-    s = k if s is None or (isinstance(s, (tuple, list)) and len(s) == 0) else _pair(s)
-    return k, s, _pair(a.get("padding", 0))
+    return pool2d_pairs(a["kernel_size"], a.get("stride"), a.get("padding", 0))
 
 
 def _pool_out(a, in_hw):
