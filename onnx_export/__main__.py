@@ -28,6 +28,17 @@ def _shape(text: str) -> list:
     return dims
 
 
+def _sizes(text: str) -> dict:
+    """'N=1,2;H=9,16' -> {'N': [1, 2], 'H': [9, 16]}."""
+    out = {}
+    for part in filter(None, (p.strip() for p in text.split(";"))):
+        name, eq, values = part.partition("=")
+        if not eq or not name.strip():
+            raise argparse.ArgumentTypeError(f"--sizes: expected NAME=ints;NAME=ints, got {text!r}")
+        out[name.strip()] = _ints(values, f"--sizes {name.strip()}")
+    return out
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m onnx_export",
                                 description="Exact ONNX export of adapool's pooling calls, validated across runtimes.")
@@ -46,12 +57,23 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--divisor-override", type=int)
     e.add_argument("--dtype", default="float32", choices=["float16", "float32", "float64"])
     e.add_argument("--strategy", default="auto")
+    e.add_argument("--targets", help="comma-separated runtimes the graph must be exact on "
+                                     "(onnxruntime,openvino,tract; default: all)")
+    e.add_argument("--inline", action="store_true",
+                   help="inline the function strategy's model-local function (OpenVINO and tract need it)")
     e.add_argument("--opset", type=int)
     e.add_argument("-o", "--output", required=True, help="the .onnx file to write")
     e.add_argument("--no-validate", action="store_true", help="don't run the written model under the runtimes")
-    c = sub.add_parser("check", help="validate a model file against adapool's kernel under every runtime")
+    c = sub.add_parser("check", help="run any model file under every runtime and compare with a reference "
+                                      "(adapool's kernel for a pooling call, else a reference runtime)")
     c.add_argument("model")
-    c.add_argument("--runtimes", help="comma-separated subset of onnxruntime-cpu,onnxruntime-cuda,onnx-reference")
+    c.add_argument("--runtimes", help="comma-separated, from onnxruntime-cpu,onnxruntime-cuda,openvino,"
+                                      "openvino-default,tract,onnx-reference (default: all but openvino-default)")
+    c.add_argument("--reference", help="the runtime compared with when adapool can't compute the model "
+                                       "(default onnxruntime-cpu)")
+    c.add_argument("--sizes", type=_sizes, help="sizes to try for dynamic dims, e.g. 'N=1,2;H=9,16'")
+    c.add_argument("--optimize", help="also check the graph as these optimizers rewrite it: "
+                                      "comma-separated, from onnxsim,onnxslim,onnxoptimizer")
     return p
 
 
@@ -82,7 +104,9 @@ def _export(args) -> int:
         kwargs["output_size"] = sizes[0] if len(sizes) == 1 and sizes[0] is not None else sizes
         if args.return_indices:
             kwargs["return_indices"] = True
-    model = export(args.op, args.input_shape, dtype=args.dtype, opset=args.opset, strategy=args.strategy, **kwargs)
+    targets = args.targets.split(",") if args.targets else None
+    model = export(args.op, args.input_shape, dtype=args.dtype, opset=args.opset, strategy=args.strategy,
+                   targets=targets, inline=args.inline, **kwargs)
     # validate first: a call whose check can't even run (exit 2) leaves no file behind
     report = None if args.no_validate else validate(model)
     onnx.save(model, args.output)
@@ -97,8 +121,9 @@ def _export(args) -> int:
 
 def _check(args) -> int:
     from . import validate
-    runtimes = args.runtimes.split(",") if args.runtimes else None
-    report = validate(args.model, runtimes=runtimes)
+    split = lambda text: [t.strip() for t in text.split(",") if t.strip()] if text else None  # noqa: E731
+    report = validate(args.model, runtimes=split(args.runtimes), reference=args.reference, sizes=args.sizes,
+                      optimize=split(args.optimize))
     print(report)
     return 0 if report.ok else 1
 

@@ -13,6 +13,8 @@ MIN_OPSET = 13        # Unsqueeze/Squeeze/ReduceSum take axes as inputs from 13 
 DEFAULT_OPSET = 18
 DOMAIN = "adapool"    # custom-domain ops (the "function" strategy)
 DOMAIN_VERSION = 1
+# The runtimes an exported graph is built to be exact on (``export(..., targets=...)``).
+TARGETS = ("onnxruntime", "openvino", "tract")
 
 _ONNX_DTYPES = {
     np.dtype(np.float16): TensorProto.FLOAT16,
@@ -32,13 +34,18 @@ class Builder:
 
     ``prefix`` keeps names unique when several subgraphs share a graph (the torch bridge). In a
     function body (``in_function=True``) constants are Constant nodes, since functions have no
-    initializers, and ``attr_ints`` reads the function's attributes.
+    initializers, and ``attr_ints`` reads the function's attributes. ``targets`` are the
+    runtimes the graph must load and be exact on; some constructs depend on them.
     """
 
-    def __init__(self, opset: int, prefix: str = "adapool", in_function: bool = False):
+    def __init__(self, opset: int, prefix: str = "adapool", in_function: bool = False, targets=TARGETS,
+                 if_budget: int | None = None):
         self.opset = opset
         self.prefix = prefix
         self.in_function = in_function
+        self.targets = tuple(targets)
+        # If nodes this graph scope may still hold (None: any number); see ``if_free``
+        self.if_budget = if_budget
         self.nodes: list[onnx.NodeProto] = []
         self.initializers: list[onnx.TensorProto] = []
         self._ids = itertools.count()
@@ -48,7 +55,8 @@ class Builder:
     def subgraph(self) -> "Builder":
         """A builder for an If branch: its own node list; names, initializers and functions are
         shared with this one (outer-scope values are visible inside a branch)."""
-        child = Builder(self.opset, self.prefix, self.in_function)
+        child = Builder(self.opset, self.prefix, self.in_function, self.targets,
+                        if_budget=None if self.if_budget is None else 1)   # a branch is a scope of its own
         child._ids, child.initializers, child.functions = self._ids, self.initializers, self.functions
         if not self.in_function:   # Constant nodes inside a branch are visible only there
             child._consts = self._consts
@@ -93,6 +101,26 @@ class Builder:
                                                   type=onnx.AttributeProto.INTS))
         self.nodes.append(node)
         return out
+
+    @property
+    def if_free(self) -> bool:
+        """Whether the next choice must be made with Where (both sides computed) instead of an
+        If node. tract wires every If under the name "If", so a graph scope holding two fails
+        to load ("Duplicate node name: If", whatever the nodes' names; its If::to_typed), and
+        it can't type a branch that reads a value of data-dependent length (dynamic shapes):
+        with tract among the targets, a scope gets ``if_budget`` If nodes (1 for static
+        shapes, 0 for dynamic ones) and Where after that. Where costs: both sides always run."""
+        return self.if_budget is not None and self.if_budget <= 0
+
+    def take_if(self) -> None:
+        if self.if_budget is not None:
+            self.if_budget -= 1
+
+    def isnan(self, x: str, dtype) -> str:
+        """IsNaN, or x != x where a target lacks IsNaN for the dtype (tract: no float64 IsNaN)."""
+        if np.dtype(dtype) == np.float64 and "tract" in self.targets:
+            return self.op("Not", self.op("Equal", x, x))
+        return self.op("IsNaN", x)
 
     # ---- ops whose form depends on the opset ---------------------------------------------------
     def reduce(self, op_type: str, x: str, axes, keepdims: bool) -> str:

@@ -10,11 +10,12 @@ from typing import Any
 
 import numpy.typing as npt
 import onnx
+import onnx.inliner
 from onnx import helper
 
-from ._builder import DEFAULT_OPSET, DOMAIN, DOMAIN_VERSION, MIN_OPSET, Builder, onnx_dtype
+from ._builder import DEFAULT_OPSET, DOMAIN, DOMAIN_VERSION, MIN_OPSET, TARGETS, Builder, onnx_dtype
 from ._spec import make_spec
-from ._strategies import ExportError, check_opset_for, choose
+from ._strategies import ExportError, check_opset_for, choose, empty_outputs
 
 MAX_OPSET = onnx.defs.onnx_opset_version()
 _CALLS = itertools.count()   # default name prefixes: unique for every build() in a process
@@ -46,9 +47,23 @@ def check_opset(opset) -> int:
     return opset
 
 
+def check_targets(targets) -> tuple:
+    """The runtimes a graph is built for: a subset of TARGETS (default: all of them)."""
+    if targets is None:
+        return TARGETS
+    if isinstance(targets, str):
+        targets = (targets,)
+    targets = tuple(targets)
+    unknown = [t for t in targets if t not in TARGETS]
+    if unknown or not targets:
+        raise ValueError(f"targets must be a non-empty subset of {', '.join(TARGETS)}, got {list(targets)}")
+    return targets
+
+
 def build(op: str, input_name: str, input_shape: Sequence[int | str | None], *,
           dtype: npt.DTypeLike = "float32", opset: int | None = None, strategy: str = "auto",
-          prefix: str | None = None, **op_kwargs: Any) -> Built:
+          prefix: str | None = None, targets: Sequence[str] | None = None, if_budget: int | None = -1,
+          **op_kwargs: Any) -> Built:
     """Emit the nodes of one pooling call reading ``input_name`` into a graph being assembled.
 
     ``export`` uses it and wraps the result into a checked model; ``lower`` uses it to replace
@@ -74,6 +89,14 @@ def build(op: str, input_name: str, input_shape: Sequence[int | str | None], *,
     prefix : str, optional
         Start of every node, value and initializer name the call introduces (default: the op
         name and a per-process call number), so several calls can share a graph.
+    targets : sequence of str, optional
+        The runtimes the graph must be exact on: any of "onnxruntime", "openvino", "tract"
+        (default: all three). `auto` takes the fastest strategy exact on all of them, and
+        constructs a target can't run are built another way (see ``Builder.if_free``).
+    if_budget : int, optional
+        With tract among the targets: how many If nodes the call may add to the graph's top
+        level (tract loads one at most). -1 (default): one; ``lower`` passes 0 once the graph
+        holds one.
     **op_kwargs
         The op's torch arguments (``output_size``, ``return_indices``, ``kernel_size``, ...).
 
@@ -97,11 +120,16 @@ def build(op: str, input_name: str, input_shape: Sequence[int | str | None], *,
         arguments of the wrong type (the NumPy call's message).
     """
     opset = check_opset(opset)
+    targets = check_targets(targets)
     spec = make_spec(op, input_shape, dtype, **op_kwargs)
     check_opset_for(spec, opset)
-    chosen = choose(spec, strategy, opset)
-    b = Builder(opset, prefix=prefix or f"{op}_{next(_CALLS)}")
-    outputs = chosen.build(b, spec, input_name)
+    chosen = choose(spec, strategy, opset, targets)
+    if "tract" not in targets:
+        if_budget = None
+    elif if_budget == -1:
+        if_budget = 1
+    b = Builder(opset, prefix=prefix or f"{op}_{next(_CALLS)}", targets=targets, if_budget=if_budget)
+    outputs = empty_outputs(b, spec, input_name) or chosen.build(b, spec, input_name)
     imports = {"": opset}
     functions = []
     for fspec, proto in b.functions.values():
@@ -128,7 +156,8 @@ def ir_version_for(opset: int, functions: bool) -> int:
 
 
 def export(op: str, input_shape: Sequence[int | str | None], *, dtype: npt.DTypeLike = "float32",
-           opset: int | None = None, strategy: str = "auto", **op_kwargs: Any) -> onnx.ModelProto:
+           opset: int | None = None, strategy: str = "auto", targets: Sequence[str] | None = None,
+           inline: bool = False, **op_kwargs: Any) -> onnx.ModelProto:
     """An ONNX model computing ``adapool.<op>(input, **op_kwargs)`` exactly, like torch.
 
     torch equivalent: none for one call (``torch.onnx.export`` exports whole models; see
@@ -146,6 +175,12 @@ def export(op: str, input_shape: Sequence[int | str | None], *, dtype: npt.DType
         Default 18; the supported range is 13 to the newest opset the installed onnx knows.
     strategy : str
         "auto" or a name from ``onnx_export.STRATEGIES``.
+    targets : sequence of str, optional
+        The runtimes the graph must be exact on: any of "onnxruntime", "openvino", "tract"
+        (default: all three; see ``STRATEGIES[name].exact_on``).
+    inline : bool
+        Inline the ``function`` strategy's model-local function into the graph (OpenVINO and
+        tract don't run model-local functions); no effect on other strategies.
     **op_kwargs
         The op's torch arguments (``output_size``, ``return_indices``, ``kernel_size``, ...).
 
@@ -169,7 +204,8 @@ def export(op: str, input_shape: Sequence[int | str | None], *, dtype: npt.DType
         ``dtype`` not float16/32/64; ``opset`` not an int; unknown or missing op arguments, or
         arguments of the wrong type (the NumPy call's message).
     """
-    built = build(op, "input", input_shape, dtype=dtype, opset=opset, strategy=strategy, prefix=op, **op_kwargs)
+    built = build(op, "input", input_shape, dtype=dtype, opset=opset, strategy=strategy, prefix=op,
+                  targets=targets, **op_kwargs)
     spec = built.spec
     names = ["output", "indices"][:len(built.outputs)]
     for old, new in zip(built.outputs, names):
@@ -191,6 +227,18 @@ def export(op: str, input_shape: Sequence[int | str | None], *, dtype: npt.DType
         "adapool.op": op,
         "adapool.kwargs": json.dumps(spec.kwargs()),
         "adapool.strategy": built.strategy,
+        "adapool.targets": ",".join(check_targets(targets)),
     })
+    if inline and model.functions:
+        model = inline_functions(model)
     onnx.checker.check_model(model, full_check=True)
     return model
+
+
+def inline_functions(model: onnx.ModelProto) -> onnx.ModelProto:
+    """``model`` with its model-local functions inlined and the adapool opset import dropped."""
+    out = onnx.inliner.inline_local_functions(model)
+    keep = [o for o in out.opset_import if o.domain != DOMAIN]
+    del out.opset_import[:]
+    out.opset_import.extend(keep)
+    return out

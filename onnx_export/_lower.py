@@ -2,6 +2,8 @@
 strategy's nodes) by the graph of a chosen strategy, on the shapes ONNX shape inference finds."""
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import onnx
 from onnx import helper
 
@@ -41,7 +43,8 @@ def _used(model: onnx.ModelProto, name: str) -> bool:
     return any(name in n.input for n in model.graph.node)
 
 
-def lower(model: onnx.ModelProto, strategy: str = "auto") -> onnx.ModelProto:
+def lower(model: onnx.ModelProto, strategy: str = "auto",
+          targets: Sequence[str] | None = None) -> onnx.ModelProto:
     """A copy of ``model`` with every adapool-domain node replaced by ``strategy``'s graph.
 
     The nodes are the torch bridge's placeholders or the ``function`` strategy's nodes. Static
@@ -59,6 +62,8 @@ def lower(model: onnx.ModelProto, strategy: str = "auto") -> onnx.ModelProto:
     strategy : str
         "auto" or a name from ``onnx_export.STRATEGIES``; ``"function"`` keeps the nodes and
         adds their model-local functions.
+    targets : sequence of str, optional
+        The runtimes the graphs must be exact on (see :func:`onnx_export.export`; default: all).
 
     Returns
     -------
@@ -87,6 +92,8 @@ def lower(model: onnx.ModelProto, strategy: str = "auto") -> onnx.ModelProto:
         if n.domain == DOMAIN and not n.name:
             n.name = f"{DOMAIN}_{n.op_type}_{i}"
     pending = [n.name for n in out.graph.node if n.domain == DOMAIN]
+    # tract loads one If per graph scope (Builder.if_free): count those the graph holds
+    ifs = sum(n.op_type == "If" for n in out.graph.node)
     for count, name in enumerate(pending):
         nodes = list(out.graph.node)
         pos = next(i for i, n in enumerate(nodes) if n.name == name and n.domain == DOMAIN)
@@ -100,9 +107,11 @@ def lower(model: onnx.ModelProto, strategy: str = "auto") -> onnx.ModelProto:
         shape, dtype = _input_shape(_value_types(out).get(node.input[0]), node, rank)
         if kwargs.get("return_indices") and not _used(out, node.output[1]):
             kwargs["return_indices"] = False   # torch's max pool always makes indices; often unused
-        built = build(op, node.input[0], shape, dtype=dtype, opset=opset, strategy=strategy,
+        built = build(op, node.input[0], shape, dtype=dtype, opset=opset, strategy=strategy, targets=targets,
+                      if_budget=1 if ifs == 0 else 0,
                       prefix=f"{node.name}/adapool{count}", **kwargs)
         new_nodes = list(built.nodes)
+        ifs += sum(n.op_type == "If" for n in new_nodes)
         for old, new in zip(built.outputs, node.output):
             if old == node.input[0]:   # an identity call: the output is the input itself
                 new_nodes.append(helper.make_node("Identity", [old], [new], name=f"{new}/identity"))

@@ -2,16 +2,18 @@
 the short function that emits it. ``choose`` reads the table; nothing else decides."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+import warnings
+from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
 import onnx
+import onnx.numpy_helper
 from onnx import helper
 
 from adapool._windows import adaptive_windows, pool_output_size
 
-from ._builder import DOMAIN, Builder, onnx_dtype
+from ._builder import DOMAIN, TARGETS, Builder, onnx_dtype
 from ._windows import dynamic_axes, size_product, size_vector, static_axes
 
 
@@ -49,15 +51,16 @@ def _exact_max(b: Builder, spec, x: str, pool: Callable[[Builder, str], str]) ->
     """
     dt = spec.dtype
     y = pool(b, x)
-    total = b.reduce("ReduceSum", b.cast(x, np.float32) if dt == np.float16 else x, list(range(spec.rank)),
+    total_dt = np.float32 if dt == np.float16 else dt
+    total = b.reduce("ReduceSum", b.cast(x, total_dt) if total_dt != dt else x, list(range(spec.rank)),
                      keepdims=False)
     lowest = float(np.finfo(dt).min)
     smallest = b.reduce("ReduceMin", b.op("Concat", b.op("Reshape", y, b.ints(-1)), b.const(np.array([0], dt)), axis=0),
                         [0], keepdims=False)
-    suspect = b.op("Or", b.op("IsNaN", total), b.op("LessOrEqual", smallest, b.scalar(lowest, dt)))
+    suspect = b.op("Or", b.isnan(total, total_dt), b.op("LessOrEqual", smallest, b.scalar(lowest, dt)))
 
     def fix(sub):
-        code = sub.op("Add", sub.op("Mul", sub.cast(sub.op("IsNaN", x), dt), sub.scalar(2, dt)),
+        code = sub.op("Add", sub.op("Mul", sub.cast(sub.isnan(x, dt), dt), sub.scalar(2, dt)),
                       sub.cast(sub.op("Greater", x, sub.scalar(-np.inf, dt)), dt))
         worst = pool(sub, code)
         fixed = sub.op("Where", sub.op("Equal", worst, sub.scalar(0, dt)), sub.scalar(-np.inf, dt), y)
@@ -74,7 +77,12 @@ KRONECKER_MAX = 32768
 
 def _if(b: Builder, cond: str, then_fn, else_fn, dtype) -> str:
     """An If node whose branches are built by ``then_fn(sub_builder)`` / ``else_fn(...)``, each
-    returning its output value (outer values are visible inside the branches)."""
+    returning its output value (outer values are visible inside the branches). For targets
+    that can't run If (``Builder.if_free``) both sides are computed and Where picks one: only
+    for choices whose two sides are safe to compute on any input."""
+    if b.if_free:
+        return b.op("Where", cond, then_fn(b), else_fn(b))
+    b.take_if()
     branches = []
     for fn, name in ((then_fn, "then"), (else_fn, "else")):
         sub = b.subgraph()
@@ -133,6 +141,9 @@ def _matmul_average(b: Builder, spec, x: str, axes) -> str:
     if isinstance(axes[0].out_size, int):
         fits = _kronecker_fits(spec, axes)
         return (_kronecker_average if fits else _separable_average)(b, spec, x, axes)
+    if "tract" in b.targets:   # the Kronecker form is only safe behind an If (its matrix grows with
+        # the plane), whose branches read values of data-dependent length: tract can't type them
+        return _separable_average(b, spec, x, axes)
     n_out, n_in = axes[0].out_size, axes[0].in_size
     for ax in axes[1:]:
         n_out, n_in = b.op("Mul", n_out, ax.out_size), b.op("Mul", n_in, ax.in_size)
@@ -189,13 +200,23 @@ def _masked_sum_average(b: Builder, spec, x: str, axes) -> str:
     return x
 
 
-def _average_matmul_exact(b: Builder, spec, x: str, axes) -> str:
+def _branch_axes(axes, rebuild):
+    """The axes an If branch should use: dynamic windows are computed again inside the branch
+    from Shape(x), since tract can't type a branch that reads outer values of data-dependent
+    length; static ones are constants and are shared."""
+    return (lambda sub: axes if sub.if_free or rebuild is None else rebuild(sub))
+
+
+def _average_matmul_exact(b: Builder, spec, x: str, axes, rebuild=None) -> str:
     """MatMul form, falling back to the masked-sum form when the result holds inf or NaN
-    (checked on the small output: y * 0 sums to NaN exactly when some y is not finite)."""
+    (checked on the small output: y - y sums to NaN exactly when some y is not finite; not
+    y * 0, which tract folds to 0). ``rebuild(builder)`` makes dynamic axes anew in a branch."""
     dt = compute_dtype(spec)
     y = _matmul_average(b, spec, x, axes)
-    probe = b.reduce("ReduceSum", b.op("Mul", y, b.scalar(0, dt)), list(range(spec.rank)), keepdims=False)
-    return _if(b, b.op("IsNaN", probe), lambda sub: _masked_sum_average(sub, spec, x, axes), lambda sub: y, dt)
+    probe = b.reduce("ReduceSum", b.op("Sub", y, y), list(range(spec.rank)), keepdims=False)
+    branch_axes = _branch_axes(axes, rebuild)
+    return _if(b, b.isnan(probe, dt), lambda sub: _masked_sum_average(sub, spec, x, branch_axes(sub)),
+               lambda sub: y, dt)
 
 
 def _separable_max(b: Builder, spec, x: str, axes) -> str:
@@ -294,15 +315,22 @@ def _max_with_indices(b: Builder, spec, x: str, axes, static: bool) -> list:
     zero_ok = {"allowzero": 1} if b.opset >= 14 else {}
     g = b.op("Reshape", g, size_vector(b, ([b.dims(x, 0, lead)] if lead else []) + outs + [window]), **zero_ok)
     dt = spec.dtype
-    isnan = b.op("IsNaN", g)
+    isnan = b.isnan(g, dt)
     nan01 = b.cast(isnan, dt)
     clean = b.op("Where", isnan, b.scalar(-np.inf, dt), g)
     first_max = b.op("ArgMax", clean, axis=-1, keepdims=1, select_last_index=0)
     last_nan = b.op("ArgMax", nan01, axis=-1, keepdims=1, select_last_index=1)
     has_nan = b.op("Greater", b.reduce("ReduceMax", nan01, [-1], keepdims=True), b.scalar(0, dt))
     k = b.op("Where", has_nan, last_nan, first_max)
-    values = b.op("Where", b.squeeze(has_nan, -1), b.scalar(np.nan, dt),
-                  b.reduce("ReduceMax", clean, [-1], keepdims=False))
+    # the element at k itself, not ReduceMax: OpenVINO's and tract's ReduceMax of a row of
+    # -inf is the lowest finite float (OpenVINO's CPU reduce starts from -FLT_MAX, see
+    # openvinotoolkit/openvino#5494). Summing the one selected slot with zeros is exact for
+    # any value, inf and NaN included (GatherElements would do, but onnx's reference
+    # evaluator rejects an index tensor narrower than the data on the other axes).
+    slots = b.op("Range", b.scalar(0, np.int64), b.squeeze(window, 0) if not isinstance(window, int)
+                 else b.scalar(window, np.int64), b.scalar(1, np.int64))
+    picked = b.op("Where", b.op("Equal", slots, k), g, b.scalar(0, dt))
+    values = b.reduce("ReduceSum", picked, [-1], keepdims=False)
     # position of (output, slot) in the flat table: linear(output) * window + slot
     if static:
         n_out = int(np.prod([ax.out_size for ax in axes]))
@@ -329,6 +357,26 @@ def _from_compute(b: Builder, spec, y: str) -> str:
 
 
 # ---- the strategies ---------------------------------------------------------------------------
+
+def empty_outputs(b: Builder, spec, x: str):
+    """An output size of 0 gives an empty result whatever the strategy: ConstantOfShape, not a
+    pooling graph over an emptied axis (OpenVINO rejects empty constant matrices, crashes on
+    the dynamic form's Where over empty windows and, with SIGFPE, on an Expand to an empty
+    shape). Plus one corner element of the input, so that graph optimizers don't fold the
+    output into a constant and drop the input (onnxslim does). None when no output is 0."""
+    if spec.kind == "avgpool" or not any(o == 0 for o in spec.out):
+        return None
+    lead = spec.rank - spec.nd
+    dims = [b.dims(x, 0, lead)] + [o if o is not None else b.dims(x, lead + i, lead + i + 1)
+                                   for i, o in enumerate(spec.out)]
+    shape = size_vector(b, dims)
+    # empty where the output is (OpenVINO broadcasts a 0-length axis against 1 to 1)
+    ends = [1] * lead + [0 if o == 0 else 1 for o in spec.out]
+    corner = b.op("Slice", x, b.ints(*[0] * spec.rank), b.ints(*ends))
+    zeros = b.op("ConstantOfShape", shape, value=onnx.numpy_helper.from_array(np.zeros(1, spec.dtype)))
+    y = b.op("Add", zeros, corner)
+    return [y, b.cast(y, np.int64)] if spec.return_indices else [y]
+
 
 def _build_global(b, spec, x):
     if spec.kind == "max":
@@ -389,9 +437,11 @@ def _build_dynamic(b, spec, x, params=None):
         axes = dynamic_axes(b, spec, x, params)
         if spec.return_indices:
             return _max_with_indices(b, spec, x, axes, static=False)
-        return [_exact_max(b, spec, x, lambda sb, v: _separable_max(sb, spec, v, axes))]
+        branch_axes = _branch_axes(axes, lambda sub: dynamic_axes(sub, spec, x, params))
+        return [_exact_max(b, spec, x, lambda sb, v: _separable_max(sb, spec, v, axes if sb is b else branch_axes(sb)))]
     xc = _to_compute(b, spec, x)
-    return [_from_compute(b, spec, _average_matmul_exact(b, spec, xc, dynamic_axes(b, spec, xc, params)))]
+    return [_from_compute(b, spec, _average_matmul_exact(b, spec, xc, dynamic_axes(b, spec, xc, params),
+                                                         rebuild=lambda sub: dynamic_axes(sub, spec, xc, params)))]
 
 
 FUNCTION_ATTRS = {
@@ -471,13 +521,18 @@ def _tables_fit(spec):
     return None
 
 
-def make_function(spec, opset: int):
+def make_function(spec, opset: int, targets):
     """The model-local FunctionProto behind a custom-domain node: the dynamic graph, its
     arguments read from the node's attributes, so one definition serves every call."""
     name = function_name(spec)
-    body = Builder(opset, prefix=name, in_function=True)
+    # With tract targeted the body holds one If (tract loads one per scope), the dynamic
+    # graph's own; the choice of a reduction for output 1 would be a second one around it,
+    # whose branches tract can't type (If ToTypedTranslator): the dynamic graph serves output 1
+    # too, exactly.
+    tract = "tract" in targets
+    body = Builder(opset, prefix=name, in_function=True, targets=targets, if_budget=1 if tract else None)
     params = {a: body.attr_ints(a) for a in FUNCTION_ATTRS[spec.kind]}
-    if spec.kind == "avgpool" or spec.return_indices:
+    if spec.kind == "avgpool" or spec.return_indices or tract:
         outs = _build_dynamic(body, spec, "X", params)
     else:   # output 1 everywhere (global pooling) runs as a reduction, decided per node
         ones = body.op("Equal", params["output_size"], body.ints(*[1] * spec.nd))
@@ -496,7 +551,7 @@ def make_function(spec, opset: int):
 def _build_function(b, spec, x):
     outs = b.op(function_name(spec), x, outputs=2 if spec.return_indices else 1, domain=DOMAIN,
                 **function_attributes(spec))
-    b.functions[function_name(spec)] = (spec, make_function(spec, b.opset))
+    b.functions[function_name(spec)] = (spec, make_function(spec, b.opset, b.targets))
     return outs if spec.return_indices else [outs]
 
 
@@ -565,29 +620,72 @@ def _sliding_refuses(spec):
     return _static(spec) or _pooling_op_runs(spec)
 
 
+_ALL_DTYPES = ("float16", "float32", "float64")
+_EVERYWHERE = {"onnxruntime": _ALL_DTYPES, "openvino": _ALL_DTYPES, "tract": _ALL_DTYPES}
+# Runtimes that compute float64 in float32: no graph is exact there in float64, which is the
+# runtime's limitation (validate() reports it as such), so it doesn't steer `auto`
+# (OpenVINO's CPU plugin clamps float64 ±inf to ±FLT_MAX: openvinotoolkit/openvino#37968).
+FLOAT64_IN_FLOAT32 = frozenset({"openvino"})
+
+
+def _tract_dynamic_refuses(spec):
+    """tract's shape arithmetic: what it can't take in the dynamic form."""
+    if spec.return_indices:   # even at static shapes; casts don't help (tract folds them)
+        return "tract hands shape-derived int64 outputs back as TDim, which its Python API can't return"
+    if spec.kind == "avgpool" and not all(isinstance(d, int) for d in spec.shape):   # static: runs
+        return "tract's optimizer can't evaluate the symbolic slices of avg_pool2d's windows computed from Shape"
+    return None
+
+
+def _tract_function_refuses(spec):
+    """The function body also reads output sizes from attributes: a kept size (None, -1 in the
+    attribute) becomes a symbolic divisor, which tract's shape arithmetic can't divide by."""
+    if spec.kind != "avgpool" and any(o is None for o in spec.out):
+        return "tract can't divide by the symbolic size an output_size of None keeps (function attribute -1)"
+    return _tract_dynamic_refuses(spec)
+
+
 @dataclass(frozen=True)
 class Strategy:
+    """One form a call can take. ``exact_on`` maps each target runtime to the dtypes its
+    graphs are exact on there, as measured by benchmarks/runtime_matrix.py on every call of
+    the export test matrix (random data, and data with ties, NaN, +inf, -inf); ``auto`` only
+    picks a strategy exact on every target. OpenVINO computes float64 in float32: that is its
+    limitation, reported by validate(), not a gap of the graph."""
     name: str
     kinds: tuple                    # op kinds it serves: "avg", "max", "avgpool"
     summary: str
     refuses: Callable               # spec -> reason it is not exact here, or None
     build: Callable                 # (builder, spec, input value) -> output values
-    auto_dtypes: tuple = ("float16", "float32", "float64")   # where `auto` may pick it
+    exact_on: dict = field(default_factory=lambda: dict(_EVERYWHERE))
     min_opset: int = 13
     auto_if: Callable = lambda spec: True   # further conditions for `auto` (measured speed)
+    notes: str = ""                 # where the table's runtimes need a caveat
+    target_refuses: dict = field(default_factory=dict)   # target -> (spec -> reason or None)
+
+    def not_exact_on(self, spec, targets) -> list:
+        """The targets among ``targets`` this strategy's graph for ``spec`` is not exact on."""
+        dtype = spec.dtype.name
+        return [t for t in targets
+                if not (dtype == "float64" and t in FLOAT64_IN_FLOAT32)
+                and (dtype not in self.exact_on.get(t, ()) or (t in self.target_refuses and self.target_refuses[t](spec)))]
 
 
 STRATEGIES = {s.name: s for s in (
     Strategy("global", ("avg", "max"), "GlobalAveragePool / GlobalMaxPool (output 1)",
-             lambda spec: _all_ones(spec) or _pooling_op_runs(spec), _build_global, auto_dtypes=("float16", "float32")),
+             lambda spec: _all_ones(spec) or _pooling_op_runs(spec), _build_global,
+             exact_on={**_EVERYWHERE, "onnxruntime": ("float16", "float32")},
+             notes="onnxruntime's CPU EP has no float64 GlobalAveragePool/GlobalMaxPool kernel"),
     Strategy("reduce", ("avg", "max"), "ReduceMean / ReduceMax over the pooled axes (output 1)",
              _all_ones, _build_reduce),
     # onnxruntime's CPU EP has no float64 AveragePool: `auto` takes the MatMul form there
     # onnxruntime's CPU AveragePool is ~2x slower than the MatMul form on planes above 32x32
     # (benchmarks/README.md): `auto` takes it for adaptive averages of small planes only
     Strategy("pool", ("avg", "max", "avgpool"), "AveragePool / MaxPool (uniform windows; avg_pool2d)",
-             lambda spec: _divisible(spec) or _pooling_op_runs(spec), _build_pool, auto_dtypes=("float16", "float32"),
-             auto_if=lambda spec: spec.kind != "avg" or int(np.prod(spec.spatial)) <= 1024),
+             lambda spec: _divisible(spec) or _pooling_op_runs(spec), _build_pool,
+             exact_on={**_EVERYWHERE, "onnxruntime": ("float16", "float32")},
+             auto_if=lambda spec: spec.kind != "avg" or int(np.prod(spec.spatial)) <= 1024,
+             notes="onnxruntime's CPU EP has no float64 AveragePool kernel"),
     Strategy("matmul", ("avg", "avgpool"), "exact separable MatMul with constant pooling matrices",
              _static, _build_matmul),
     Strategy("sliding", ("max",), "sliding-window max (dilated MaxPool doubling), then Gather of each window's two halves",
@@ -595,10 +693,12 @@ STRATEGIES = {s.name: s for s in (
     Strategy("gather", ("max",), "Gather of each window's indices, then ReduceMax (ArgMax for indices)",
              _static, _build_gather),
     Strategy("dynamic", ("avg", "max", "avgpool"), "windows computed in the graph from Shape: any size",
-             lambda spec: None, _build_dynamic),
+             lambda spec: None, _build_dynamic, target_refuses={"tract": _tract_dynamic_refuses},
+             notes="tract: not with return_indices, nor avg_pool2d at dynamic sizes (see target_refuses)"),
     Strategy("function", ("avg", "max", "avgpool"),
              "one adapool-domain node whose model-local function body is the dynamic graph",
-             lambda spec: None, _build_function),
+             lambda spec: None, _build_function, target_refuses={"tract": _tract_function_refuses},
+             notes="OpenVINO and tract run it once inlined (export(inline=True); validate() inlines for them)"),
 )}
 
 # `auto` takes the first strategy in this order that is exact for the call (ReduceMean before
@@ -610,14 +710,24 @@ AUTO_ORDER = {
 }
 
 
-def choose(spec, strategy: str, opset: int) -> Strategy:
+def choose(spec, strategy: str, opset: int, targets=TARGETS) -> Strategy:
     if strategy == "auto":
-        for name in AUTO_ORDER[spec.kind]:
-            s = STRATEGIES[name]
-            if spec.dtype.name in s.auto_dtypes and s.refuses(spec) is None and opset >= s.min_opset \
-                    and s.auto_if(spec):
+        usable = [STRATEGIES[n] for n in AUTO_ORDER[spec.kind]
+                  if STRATEGIES[n].refuses(spec) is None and opset >= STRATEGIES[n].min_opset]
+        for s in usable:
+            if not s.not_exact_on(spec, targets) and s.auto_if(spec):
                 return s
-        raise ExportError(f"{spec.op}: no strategy exports this call exactly")   # unreachable: dynamic serves all
+        # dynamic serves every call; only a target's own limits leave nothing exact everywhere
+        # fewest targets missed; among those, the one exact on onnxruntime, then OpenVINO
+        s = min(usable, key=lambda s: (len(s.not_exact_on(spec, targets)),
+                                       "onnxruntime" in s.not_exact_on(spec, targets),
+                                       "openvino" in s.not_exact_on(spec, targets)))
+        missing = s.not_exact_on(spec, targets)
+        reasons = "; ".join(f"{t}: {s.target_refuses[t](spec)}" for t in missing if t in s.target_refuses)
+        warnings.warn(f"{spec.op}: no strategy is exact on {', '.join(missing)} for this call ({reasons or 'dtype'}); "
+                      f"using {s.name!r}, which those runtimes refuse to load or run (pass targets= without them "
+                      "to silence this)", stacklevel=4)
+        return s
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown strategy {strategy!r}; choose one of: auto, {', '.join(STRATEGIES)}")
     s = STRATEGIES[strategy]

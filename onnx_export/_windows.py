@@ -134,9 +134,12 @@ class DynamicAxis:
         numer = b.op("Add", b.op("Sub", b.op("Add", c, b.op("Mul", p, b.scalar(2, i64))), k),
                      b.op("Mul", ceil, b.op("Sub", s, one)))
         out = b.op("Add", b.op("Div", numer, s), one)
-        # ceil_mode: the last window must start inside the input or the left padding
-        overhang = b.op("GreaterOrEqual", b.op("Mul", b.op("Sub", out, one), s), b.op("Add", c, p))
-        out = b.op("Sub", out, b.op("Mul", ceil, b.cast(overhang, i64)))
+        # ceil_mode: the last window must start inside the input or the left padding, so at
+        # most (c + p - 1) // s + 1 windows; exactly torch's "drop the last one if it starts past
+        # c + p" since p < k. Arithmetic, not a comparison: tract keeps the size symbolic then
+        # (a Cast of a comparison makes it data-dependent, and the If reading it untypable).
+        fits = b.op("Add", b.op("Div", b.op("Sub", b.op("Add", c, p), one), s), one)
+        out = b.op("Sub", out, b.op("Mul", ceil, b.op("Sub", out, b.op("Min", out, fits))))
         i = b.op("Range", zero, out, one)
         start = b.op("Sub", b.op("Mul", i, s), p)
         end = b.op("Min", b.op("Add", start, k), b.op("Add", c, p))
@@ -178,10 +181,18 @@ class DynamicAxis:
 
     @functools.cached_property
     def window(self) -> str:
-        """The longest window (at least 1) as a 1-D value."""
-        b = self.b
-        lengths = b.op("Concat", b.op("Sub", self.ends, self.starts), b.ints(1), axis=0)
-        return b.reduce("ReduceMax", lengths, [0], keepdims=True)
+        """A bound on the window lengths (at least 1) as a 1-D value: the kernel size for
+        avg_pool2d; for adaptive windows ceil(c / o) + 1, since a window spans less than
+        c / o + 2 positions. A formula of the sizes, not a ReduceMax over the lengths, so
+        that tract can still read the shapes built from it as expressions of the input's
+        symbolic dims ("shape input is variable" otherwise). Table slots past a window's end
+        repeat its last index and are masked where it matters."""
+        b, i64 = self.b, np.int64
+        if self._pool is not None:
+            return b.unsqueeze(self._pool["kernel"], 0)
+        out = b.op("Max", self._windows[0], b.scalar(1, i64))
+        ceil = b.op("Div", b.op("Sub", b.op("Add", self._c, out), b.scalar(1, i64)), out)
+        return b.unsqueeze(b.op("Add", ceil, b.scalar(1, i64)), 0)
 
     def valid(self) -> str:
         b = self.b

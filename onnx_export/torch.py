@@ -21,13 +21,14 @@ import contextlib
 import io
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import IO, Any
 
 import onnx
 from onnx import defs
 
 from ._builder import DOMAIN, DOMAIN_VERSION
+from ._export import check_targets
 from ._lower import lower
 from ._strategies import ExportError
 
@@ -46,6 +47,14 @@ ATEN_OPS = {
 
 class SpecialisedSizeError(ExportError):
     """torch fixed a size adapool needs to keep dynamic, so no exact graph can be exported."""
+
+
+class CheckFailed(ExportError):
+    """``export(..., check=True)``: a runtime disagreed with torch eager; ``.report`` says which."""
+
+    def __init__(self, report):
+        super().__init__(f"the exported model disagrees with torch eager:\n{report}")
+        self.report = report
 
 
 def _require_torch():
@@ -239,7 +248,7 @@ def _ts_symbolics():
 # ---- installing and removing the translations ------------------------------------------------
 
 @contextlib.contextmanager
-def translations(strategy: str = "auto") -> Iterator[None]:
+def translations(strategy: str = "auto", targets: Sequence[str] | None = None) -> Iterator[None]:
     """Install adapool's translations around your own ``torch.onnx.export`` call(s).
 
     Inside the block ``torch.onnx.export`` exports aten's adaptive pools and avg_pool2d exactly,
@@ -256,6 +265,9 @@ def translations(strategy: str = "auto") -> Iterator[None]:
     ----------
     strategy : str
         How each pooling call is lowered: "auto" or a name from ``onnx_export.STRATEGIES``.
+    targets : sequence of str, optional
+        The runtimes the pooling graphs must be exact on ("onnxruntime", "openvino", "tract";
+        default: all of them), as for :func:`onnx_export.export`.
 
     Returns
     -------
@@ -268,6 +280,7 @@ def translations(strategy: str = "auto") -> Iterator[None]:
         torch is not installed (on entering the block).
     """
     _require_torch()
+    check_targets(targets)   # a bad name fails on entering, not after torch's export
     from torch.onnx._internal.torchscript_exporter import registration
     from torch.onnx._internal.torchscript_exporter import utils as ts_utils
     original_export = torch.onnx.export
@@ -288,7 +301,7 @@ def translations(strategy: str = "auto") -> Iterator[None]:
             except defs.SchemaError:
                 defs.register_schema(schema)
                 registered_schemas.append(schema)
-        torch.onnx.export = _patched_export(original_export, strategy)
+        torch.onnx.export = _patched_export(original_export, strategy, targets)
         yield
     finally:
         torch.onnx.export = original_export
@@ -312,7 +325,7 @@ def _max_ts_opset() -> int:
         else _constants.ONNX_MAX_OPSET
 
 
-def _patched_export(original, strategy):
+def _patched_export(original, strategy, targets):
     def export(model, args=(), f=None, *, kwargs=None, dynamo=True, custom_translation_table=None,
                custom_opsets=None, dynamic_shapes=None, **rest):
         if dynamo:
@@ -332,7 +345,7 @@ def _patched_export(original, strategy):
                                    else dynamic_shapes, **rest)
             finally:
                 _state.verified = False
-            _replace_program_model(program, lower(program.model_proto, strategy))
+            _replace_program_model(program, lower(program.model_proto, strategy, targets))
             if f is not None:
                 program.save(f)
             return program
@@ -340,7 +353,7 @@ def _patched_export(original, strategy):
         opsets = dict(custom_opsets or {})
         opsets[DOMAIN] = DOMAIN_VERSION
         original(model, args, buffer, kwargs=kwargs, dynamo=False, custom_opsets=opsets, **rest)
-        lowered = lower(onnx.load_from_string(buffer.getvalue()), strategy)
+        lowered = lower(onnx.load_from_string(buffer.getvalue()), strategy, targets)
         if f is not None:
             _save(lowered, f)
         return None
@@ -377,7 +390,7 @@ def _save(model: onnx.ModelProto, f) -> None:
 
 def export(model: torch.nn.Module | torch.export.ExportedProgram, args: tuple[Any, ...],
            f: str | os.PathLike | IO[bytes] | None = None, *, strategy: str = "auto",
-           **kwargs: Any) -> onnx.ModelProto:
+           targets: Sequence[str] | None = None, check: bool = False, **kwargs: Any) -> onnx.ModelProto:
     """``torch.onnx.export(model, args, f, **kwargs)`` with adapool's exact pooling translations.
 
     Each aten adaptive pool and avg_pool2d call is exported as one adapool-domain node, then
@@ -399,6 +412,13 @@ def export(model: torch.nn.Module | torch.export.ExportedProgram, args: tuple[An
         How each pooling call is lowered (see ``onnx_export.STRATEGIES``); "auto" picks the
         exact, fastest form for the shapes ONNX shape inference finds; "function" keeps one
         node per call with a model-local function.
+    targets : sequence of str, optional
+        The runtimes the pooling graphs must be exact on ("onnxruntime", "openvino", "tract";
+        default: all), as for :func:`onnx_export.export`.
+    check : bool
+        Run :func:`validate_torch` on the result (every available runtime against torch eager,
+        at the example size and other sizes of each dynamic dim) and raise ``CheckFailed``
+        (carrying the report) when it is not ok. The model is saved to ``f`` only after.
     **kwargs
         ``torch.onnx.export``'s keyword arguments: ``dynamo`` (default True, as in torch),
         ``dynamic_shapes`` (``dynamo=True``), ``dynamic_axes`` (``dynamo=False``),
@@ -417,19 +437,137 @@ def export(model: torch.nn.Module | torch.export.ExportedProgram, args: tuple[An
         torch fixed a size that must stay dynamic: an ``output_size`` computed from shapes
         (other than None), non-constant ``kernel_size``/``stride``/``padding``, or a dynamic
         dim torch specialised (torch.export's constraint violations). (An ExportError.)
+    CheckFailed
+        ``check=True`` and a runtime disagreed with torch eager (``.report``). (An ExportError.)
     ExportError
         Lowering failed: ``strategy`` not exact for a call's shapes, or a pooling input whose
         type or rank shape inference can't tell.
     """
     _require_torch()
     dynamo = kwargs.pop("dynamo", True)
-    with translations(strategy):
+    # with check=True nothing is saved until the check passed
+    target = None if check else f
+    with translations(strategy, targets):
         if dynamo:
-            program = torch.onnx.export(model, args, f, dynamo=True, **kwargs)
-            return program.model_proto
-        buffer = io.BytesIO()
-        torch.onnx.export(model, args, buffer, dynamo=False, **kwargs)
-    proto = onnx.load_from_string(buffer.getvalue())
-    if f is not None:
-        _save(proto, f)
+            proto = torch.onnx.export(model, args, target, dynamo=True, **kwargs).model_proto
+        else:
+            buffer = io.BytesIO()
+            torch.onnx.export(model, args, buffer, dynamo=False, **kwargs)
+            proto = onnx.load_from_string(buffer.getvalue())
+            if target is not None:
+                _save(proto, target)
+    if check:
+        report = validate_torch(model, proto, args)
+        if not report.ok:
+            raise CheckFailed(report)
+        if f is not None:
+            _save(proto, f)
     return proto
+
+
+# ---- checking an exported model against torch eager --------------------------------------------
+
+def _flatten(value) -> list:
+    """torch outputs (a tensor, or nested tuples/lists/dicts of them) as a flat list of arrays."""
+    if isinstance(value, torch.Tensor):
+        return [value.detach().cpu().numpy()]
+    if isinstance(value, dict):
+        return [a for v in value.values() for a in _flatten(v)]
+    if isinstance(value, (list, tuple)):
+        return [a for v in value for a in _flatten(v)]
+    raise TypeError(f"validate_torch compares tensor outputs, not {type(value).__name__}")
+
+
+def _other_sizes(axis: int, size: int) -> list:
+    """Sizes to try for a dynamic dim besides the example's: a batch axis gets 1 and one more;
+    other axes a size 7 larger (odd/even flips) and one about twice the example's."""
+    return [1, size + 1] if axis == 0 else [size + 7, 2 * size + 3]
+
+
+def _torch_cases(onnx_model: onnx.ModelProto, args: tuple, sizes) -> list:
+    """Per case, the positional tensors: the example args, then args of other sizes for every
+    dynamic dim of the model's inputs (same-named dims take the same size)."""
+    inits = {i.name for i in onnx_model.graph.initializer}
+    graph_inputs = [i for i in onnx_model.graph.input if i.name not in inits]
+    tensors = [a for a in args if isinstance(a, torch.Tensor)]
+    if len(tensors) != len(graph_inputs):
+        raise ValueError(f"the model has {len(graph_inputs)} inputs; args holds {len(tensors)} tensors")
+    tries = {}
+    for inp, t in zip(graph_inputs, tensors):
+        for axis, d in enumerate(inp.type.tensor_type.shape.dim):
+            if not d.HasField("dim_value"):
+                key = d.dim_param or f"{inp.name}:{axis}"
+                tries.setdefault(key, list((sizes or {}).get(key) or _other_sizes(axis, t.shape[axis])))
+    unknown = set(sizes or {}) - set(tries)
+    if unknown:
+        raise ValueError(f"sizes names {sorted(unknown)}, not dynamic dims of the model ({sorted(tries) or 'none'})")
+    cases = [list(tensors)]
+    gen = torch.Generator().manual_seed(0)
+    for i in range(max((len(v) for v in tries.values()), default=0)):
+        case = []
+        for inp, t in zip(graph_inputs, tensors):
+            shape = list(t.shape)
+            for axis, d in enumerate(inp.type.tensor_type.shape.dim):
+                if not d.HasField("dim_value"):
+                    values = tries[d.dim_param or f"{inp.name}:{axis}"]
+                    shape[axis] = int(values[i % len(values)])
+            case.append(torch.randn(*shape, generator=gen).to(t.dtype) if t.is_floating_point()
+                        else torch.randint(0, 4, shape, generator=gen).to(t.dtype))
+        cases.append(case)
+    return [(case, [i.name for i in graph_inputs]) for case in cases]
+
+
+def validate_torch(model: torch.nn.Module | torch.export.ExportedProgram, onnx_model: onnx.ModelProto,
+                   args: tuple[Any, ...], *,
+                   sizes: dict[str, list[int]] | None = None,
+                   runtimes: list[str] | None = None) -> "onnx_export.Report":
+    """Compare an exported model under every runtime with torch eager, at several sizes.
+
+    Runs ``model`` (in eval mode, without gradients) on ``args`` and on inputs of other sizes
+    for each dynamic dimension of ``onnx_model``'s inputs, then ``onnx_export.validate`` with
+    those inputs and torch's outputs as the expected ones.
+
+    torch equivalent: comparing ``torch.onnx.export``'s model with ``model(*args)`` by hand.
+
+    Parameters
+    ----------
+    model : torch.nn.Module or torch.export.ExportedProgram
+        The model that was exported (switched to eval mode).
+    onnx_model : onnx.ModelProto
+        Its export (e.g. from :func:`export`); graph inputs in the order of ``args``.
+    args : tuple
+        The example positional tensors the model was exported with.
+    sizes : dict, optional
+        Dynamic dim name (the ONNX ``dim_param``) -> sizes to try. Default: for a dim on axis 0,
+        1 and the example's size + 1; elsewhere the example's size + 7 and twice it + 3.
+    runtimes : list of str, optional
+        As for ``onnx_export.validate`` (default: every runtime but "openvino-default").
+
+    Returns
+    -------
+    onnx_export.Report
+        One row per runtime, compared with torch eager (``report.reference`` says "expected
+        outputs"); ``report.ok`` says whether every runtime that ran agreed.
+
+    Raises
+    ------
+    ImportError
+        torch is not installed.
+    ValueError
+        ``args`` does not match the model's inputs, or ``sizes`` names a dim that is not dynamic.
+    TypeError
+        The model returns something other than tensors.
+    """
+    _require_torch()
+    from ._validate import validate
+    args = args if isinstance(args, tuple) else (args,)
+    if isinstance(model, torch.export.ExportedProgram):
+        model = model.module()
+    if isinstance(model, torch.nn.Module):
+        model.eval()
+    feeds, expected = [], []
+    with torch.no_grad():
+        for case, names in _torch_cases(onnx_model, args, sizes):
+            expected.append(_flatten(model(*case)))
+            feeds.append({n: t.detach().cpu().numpy() for n, t in zip(names, case)})
+    return validate(onnx_model, feeds, expected=expected, runtimes=runtimes)

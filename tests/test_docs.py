@@ -23,8 +23,8 @@ EXPECTED = {
         "window_start", "window_end", "adaptive_windows", "pool_output_size", "pool_windows",
         "set_num_threads", "get_num_threads", "openmp_enabled",
     },
-    "onnx_export": {"export", "build", "lower", "validate"},
-    "onnx_export.torch": {"export", "translations"},
+    "onnx_export": {"export", "build", "lower", "validate", "optimize"},
+    "onnx_export.torch": {"export", "translations", "validate_torch"},
 }
 MODULES = {"adapool": adapool, "onnx_export": onnx_export, "onnx_export.torch": onnx_export.torch}
 

@@ -2,6 +2,7 @@
 (onnx's reference evaluator where the CPU EP has no kernel for the dtype) and compared with
 adapool's kernel and with torch, on inputs holding inf, -inf, NaN and ties."""
 import json
+import warnings
 
 import numpy as np
 import onnx
@@ -531,3 +532,191 @@ def test_partially_static_avg_pool2d_output_shape():
     model = export("avg_pool2d", ("N", 3, 8, "W"), kernel_size=2)
     dims = model.graph.output[0].type.tensor_type.shape.dim
     assert dims[2].dim_value == 4 and not dims[3].HasField("dim_value")
+
+
+# ---- every runtime and graph optimizer (not only onnxruntime's CPU kernels) ---------------------
+
+REQUIRE_RUNTIMES = __import__("os").environ.get("ADAPOOL_REQUIRE_RUNTIMES", "") == "1"
+# (runtime that runs the graph, optimizer applied first or None)
+TARGET_RUNS = [("openvino", None), ("tract", None), ("onnx-reference", None),
+               ("onnxruntime-cpu", "onnxsim"), ("onnxruntime-cpu", "onnxslim"), ("onnxruntime-cpu", "onnxoptimizer")]
+
+
+def _runner(runtime, optimizer):
+    """A function model -> (x -> outputs), or a skip saying what is missing (a failure in CI)."""
+    from onnx_export._runtimes import OPTIMIZERS, RUNTIMES
+    rt = RUNTIMES[runtime]
+    missing = rt.missing() or (OPTIMIZERS[optimizer].missing() if optimizer else None)
+    if missing:
+        if REQUIRE_RUNTIMES:
+            pytest.fail(f"ADAPOOL_REQUIRE_RUNTIMES=1 but {missing}")
+        pytest.skip(missing)
+
+    def prepare(model):
+        if optimizer:
+            model = OPTIMIZERS[optimizer].apply(model)
+        if not rt.functions and model.functions:
+            model = onnx_export._export.inline_functions(model)
+        # one call for every input: OpenVINO and tract compile the model once per call
+        return lambda xs: [outs for outs in rt.run(model, [{"input": x} for x in xs])[0]]
+    return prepare
+
+
+def runtime_inputs(size, dtype, rng):
+    """Normal data, data with ties/NaN/±inf, rows whose first half is -inf (whole windows of
+    -inf: MaxPool and ReduceMax start from the lowest float on some runtimes), a column of +inf."""
+    minus = rng.standard_normal(size).astype(dtype)
+    minus[..., : max(1, size[-1] // 2)] = -np.inf
+    plus = rng.standard_normal(size).astype(dtype)
+    plus[..., :1] = np.inf
+    return [rng.standard_normal(size).astype(dtype), nasty_input(size, dtype, rng), minus, plus]
+
+
+def known_gap(runtime, optimizer, model, spec, dtype, x):
+    """Why a runtime can't give torch's answer here through no fault of the graph, or None.
+    Each is that runtime's documented limitation (validate() reports them as such)."""
+    if runtime == "openvino" and dtype == "float64":
+        return "OpenVINO computes float64 in float32"
+    if runtime == "onnx-reference" and x.ndim == 3 and any(n.op_type == "GlobalMaxPool" for n in model.graph.node):
+        return "ReferenceEvaluator's GlobalMaxPool drops an axis of rank-3 input"
+    if runtime == "onnx-reference" and not np.isfinite(x).all():
+        ops = {n.op_type for n in model.graph.node}
+        if "AveragePool" in ops and np.isnan(x).any():
+            return "ReferenceEvaluator's AveragePool skips NaN"
+        if ops & {"MaxPool", "GlobalMaxPool"}:
+            return "ReferenceEvaluator's MaxPool/GlobalMaxPool drop NaN and crash on all-NaN windows"
+    return None
+
+
+def admitted_refusal(runtime, model, spec):
+    """Whether the strategy table says this runtime can't run the graph (tract's symbolic dims:
+    dynamic return_indices and avg_pool2d): it may refuse it then, loudly, never be wrong."""
+    chosen = {p.key: p.value for p in model.metadata_props}["adapool.strategy"]
+    return runtime in STRATEGIES[chosen].target_refuses and bool(STRATEGIES[chosen].target_refuses[runtime](spec))
+
+
+@pytest.mark.parametrize("runtime,optimizer", TARGET_RUNS,
+                         ids=[f"{o}->{r}" if o else r for r, o in TARGET_RUNS])
+@pytest.mark.parametrize("case", CASES, ids=case_id)
+def test_auto_graphs_exact_on_every_runtime(case, runtime, optimizer, rng):
+    """export()'s default graphs (targets: onnxruntime, openvino, tract) on every runtime and
+    after every graph optimizer, static and dynamic, float16/32/64, against adapool's kernel."""
+    prepare = _runner(runtime, optimizer)
+    op, kw, shape = case
+    nd = onnx_export._spec.OPS[op][1]
+    checked = 0
+    for dynamic in (False, True):
+        in_shape = dynamic_shape(shape, nd) if dynamic else shape
+        for dtype in ("float16", "float32", "float64"):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")   # auto's warning for what tract refuses
+                model = export(op, in_shape, dtype=dtype, **kw)
+            spec = onnx_export._spec.make_spec(op, in_shape, dtype=dtype, **kw)
+            refusal_ok = admitted_refusal(runtime, model, spec)
+            xs = [x for size in run_sizes(shape, nd, dynamic) for x in runtime_inputs(size, dtype, rng)
+                  if not known_gap(runtime, optimizer, model, spec, dtype, x)]
+            try:
+                results = prepare(model)([x.copy() for x in xs])
+            except Exception:
+                if refusal_ok:   # tract refuses loudly: never a wrong answer
+                    continue
+                raise
+            for x, got in zip(xs, results):
+                want = as_list(getattr(adapool, op)(x, **kw))
+                assert_same([np.asarray(g) for g in got], want, dtype,
+                            f"{runtime} {optimizer} {in_shape} {dtype} at {x.shape}, finite={np.isfinite(x).all()}")
+                checked += 1
+    assert checked > 0
+
+
+# ---- targets ------------------------------------------------------------------------------------
+
+def _if_counts(graph, out=None):
+    """The number of If nodes in each graph scope (the top level and every branch)."""
+    out = [] if out is None else out
+    out.append(sum(n.op_type == "If" for n in graph.node))
+    for n in graph.node:
+        for a in n.attribute:
+            if a.type == onnx.AttributeProto.GRAPH:
+                _if_counts(a.g, out)
+    return out
+
+
+def test_targets_are_checked_and_recorded():
+    model = export("adaptive_avg_pool2d", (1, 3, 9, 9), output_size=4)
+    meta = {p.key: p.value for p in model.metadata_props}
+    assert meta["adapool.targets"] == "onnxruntime,openvino,tract"
+    model = export("adaptive_avg_pool2d", (1, 3, 9, 9), output_size=4, targets="openvino")
+    assert {p.key: p.value for p in model.metadata_props}["adapool.targets"] == "openvino"
+    for bad in (["tensorrt"], [], ("onnxruntime", "onnx")):
+        with pytest.raises(ValueError, match="targets must be a non-empty subset of onnxruntime, openvino, tract"):
+            export("adaptive_avg_pool2d", (1, 3, 9, 9), output_size=4, targets=bad)
+
+
+@pytest.mark.parametrize("case", CASES, ids=case_id)
+def test_tract_targeted_graphs_hold_one_if_per_scope(case):
+    """tract wires every If under one name: a scope with two fails to load there."""
+    op, kw, shape = case
+    nd = onnx_export._spec.OPS[op][1]
+    for in_shape in (shape, dynamic_shape(shape, nd)):
+        for strategy in ("auto", "function"):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                model = export(op, in_shape, strategy=strategy, inline=True, **kw)
+            assert max(_if_counts(model.graph)) <= 1, (in_shape, strategy, _if_counts(model.graph))
+
+
+def test_targets_without_tract_keep_the_faster_if_forms(ort, rng):
+    """Without tract the dynamic average graph keeps its Kronecker If (faster under
+    onnxruntime); both are exact."""
+    kw = dict(output_size=7)
+    everywhere = export("adaptive_avg_pool2d", ("N", 8, "H", "W"), **kw)
+    ort_only = export("adaptive_avg_pool2d", ("N", 8, "H", "W"), targets=("onnxruntime",), **kw)
+    assert sum(_if_counts(ort_only.graph)) > sum(_if_counts(everywhere.graph))
+    x = rng.standard_normal((2, 8, 13, 17)).astype(np.float32)
+    for model in (everywhere, ort_only):
+        (y,) = run_model(model, x.copy(), ort)
+        np.testing.assert_allclose(y, adapool.adaptive_avg_pool2d(x, **kw), rtol=2e-5, atol=2e-6)
+
+
+@pytest.mark.parametrize("op,kw", [("adaptive_max_pool2d", dict(output_size=3, return_indices=True)),
+                                   ("avg_pool2d", dict(kernel_size=3, stride=2, ceil_mode=True))])
+def test_auto_warns_when_no_strategy_is_exact_on_a_target(op, kw):
+    with pytest.warns(UserWarning, match=r"no strategy is exact on tract for this call \(tract: .+\); using 'dynamic'"):
+        model = export(op, ("N", 3, "H", "W"), **kw)
+    assert {p.key: p.value for p in model.metadata_props}["adapool.strategy"] == "dynamic"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")   # exact on every target named: no warning
+        export(op, ("N", 3, "H", "W"), targets=("onnxruntime", "openvino"), **kw)
+        export(op, (2, 3, 15, 15), **kw)   # static shapes: exact on tract too
+
+
+def test_every_strategy_row_says_where_it_is_exact():
+    from onnx_export._builder import TARGETS
+    for name, s in STRATEGIES.items():
+        assert set(s.exact_on) == set(TARGETS), name
+        assert all(set(d) <= {"float16", "float32", "float64"} and d for d in s.exact_on.values()), name
+        assert set(s.target_refuses) <= set(TARGETS), name
+    # the rows measured (benchmarks/runtime_matrix.py): onnxruntime's CPU EP lacks the float64 kernels
+    assert "float64" not in STRATEGIES["pool"].exact_on["onnxruntime"]
+    assert "float64" not in STRATEGIES["global"].exact_on["onnxruntime"]
+    spec = onnx_export._spec.make_spec("adaptive_max_pool2d", ("N", 3, "H", "W"), "float32", output_size=3,
+                                       return_indices=True)
+    assert STRATEGIES["dynamic"].not_exact_on(spec, TARGETS) == ["tract"]
+    spec64 = onnx_export._spec.make_spec("adaptive_avg_pool2d", (1, 3, 8, 8), "float64", output_size=4)
+    # float64 on OpenVINO is its limitation (it computes in float32), not a gap of the graph
+    assert STRATEGIES["matmul"].not_exact_on(spec64, TARGETS) == []
+    assert STRATEGIES["pool"].not_exact_on(spec64, TARGETS) == ["onnxruntime"]
+
+
+def test_inline_gives_the_function_body_as_standard_nodes(ort, rng):
+    model = export("adaptive_avg_pool2d", ("N", 3, "H", "W"), output_size=(4, 5), strategy="function", inline=True)
+    assert not model.functions
+    assert all(n.domain in ("", "ai.onnx") for n in model.graph.node)
+    assert all(o.domain != onnx_export.DOMAIN for o in model.opset_import)
+    x = rng.standard_normal((2, 3, 11, 13)).astype(np.float32)
+    (y,) = run_model(model, x, ort)
+    np.testing.assert_allclose(y, adapool.adaptive_avg_pool2d(x, (4, 5)), rtol=2e-5, atol=2e-6)
+    # no effect on a strategy without functions
+    plain = export("adaptive_avg_pool2d", (1, 3, 8, 8), output_size=4, inline=True)
+    assert plain.graph == export("adaptive_avg_pool2d", (1, 3, 8, 8), output_size=4).graph

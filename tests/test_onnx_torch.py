@@ -33,6 +33,18 @@ def dynamic_kwargs(torch, dynamo, rank):
     return {"input_names": ["x"], "dynamic_axes": {"x": {0: "N", **{d: f"S{d}" for d in spatial}}}}
 
 
+def export_model(bridge, torch, name, dynamo, dynamic):
+    """One of tests/models.py's models through the bridge: (model, example input, ONNX model,
+    the other shapes to run it at)."""
+    import models
+    factory, shape, others = models.MODELS[name]
+    torch.manual_seed(0)
+    model = factory().eval()
+    x = torch.randn(*shape)
+    kwargs = dynamic_kwargs(torch, dynamo, len(shape)) if dynamic else {}
+    return model, x, bridge.export(model, (x,), dynamo=dynamo, **kwargs), others
+
+
 def run_and_compare(ort, torch, model, proto, shapes, seed=0):
     sess = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
     gen = torch.Generator().manual_seed(seed)
@@ -54,17 +66,12 @@ def run_and_compare(ort, torch, model, proto, shapes, seed=0):
 @pytest.mark.parametrize("dynamic", [False, True], ids=["static", "dynamic"])
 @pytest.mark.parametrize("dynamo", [False, True], ids=["torchscript", "dynamo"])
 @pytest.mark.parametrize("name", ["resnet_head", "pspnet_ppm", "max_indices", "video3d", "divisor_override"])
-def test_architectures(name, dynamo, dynamic, bridge, models, torch_oracle, ort):
+def test_architectures(name, dynamo, dynamic, bridge, torch_oracle, ort):
     torch = torch_oracle
-    factory, shape, others = models.MODELS[name]
-    torch.manual_seed(0)
-    model = factory().eval()
-    x = torch.randn(*shape)
-    kwargs = dynamic_kwargs(torch, dynamo, len(shape)) if dynamic else {}
-    proto = bridge.export(model, (x,), dynamo=dynamo, **kwargs)
+    model, x, proto, others = export_model(bridge, torch, name, dynamo, dynamic)
     assert not any(n.domain == "adapool" for n in proto.graph.node)   # lowered to standard ops
     onnx.checker.check_model(proto)
-    run_and_compare(ort, torch, model, proto, [shape] + (others if dynamic else []))
+    run_and_compare(ort, torch, model, proto, [tuple(x.shape)] + (others if dynamic else []))
 
 
 def test_strategy_function_keeps_one_node_per_call(bridge, models, torch_oracle, ort):

@@ -1,4 +1,5 @@
 """onnx_export.validate and the `python -m onnx_export` CLI."""
+import dataclasses
 import subprocess
 import sys
 
@@ -10,6 +11,7 @@ from onnx import helper, numpy_helper
 import adapool
 from onnx_export import export, validate
 from onnx_export.__main__ import main
+from onnx_export import _runtimes
 from onnx_export._validate import RUNTIMES, UnsupportedModel
 
 
@@ -120,10 +122,24 @@ def test_given_inputs_and_tolerances(ort, rng):
 
 @pytest.mark.parametrize("build,match", [
     (lambda: single_node_model("Relu", [1, 3, 4, 4]), "can't compute Relu"),
-    (lambda: single_node_model("LpPool", [1, 3, 4, 4], kernel_shape=[2, 2]), "can't compute LpPool"),
     (lambda: single_node_model("AveragePool", [1, 3, 8, 8], kernel_shape=[3, 3], pads=[0, 0, 1, 1]), "asymmetric"),
     (lambda: single_node_model("MaxPool", [1, 3, 8, 8], kernel_shape=[3, 3], strides=[1, 1]), "no adapool equivalent"),
-    (lambda: b"\x08\x01garbage" * 10, "not an ONNX model|can't compute|inputs"),
+])
+def test_models_adapool_cannot_compute_use_the_reference_runtime(build, match, ort, monkeypatch):
+    """Compared with onnxruntime's CPU EP; without a reference runtime, the clean error of before."""
+    report = validate(build(), runtimes=["onnxruntime-cpu", "onnx-reference"])
+    assert report.reference == "runtime onnxruntime-cpu" and report.row("onnxruntime-cpu").status == "reference"
+    assert report.row("onnx-reference").status in ("ok", "known fault"), str(report)
+    assert "reference: runtime onnxruntime-cpu" in str(report)
+    monkeypatch.setitem(_runtimes.RUNTIMES, "onnxruntime-cpu",
+                        dataclasses.replace(_runtimes.RUNTIMES["onnxruntime-cpu"], module="not_a_module_here"))
+    with pytest.raises(UnsupportedModel, match=match) as info:
+        validate(build())
+    assert "reference runtime onnxruntime-cpu is not available" in str(info.value)
+
+
+@pytest.mark.parametrize("build,match", [
+    (lambda: b"\x08\x01garbage" * 10, "not an ONNX model|can't compute|inputs|can't run the model"),
     (lambda: "/nonexistent/model.onnx", "can't read the model"),
 ])
 def test_unsupported_models_raise_cleanly(build, match):
