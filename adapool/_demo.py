@@ -16,7 +16,9 @@ EXAMPLES = [
     ("FPN P5 to a 7x7 grid", (8, 256, 14, 14), (7, 7), None),
     ("100x100 to 10x10", (16, 256, 100, 100), (10, 10), None),
 ]
-RUNTIME_LABELS = {"onnxruntime-cpu": "ORT CPU", "onnxruntime-cuda": "ORT CUDA", "onnx-reference": "onnx ref"}
+# one column per runtime validate() runs by default (onnx_export._runtimes.DEFAULT_RUNTIMES)
+RUNTIME_LABELS = {"onnxruntime-cpu": "ORT CPU", "onnxruntime-cuda": "ORT CUDA", "openvino": "OpenVINO",
+                  "tract": "tract", "onnx-reference": "onnx ref"}
 
 
 def _median_ms(fn, repeat: int) -> float:
@@ -73,7 +75,7 @@ def main(repeat: int = 5) -> int:
         model = models[key]
         strategy = {p.key: p.value for p in model.metadata_props}["adapool.strategy"]
         graph = f"{strategy}{' (dynamic H,W)' if onnx_shape else ''}, {len(model.graph.node)} node(s)"
-        report = onnx_export.validate(model, [x])
+        report = onnx_export.validate(model, [x], runtimes=list(RUNTIME_LABELS))
         failures += not report.ok
         for row in report.rows:
             if row.status == "skipped":
@@ -85,7 +87,7 @@ def main(repeat: int = 5) -> int:
     if torch is None:
         print("torch: not installed, its columns are skipped (pip install torch to add them)")
     for runtime, why in skipped.items():
-        print(f"{RUNTIME_LABELS[runtime]}: skipped — {why}")
+        print(f"{RUNTIME_LABELS.get(runtime, runtime)}: skipped — {why}")
     print(f"all examples agree across adapool{', torch' if torch is not None else ''} and every runtime that ran"
           if not failures else f"{failures} example(s) disagreed: see the rows marked above")
     return 0 if not failures else 1

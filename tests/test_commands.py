@@ -24,11 +24,15 @@ def test_demo_runs_the_seed_examples(ort):
 
 
 def test_demo_names_missing_runtimes(tmp_path):
-    """With onnxruntime blocked, the ORT columns say skipped and how to add it."""
-    code = "import sys; sys.modules['onnxruntime'] = None\nfrom adapool.__main__ import main\nsys.exit(main(['demo', '--repeat', '1']))"
+    """With onnxruntime, OpenVINO and tract blocked (a fresh `pip install -e '.[onnxruntime]'`
+    has no OpenVINO or tract), their columns say skipped and how to add them."""
+    code = ("import sys\nfor m in ('onnxruntime', 'openvino', 'tract'): sys.modules[m] = None\n"
+            "from adapool.__main__ import main\nsys.exit(main(['demo', '--repeat', '1']))")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "skipped — onnxruntime is not installed (pip install onnxruntime" in proc.stdout
+    assert "ORT CPU: skipped — onnxruntime is not installed (pip install onnxruntime" in proc.stdout
+    assert "OpenVINO: skipped — openvino is not installed (pip install openvino)" in proc.stdout
+    assert "tract: skipped — tract is not installed (pip install tract)" in proc.stdout
 
 
 def test_bench_quick_json_and_plot(tmp_path, ort, torch_oracle):
