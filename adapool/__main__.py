@@ -17,6 +17,10 @@ def main(argv=None) -> int:
     bench.add_argument("--rounds", type=int, help="interleaved timing rounds (default 15, 5 with --quick)")
     bench.add_argument("--plot", metavar="FILE.png", help="also draw the ratios (needs matplotlib)")
     bench.add_argument("--json", metavar="FILE", help="also write the medians and the environment")
+    bench.add_argument("--no-compile", action="store_true",
+                       help="leave out torch.compile (its first compile takes ~20 s; each shape ~1 s more)")
+    bench.add_argument("--load", action="store_true",
+                       help="run with a busy process pinned to one core (a loaded machine)")
     args = parser.parse_args(argv)
     if args.command == "demo":
         from ._demo import main as demo_main
@@ -24,7 +28,7 @@ def main(argv=None) -> int:
     from ._bench import main as bench_main
     ops = [o for o in args.ops.split(",") if o] if args.ops else None
     return bench_main(ops=ops, quick=args.quick, threads=args.threads, rounds=args.rounds,
-                      plot_path=args.plot, json_path=args.json)
+                      plot_path=args.plot, json_path=args.json, compile=not args.no_compile, load=args.load)
 
 
 if __name__ == "__main__":

@@ -7,9 +7,11 @@ benchmarks/bench_onnx.py are the detailed versions (channels-last, every ONNX st
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
+import subprocess
 import sys
 import time
 
@@ -54,17 +56,33 @@ def _channels_last(a):
     return np.ascontiguousarray(a.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
 
 
-def contenders(op, shape, out, torch):
-    """{name: callable} for one op and shape: adapool and torch, contiguous and channels-last."""
+def _compiled(torch, fn):
+    """torch.compile (inductor, static shapes) of one forward call: compiled on its first call,
+    which interleaved_ms makes before timing; compile time is not timed."""
+    return torch.compile(fn, dynamic=False)
+
+
+def contenders(op, shape, out, torch, compile: bool = False):
+    """{name: callable} for one op and shape: adapool and torch (and torch.compile for the
+    forward ops when asked), contiguous and channels-last."""
     F = torch.nn.functional if torch else None
     aten = torch.ops.aten if torch else None
     x = np.random.default_rng(0).standard_normal(shape, dtype=np.float32)
     layouts = {"": x, "_cl": _channels_last(x)}
     fns = {}
+    if torch and compile:
+        # dynamo keys its cache on the code object: without a reset, the lambdas below hit its
+        # recompile limit after a few shapes and silently run eager
+        torch._dynamo.reset()
+        forward = {"avg": lambda t: F.adaptive_avg_pool2d(t, out),
+                   "max": lambda t: F.adaptive_max_pool2d(t, out, return_indices=True),
+                   "avgpool": lambda t: F.avg_pool2d(t, **POOL)}.get(op)
     for suffix, xi in layouts.items():
         tx = torch.from_numpy(np.ascontiguousarray(xi)) if torch else None
         if torch and suffix:
             tx = tx.contiguous(memory_format=torch.channels_last)
+        if torch and compile and forward is not None:
+            fns["compile" + suffix] = lambda tx=tx, f=_compiled(torch, forward): f(tx)
         if op == "avg":
             fns["adapool" + suffix] = lambda xi=xi: adapool.adaptive_avg_pool2d(xi, out)
             if torch:
@@ -140,9 +158,10 @@ def _progress(done: int, total: int, label: str) -> None:
     sys.stderr.flush()
 
 
-def run(ops, shapes, threads: int, rounds: int, channels_last: bool = False, onnx: bool = True):
-    """Medians (ms) for every op x shape: adapool, torch, the ONNX graph, the read floor (and
-    the channels-last contenders, keys ending in _cl, when asked)."""
+def run(ops, shapes, threads: int, rounds: int, channels_last: bool = False, onnx: bool = True,
+        compile: bool = True):
+    """Medians (ms) for every op x shape: adapool, torch, torch.compile (forward ops), the ONNX
+    graph, the read floor (and the channels-last contenders, keys ending in _cl, when asked)."""
     try:
         import torch
         torch.set_num_threads(threads)
@@ -155,7 +174,7 @@ def run(ops, shapes, threads: int, rounds: int, channels_last: bool = False, onn
         total = len(ops) * len(shapes)
         for i, (op, (shape, out)) in enumerate((o, s) for o in ops for s in shapes):
             _progress(i, total, f"{op} {shape}")
-            fns = {k: f for k, f in contenders(op, shape, out, torch).items()
+            fns = {k: f for k, f in contenders(op, shape, out, torch, compile).items()
                    if channels_last or not k.endswith("_cl")}
             graph, strategy = _onnx_contender(op, shape, out, threads) if onnx else (None, None)
             if graph is not None:
@@ -199,20 +218,24 @@ def table(rows, env) -> str:
         f"{env['date']}, {env['cpu']}, {env['threads']} thread(s); adapool {env['adapool']} ({env['kernels']} kernels), "
         f"numpy {env['numpy']}, torch {env['torch']}, onnxruntime {env['onnxruntime']}",
         "",
-        "| op | input | out | adapool ms | torch ms | x torch | ONNX graph ms (strategy) | x graph | adapool / read floor |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| op | input | out | adapool ms | torch ms | x torch | torch.compile ms | x compile | ONNX graph ms (strategy) "
+        "| x graph | adapool / read floor |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
-        t, g = r.get("torch", nan), r.get("onnx", nan)
+        t, g, c = r.get("torch", nan), r.get("onnx", nan), r.get("compile", nan)
         floor = f"{r['adapool'] / r['floor']:.2f}" if "floor" in r else ""
         graph = f"{g:.4f} ({r['onnx_strategy']})" if "onnx" in r else "-"
         vs_graph = f"{g / r['adapool']:.2f}" if "onnx" in r else "-"
         out = "3,2,1" if r["op"].startswith("avgpool") else r["output_size"]
         lines.append(f"| {r['op']} | {tuple(r['shape'])} | {out} | {r['adapool']:.4f} | {t:.4f} | "
-                     f"{t / r['adapool']:.2f} | {graph} | {vs_graph} | {floor} |")
+                     f"{t / r['adapool']:.2f} | {c:.4f} | {c / r['adapool']:.2f} | {graph} | {vs_graph} | {floor} |")
     lines.append("")
-    lines.append("x torch = torch's time / adapool's (above 1: adapool is faster); x graph = the ONNX graph's "
-                 "time under onnxruntime / adapool's; read floor = one full read of the input (torch.sum).")
+    lines.append("x torch = torch's time / adapool's (above 1: adapool is faster); x compile = the same for "
+                 "torch.compile (inductor, static shapes, compiled before timing; forward ops only); x graph = the "
+                 "ONNX graph's time under onnxruntime / adapool's; read floor = one full read of the input (torch.sum).")
+    if env.get("load"):
+        lines.append(f"load: {env['load']}")
     return "\n".join(lines)
 
 
@@ -239,9 +262,10 @@ def plot(rows, env, path: str) -> None:
         labels = [f"{tuple(r['shape'])}\n→{r['output_size'] if op != 'avgpool' else '3,2,1'}" for r in sel]
         xs = np.arange(len(sel))
         series = [("torch / adapool", [r.get("torch", np.nan) / r["adapool"] for r in sel], "tab:blue"),
+                  ("torch.compile / adapool", [r.get("compile", np.nan) / r["adapool"] for r in sel], "tab:green"),
                   ("ONNX graph (onnxruntime) / adapool", [r.get("onnx", np.nan) / r["adapool"] for r in sel], "tab:orange")]
         for k, (name, vals, color) in enumerate(series):
-            ax.bar(xs + (k - 0.5) * 0.38, vals, 0.38, label=name, color=color)
+            ax.bar(xs + (k - 1) * 0.27, vals, 0.27, label=name, color=color)
         ax.axhline(1.0, color="black", lw=0.8)
         ax.set_yscale("log")
         ticks = [t for t in (0.125, 0.25, 0.5, 1, 2, 4, 8, 16, 32, 64)
@@ -260,16 +284,35 @@ def plot(rows, env, path: str) -> None:
     fig.savefig(path, dpi=110)
 
 
+@contextlib.contextmanager
+def busy_core():
+    """A process spinning on the last core this process may use, for the block's duration:
+    the loaded machine of ``adapool bench --load``. Yields a description of the load."""
+    core = sorted(os.sched_getaffinity(0))[-1]
+    code = f"import os\nos.sched_setaffinity(0, {{{core}}})\nwhile True:\n    pass"
+    proc = subprocess.Popen([sys.executable, "-c", code])
+    time.sleep(0.3)   # let it start spinning before anything is timed
+    try:
+        yield f"a busy process pinned to core {core} (of {len(os.sched_getaffinity(0))})"
+    finally:
+        proc.kill()
+        proc.wait()
+
+
 def main(ops=None, quick: bool = False, threads: int | None = None, rounds: int | None = None,
-         plot_path: str | None = None, json_path: str | None = None) -> int:
+         plot_path: str | None = None, json_path: str | None = None, compile: bool = True,
+         load: bool = False) -> int:
     threads = threads or get_num_threads()
     ops = ops or (["avg", "max", "avgpool"] if quick else OPS)
     unknown = set(ops) - set(OPS)
     if unknown:
         raise SystemExit(f"adapool bench: unknown ops {sorted(unknown)}; choose from {OPS}")
     shapes = QUICK_SHAPES if quick else SEED_SHAPES
-    rows = run(ops, shapes, threads, rounds or (5 if quick else 15))
+    with busy_core() if load else contextlib.nullcontext() as loaded:
+        rows = run(ops, shapes, threads, rounds or (5 if quick else 15), compile=compile)
     env = environment(threads)
+    if loaded:
+        env["load"] = loaded
     emit(table(rows, env), json_path, {"environment": env, "rows": rows})
     if plot_path:
         plot(rows, env, plot_path)

@@ -41,6 +41,57 @@ cdef extern from *:
     static const char* adapool_simd_level(void) { return "baseline"; }
     #endif
 
+    /* A loaded machine. libgomp's idle workers spin, so a worker whose core another process
+       also wants uses up its fair share spinning and is then descheduled for a whole time
+       slice: the team's end barrier waits for it (5-20x a call's quiet time, measured).
+       A parallel call whose threads finish further apart than the work itself took marks the
+       machine contended; calls then run on the calling thread for a back-off period that
+       doubles while the contention lasts (20 ms up to 1 s) and resets after a clean parallel
+       call. Results do not depend on the thread count, so this changes speed only. The state
+       is process-wide (relaxed atomics: a heuristic, races only blur it). */
+    #include <time.h>
+    #define ADAPOOL_BACKOFF_MIN_NS 20000000LL
+    #define ADAPOOL_BACKOFF_MAX_NS 1000000000LL
+    #define ADAPOOL_SKEW_MIN_NS 200000LL
+    static int64_t adapool_serial_until = 0, adapool_backoff = 0;
+    static inline int64_t adapool_now_ns(void) {
+        struct timespec t;
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        return (int64_t)t.tv_sec * 1000000000LL + (int64_t)t.tv_nsec;
+    }
+    static inline int adapool_serial_now(void) {
+        return adapool_now_ns() < __atomic_load_n(&adapool_serial_until, __ATOMIC_RELAXED);
+    }
+    static inline void adapool_note_parallel(int contended) {
+        int64_t b;
+        if (!contended) { __atomic_store_n(&adapool_backoff, 0, __ATOMIC_RELAXED); return; }
+        b = __atomic_load_n(&adapool_backoff, __ATOMIC_RELAXED);
+        b = b == 0 ? ADAPOOL_BACKOFF_MIN_NS : (2 * b > ADAPOOL_BACKOFF_MAX_NS ? ADAPOOL_BACKOFF_MAX_NS : 2 * b);
+        __atomic_store_n(&adapool_backoff, b, __ATOMIC_RELAXED);
+        __atomic_store_n(&adapool_serial_until, adapool_now_ns() + b, __ATOMIC_RELAXED);
+    }
+    /* stamps: (start, end) per thread. Contended: the last thread finished more than the
+       fastest thread's whole run (and 0.2 ms) after the first one did. */
+    static inline int adapool_skewed(const int64_t* stamps, int n) {
+        int64_t first = stamps[1], last = stamps[1], fastest = stamps[1] - stamps[0];
+        for (int t = 1; t < n; t++) {
+            int64_t end = stamps[2 * t + 1], run = end - stamps[2 * t];
+            if (end < first) first = end;
+            if (end > last) last = end;
+            if (run < fastest) fastest = run;
+        }
+        return last - first > (fastest > ADAPOOL_SKEW_MIN_NS ? fastest : ADAPOOL_SKEW_MIN_NS);
+    }
+    static inline void adapool_reset_contention(void) {
+        __atomic_store_n(&adapool_backoff, 0, __ATOMIC_RELAXED);
+        __atomic_store_n(&adapool_serial_until, 0, __ATOMIC_RELAXED);
+    }
+    static inline int64_t adapool_serial_left_ns(void) {
+        int64_t left = __atomic_load_n(&adapool_serial_until, __ATOMIC_RELAXED) - adapool_now_ns();
+        return left > 0 ? left : 0;
+    }
+    static inline int64_t adapool_backoff_ns(void) { return __atomic_load_n(&adapool_backoff, __ATOMIC_RELAXED); }
+
     /* IEEE binary16 <-> binary64, exact conversion and round-to-nearest-even, in plain C so
        that the build needs no F16C instructions and no compiler-specific _Float16. */
     static inline double adapool_half_to_double(uint16_t h) {
@@ -86,6 +137,13 @@ cdef extern from *:
     int adapool_omp_max_threads() noexcept nogil
     int adapool_cpu_has_avx2() noexcept nogil
     const char* adapool_simd_level() noexcept nogil
+    int64_t adapool_now_ns() noexcept nogil
+    int adapool_serial_now() noexcept nogil
+    void adapool_note_parallel(int contended) noexcept nogil
+    int adapool_skewed(const int64_t* stamps, int n) noexcept nogil
+    void adapool_reset_contention() noexcept nogil
+    int64_t adapool_serial_left_ns() noexcept nogil
+    int64_t adapool_backoff_ns() noexcept nogil
     double adapool_half_to_double(unsigned short h) noexcept nogil
     unsigned short adapool_double_to_half(double d) noexcept nogil
 
@@ -963,6 +1021,7 @@ cdef int _run(int kind, const real_t* src, real_t* dst, int64_t* idx, const int6
     cdef double* scratch
     cdef double* inv = NULL
     cdef int* status
+    cdef int64_t* stamps
     cdef int t, rc = 0
     cdef Py_ssize_t i, od, oh, ow, nslots = 1, most_d = 0, most_h = 0
     if kind == AVG_FWD:
@@ -999,15 +1058,19 @@ cdef int _run(int kind, const real_t* src, real_t* dst, int64_t* idx, const int6
         return 0
     per_thread = _pad8(per_thread)
     nthreads = <int>max(1, min(<Py_ssize_t>nthreads, nitems))
+    if nthreads > 1 and adapool_serial_now():
+        nthreads = 1   # backing off from a contended machine (see adapool_note_parallel)
     scratch = <double*>malloc((nthreads * per_thread + 1) * sizeof(double))
     status = <int*>malloc(nthreads * sizeof(int))
+    stamps = <int64_t*>malloc(2 * nthreads * sizeof(int64_t))
     if kind == AVG_FWD or kind == AVG_BWD:
         # 1 / divisor per output position, once per call (not once per row that reads it).
         inv = <double*>malloc((g.od * g.oh * g.ow + 1) * sizeof(double))
-    if scratch == NULL or status == NULL or ((kind == AVG_FWD or kind == AVG_BWD) and inv == NULL):
+    if scratch == NULL or status == NULL or stamps == NULL or ((kind == AVG_FWD or kind == AVG_BWD) and inv == NULL):
         free(scratch)
         free(status)
         free(inv)
+        free(stamps)
         return -1
     if inv != NULL:
         for od in range(g.od):
@@ -1024,13 +1087,17 @@ cdef int _run(int kind, const real_t* src, real_t* dst, int64_t* idx, const int6
             # and two threads could compute the same range and leave another unwritten).
             begin = nitems * t // nthreads
             end = nitems * (t + 1) // nthreads
+            stamps[2 * t] = adapool_now_ns()
             status[t] = _range(kind, src, dst, idx, &w, &g, cl, cblock, nslots,
                                scratch + t * per_thread, begin, end)
+            stamps[2 * t + 1] = adapool_now_ns()
+        adapool_note_parallel(adapool_skewed(stamps, nthreads))
     for t in range(nthreads):
         rc = rc | status[t]
     free(scratch)
     free(status)
     free(inv)
+    free(stamps)
     return rc
 
 
@@ -1164,6 +1231,17 @@ def omp_max_threads():
 def cpu_has_avx2():
     """Whether the running CPU and OS support AVX2 (so the AVX2 build may be loaded)."""
     return bool(adapool_cpu_has_avx2())
+
+
+def _contention(reset=False, note=None):
+    """Test hook: the loaded-machine back-off's state, (ns of serial running left, current
+    back-off in ns); ``note`` records a parallel call as contended (True) or clean (False)
+    first, ``reset`` clears the state first."""
+    if reset:
+        adapool_reset_contention()
+    if note is not None:
+        adapool_note_parallel(1 if note else 0)
+    return adapool_serial_left_ns(), adapool_backoff_ns()
 
 
 def simd_level():

@@ -115,6 +115,15 @@ def onnxoptimizer():
     return _optional("onnxoptimizer")
 
 
+@pytest.fixture(autouse=True)
+def _no_back_off():
+    """Each test starts with the loaded-machine back-off cleared, so a busy spell during one
+    test doesn't make the next one's parallel calls run serially (results are the same;
+    coverage of the parallel paths is not)."""
+    from adapool._dispatch import kernels
+    kernels._contention(reset=True)
+
+
 @pytest.fixture
 def rng():
     return np.random.default_rng(12345)

@@ -45,6 +45,7 @@ def test_bench_quick_json_and_plot(tmp_path, ort, torch_oracle):
     assert [r["op"] for r in data["rows"]] == ["avg"] * 3 + ["max"] * 3
     for r in data["rows"]:
         assert r["adapool"] > 0 and r["torch"] > 0 and r["onnx"] > 0 and r["onnx_strategy"]
+        assert r["compile"] > 0   # torch.compile (inductor) of the forward call
     assert "| avg | (32, 2048, 7, 7) | 1 |" in proc.stdout and "x torch" in proc.stdout
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -52,3 +53,16 @@ def test_bench_quick_json_and_plot(tmp_path, ort, torch_oracle):
 def test_bench_rejects_unknown_ops():
     proc = run("bench", "--ops", "median")
     assert proc.returncode != 0 and "unknown ops" in proc.stderr
+
+
+def test_bench_load_runs_beside_a_busy_core_and_stops_it(tmp_path, torch_oracle):
+    out = tmp_path / "b.json"
+    proc = run("bench", "--quick", "--ops", "avg", "--rounds", "1", "--no-compile", "--load", "--json", str(out))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    env = json.loads(out.read_text())["environment"]
+    assert env["load"].startswith("a busy process pinned to core")
+    assert "load: a busy process pinned to core" in proc.stdout
+    assert all("compile" not in r for r in json.loads(out.read_text())["rows"])
+    # the busy process is gone with the command
+    ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+    assert "while True:" not in ps

@@ -3,6 +3,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 import adapool
@@ -59,3 +60,43 @@ def test_threadpoolctl_limits_apply():
     with threadpoolctl.threadpool_limits(limits=1, user_api="openmp"):
         assert adapool.get_num_threads() == 1
     assert adapool.get_num_threads() == _kernels.omp_max_threads()
+
+
+# ---- a loaded machine: back off to the calling thread ------------------------------------------
+
+def test_contention_back_off_doubles_then_resets():
+    """The state machine behind the loaded-machine back-off (adapool/_kernels.pyx): a contended
+    parallel call starts a 20 ms serial period, each further one doubles it up to 1 s, a clean
+    parallel call resets it."""
+    k = adapool._dispatch.kernels
+    try:
+        assert k._contention(reset=True) == (0, 0)
+        left, backoff = k._contention(note=True)
+        assert backoff == 20_000_000 and 0 < left <= backoff
+        backoffs = [k._contention(note=True)[1] for _ in range(8)]
+        assert backoffs == [40_000_000, 80_000_000, 160_000_000, 320_000_000, 640_000_000] + [1_000_000_000] * 3
+        assert k._contention(note=False)[1] == 0
+    finally:
+        k._contention(reset=True)
+
+
+@needs_openmp
+def test_results_are_the_same_while_backing_off(rng):
+    """While backing off, parallel-sized calls run on one thread: same bits as two threads."""
+    k = adapool._dispatch.kernels
+    x = rng.standard_normal((4, 64, 33, 35)).astype(np.float32)
+    ops = [lambda: adapool.adaptive_avg_pool2d(x, (7, 6)), lambda: adapool.adaptive_max_pool2d(x, 5, return_indices=True),
+           lambda: adapool.avg_pool2d(x, 3, 2, 1), lambda: adapool.adaptive_avg_pool2d_backward(x[:, :, :7, :6], x.shape)]
+    adapool.set_num_threads(2)
+    try:
+        k._contention(reset=True)
+        parallel = [op() for op in ops]
+        k._contention(note=True)   # as after a contended call: the next calls run serially
+        assert k._contention()[0] > 0
+        backing_off = [op() for op in ops]
+    finally:
+        adapool.set_num_threads(None)
+        k._contention(reset=True)
+    for a, b in zip(parallel, backing_off):
+        for u, v in zip(a if isinstance(a, tuple) else (a,), b if isinstance(b, tuple) else (b,)):
+            np.testing.assert_array_equal(u, v)
