@@ -46,8 +46,8 @@ cdef extern from *:
        slice: the team's end barrier waits for it (5-20x a call's quiet time, measured).
        A parallel call whose threads finish further apart than the work itself took marks the
        machine contended; calls then run on the calling thread for a back-off period that
-       doubles while the contention lasts (20 ms up to 1 s) and resets after a clean parallel
-       call. Results do not depend on the thread count, so this changes speed only. The state
+       doubles while the contention lasts (20 ms up to 1 s) and halves after each clean
+       parallel call (below 40 ms: back to none). Results do not depend on the thread count, so this changes speed only. The state
        is process-wide (relaxed atomics: a heuristic, races only blur it). */
     #include <time.h>
     #define ADAPOOL_BACKOFF_MIN_NS 20000000LL
@@ -64,8 +64,11 @@ cdef extern from *:
     }
     static inline void adapool_note_parallel(int contended) {
         int64_t b;
-        if (!contended) { __atomic_store_n(&adapool_backoff, 0, __ATOMIC_RELAXED); return; }
         b = __atomic_load_n(&adapool_backoff, __ATOMIC_RELAXED);
+        if (!contended) {   /* halve, not reset: under lasting load a lucky probe is common */
+            __atomic_store_n(&adapool_backoff, b < 2 * ADAPOOL_BACKOFF_MIN_NS ? 0 : b / 2, __ATOMIC_RELAXED);
+            return;
+        }
         b = b == 0 ? ADAPOOL_BACKOFF_MIN_NS : (2 * b > ADAPOOL_BACKOFF_MAX_NS ? ADAPOOL_BACKOFF_MAX_NS : 2 * b);
         __atomic_store_n(&adapool_backoff, b, __ATOMIC_RELAXED);
         __atomic_store_n(&adapool_serial_until, adapool_now_ns() + b, __ATOMIC_RELAXED);
