@@ -129,6 +129,11 @@ def _run_openvino(config: dict):
         on_cycle = _cycle(model.graph)
         if on_cycle is not None:
             raise ValueError(f"the graph is not acyclic (value {on_cycle!r} is on a cycle)")
+        # OpenVINO 2026.4's CPU plugin kills the process (SIGFPE, or glibc's "munmap_chunk():
+        # invalid pointer") on several pooling graphs fed an empty tensor (batch 0): not run
+        if any(np.asarray(v).size == 0 for f in feeds for v in f.values()):
+            raise RuntimeSkipped("not run on empty inputs: OpenVINO's CPU plugin crashes the process on "
+                                 "some graphs over an empty batch (SIGFPE)")
         import openvino as ov
         core = ov.Core()
         compiled = core.compile_model(core.read_model(model=model.SerializeToString(), weights=b""), "CPU", config)

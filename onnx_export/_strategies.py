@@ -363,10 +363,13 @@ def empty_outputs(b: Builder, spec, x: str):
     pooling graph over an emptied axis (OpenVINO rejects empty constant matrices, crashes on
     the dynamic form's Where over empty windows and, with SIGFPE, on an Expand to an empty
     shape). Plus one corner element of the input, so that graph optimizers don't fold the
-    output into a constant and drop the input (onnxslim does). None when no output is 0."""
-    if spec.kind == "avgpool" or not any(o == 0 for o in spec.out):
-        return None
+    output into a constant and drop the input (onnxslim does). A static batch or channel
+    count of 0 too (OpenVINO crashes, SIGFPE or heap corruption, on pooling graphs over
+    them). None when no output dim is 0."""
     lead = spec.rank - spec.nd
+    empty_lead = any(d == 0 for d in spec.shape[:lead])
+    if spec.kind == "avgpool" or not (empty_lead or any(o == 0 for o in spec.out)):
+        return None
     dims = [b.dims(x, 0, lead)] + [o if o is not None else b.dims(x, lead + i, lead + i + 1)
                                    for i, o in enumerate(spec.out)]
     shape = size_vector(b, dims)
@@ -406,12 +409,49 @@ def _build_pool(b, spec, x):
             y = b.op("Mul", y, b.scalar(kernel[0] * kernel[1] / spec.divisor_override, compute_dtype(spec)))
         return [_from_compute(b, spec, y)]
     kernel, stride = (list(v) for v in zip(*(uniform_windows(o, c) for c, o in zip(spec.spatial, spec.out))))
+    if spec.kind == "max" and spec.return_indices:
+        return _pool_with_indices(b, spec, x, kernel, stride)
     if spec.kind == "max":
         return [_exact_max(b, spec, x, lambda sb, v: _batched(
             sb, spec, v, lambda u: sb.op("MaxPool", u, kernel_shape=kernel, strides=stride)))]
     y = _batched(b, spec, _to_compute(b, spec, x),
                  lambda u: b.op("AveragePool", u, kernel_shape=kernel, strides=stride))
     return [_from_compute(b, spec, y)]
+
+
+def _pool_with_indices(b, spec, x, kernel, stride) -> list:
+    """MaxPool's own Indices, made per plane as torch's (MaxPool counts over the whole tensor:
+    modulo the plane size). MaxPool keeps the first maximum in row-major window order, which
+    is torch's rule, except where a window holds NaN (MaxPool skips it; torch reports the last
+    NaN) or is all -inf (MaxPool starts from the lowest float). Those are caught as
+    ``_exact_max`` catches them (the input's sum is NaN, or an output is at or below the lowest
+    float) and the indices come from the gather form then (one If). The values are the input
+    at the indices, so they follow whichever indices were taken."""
+    dt = spec.dtype
+    if b.if_free:   # no If left for the check: the gather form alone is exact everywhere
+        return _max_with_indices(b, spec, x, static_axes(b, spec), static=True)
+    plane = int(np.prod(spec.spatial))
+    if spec.batched:
+        y, flat = b.op("MaxPool", x, kernel_shape=kernel, strides=stride, outputs=2)
+    else:   # (C, ...) runs as (C, 1, ...): see _batched
+        y, flat = b.op("MaxPool", b.unsqueeze(x, 1), kernel_shape=kernel, strides=stride, outputs=2)
+        y, flat = b.squeeze(y, 1), b.squeeze(flat, 1)
+    fast = b.op("Mod", flat, b.scalar(plane, np.int64))
+    total_dt = np.float32 if dt == np.float16 else dt
+    total = b.reduce("ReduceSum", b.cast(x, total_dt) if total_dt != dt else x, list(range(spec.rank)),
+                     keepdims=False)
+    smallest = b.reduce("ReduceMin", b.op("Concat", b.op("Reshape", y, b.ints(-1)), b.const(np.array([0], dt)), axis=0),
+                        [0], keepdims=False)
+    suspect = b.op("Or", b.isnan(total, total_dt), b.op("LessOrEqual", smallest, b.scalar(float(np.finfo(dt).min), dt)))
+    indices = _if(b, suspect, lambda sub: _max_with_indices(sub, spec, x, static_axes(sub, spec), static=True)[1],
+                  lambda sub: fast, np.int64)
+    # Gather from the flat input at plane offset + index (static shapes: the offsets are a
+    # constant); not GatherElements, which onnx's reference evaluator runs with np.choose
+    # (at most 64 choices on the gathered axis)
+    lead_shape = tuple(spec.shape[:spec.rank - spec.nd])
+    offsets = (np.arange(int(np.prod(lead_shape)), dtype=np.int64) * plane).reshape(lead_shape + (1,) * spec.nd)
+    values = b.op("Gather", b.op("Reshape", x, b.ints(-1)), b.op("Add", indices, b.const(offsets)), axis=0)
+    return [values, indices]
 
 
 def _build_matmul(b, spec, x):
@@ -589,8 +629,6 @@ def _divisible(spec):
         if tuple(floor) != spec.output_shape()[-2:]:
             return "ceil_mode adds a window past the padding here, which AveragePool counts differently"
         return None
-    if spec.return_indices:
-        return "MaxPool's indices skip NaN (torch reports the last NaN)"
     reason = _static(spec)
     if reason:
         return reason

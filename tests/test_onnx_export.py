@@ -298,7 +298,9 @@ def test_auto_order_is_the_table():
     ("adaptive_max_pool2d", dict(output_size=7), (1, 16, 223, 223), "sliding"),
     ("adaptive_avg_pool2d", dict(output_size=7), ("N", 256, "H", "W"), "dynamic"),
     ("adaptive_max_pool2d", dict(output_size=7), (4, 512, 56, 56), "pool"),
-    ("adaptive_max_pool2d", dict(output_size=7, return_indices=True), (4, 512, 56, 56), "gather"),
+    ("adaptive_max_pool2d", dict(output_size=7, return_indices=True), (4, 512, 56, 56), "pool"),   # MaxPool's Indices
+    ("adaptive_max_pool2d", dict(output_size=7, return_indices=True), (4, 512, 56, 56, "float64"), "gather"),
+    ("adaptive_max_pool2d", dict(output_size=5, return_indices=True), (2, 3, 23, 23), "gather"),   # windows not uniform
     ("avg_pool2d", dict(kernel_size=3, stride=2, padding=1), ("N", 3, "H", "W"), "pool"),
     ("avg_pool2d", dict(kernel_size=3, stride=2, padding=1, ceil_mode=True), ("N", 3, "H", "W"), "dynamic"),
 ])
@@ -367,7 +369,8 @@ def test_build_into_a_shared_graph(ort, rng):
     (("adaptive_avg_pool2d", (1, 1, 11, 11)), dict(output_size=4, strategy="pool"), ExportError, "uniform windows"),
     (("adaptive_avg_pool2d", ("N", 1, "H", "W")), dict(output_size=2, strategy="matmul"), ExportError, "static spatial"),
     (("adaptive_max_pool2d", (1, 1, 4, 4)), dict(output_size=2, strategy="matmul"), ExportError, "does not serve"),
-    (("adaptive_max_pool2d", (1, 1, 4, 4)), dict(output_size=2, return_indices=True, strategy="pool"), ExportError, "NaN"),
+    (("adaptive_max_pool2d", (1, 1, 5, 5)), dict(output_size=3, return_indices=True, strategy="pool"), ExportError,
+     "uniform windows"),
     (("adaptive_max_pool2d", (1, 1, 4, 4)), dict(output_size=1, return_indices=True, strategy="reduce"), ExportError, "indices"),
     (("adaptive_avg_pool2d", (1, 1, 4, 4)), dict(output_size=2, strategy="reduce"), ExportError, "output size of 1"),
     (("avg_pool2d", ("N", 1, "H", "W")), dict(kernel_size=3, ceil_mode=True, strategy="pool"), ExportError, "ceil_mode"),
@@ -720,3 +723,30 @@ def test_inline_gives_the_function_body_as_standard_nodes(ort, rng):
     # no effect on a strategy without functions
     plain = export("adaptive_avg_pool2d", (1, 3, 8, 8), output_size=4, inline=True)
     assert plain.graph == export("adaptive_avg_pool2d", (1, 3, 8, 8), output_size=4).graph
+
+
+@pytest.mark.parametrize("dtype", ["float16", "float32"])
+def test_maxpool_indices_form_keeps_torchs_rules(dtype, ort):
+    """The pool strategy with return_indices reads MaxPool's own Indices; the windows where
+    MaxPool's rule isn't torch's (NaN: torch takes the last NaN; all -inf or all the lowest
+    float: MaxPool starts from the lowest float) take the gather form's indices."""
+    model = export("adaptive_max_pool2d", (1, 2, 4, 6), dtype=dtype, output_size=(2, 3), return_indices=True)
+    assert {p.key: p.value for p in model.metadata_props}["adapool.strategy"] == "pool"
+    lowest = np.finfo(dtype).min
+    base = np.arange(48, dtype=np.float64).reshape(1, 2, 4, 6) % 5
+    cases = {"ties": np.zeros_like(base), "plain": base}
+    nan2 = base.copy()
+    nan2[0, 0, 0, 0] = nan2[0, 0, 1, 1] = np.nan   # two NaN in one window: the last one's index
+    cases["two NaN"] = nan2
+    minf = base.copy()
+    minf[0, 1, 2:4, 4:6] = -np.inf                  # a whole window of -inf
+    cases["-inf window"] = minf
+    low = base.copy()
+    low[0, 0, 2:4, 0:2] = lowest                     # a whole window of the lowest float
+    cases["lowest window"] = low
+    for name, x in cases.items():
+        x = x.astype(dtype)
+        y, i = run_model(model, x.copy(), ort)
+        want_y, want_i = adapool.adaptive_max_pool2d(x, (2, 3), return_indices=True)
+        np.testing.assert_array_equal(i, want_i, err_msg=name)
+        np.testing.assert_array_equal(y, want_y, err_msg=name)

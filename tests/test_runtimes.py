@@ -386,3 +386,15 @@ def test_cli_export_targets_and_inline(tmp_path, capsys, ort):
                  "--targets", "tensorrt", "-o", str(tmp_path / "g.onnx")]) == 2
     assert capsys.readouterr().err.startswith("error: targets must be")
     assert not (tmp_path / "g.onnx").exists()
+
+
+def test_openvino_is_not_run_on_empty_inputs(openvino, ort):
+    """OpenVINO 2026.4 killed the process (SIGFPE) on graphs over an empty batch: the row is
+    skipped, saying why, instead of the process dying; a static empty batch gets a graph
+    OpenVINO runs."""
+    model = export("adaptive_avg_pool2d", ("N", 3, 8, 8), output_size=3)
+    row = validate(model, [np.zeros((0, 3, 8, 8), np.float32)], runtimes=["openvino"]).row("openvino")
+    assert row.status == "skipped" and "empty" in row.detail
+    static = export("adaptive_max_pool2d", (0, 3, 8, 8), output_size=3, return_indices=True)
+    assert {n.op_type for n in static.graph.node} >= {"ConstantOfShape"}
+    assert validate(static, runtimes=["onnxruntime-cpu", "onnx-reference"]).ok
