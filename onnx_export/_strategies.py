@@ -40,6 +40,19 @@ def _batched(b: Builder, spec, x: str, fn: Callable[[str], str]) -> str:
     return b.squeeze(fn(b.unsqueeze(x, 1)), 1)
 
 
+def _suspect(b: Builder, spec, x: str, y: str) -> str:
+    """Whether a runtime's max pool ``y`` of ``x`` may differ from torch's: the input's sum is
+    NaN (it holds NaN, or both infinities) or some output is at or below the lowest finite
+    value (an all -inf window, or MaxPool's starting value). A 0-d bool."""
+    dt = spec.dtype
+    total_dt = np.float32 if dt == np.float16 else dt
+    total = b.reduce("ReduceSum", b.cast(x, total_dt) if total_dt != dt else x, list(range(spec.rank)),
+                     keepdims=False)
+    smallest = b.reduce("ReduceMin", b.op("Concat", b.op("Reshape", y, b.ints(-1)), b.const(np.array([0], dt)), axis=0),
+                        [0], keepdims=False)
+    return b.op("Or", b.isnan(total, total_dt), b.op("LessOrEqual", smallest, b.scalar(float(np.finfo(dt).min), dt)))
+
+
 def _exact_max(b: Builder, spec, x: str, pool: Callable[[Builder, str], str]) -> str:
     """A max pool with torch's answers for NaN and -inf.
 
@@ -51,13 +64,7 @@ def _exact_max(b: Builder, spec, x: str, pool: Callable[[Builder, str], str]) ->
     """
     dt = spec.dtype
     y = pool(b, x)
-    total_dt = np.float32 if dt == np.float16 else dt
-    total = b.reduce("ReduceSum", b.cast(x, total_dt) if total_dt != dt else x, list(range(spec.rank)),
-                     keepdims=False)
-    lowest = float(np.finfo(dt).min)
-    smallest = b.reduce("ReduceMin", b.op("Concat", b.op("Reshape", y, b.ints(-1)), b.const(np.array([0], dt)), axis=0),
-                        [0], keepdims=False)
-    suspect = b.op("Or", b.isnan(total, total_dt), b.op("LessOrEqual", smallest, b.scalar(lowest, dt)))
+    suspect = _suspect(b, spec, x, y)
 
     def fix(sub):
         code = sub.op("Add", sub.op("Mul", sub.cast(sub.isnan(x, dt), dt), sub.scalar(2, dt)),
@@ -427,7 +434,6 @@ def _pool_with_indices(b, spec, x, kernel, stride) -> list:
     ``_exact_max`` catches them (the input's sum is NaN, or an output is at or below the lowest
     float) and the indices come from the gather form then (one If). The values are the input
     at the indices, so they follow whichever indices were taken."""
-    dt = spec.dtype
     if b.if_free:   # no If left for the check: the gather form alone is exact everywhere
         return _max_with_indices(b, spec, x, static_axes(b, spec), static=True)
     plane = int(np.prod(spec.spatial))
@@ -437,13 +443,7 @@ def _pool_with_indices(b, spec, x, kernel, stride) -> list:
         y, flat = b.op("MaxPool", b.unsqueeze(x, 1), kernel_shape=kernel, strides=stride, outputs=2)
         y, flat = b.squeeze(y, 1), b.squeeze(flat, 1)
     fast = b.op("Mod", flat, b.scalar(plane, np.int64))
-    total_dt = np.float32 if dt == np.float16 else dt
-    total = b.reduce("ReduceSum", b.cast(x, total_dt) if total_dt != dt else x, list(range(spec.rank)),
-                     keepdims=False)
-    smallest = b.reduce("ReduceMin", b.op("Concat", b.op("Reshape", y, b.ints(-1)), b.const(np.array([0], dt)), axis=0),
-                        [0], keepdims=False)
-    suspect = b.op("Or", b.isnan(total, total_dt), b.op("LessOrEqual", smallest, b.scalar(float(np.finfo(dt).min), dt)))
-    indices = _if(b, suspect, lambda sub: _max_with_indices(sub, spec, x, static_axes(sub, spec), static=True)[1],
+    indices = _if(b, _suspect(b, spec, x, y), lambda sub: _max_with_indices(sub, spec, x, static_axes(sub, spec), static=True)[1],
                   lambda sub: fast, np.int64)
     # Gather from the flat input at plane offset + index (static shapes: the offsets are a
     # constant); not GatherElements, which onnx's reference evaluator runs with np.choose

@@ -750,3 +750,20 @@ def test_maxpool_indices_form_keeps_torchs_rules(dtype, ort):
         want_y, want_i = adapool.adaptive_max_pool2d(x, (2, 3), return_indices=True)
         np.testing.assert_array_equal(i, want_i, err_msg=name)
         np.testing.assert_array_equal(y, want_y, err_msg=name)
+
+
+def test_maxpool_indices_form_without_an_if_left(ort, rng):
+    """A call built after the graph's one If (tract targeted, as `lower` builds a model's later
+    calls) takes the gather form's indices alone: still exact, no If."""
+    built = build("adaptive_max_pool2d", "x", (2, 3, 8, 12), output_size=4, return_indices=True, if_budget=0)
+    assert built.strategy == "pool" and not any(n.op_type == "If" for n in built.nodes)
+    graph = onnx.helper.make_graph(
+        built.nodes, "g", [onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [2, 3, 8, 12])],
+        [onnx.helper.make_tensor_value_info(built.outputs[0], onnx.TensorProto.FLOAT, None),
+         onnx.helper.make_tensor_value_info(built.outputs[1], onnx.TensorProto.INT64, None)],
+        initializer=built.initializers)
+    model = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 18)], ir_version=8)
+    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    for x in (rng.standard_normal((2, 3, 8, 12)).astype(np.float32), nasty_input((2, 3, 8, 12), "float32", rng)):
+        got = sess.run(None, {"x": x})
+        assert_same(got, list(adapool.adaptive_max_pool2d(x, 4, return_indices=True)), "float32", "no If")
