@@ -14,6 +14,7 @@ import onnx
 import adapool
 
 from ._builder import DOMAIN
+from ._export import inline_functions
 from ._runtimes import DEFAULT_RUNTIMES, OPTIMIZERS, RUNTIMES as RUNTIME_TABLE, MixedProviders, RuntimeSkipped
 from ._runtimes import optimize as run_optimizer
 from ._spec import OPS
@@ -579,8 +580,7 @@ def _run(rt, model: onnx.ModelProto, cases: list):
     the model with them inlined."""
     notes = []
     if not rt.functions and len(model.functions):
-        from onnx.inliner import inline_local_functions
-        model = inline_local_functions(model)
+        model = inline_functions(model)
         notes.append("functions inlined")
     outs, used = rt.run(model, cases)
     return outs, used, notes
@@ -747,8 +747,7 @@ def _localize(model: onnx.ModelProto, name: str, feeds: dict, tolerance: Callabl
         return ""
     rt = RUNTIME_TABLE[name]
     if not rt.functions and len(model.functions):
-        from onnx.inliner import inline_local_functions
-        model = inline_local_functions(model)   # the nodes the failing runtime ran
+        model = inline_functions(model)   # the nodes the failing runtime ran
     try:
         exposed = _expose_intermediates(model)
         names = [o.name for o in exposed.graph.output]

@@ -2,6 +2,7 @@
 (onnx's reference evaluator where the CPU EP has no kernel for the dtype) and compared with
 adapool's kernel and with torch, on inputs holding inf, -inf, NaN and ties."""
 import json
+import os
 import warnings
 
 import numpy as np
@@ -539,7 +540,7 @@ def test_partially_static_avg_pool2d_output_shape():
 
 # ---- every runtime and graph optimizer (not only onnxruntime's CPU kernels) ---------------------
 
-REQUIRE_RUNTIMES = __import__("os").environ.get("ADAPOOL_REQUIRE_RUNTIMES", "") == "1"
+REQUIRE_RUNTIMES = os.environ.get("ADAPOOL_REQUIRE_RUNTIMES", "") == "1"
 # (runtime that runs the graph, optimizer applied first or None)
 TARGET_RUNS = [("openvino", None), ("tract", None), ("onnx-reference", None),
                ("onnxruntime-cpu", "onnxsim"), ("onnxruntime-cpu", "onnxslim"), ("onnxruntime-cpu", "onnxoptimizer")]
