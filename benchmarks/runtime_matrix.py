@@ -148,9 +148,9 @@ def table(strategies, targets, missing, counts, reasons, broken, graphs):
         except PackageNotFoundError:
             versions.append(f"{module} missing")
     lines = [f"{graphs} graphs ({strategies} strategies); onnx {onnx.__version__}, " + ", ".join(versions), "",
-             "exact / graphs run (w: wrong, r: refused to load or run; l: of the exact ones, how many were "
+             "exact / graphs run (w: wrong, r: refused to load or run; l: of those counted exact, how many were "
              "compared only on the inputs outside the runtime's documented limitation or fault: OpenVINO's "
-             "float64, the reference evaluator's NaN and rank-3 GlobalMaxPool faults)", "",
+             "float64 graphs on none, the reference evaluator's NaN and rank-3 GlobalMaxPool faults)", "",
              "| strategy | " + " | ".join(t[0] for t in targets) + " |",
              "|---|" + "---|" * len(targets)]
     rows = sorted({s for s, _ in counts}, key=lambda s: list(onnx_export.STRATEGIES).index(s)
