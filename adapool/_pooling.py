@@ -9,7 +9,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ._dispatch import kernels as _kernels
-from ._threads import threads_for
+from ._threads import PARALLEL_MIN_ELEMENTS, threads_for
 from ._validation import (
     adaptive_output_size,
     as_float_array,
@@ -225,34 +225,92 @@ def _rows_of(sizes: tuple) -> int:
 
 # ---- forward ---------------------------------------------------------------------------------
 
+# Tiny calls: validating and planning a call costs more than pooling an 8x8 plane. A call
+# whose input is an aligned ndarray used without a copy, with no ``out``, is planned once per
+# (op, output_size, shape, strides, dtype) and the plan reused: the same checks would pass
+# again for the same key, and the kernel then reads a view of the call's own array with the
+# plan's window table. output_size takes part only as an exact int or tuple of ints (True,
+# numpy ints, lists and None entries are validated every time). Failed calls are never cached.
+_PLANS: dict = {}
+_PLANS_MAX = 1024
+
+
+def _size_key(output_size):
+    if type(output_size) is int:
+        return output_size
+    if type(output_size) is tuple and all(type(v) is int for v in output_size):
+        return output_size
+    return None
+
+
+class _AdaptivePlan:
+    """What validating and planning one adaptive forward call found (see _PLANS)."""
+    __slots__ = ("nd", "is_max", "batched", "to5d", "channels_last", "out_cl", "shape", "osize", "table",
+                 "serial_block", "kernel", "half")
+
+    def __init__(self, nd, is_max, batched, channels_last, out_cl, shape, osize, table, serial_block, dtype):
+        self.nd, self.is_max, self.batched, self.channels_last = nd, is_max, batched, channels_last
+        self.to5d = _TO_5D[nd, batched]
+        self.out_cl, self.shape, self.osize, self.table = out_cl, shape, osize, table
+        self.serial_block = serial_block   # (1 thread, block) for inputs too small to share; else None
+        self.kernel = (_MAX_FWD if is_max else _AVG_FWD)[dtype]
+        self.half = dtype.itemsize == 2
+
+
+def _run_adaptive(plan: _AdaptivePlan, x5: np.ndarray, y: np.ndarray, return_indices: bool):
+    """Run a planned adaptive forward call on the input viewed as ``x5``, into ``y``."""
+    is_max = plan.is_max
+    indices = _empty(plan.shape, np.int64, plan.out_cl) if is_max else None
+    if y.size:
+        n, c = plan.shape[:2]
+        nthreads, block = plan.serial_block or _plan(n, c, _rows_of(plan.osize), x5.size, plan.channels_last)
+        y5 = y[_TO_5D[plan.nd, True]]
+        if plan.half:
+            x5, y5 = _bits(x5), _bits(y5)
+        if is_max:
+            plan.kernel(x5, y5, indices[_TO_5D[plan.nd, True]], plan.table, plan.channels_last, block, nthreads)
+        else:
+            plan.kernel(x5, y5, plan.table, plan.channels_last, block, nthreads)
+    if not plan.batched:
+        y = y[0]
+        indices = indices[0] if is_max else None
+    return (y, indices) if return_indices else y
+
+
 def _adaptive_forward(input, output_size, nd: int, name: str, is_max: bool,
                       return_indices: bool = False, out=None):
+    key = None
+    if out is None and type(input) is np.ndarray:
+        size_key = _size_key(output_size)
+        if size_key is not None:
+            key = (nd, is_max, size_key, input.shape, input.strides, input.dtype)
+            plan = _PLANS.get(key)
+            if plan is not None and input.flags.aligned:
+                y = np.empty(plan.shape, input.dtype) if not plan.out_cl else _empty(plan.shape, input.dtype, True)
+                return _run_adaptive(plan, input[plan.to5d], y, return_indices)
     x = as_float_array(input, name)
     batched = check_rank(x, nd, name, is_max or nd == 3)
     spatial = x.shape[-nd:]
     osize = adaptive_output_size(output_size, spatial, name, is_max, x.shape)
-    x5, channels_last = _kernel_layout(x[_TO_5D[nd, batched]])
+    viewed = x[_TO_5D[nd, batched]]
+    x5, channels_last = _kernel_layout(viewed)
     n, c = x5.shape[:2]
     out_cl = _result_channels_last(channels_last, batched, nd)
     shape = (n, c) + osize
     y = _forward_result(out, shape, x.dtype, out_cl, batched, x, name)
-    indices = _empty(shape, np.int64, out_cl) if is_max else None
-    if y.size:
-        nthreads, block = _plan(n, c, _rows_of(osize), x5.size, channels_last)
-        table = _adaptive_table(osize, spatial)
-        y5 = y[_TO_5D[nd, True]]
-        if x.dtype.itemsize == 2:
-            x5, y5 = _bits(x5), _bits(y5)
-        if is_max:
-            _MAX_FWD[x.dtype](x5, y5, indices[_TO_5D[nd, True]], table, channels_last, block, nthreads)
-        else:
-            _AVG_FWD[x.dtype](x5, y5, table, channels_last, block, nthreads)
-    if not batched:
-        y = y[0]
-        indices = indices[0] if is_max else None
+    # inputs this small always run on the calling thread (threads_for): their split is fixed
+    small = x5.size < PARALLEL_MIN_ELEMENTS
+    serial_block = (1, _channel_block(c, n * _rows_of(osize), 1) if channels_last else c) if small else None
+    plan = _AdaptivePlan(nd, is_max, batched, channels_last, out_cl, shape, osize,
+                         _adaptive_table(osize, spatial) if y.size else None, serial_block, x.dtype)
+    if key is not None and x is input and x5 is viewed:   # no copy was needed: the plan holds for the key
+        if len(_PLANS) >= _PLANS_MAX:
+            _PLANS.clear()
+        _PLANS[key] = plan
+    result = _run_adaptive(plan, x5, y, return_indices)
     if out is not None:
-        y = out
-    return (y, indices) if return_indices else y
+        return (out, result[1]) if return_indices else out
+    return result
 
 
 def adaptive_avg_pool1d(input: npt.ArrayLike, output_size: int | Sequence[int], *,

@@ -1,0 +1,74 @@
+"""The planned fast path of the adaptive forward ops (adapool/_pooling.py, _PLANS): a repeated
+call reuses its validation and window table; nothing a fresh validation would refuse or
+convert gets through it."""
+import numpy as np
+import pytest
+
+import adapool
+from adapool import _pooling
+
+OPS = [("adaptive_avg_pool1d", 1), ("adaptive_avg_pool2d", 2), ("adaptive_avg_pool3d", 3),
+       ("adaptive_max_pool1d", 1), ("adaptive_max_pool2d", 2), ("adaptive_max_pool3d", 3)]
+
+
+def call(op, x, size, **kw):
+    return getattr(adapool, op)(x, size, **kw)
+
+
+@pytest.mark.parametrize("op,nd", OPS)
+@pytest.mark.parametrize("batched", [True, False])
+def test_a_planned_call_gives_the_same_bits(op, nd, batched, rng):
+    shape = ((2,) if batched else ()) + (3,) + (7, 9, 11)[:nd]
+    x = rng.standard_normal(shape).astype(np.float32)
+    _pooling._PLANS.clear()
+    first = call(op, x, 3, **({"return_indices": True} if "max" in op else {}))
+    assert len(_pooling._PLANS) == 1   # planned
+    again = call(op, x.copy(), 3, **({"return_indices": True} if "max" in op else {}))
+    for a, b in zip(first if isinstance(first, tuple) else (first,), again if isinstance(again, tuple) else (again,)):
+        np.testing.assert_array_equal(a, b)
+        assert a.shape == b.shape and a.strides == b.strides
+
+
+def test_channels_last_and_float16_plans(rng):
+    x = np.ascontiguousarray(rng.standard_normal((2, 5, 6, 16)).astype(np.float16)).transpose(0, 3, 1, 2)
+    _pooling._PLANS.clear()
+    a = adapool.adaptive_avg_pool2d(x, (3, 4))
+    b = adapool.adaptive_avg_pool2d(x, (3, 4))
+    np.testing.assert_array_equal(a, b)
+    assert a.strides == b.strides and b.transpose(0, 2, 3, 1).flags.c_contiguous   # channels-last result
+
+
+def test_arguments_validation_refuses_are_refused_after_a_plan(rng):
+    x = rng.standard_normal((1, 2, 8, 8)).astype(np.float32)
+    adapool.adaptive_avg_pool2d(x, 1)   # plans output_size=1 for this key
+    with pytest.raises(TypeError):
+        adapool.adaptive_avg_pool2d(x, True)    # True == 1 and hashes alike: validated afresh
+    with pytest.raises(ValueError):
+        adapool.adaptive_avg_pool2d(x, -1)
+    np.testing.assert_array_equal(adapool.adaptive_avg_pool2d(x, np.int64(1)), adapool.adaptive_avg_pool2d(x, 1))
+
+
+def test_misaligned_and_byte_swapped_inputs_take_the_checked_path(rng):
+    x = rng.standard_normal((1, 2, 8, 8)).astype(np.float32)
+    want = adapool.adaptive_avg_pool2d(x, 3)   # planned for (1, 2, 8, 8) float32 C order
+    raw = np.empty(x.nbytes + 1, np.uint8)
+    shifted = raw[1:].view(np.float32).reshape(x.shape)   # same shape, strides and dtype, misaligned
+    assert not shifted.flags.aligned
+    shifted[...] = x
+    np.testing.assert_array_equal(adapool.adaptive_avg_pool2d(shifted, 3), want)
+    np.testing.assert_array_equal(adapool.adaptive_avg_pool2d(x.astype(">f4"), 3), want)
+
+
+def test_the_plan_cache_stays_bounded(rng):
+    _pooling._PLANS.clear()
+    for w in range(1, _pooling._PLANS_MAX + 50):
+        adapool.adaptive_avg_pool1d(np.ones((1, w), np.float32), 1)
+    assert 0 < len(_pooling._PLANS) <= _pooling._PLANS_MAX
+
+
+def test_out_is_never_planned(rng):
+    x = rng.standard_normal((1, 2, 8, 8)).astype(np.float32)
+    _pooling._PLANS.clear()
+    out = np.empty((1, 2, 3, 3), np.float32)
+    assert adapool.adaptive_avg_pool2d(x, 3, out=out) is out
+    assert not _pooling._PLANS
