@@ -34,7 +34,8 @@ import onnx_export  # noqa: E402
 from adapool import _bench  # noqa: E402
 from onnx_export import _export, _spec  # noqa: E402
 from onnx_export._runtimes import OPTIMIZERS, RUNTIMES  # noqa: E402
-from test_onnx_export import CASES, TOL, as_list, dynamic_shape, known_gap, run_sizes, runtime_inputs  # noqa: E402
+from onnx_export._validate import TOLERANCES, _compare  # noqa: E402
+from test_onnx_export import CASES, as_list, dynamic_shape, known_gap, run_sizes, runtime_inputs  # noqa: E402
 
 # (label, runtime, optimizer applied first)
 TARGETS = [("onnxruntime-cpu", "onnxruntime-cpu", None), ("openvino", "openvino", None), ("tract", "tract", None),
@@ -46,24 +47,12 @@ CLAIM = {"onnxruntime-cpu": "onnxruntime", "openvino": "openvino", "tract": "tra
 
 
 def _same(got, want, dtype) -> bool:
-    rtol, atol = TOL[dtype]
-    if len(got) != len(want):
+    """validate()'s own comparison (indices and NaN/inf positions exactly, values within the
+    per-dtype tolerances), plus the dtypes of float outputs."""
+    got = [np.asarray(g) for g in got]
+    if len(got) != len(want) or any(g.dtype != w.dtype for g, w in zip(got, want)):
         return False
-    for g, w in zip(got, want):
-        g = np.asarray(g)
-        if g.shape != w.shape or g.dtype != w.dtype:
-            return False
-        if w.dtype == np.int64:
-            if not np.array_equal(g, w):
-                return False
-            continue
-        g64, w64 = g.astype(np.float64), w.astype(np.float64)
-        if not np.array_equal(np.isnan(g64), np.isnan(w64)):
-            return False
-        ok = np.isnan(w64) | (g64 == w64) | (np.abs(g64 - w64) <= atol + rtol * np.abs(w64))
-        if not ok.all():
-            return False
-    return True
+    return not _compare(got, want, lambda dt: TOLERANCES[np.dtype(dt)])[2]
 
 
 def _graphs(strategies: str):
