@@ -286,8 +286,8 @@ def _adaptive_forward(input, output_size, nd: int, name: str, is_max: bool,
             key = (nd, is_max, size_key, input.shape, input.strides, input.dtype)
             plan = _PLANS.get(key)
             if plan is not None and input.flags.aligned:
-                y = np.empty(plan.shape, input.dtype) if not plan.out_cl else _empty(plan.shape, input.dtype, True)
-                return _run_adaptive(plan, input[plan.to5d], y, return_indices)
+                return _run_adaptive(plan, input[plan.to5d], _empty(plan.shape, input.dtype, plan.out_cl),
+                                     return_indices)
     x = as_float_array(input, name)
     batched = check_rank(x, nd, name, is_max or nd == 3)
     spatial = x.shape[-nd:]
