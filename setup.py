@@ -98,7 +98,7 @@ class BuildExt(build_ext):
             )
             print("WARNING: adapool is being built WITHOUT OpenMP (serial kernels).", file=sys.stderr)
         msvc = self.compiler.compiler_type == "msvc"
-        opt = (["/O2"] if msvc else (["-O1", "-g"] if DEBUG else ["-O3", "-ffp-contract=off"]))
+        opt = (["/O2"] if msvc else (["-O1", "-g"] if DEBUG else ["-O3", "-ffp-contract=off"]) + ["-Wall"])
         if msvc or not X86_64:
             self.extensions = [e for e in self.extensions if not e.name.endswith("_avx2")]
         for ext in self.extensions:

@@ -3,15 +3,21 @@ import argparse
 import sys
 
 
+def _version() -> str:
+    from . import __version__
+    return __version__
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="adapool", description="adapool: PyTorch's pooling ops for NumPy, "
                                      "and their exact ONNX export")
+    parser.add_argument("--version", action="version", version=f"adapool {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", help="the seed examples: adapool vs torch, exported to ONNX and run "
                                        "under every available runtime")
     demo.add_argument("--repeat", type=int, default=5, help="timed calls per measurement (median)")
     bench = sub.add_parser("bench", help="adapool vs torch vs the ONNX graph vs the read floor, with ratios")
-    bench.add_argument("--quick", action="store_true", help="3 ops x 3 shapes, 5 rounds (about a minute on 2 cores)")
+    bench.add_argument("--quick", action="store_true", help="3 ops x 3 shapes, 5 rounds (~16 s on 2 cores, most of it torch.compile's first compile; ~5 s with --no-compile)")
     bench.add_argument("--ops", help="comma-separated subset of avg,max,avgpool,avg_bwd,max_bwd,avgpool_bwd")
     bench.add_argument("--threads", type=int, help="threads for adapool, torch and onnxruntime (default: adapool's)")
     bench.add_argument("--rounds", type=int, help="interleaved timing rounds (default 15, 5 with --quick)")

@@ -212,8 +212,16 @@ def _cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+def _ms(row, key) -> str:
+    return f"{row[key]:.4f}" if key in row else "-"
+
+
+def _times(row, key) -> str:
+    """row[key] / adapool's time, or '-' where that contender did not run (torch missing)."""
+    return f"{row[key] / row['adapool']:.2f}" if key in row else "-"
+
+
 def table(rows, env) -> str:
-    nan = float("nan")
     lines = [
         f"{env['date']}, {env['cpu']}, {env['threads']} thread(s); adapool {env['adapool']} ({env['kernels']} kernels), "
         f"numpy {env['numpy']}, torch {env['torch']}, onnxruntime {env['onnxruntime']}",
@@ -223,17 +231,18 @@ def table(rows, env) -> str:
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
-        t, g, c = r.get("torch", nan), r.get("onnx", nan), r.get("compile", nan)
         floor = f"{r['adapool'] / r['floor']:.2f}" if "floor" in r else ""
-        graph = f"{g:.4f} ({r['onnx_strategy']})" if "onnx" in r else "-"
-        vs_graph = f"{g / r['adapool']:.2f}" if "onnx" in r else "-"
+        graph = f"{r['onnx']:.4f} ({r['onnx_strategy']})" if "onnx" in r else "-"
         out = "3,2,1" if r["op"].startswith("avgpool") else r["output_size"]
-        lines.append(f"| {r['op']} | {tuple(r['shape'])} | {out} | {r['adapool']:.4f} | {t:.4f} | "
-                     f"{t / r['adapool']:.2f} | {c:.4f} | {c / r['adapool']:.2f} | {graph} | {vs_graph} | {floor} |")
+        lines.append(f"| {r['op']} | {tuple(r['shape'])} | {out} | {r['adapool']:.4f} | {_ms(r, 'torch')} | "
+                     f"{_times(r, 'torch')} | {_ms(r, 'compile')} | {_times(r, 'compile')} | {graph} | "
+                     f"{_times(r, 'onnx')} | {floor} |")
+    reader = "torch.sum" if env["torch"] != "not installed" else "numpy's sum, torch not being installed"
     lines.append("")
     lines.append("x torch = torch's time / adapool's (above 1: adapool is faster); x compile = the same for "
                  "torch.compile (inductor, static shapes, compiled before timing; forward ops only); x graph = the "
-                 "ONNX graph's time under onnxruntime / adapool's; read floor = one full read of the input (torch.sum).")
+                 f"ONNX graph's time under onnxruntime / adapool's; read floor = one full read of the input ({reader}); "
+                 "- = not measured (contender not installed or not applicable).")
     if env.get("load"):
         lines.append(f"load: {env['load']}")
     return "\n".join(lines)
@@ -247,14 +256,20 @@ def emit(text: str, json_path: str | None, payload: dict) -> None:
             json.dump(payload, fh, indent=1)
 
 
-def plot(rows, env, path: str) -> None:
+def _matplotlib():
     try:
         import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-        import matplotlib.ticker
     except ImportError:
-        raise SystemExit("adapool bench --plot needs matplotlib: pip install matplotlib") from None
+        raise SystemExit("adapool bench --plot needs matplotlib: pip install 'adapool[plot]' "
+                         "(or pip install matplotlib)") from None
+    return matplotlib
+
+
+def plot(rows, env, path: str) -> None:
+    matplotlib = _matplotlib()
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import matplotlib.ticker
     ops = list(dict.fromkeys(r["op"] for r in rows))
     fig, axes = plt.subplots(len(ops), 1, figsize=(9, 2.2 + 1.9 * len(ops)), squeeze=False)
     for ax, op in zip(axes[:, 0], ops):
@@ -308,6 +323,8 @@ def main(ops=None, quick: bool = False, threads: int | None = None, rounds: int 
     if unknown:
         raise SystemExit(f"adapool bench: unknown ops {sorted(unknown)}; choose from {OPS}")
     shapes = QUICK_SHAPES if quick else SEED_SHAPES
+    if plot_path:
+        _matplotlib()   # before the run, not after it
     with busy_core() if load else contextlib.nullcontext() as loaded:
         rows = run(ops, shapes, threads, rounds or (5 if quick else 15), compile=compile)
     env = environment(threads)

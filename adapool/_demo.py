@@ -85,7 +85,7 @@ def main(repeat: int = 5) -> int:
     print()
     print("runtime columns: max |runtime's output - adapool's| for the exported graph on the same input")
     if torch is None:
-        print("torch: not installed, its columns are skipped (pip install torch to add them)")
+        print("torch: not installed, its columns are skipped (pip install torch==2.13.0, the CPU build, to add them)")
     for runtime, why in skipped.items():
         print(f"{RUNTIME_LABELS.get(runtime, runtime)}: skipped — {why}")
     print(f"all examples agree across adapool{', torch' if torch is not None else ''} and every runtime that ran"

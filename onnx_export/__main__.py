@@ -112,7 +112,7 @@ def _export(args) -> int:
     onnx.save(model, args.output)
     strategy = next(p.value for p in model.metadata_props if p.key == "adapool.strategy")
     print(f"wrote {args.output}: {args.op}, strategy {strategy}, opset {model.opset_import[0].version}, "
-          f"{len(model.graph.node)} nodes")
+          f"{len(model.graph.node)} node{'s' if len(model.graph.node) != 1 else ''}")
     if report is None:
         return 0
     print(report)

@@ -59,7 +59,7 @@ class CheckFailed(ExportError):
 
 def _require_torch():
     if torch is None:
-        raise ImportError("onnx_export.torch needs PyTorch: pip install torch")
+        raise ImportError("onnx_export.torch needs PyTorch: pip install torch==2.13.0 (the CPU build; or the build of your choice)")
     return torch
 
 
@@ -67,8 +67,8 @@ def _require_onnxscript():
     try:
         import onnxscript  # noqa: F401
     except ImportError:
-        raise ImportError("torch.onnx.export(dynamo=True) needs onnxscript: pip install onnxscript "
-                          "(or export with dynamo=False)") from None
+        raise ImportError("torch.onnx.export(dynamo=True) needs onnxscript: pip install 'adapool[torch]' "
+                          "(or pip install onnxscript; or export with dynamo=False)") from None
 
 
 def _node_name(kind: str, nd: int, indices: bool = True) -> str:

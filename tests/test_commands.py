@@ -66,3 +66,42 @@ def test_bench_load_runs_beside_a_busy_core_and_stops_it(tmp_path, torch_oracle)
     # the busy process is gone with the command
     ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
     assert "while True:" not in ps
+
+
+def test_version_flag():
+    import adapool
+    proc = run("--version")
+    assert proc.returncode == 0 and proc.stdout.strip() == f"adapool {adapool.__version__}"
+
+
+def _blocked(modules, argv):
+    """Run the adapool CLI in a subprocess where ``modules`` cannot be imported."""
+    code = (f"import sys\nfor m in {tuple(modules)!r}: sys.modules[m] = None\n"
+            f"from adapool.__main__ import main\nsys.exit(main({list(argv)!r}))")
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
+
+
+def test_bench_plot_without_matplotlib_fails_before_the_run(tmp_path):
+    import time
+    t0 = time.perf_counter()
+    proc = _blocked(["matplotlib"], ["bench", "--plot", str(tmp_path / "b.png")])
+    assert proc.returncode != 0 and "needs matplotlib: pip install 'adapool[plot]'" in proc.stderr
+    assert "| op |" not in proc.stdout and time.perf_counter() - t0 < 20   # nothing was timed first
+
+
+def test_bench_without_torch_prints_dashes_not_nan(ort):
+    proc = _blocked(["torch"], ["bench", "--quick", "--ops", "avg", "--rounds", "1"])
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "nan" not in proc.stdout and "torch not installed" in proc.stdout   # the header says so
+    row = next(line for line in proc.stdout.splitlines() if line.startswith("| avg | (32, 2048, 7, 7)"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[4:8] == ["-", "-", "-", "-"]   # torch ms, x torch, torch.compile ms, x compile
+    assert "numpy's sum, torch not being installed" in proc.stdout
+
+
+def test_export_says_node_in_the_singular(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "onnx_export", "export", "adaptive_avg_pool2d", "--input-shape",
+                           "1,4,8,8", "--output-size", "1", "-o", str(tmp_path / "m.onnx"), "--no-validate"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.rstrip().endswith("1 node")

@@ -4,6 +4,8 @@ import importlib.resources
 import inspect
 import pathlib
 import re
+import subprocess
+import sys
 
 import pytest
 
@@ -121,3 +123,50 @@ def test_py_typed_is_package_data():
     package_data = tomllib.loads(pyproject.read_text())["tool"]["setuptools"]["package-data"]
     for package in ("adapool", "onnx_export"):
         assert "py.typed" in package_data.get(package, []), f"{package}'s package-data lacks py.typed"
+
+
+# ---- the README's code, run as written -------------------------------------------------------
+
+README = pathlib.Path(__file__).resolve().parents[1] / "README.md"
+BLOCKS = re.findall(r"^```python\n(.*?)^```", README.read_text(), re.S | re.M) if README.is_file() else []
+
+
+def test_readme_has_its_python_blocks():
+    if not README.is_file():
+        pytest.skip("not run from a source checkout (no README.md)")
+    assert len(BLOCKS) >= 4   # quick look, seed examples, ONNX export, torch bridge
+
+
+def _run_block(code, name, request):
+    if "import torch" in code:
+        request.getfixturevalue("torch_oracle")   # skips without torch, fails CI (ADAPOOL_REQUIRE_TORCH)
+    if "onnx_export.validate(" in code or "onnx_export.torch" in code:
+        request.getfixturevalue("ort")
+    exec(compile(code, name, "exec"), {"__name__": "__readme__"})
+
+
+@pytest.mark.parametrize("index", range(len(BLOCKS)), ids=[f"block{i}" for i in range(len(BLOCKS))])
+def test_readme_python_block_runs_as_written(index, request, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)   # blocks that save models save them here
+    _run_block(BLOCKS[index], f"README.md python block {index}", request)
+
+
+def test_readme_torch_round_trip_export_then_check(request, tmp_path, monkeypatch):
+    # The torch-bridge section: its python block exports mynet.onnx, the bash block after it
+    # checks that file with the CLI; both as written.
+    text = README.read_text() if README.is_file() else ""
+    section = text[text.index("## PyTorch models to ONNX"):] if "## PyTorch models to ONNX" in text else ""
+    if not section:
+        pytest.skip("not run from a source checkout (no README.md)")
+    code = re.search(r"^```python\n(.*?)^```", section, re.S | re.M).group(1)
+    command = re.search(r"^```bash\n(.*?)^```", section, re.S | re.M).group(1).strip()
+    assert command == "python -m onnx_export check mynet.onnx"
+    monkeypatch.chdir(tmp_path)
+    _run_block(code, "README.md torch block", request)
+    assert (tmp_path / "mynet.onnx").is_file() and (tmp_path / "mynet_legacy.onnx").is_file()
+    for model in ("mynet.onnx", "mynet_legacy.onnx"):
+        proc = subprocess.run([sys.executable, "-m", "onnx_export", "check", model], cwd=tmp_path,
+                              capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert "OK" in proc.stdout and "tract" in proc.stdout
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mynet.onnx", "mynet_legacy.onnx"]   # nothing else left behind

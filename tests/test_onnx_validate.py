@@ -246,3 +246,17 @@ def test_cli_rejects_flags_of_the_other_op(capsys):
     assert main(["export", "avg_pool2d", "--input-shape", "1,3,8,8", "--kernel-size", "2",
                  "--output-size", "2", "-o", "x.onnx"]) == 2
     assert "adaptive ops" in capsys.readouterr().err
+
+
+def test_validate_and_check_leave_no_file_behind(ort, tmp_path, monkeypatch):
+    # Profiling (the strict CUDA run reads providers back from a profile), optimizers and
+    # runtimes must write into temporary folders only, never the caller's working directory.
+    monkeypatch.chdir(tmp_path)
+    model = export("adaptive_max_pool2d", ("N", 8, "H", "W"), output_size=(3, 2), return_indices=True,
+                   targets=("onnxruntime",))
+    validate(model, optimize=["onnxsim", "onnxslim", "onnxoptimizer"])
+    onnx.save(model, "m.onnx")
+    proc = subprocess.run([sys.executable, "-m", "onnx_export", "check", "m.onnx", "--optimize", "onnxsim"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode in (0, 1), proc.stderr
+    assert [p.name for p in tmp_path.iterdir()] == ["m.onnx"]
