@@ -333,5 +333,5 @@ def main(ops=None, quick: bool = False, threads: int | None = None, rounds: int 
     emit(table(rows, env), json_path, {"environment": env, "rows": rows})
     if plot_path:
         plot(rows, env, plot_path)
-        print(f"plot written to {plot_path}")
+        print(f"plot written to {plot_path}", file=sys.stderr)   # stdout is the table (docs/bench.md)
     return 0

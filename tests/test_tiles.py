@@ -10,6 +10,7 @@ from hypothesis import given, strategies as st
 
 import adapool
 
+from conftest import torch
 from layouts import with_layout
 from reference import adaptive_avg_pool_ref, adaptive_max_pool_ref
 
@@ -137,7 +138,7 @@ def test_property_against_the_reference(c, h, w, oh, ow, dtype, layout, seed):
     ((3, 2), (2, 1), (1, 0), True, True, 5), (5, 3, 2, True, False, None),
 ])
 def test_avg_pool2d_through_tiles(kernel, stride, padding, ceil_mode, count_include_pad, divisor_override,
-                                  dtype, rng, torch_oracle):
+                                  dtype, rng):
     from reference import avg_pool2d_ref, pool2d_pairs
     x = rng.standard_normal((2, 20, 15, 14)).astype(dtype)
     args = (kernel, stride, padding, ceil_mode, count_include_pad, divisor_override)
@@ -145,6 +146,6 @@ def test_avg_pool2d_through_tiles(kernel, stride, padding, ceil_mode, count_incl
     ref = avg_pool2d_ref(x, *pool2d_pairs(kernel, stride, padding), ceil_mode, count_include_pad, divisor_override)
     tol = TOL[dtype]
     np.testing.assert_allclose(y.astype(np.float64), ref, rtol=tol, atol=tol * np.abs(ref).max())
-    if dtype is not np.float16:
-        t = torch_oracle.nn.functional.avg_pool2d(torch_oracle.from_numpy(x), *args).numpy()
+    if torch is not None and dtype is not np.float16:   # CI requires torch (conftest)
+        t = torch.nn.functional.avg_pool2d(torch.from_numpy(x), *args).numpy()
         np.testing.assert_allclose(y, t, rtol=10 * tol, atol=10 * tol)
