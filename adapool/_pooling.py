@@ -227,12 +227,24 @@ def _rows_of(sizes: tuple) -> int:
 
 # Tiny calls: validating and planning a call costs more than pooling an 8x8 plane. A call
 # whose input is an aligned ndarray used without a copy, with no ``out``, is planned once per
-# (op, output_size, shape, strides, dtype) and the plan reused: the same checks would pass
+# (op, output_size or avg_pool2d's arguments, shape, strides, dtype) and the plan reused: the same checks would pass
 # again for the same key, and the kernel then reads a view of the call's own array with the
 # plan's window table. output_size takes part only as an exact int or tuple of ints (True,
 # numpy ints, lists and None entries are validated every time). Failed calls are never cached.
 _PLANS: dict = {}
 _PLANS_MAX = 1024
+
+
+def _remember(key, plan) -> None:
+    if len(_PLANS) >= _PLANS_MAX:
+        _PLANS.clear()
+    _PLANS[key] = plan
+
+
+def _exact_ints(v) -> bool:
+    """An avg_pool2d size argument that can take part in a plan's key: None, an exact int or a
+    tuple of exact ints (bools, numpy ints and lists are validated every time)."""
+    return v is None or type(v) is int or (type(v) is tuple and all(type(e) is int for e in v))
 
 
 def _size_key(output_size):
@@ -244,7 +256,8 @@ def _size_key(output_size):
 
 
 class _AdaptivePlan:
-    """What validating and planning one adaptive forward call found (see _PLANS)."""
+    """What validating and planning one average or adaptive forward call found (see _PLANS;
+    avg_pool2d's plans are adaptive-shaped: its window table takes the place of the adaptive one)."""
     __slots__ = ("nd", "is_max", "batched", "to5d", "channels_last", "out_cl", "shape", "osize", "table",
                  "serial_block", "kernel", "half")
 
@@ -304,9 +317,7 @@ def _adaptive_forward(input, output_size, nd: int, name: str, is_max: bool,
     plan = _AdaptivePlan(nd, is_max, batched, channels_last, out_cl, shape, osize,
                          _adaptive_table(osize, spatial) if y.size else None, serial_block, x.dtype)
     if key is not None and x is input and x5 is viewed:   # no copy was needed: the plan holds for the key
-        if len(_PLANS) >= _PLANS_MAX:
-            _PLANS.clear()
-        _PLANS[key] = plan
+        _remember(key, plan)
     result = _run_adaptive(plan, x5, y, return_indices)
     if out is not None:
         return (out, result[1]) if return_indices else out
@@ -582,21 +593,32 @@ def avg_pool2d(input: npt.ArrayLike, kernel_size: int | Sequence[int],
         ``divisor_override`` zero; sizes whose window arithmetic would overflow int64; ``out``
         of another shape, read-only, unaligned or overlapping the input.
     """
+    key = None
+    if (out is None and type(input) is np.ndarray and type(ceil_mode) is bool and type(count_include_pad) is bool
+            and all(_exact_ints(v) for v in (kernel_size, stride, padding, divisor_override))):
+        key = ("avg_pool2d", kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override,
+               input.shape, input.strides, input.dtype)
+        plan = _PLANS.get(key)
+        if plan is not None and input.flags.aligned:
+            return _run_adaptive(plan, input[plan.to5d], _empty(plan.shape, input.dtype, plan.out_cl), False)
     x = as_float_array(input, "avg_pool2d")
     args = _pool2d_args(x.shape, kernel_size, stride, padding, ceil_mode, count_include_pad,
                         divisor_override)
     batched = x.ndim == 4
-    x5, channels_last = _kernel_layout(_to_5d(x, 2, batched))
+    viewed = _to_5d(x, 2, batched)
+    x5, channels_last = _kernel_layout(viewed)
     n, c = x5.shape[:2]
-    y = _forward_result(out, (n, c) + args.out_size, x.dtype,
-                        _result_channels_last(channels_last, batched, 2), batched, x, "avg_pool2d")
-    if y.size:
-        nthreads, block = _plan(n, c, args.out_size[0], x5.size, channels_last)
-        _AVG_FWD[x.dtype](_bits(x5), _bits(_to_5d(y, 2, True)), _pool2d_table(*args.key),
-                          channels_last, block, nthreads)
-    if out is not None:
-        return out
-    return y if batched else y[0]
+    out_cl = _result_channels_last(channels_last, batched, 2)
+    shape = (n, c) + args.out_size
+    y = _forward_result(out, shape, x.dtype, out_cl, batched, x, "avg_pool2d")
+    small = x5.size < PARALLEL_MIN_ELEMENTS
+    serial_block = (1, _channel_block(c, n * args.out_size[0], 1) if channels_last else c) if small else None
+    plan = _AdaptivePlan(2, False, batched, channels_last, out_cl, shape, args.out_size,
+                         _pool2d_table(*args.key) if y.size else None, serial_block, x.dtype)
+    if key is not None and x is input and x5 is viewed:   # as in _adaptive_forward
+        _remember(key, plan)
+    result = _run_adaptive(plan, x5, y, False)
+    return out if out is not None else result
 
 
 # ---- backward --------------------------------------------------------------------------------

@@ -72,3 +72,41 @@ def test_out_is_never_planned(rng):
     out = np.empty((1, 2, 3, 3), np.float32)
     assert adapool.adaptive_avg_pool2d(x, 3, out=out) is out
     assert not _pooling._PLANS
+
+
+@pytest.mark.parametrize("args", [dict(kernel_size=3, stride=2, padding=1), dict(kernel_size=(3, 2), stride=None),
+                                  dict(kernel_size=2, ceil_mode=True, count_include_pad=False),
+                                  dict(kernel_size=3, stride=(2, 1), padding=(1, 0), divisor_override=-5)])
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
+@pytest.mark.parametrize("batched", [True, False])
+def test_avg_pool2d_plans_give_the_same_bits(args, layout, batched, rng):
+    from layouts import with_layout
+    shape = ((2,) if batched else ()) + (12, 9, 11)
+    x = with_layout(rng.standard_normal(shape).astype(np.float32), layout, batched)
+    _pooling._PLANS.clear()
+    first = adapool.avg_pool2d(x, **args)
+    assert len(_pooling._PLANS) == 1   # planned
+    again = adapool.avg_pool2d(x, **args)
+    np.testing.assert_array_equal(first, again)
+    assert first.strides == again.strides
+    x2 = x.copy(order="K")   # another array, same key: the plan runs on it, not on x
+    x2 *= 2
+    assert x2.strides == x.strides
+    np.testing.assert_allclose(adapool.avg_pool2d(x2, **args), 2 * first, rtol=1e-6)
+    assert len(_pooling._PLANS) == 1
+
+
+def test_avg_pool2d_arguments_validation_refuses_are_refused_after_a_plan(rng):
+    x = rng.standard_normal((1, 2, 8, 8)).astype(np.float32)
+    want = adapool.avg_pool2d(x, 2)   # planned
+    with pytest.raises(TypeError):
+        adapool.avg_pool2d(x, True)    # True == 1 and hashes alike: validated afresh
+    with pytest.raises(ValueError):
+        adapool.avg_pool2d(x, 2, padding=2)   # padding over half the kernel
+    with pytest.raises(ValueError):
+        adapool.avg_pool2d(x, 2, divisor_override=0)
+    np.testing.assert_array_equal(adapool.avg_pool2d(x, np.int64(2)), want)
+    np.testing.assert_array_equal(adapool.avg_pool2d(x, [2, 2]), want)
+    out = np.empty_like(want)
+    assert adapool.avg_pool2d(x, 2, out=out) is out   # out= never takes the planned path
+    np.testing.assert_array_equal(out, want)
