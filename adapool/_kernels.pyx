@@ -1201,7 +1201,7 @@ cdef void _fwd_tiled(int kind, const real_t* x, real_t* y, int64_t* yi, const Wi
     cdef Walk at = _walk_from(begin, 1, 1, nblocks)
     cdef Py_ssize_t P = g.d * g.h * g.w, O = g.od * g.oh * g.ow
     cdef Py_ssize_t ts = _tile_stride(tb, sizeof(real_t))
-    cdef Py_ssize_t it, k, c0, cl, id, ih, od, oh, ow, o, yo
+    cdef Py_ssize_t it, k, c0, cl, id, ih, od, oh, ow, o, yo, at_o
     cdef real_t* tile = <real_t*>scratch
     cdef real_t* otile = <real_t*>(scratch + _doubles(P * ts, sizeof(real_t)))
     cdef int64_t* itile = <int64_t*>(<double*>otile + _doubles(O * ts, sizeof(real_t)))
@@ -1251,10 +1251,11 @@ cdef void _fwd_tiled(int kind, const real_t* x, real_t* y, int64_t* yi, const Wi
             for od in range(g.od):
                 for oh in range(g.oh):
                     for ow in range(g.ow):
+                        at_o = yo + od * g.ys[2] + oh * g.ys[3] + ow * g.ys[4]
                         for k in range(cl):
-                            y[yo + k * g.ys[1] + od * g.ys[2] + oh * g.ys[3] + ow * g.ys[4]] = otile[o * ts + k]
+                            y[at_o + k * g.ys[1]] = otile[o * ts + k]
                             if kind == MAX_FWD:
-                                yi[yo + k * g.ys[1] + od * g.ys[2] + oh * g.ys[3] + ow * g.ys[4]] = itile[o * ts + k]
+                                yi[at_o + k * g.ys[1]] = itile[o * ts + k]
                         o += 1
         _step(&at)
 

@@ -227,10 +227,11 @@ def _rows_of(sizes: tuple) -> int:
 
 # Tiny calls: validating and planning a call costs more than pooling an 8x8 plane. A call
 # whose input is an aligned ndarray used without a copy, with no ``out``, is planned once per
-# (op, output_size or avg_pool2d's arguments, shape, strides, dtype) and the plan reused: the same checks would pass
-# again for the same key, and the kernel then reads a view of the call's own array with the
-# plan's window table. output_size takes part only as an exact int or tuple of ints (True,
-# numpy ints, lists and None entries are validated every time). Failed calls are never cached.
+# (op, output_size or avg_pool2d's arguments, shape, strides, dtype) and the plan reused: the
+# same checks would pass again for the same key, and the kernel then reads a view of the call's
+# own array with the plan's window table. output_size takes part only as an exact int or tuple
+# of ints (True, numpy ints, lists and None entries are validated every time). Failed calls are
+# never cached.
 _PLANS: dict = {}
 _PLANS_MAX = 1024
 
@@ -255,23 +256,36 @@ def _size_key(output_size):
     return None
 
 
-class _AdaptivePlan:
-    """What validating and planning one average or adaptive forward call found (see _PLANS;
-    avg_pool2d's plans are adaptive-shaped: its window table takes the place of the adaptive one)."""
+class _ForwardPlan:
+    """What validating and planning one adaptive or avg_pool2d forward call found (see _PLANS;
+    avg_pool2d's window table takes the place of the adaptive one)."""
     __slots__ = ("nd", "is_max", "batched", "to5d", "channels_last", "out_cl", "shape", "osize", "table",
                  "serial_block", "kernel", "half")
 
-    def __init__(self, nd, is_max, batched, channels_last, out_cl, shape, osize, table, serial_block, dtype):
+    def __init__(self, nd, is_max, batched, channels_last, out_cl, shape, osize, table, elements, dtype):
         self.nd, self.is_max, self.batched, self.channels_last = nd, is_max, batched, channels_last
         self.to5d = _TO_5D[nd, batched]
         self.out_cl, self.shape, self.osize, self.table = out_cl, shape, osize, table
-        self.serial_block = serial_block   # (1 thread, block) for inputs too small to share; else None
+        # (1 thread, block) for inputs too small to share (threads_for always runs them on the
+        # calling thread, so their split is fixed); else None: planned per call
+        n, c = shape[:2]
+        self.serial_block = ((1, _channel_block(c, n * _rows_of(osize), 1) if channels_last else c)
+                             if elements < PARALLEL_MIN_ELEMENTS else None)
         self.kernel = (_MAX_FWD if is_max else _AVG_FWD)[dtype]
         self.half = dtype.itemsize == 2
 
 
-def _run_adaptive(plan: _AdaptivePlan, x5: np.ndarray, y: np.ndarray, return_indices: bool):
-    """Run a planned adaptive forward call on the input viewed as ``x5``, into ``y``."""
+def _planned(key, input: np.ndarray, return_indices: bool = False):
+    """The result of a call through its plan when ``key`` has one and ``input`` is aligned;
+    else None (the call is then validated and planned)."""
+    plan = _PLANS.get(key)
+    if plan is None or not input.flags.aligned:
+        return None
+    return _run_plan(plan, input[plan.to5d], _empty(plan.shape, input.dtype, plan.out_cl), return_indices)
+
+
+def _run_plan(plan: _ForwardPlan, x5: np.ndarray, y: np.ndarray, return_indices: bool):
+    """Run a planned forward call on the input viewed as ``x5``, into ``y``."""
     is_max = plan.is_max
     indices = _empty(plan.shape, np.int64, plan.out_cl) if is_max else None
     if y.size:
@@ -297,10 +311,9 @@ def _adaptive_forward(input, output_size, nd: int, name: str, is_max: bool,
         size_key = _size_key(output_size)
         if size_key is not None:
             key = (nd, is_max, size_key, input.shape, input.strides, input.dtype)
-            plan = _PLANS.get(key)
-            if plan is not None and input.flags.aligned:
-                return _run_adaptive(plan, input[plan.to5d], _empty(plan.shape, input.dtype, plan.out_cl),
-                                     return_indices)
+            result = _planned(key, input, return_indices)
+            if result is not None:
+                return result
     x = as_float_array(input, name)
     batched = check_rank(x, nd, name, is_max or nd == 3)
     spatial = x.shape[-nd:]
@@ -311,14 +324,11 @@ def _adaptive_forward(input, output_size, nd: int, name: str, is_max: bool,
     out_cl = _result_channels_last(channels_last, batched, nd)
     shape = (n, c) + osize
     y = _forward_result(out, shape, x.dtype, out_cl, batched, x, name)
-    # inputs this small always run on the calling thread (threads_for): their split is fixed
-    small = x5.size < PARALLEL_MIN_ELEMENTS
-    serial_block = (1, _channel_block(c, n * _rows_of(osize), 1) if channels_last else c) if small else None
-    plan = _AdaptivePlan(nd, is_max, batched, channels_last, out_cl, shape, osize,
-                         _adaptive_table(osize, spatial) if y.size else None, serial_block, x.dtype)
+    plan = _ForwardPlan(nd, is_max, batched, channels_last, out_cl, shape, osize,
+                        _adaptive_table(osize, spatial) if y.size else None, x5.size, x.dtype)
     if key is not None and x is input and x5 is viewed:   # no copy was needed: the plan holds for the key
         _remember(key, plan)
-    result = _run_adaptive(plan, x5, y, return_indices)
+    result = _run_plan(plan, x5, y, return_indices)
     if out is not None:
         return (out, result[1]) if return_indices else out
     return result
@@ -598,9 +608,9 @@ def avg_pool2d(input: npt.ArrayLike, kernel_size: int | Sequence[int],
             and all(_exact_ints(v) for v in (kernel_size, stride, padding, divisor_override))):
         key = ("avg_pool2d", kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override,
                input.shape, input.strides, input.dtype)
-        plan = _PLANS.get(key)
-        if plan is not None and input.flags.aligned:
-            return _run_adaptive(plan, input[plan.to5d], _empty(plan.shape, input.dtype, plan.out_cl), False)
+        result = _planned(key, input)
+        if result is not None:
+            return result
     x = as_float_array(input, "avg_pool2d")
     args = _pool2d_args(x.shape, kernel_size, stride, padding, ceil_mode, count_include_pad,
                         divisor_override)
@@ -611,13 +621,11 @@ def avg_pool2d(input: npt.ArrayLike, kernel_size: int | Sequence[int],
     out_cl = _result_channels_last(channels_last, batched, 2)
     shape = (n, c) + args.out_size
     y = _forward_result(out, shape, x.dtype, out_cl, batched, x, "avg_pool2d")
-    small = x5.size < PARALLEL_MIN_ELEMENTS
-    serial_block = (1, _channel_block(c, n * args.out_size[0], 1) if channels_last else c) if small else None
-    plan = _AdaptivePlan(2, False, batched, channels_last, out_cl, shape, args.out_size,
-                         _pool2d_table(*args.key) if y.size else None, serial_block, x.dtype)
+    plan = _ForwardPlan(2, False, batched, channels_last, out_cl, shape, args.out_size,
+                        _pool2d_table(*args.key) if y.size else None, x5.size, x.dtype)
     if key is not None and x is input and x5 is viewed:   # as in _adaptive_forward
         _remember(key, plan)
-    result = _run_adaptive(plan, x5, y, False)
+    result = _run_plan(plan, x5, y, False)
     return out if out is not None else result
 
 
