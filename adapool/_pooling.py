@@ -828,7 +828,8 @@ def _adaptive_max_backward(grad_output, indices, input_shape, nd: int, name: str
     if gi.size and not go.size:
         gi[...] = 0  # an empty output selected nothing: zero gradient (torch raises here)
     elif gi.size:
-        nthreads, block = _plan(n, c, 1, go5.size, channels_last)
+        # The work is zeroing grad_input (often far larger than grad_output) and the scatter.
+        nthreads, block = _plan(n, c, 1, gi.size + go5.size, channels_last)
         try:
             _MAX_BWD[go.dtype](_bits(go5), ind5, _bits(_to_5d(gi, nd, True)), channels_last,
                                block, nthreads)

@@ -101,3 +101,26 @@ def test_results_are_the_same_while_backing_off(rng):
     for a, b in zip(parallel, backing_off):
         for u, v in zip(a if isinstance(a, tuple) else (a,), b if isinstance(b, tuple) else (b,)):
             np.testing.assert_array_equal(u, v)
+
+
+@pytest.mark.parametrize("shape,out", [((1, 16, 223, 223), 7), ((8, 256, 14, 14), 7), ((2, 8, 64, 64), 3)])
+def test_gradients_same_bits_on_one_thread_and_two(shape, out, rng):
+    """The gradients are planned on the size of grad_input (zeroing it is most of the work when
+    grad_output is small): splitting them over threads must not change a bit."""
+    x = rng.integers(-3, 4, shape).astype(np.float32)   # ties: the first index must win on every split
+    y, idx = adapool.adaptive_max_pool2d(x, out, return_indices=True)
+    go = rng.standard_normal(y.shape).astype(np.float32)
+    results = []
+    try:
+        for n in (1, 2):
+            adapool.set_num_threads(n)
+            results.append((adapool.adaptive_max_pool2d_backward(go, idx, shape),
+                            adapool.adaptive_avg_pool2d_backward(go, shape),
+                            adapool.avg_pool2d_backward(go, shape, 2) if shape[-1] // 2 == out else None))
+    finally:
+        adapool.set_num_threads(None)
+    for a, b in zip(*results):
+        assert (a is None and b is None) or np.array_equal(a.view(np.uint8), b.view(np.uint8))
+    gi = results[0][0]
+    assert gi.sum(dtype=np.float64) == pytest.approx(go.sum(dtype=np.float64), rel=1e-5)
+    assert np.count_nonzero(gi) <= go.size
