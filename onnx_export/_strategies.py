@@ -82,22 +82,31 @@ def _exact_max(b: Builder, spec, x: str, pool: Callable[[Builder, str], str]) ->
 KRONECKER_MAX = 32768
 
 
-def _if(b: Builder, cond: str, then_fn, else_fn, dtype) -> str:
+def _if(b: Builder, cond: str, then_fn, else_fn, dtype):
     """An If node whose branches are built by ``then_fn(sub_builder)`` / ``else_fn(...)``, each
-    returning its output value (outer values are visible inside the branches). For targets
-    that can't run If (``Builder.if_free``) both sides are computed and Where picks one: only
-    for choices whose two sides are safe to compute on any input."""
+    returning its output value, or a list of them when ``dtype`` is a list (outer values are
+    visible inside the branches). For targets that can't run If (``Builder.if_free``) both sides
+    are computed and Where picks one: only for choices whose two sides are safe to compute on
+    any input."""
+    many = isinstance(dtype, (list, tuple))
+    dtypes = list(dtype) if many else [dtype]
+    as_list = lambda v: list(v) if many else [v]   # noqa: E731
     if b.if_free:
-        return b.op("Where", cond, then_fn(b), else_fn(b))
+        picked = [b.op("Where", cond, t, e) for t, e in zip(as_list(then_fn(b)), as_list(else_fn(b)))]
+        return picked if many else picked[0]
     b.take_if()
     branches = []
     for fn, name in ((then_fn, "then"), (else_fn, "else")):
         sub = b.subgraph()
-        out = fn(sub)
-        if out in [n for n in b.nodes for n in n.output] or not any(out in n.output for n in sub.nodes):
-            out = sub.op("Identity", out)   # a branch must produce its output itself
-        branches.append(helper.make_graph(sub.nodes, name, [], [helper.make_tensor_value_info(out, onnx_dtype(dtype), None)]))
-    return b.op("If", cond, then_branch=branches[0], else_branch=branches[1])
+        outs = []
+        for out in as_list(fn(sub)):
+            if out in [n for n in b.nodes for n in n.output] or not any(out in n.output for n in sub.nodes) or out in outs:
+                out = sub.op("Identity", out)   # a branch must produce each of its outputs itself
+            outs.append(out)
+        branches.append(helper.make_graph(sub.nodes, name, [], [helper.make_tensor_value_info(o, onnx_dtype(d), None)
+                                                                 for o, d in zip(outs, dtypes)]))
+    result = b.op("If", cond, outputs=len(dtypes), then_branch=branches[0], else_branch=branches[1])
+    return (result if len(dtypes) > 1 else [result]) if many else result
 
 
 def _kronecker_average(b: Builder, spec, x: str, axes) -> str:
@@ -428,12 +437,11 @@ def _build_pool(b, spec, x):
 
 def _pool_with_indices(b, spec, x, kernel, stride) -> list:
     """MaxPool's own Indices, made per plane as torch's (MaxPool counts over the whole tensor:
-    modulo the plane size). MaxPool keeps the first maximum in row-major window order, which
+    less each plane's offset). MaxPool keeps the first maximum in row-major window order, which
     is torch's rule, except where a window holds NaN (MaxPool skips it; torch reports the last
     NaN) or is all -inf (MaxPool starts from the lowest float). Those are caught as
     ``_exact_max`` catches them (the input's sum is NaN, or an output is at or below the lowest
-    float) and the indices come from the gather form then (one If). The values are the input
-    at the indices, so they follow whichever indices were taken."""
+    float) and both outputs come from the gather form then (one If with two outputs)."""
     if b.if_free:   # no If left for the check: the gather form alone is exact everywhere
         return _max_with_indices(b, spec, x, static_axes(b, spec), static=True)
     plane = int(np.prod(spec.spatial))
@@ -442,16 +450,14 @@ def _pool_with_indices(b, spec, x, kernel, stride) -> list:
     else:   # (C, ...) runs as (C, 1, ...): see _batched
         y, flat = b.op("MaxPool", b.unsqueeze(x, 1), kernel_shape=kernel, strides=stride, outputs=2)
         y, flat = b.squeeze(y, 1), b.squeeze(flat, 1)
-    fast = b.op("Mod", flat, b.scalar(plane, np.int64))
-    indices = _if(b, _suspect(b, spec, x, y), lambda sub: _max_with_indices(sub, spec, x, static_axes(sub, spec), static=True)[1],
-                  lambda sub: fast, np.int64)
-    # Gather from the flat input at plane offset + index (static shapes: the offsets are a
-    # constant); not GatherElements, which onnx's reference evaluator runs with np.choose
-    # (at most 64 choices on the gathered axis)
+    # MaxPool's flat index less the plane's offset (a constant: static shapes); Mod ran 8x slower
     lead_shape = tuple(spec.shape[:spec.rank - spec.nd])
     offsets = (np.arange(int(np.prod(lead_shape)), dtype=np.int64) * plane).reshape(lead_shape + (1,) * spec.nd)
-    values = b.op("Gather", b.op("Reshape", x, b.ints(-1)), b.op("Add", indices, b.const(offsets)), axis=0)
-    return [values, indices]
+    # MaxPool's values are the elements at its indices (one comparison loop picks both, so
+    # even a -0.0 first maximum keeps its sign); the gather form gives both where MaxPool's
+    # answer isn't torch's
+    return _if(b, _suspect(b, spec, x, y), lambda sub: _max_with_indices(sub, spec, x, static_axes(sub, spec), static=True),
+               lambda sub: [y, sub.op("Sub", flat, sub.const(offsets))], [spec.dtype, np.int64])
 
 
 def _build_matmul(b, spec, x):

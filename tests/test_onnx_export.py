@@ -245,6 +245,28 @@ def test_max_graphs_propagate_nan_where_onnxruntime_maxpool_does_not(ort):
     np.testing.assert_array_equal(idx, adapool.adaptive_max_pool2d(x, 2, True)[1])
 
 
+def test_max_pool_graph_keeps_the_sign_of_the_zero_it_picks(ort):
+    """torch returns the element at the index it reports: a window whose first maximum is -0.0
+    gives -0.0 (0.0 == -0.0, so a later 0.0 doesn't replace it). The MaxPool graph returns
+    MaxPool's own values, which must be the elements at its indices."""
+    x = np.array([[[[-0.0, 0.0, 0.0, -0.0], [0.0, -0.0, -0.0, -1], [-5, -0.0, 2, 2], [-0.0, -7, 1, 0]]],
+                  [[[0.0, -0.0, -0.0, 0.0], [-0.0, 0.0, -1, -0.0], [-0.0, -5, 2, 2], [-7, -0.0, 0, 1]]]], np.float32)
+    from onnx_export._runtimes import RUNTIMES
+    model = export("adaptive_max_pool2d", x.shape, output_size=2, return_indices=True, strategy="pool")
+    ref_y, ref_idx = adapool.adaptive_max_pool2d(x, 2, True)
+    assert np.signbit(ref_y[0, 0, 0, 0]) and not np.signbit(ref_y[1, 0, 0, 0])
+    ran = []
+    for name in ("onnxruntime-cpu", "openvino", "tract", "onnx-reference"):
+        if RUNTIMES[name].missing():
+            continue   # the runtime matrix (test_runtimes.py) says which are required where
+        (y, idx), = RUNTIMES[name].run(model, [{"input": x.copy()}])[0]
+        np.testing.assert_array_equal(idx, ref_idx, err_msg=name)
+        np.testing.assert_array_equal(y, ref_y, err_msg=name)
+        np.testing.assert_array_equal(np.signbit(y), np.signbit(ref_y), err_msg=name)
+        ran.append(name)
+    assert "onnxruntime-cpu" in ran and "onnx-reference" in ran
+
+
 # ---- model structure ---------------------------------------------------------------------------
 
 @pytest.mark.parametrize("strategy", list(STRATEGIES))
