@@ -442,22 +442,86 @@ def _pool_with_indices(b, spec, x, kernel, stride) -> list:
     NaN) or is all -inf (MaxPool starts from the lowest float). Those are caught as
     ``_exact_max`` catches them (the input's sum is NaN, or an output is at or below the lowest
     float) and both outputs come from the gather form then (one If with two outputs)."""
-    if b.if_free:   # no If left for the check: the gather form alone is exact everywhere
+    return _maxpool_indices(b, spec, x, x, spec.spatial, kernel, stride)
+
+
+def _maxpool_indices(b, spec, x, src, src_spatial, kernel, stride, lookup=None, pads=None) -> list:
+    """MaxPool (values and Indices) over ``src``, whose planes are ``src_spatial``; its flat
+    indices less each plane's offset (a constant: static shapes; Mod ran 8x slower), mapped
+    to ``x``'s planes through ``lookup`` when ``src`` is a regathered copy of ``x``. MaxPool's
+    values are the elements at its indices (one comparison loop picks both, so even a -0.0
+    first maximum keeps its sign; ``pads`` never win, as they don't count). Where NaN/-inf
+    make MaxPool's answer differ from torch's,
+    one two-output If gives both outputs from the gather form."""
+    # no If left for the check: the gather form alone is exact everywhere. Also for unbatched
+    # 1-d inputs and unbatched copies: onnxsim breaks those graphs ("not in SSA form")
+    if b.if_free or (not spec.batched and (spec.nd == 1 or pads or lookup is not None)):
         return _max_with_indices(b, spec, x, static_axes(b, spec), static=True)
-    plane = int(np.prod(spec.spatial))
+    attrs = dict(kernel_shape=kernel, strides=stride, **({"pads": pads} if pads else {}))
     if spec.batched:
-        y, flat = b.op("MaxPool", x, kernel_shape=kernel, strides=stride, outputs=2)
+        y, flat = b.op("MaxPool", src, outputs=2, **attrs)
+        pooled = lambda sub: (y, flat)   # noqa: E731
     else:   # (C, ...) runs as (C, 1, ...): see _batched
-        y, flat = b.op("MaxPool", b.unsqueeze(x, 1), kernel_shape=kernel, strides=stride, outputs=2)
-        y, flat = b.squeeze(y, 1), b.squeeze(flat, 1)
-    # MaxPool's flat index less the plane's offset (a constant: static shapes); Mod ran 8x slower
+        y1, flat1 = b.op("MaxPool", b.unsqueeze(src, 1), outputs=2, **attrs)
+        y = b.squeeze(y1, 1)
+        # squeezed inside the branch, not taken from the outer scope: onnxsim rewrote an If
+        # returning the outer Squeeze's output out of SSA form
+        pooled = lambda sub: (sub.squeeze(y1, 1), sub.squeeze(flat1, 1))   # noqa: E731
     lead_shape = tuple(spec.shape[:spec.rank - spec.nd])
-    offsets = (np.arange(int(np.prod(lead_shape)), dtype=np.int64) * plane).reshape(lead_shape + (1,) * spec.nd)
-    # MaxPool's values are the elements at its indices (one comparison loop picks both, so
-    # even a -0.0 first maximum keeps its sign); the gather form gives both where MaxPool's
-    # answer isn't torch's
+    plane = int(np.prod(src_spatial))
+
+    def fast(sub):
+        y, flat = pooled(sub)
+        if all(isinstance(d, int) for d in lead_shape):
+            offsets = (np.arange(int(np.prod(lead_shape)), dtype=np.int64) * plane).reshape(lead_shape + (1,) * spec.nd)
+            indices = sub.op("Sub", flat, sub.const(offsets))
+        else:   # a dynamic batch
+            indices = sub.op("Mod", flat, sub.scalar(plane, np.int64))
+        if lookup is not None:
+            indices = sub.op("Gather", sub.const(lookup), indices, axis=0)
+        return [y, indices]
     return _if(b, _suspect(b, spec, x, y), lambda sub: _max_with_indices(sub, spec, x, static_axes(sub, spec), static=True),
-               lambda sub: [y, sub.op("Sub", flat, sub.const(offsets))], [spec.dtype, np.int64])
+               fast, [spec.dtype, np.int64])
+
+
+SLICED_WINDOWS = 32
+
+
+def _regathered_pool_with_indices(b, spec, x, axes) -> list:
+    """Max pooling with indices over windows of any lengths: gather each axis' windows side by
+    side, padded to the longest by repeating their last index ((out * window) long), so that
+    they tile the copy and MaxPool (kernel = stride = the window) runs on it; a constant table
+    maps its indices back to the input's plane. Row-major order within a window is kept and
+    the repeats come after the elements they repeat, so MaxPool's first maximum is torch's.
+    (1,16,223,223)->7 under onnxruntime: 7.8 ms as the gather form, see benchmarks/README.md.)"""
+    lead, nd = spec.rank - spec.nd, spec.nd
+    tables = [np.arange(ax.in_size, dtype=np.int64) if ax.identity else ax.table_array().reshape(-1) for ax in axes]
+    kernel = [1 if ax.identity else ax.window for ax in axes]
+    src = x
+    for i in range(nd - 1):
+        if not axes[i].identity:
+            src = b.op("Gather", src, b.const(tables[i]), axis=lead + i)
+    # onnxruntime gathers along the last axis element by element (3.2 ms of the graph's 4.4 on
+    # (1,16,223,223)->7; along H, whole rows: 0.2 ms): up to SLICED_WINDOWS windows, that axis
+    # is copied as slices of whole windows (and of their last element, for the padding)
+    last = axes[-1]
+    if last.identity:
+        pass
+    elif last.out_size <= SLICED_WINDOWS:
+        pieces = []
+        for start, end in zip(last.starts.tolist(), last.ends.tolist()):
+            pieces.append(b.op("Slice", src, b.ints(start), b.ints(end), b.ints(-1)))
+            pieces += [b.op("Slice", src, b.ints(end - 1), b.ints(end), b.ints(-1))] * (last.window - (end - start))
+        src = pieces[0] if len(pieces) == 1 else b.op("Concat", *pieces, axis=-1)
+    else:
+        src = b.op("Gather", src, b.const(tables[-1]), axis=-1)
+    strides = [int(np.prod(spec.spatial[i + 1:])) for i in range(nd)]
+    lookup = np.zeros([len(t) for t in tables], dtype=np.int64)
+    for i, t in enumerate(tables):   # position in the copy -> index in the plane
+        shape = [1] * nd
+        shape[i] = len(t)
+        lookup = lookup + (t * strides[i]).reshape(shape)
+    return _maxpool_indices(b, spec, x, src, lookup.shape, kernel, kernel, lookup.reshape(-1))
 
 
 def _build_matmul(b, spec, x):
@@ -467,7 +531,15 @@ def _build_matmul(b, spec, x):
 def _build_gather(b, spec, x):
     axes = static_axes(b, spec)
     if spec.return_indices:
-        return _max_with_indices(b, spec, x, axes, static=True)
+        if spec.dtype == np.float64:   # onnx's reference evaluator: wrong float64 MaxPool indices
+            return _max_with_indices(b, spec, x, axes, static=True)
+        padded = [padded_windows(o, c) for o, c in zip(spec.out, spec.spatial)]
+        # pads up to half the kernel, as torch's max_pool allows (the reference evaluator
+        # fails on a window that is half pad or more)
+        if all(p and 2 * max(p[2], p[3]) < p[0] for p in padded):
+            kernel, stride, begin, end = (list(v) for v in zip(*padded))
+            return _maxpool_indices(b, spec, x, x, spec.spatial, kernel, stride, pads=begin + end)
+        return _regathered_pool_with_indices(b, spec, x, axes)
     return [_exact_max(b, spec, x, lambda sb, v: _separable_max(sb, spec, v, axes))]
 
 
@@ -654,6 +726,25 @@ def uniform_windows(out: int, size: int):
     if stride < 1 or np.any(ends - starts != kernel) or np.any(starts != stride * np.arange(out)):
         return None
     return kernel, stride
+
+
+def padded_windows(out: int, size: int):
+    """(kernel, stride, pad_begin, pad_end) when the adaptive windows of an axis are a strided
+    pool's windows over the axis padded on both sides (the pads count for nothing in MaxPool):
+    223 -> 7 is kernel 33, stride 32, pads (1, 1), its windows 32 or 33 long. Else None."""
+    if out < 1:
+        return None
+    starts, ends = adaptive_windows(out, size)
+    for pad in range(int((ends - starts).max())):
+        kernel = int(ends[0]) + pad
+        stride = int(starts[1]) + pad if out > 1 else 1
+        first = stride * np.arange(out) - pad
+        if (stride < 1 or np.any(np.maximum(first, 0) != starts) or np.any(np.minimum(first + kernel, size) != ends)):
+            continue
+        pad_end = max(0, int(first[-1]) + kernel - size)
+        if pad_end < kernel and (size + pad + pad_end - kernel) // stride + 1 == out:
+            return kernel, stride, pad, pad_end
+    return None
 
 
 def _sliding_refuses(spec):

@@ -748,29 +748,44 @@ def test_inline_gives_the_function_body_as_standard_nodes(ort, rng):
     assert plain.graph == export("adaptive_avg_pool2d", (1, 3, 8, 8), output_size=4).graph
 
 
-@pytest.mark.parametrize("dtype", ["float16", "float32"])
-def test_maxpool_indices_form_keeps_torchs_rules(dtype, ort):
-    """The pool strategy with return_indices reads MaxPool's own Indices; the windows where
-    MaxPool's rule isn't torch's (NaN: torch takes the last NaN; all -inf or all the lowest
-    float: MaxPool starts from the lowest float) take the gather form's indices."""
-    model = export("adaptive_max_pool2d", (1, 2, 4, 6), dtype=dtype, output_size=(2, 3), return_indices=True)
-    assert {p.key: p.value for p in model.metadata_props}["adapool.strategy"] == "pool"
+@pytest.mark.parametrize("dtype", ["float16", "float32", "float64"])
+@pytest.mark.parametrize("shape,out,strategy,form", [
+    ((1, 2, 4, 6), (2, 3), "pool", "MaxPool"),          # uniform windows
+    ((1, 2, 5, 7), (3, 4), "gather", "padded"),         # 5 -> 3 and 7 -> 4: kernel 3, stride 2, pads 1
+    ((2, 5, 7), (3, 4), "gather", "padded"),            # unbatched: (C, 1, H, W) through MaxPool
+    ((1, 2, 6, 10), (4, 4), "gather", "regathered"),    # 6 -> 4: windows no padded pool makes
+    ((1, 2, 12, 6), (5, 4), "gather", "regathered"),    # 12 -> 5 (lengths 3 and 4), 6 -> 4
+])
+def test_maxpool_indices_form_keeps_torchs_rules(shape, out, strategy, form, dtype, ort):
+    """The MaxPool forms of max pooling with indices (uniform windows; windows of a padded
+    pool; windows gathered side by side into a copy) read MaxPool's own Indices; the windows
+    where MaxPool's rule isn't torch's (NaN: torch takes the last NaN; all -inf or all the
+    lowest float: MaxPool starts from the lowest float) take the gather form's indices."""
+    model = export("adaptive_max_pool2d", shape, dtype=dtype, output_size=out, return_indices=True)
+    # float64: onnxruntime's CPU EP lacks float64 AveragePool, so `pool` isn't auto there; the
+    # gather strategy takes the same MaxPool form
+    assert {p.key: p.value for p in model.metadata_props}["adapool.strategy"] == ("gather" if dtype == "float64" else strategy)
+    padded = [onnx_export._strategies.padded_windows(o, c) for o, c in zip(out, shape[-2:])]
+    assert {"MaxPool": all(padded) and not any(p[2] for p in padded), "padded": all(padded) and any(p[2] for p in padded),
+            "regathered": not all(padded)}[form]
     lowest = np.finfo(dtype).min
-    base = np.arange(48, dtype=np.float64).reshape(1, 2, 4, 6) % 5
+    base = np.arange(int(np.prod(shape)), dtype=np.float64).reshape(shape) % 5
+    lead = (0, 0) if len(shape) == 4 else (0,)
+    other = (0, 1) if len(shape) == 4 else (1,)
     cases = {"ties": np.zeros_like(base), "plain": base}
     nan2 = base.copy()
-    nan2[0, 0, 0, 0] = nan2[0, 0, 1, 1] = np.nan   # two NaN in one window: the last one's index
+    nan2[lead + (0, 0)] = nan2[lead + (1, 1)] = np.nan   # two NaN in one window: the last one's index
     cases["two NaN"] = nan2
     minf = base.copy()
-    minf[0, 1, 2:4, 4:6] = -np.inf                  # a whole window of -inf
+    minf[other + (slice(-3, None), slice(-3, None))] = -np.inf   # a whole window of -inf
     cases["-inf window"] = minf
     low = base.copy()
-    low[0, 0, 2:4, 0:2] = lowest                     # a whole window of the lowest float
+    low[lead + (slice(-3, None), slice(0, 3))] = lowest          # a whole window of the lowest float
     cases["lowest window"] = low
     for name, x in cases.items():
         x = x.astype(dtype)
         y, i = run_model(model, x.copy(), ort)
-        want_y, want_i = adapool.adaptive_max_pool2d(x, (2, 3), return_indices=True)
+        want_y, want_i = adapool.adaptive_max_pool2d(x, out, return_indices=True)
         np.testing.assert_array_equal(i, want_i, err_msg=name)
         np.testing.assert_array_equal(y, want_y, err_msg=name)
 
@@ -790,3 +805,27 @@ def test_maxpool_indices_form_without_an_if_left(ort, rng):
     for x in (rng.standard_normal((2, 3, 8, 12)).astype(np.float32), nasty_input((2, 3, 8, 12), "float32", rng)):
         got = sess.run(None, {"x": x})
         assert_same(got, list(adapool.adaptive_max_pool2d(x, 4, return_indices=True)), "float32", "no If")
+
+
+@given(out=st.integers(1, 40), size=st.integers(1, 300))
+def test_padded_windows_are_the_adaptive_windows(out, size):
+    """Where padded_windows finds a padded strided pool, its windows clipped to the axis are
+    the adaptive windows, its output size is `out`, and each pad is under the kernel."""
+    found = onnx_export._strategies.padded_windows(out, size)
+    starts, ends = onnx_export._windows.adaptive_windows(out, size)
+    if found is None:
+        assert out > 2 and onnx_export._strategies.uniform_windows(out, size) is None
+        return
+    kernel, stride, begin, end = found
+    first = stride * np.arange(out) - begin
+    np.testing.assert_array_equal(np.clip(first, 0, size), starts)
+    np.testing.assert_array_equal(np.clip(first + kernel, 0, size), ends)
+    assert 0 <= begin < kernel and 0 <= end < kernel
+    assert (size + begin + end - kernel) // stride + 1 == out
+
+
+def test_padded_windows_of_the_seed_like_shapes():
+    pw = onnx_export._strategies.padded_windows
+    assert pw(7, 223) == (33, 32, 1, 1)
+    assert pw(7, 15) == (3, 2, 0, 0) and pw(7, 14) == (2, 2, 0, 0)
+    assert pw(5, 23) is None and pw(4, 6) is None
