@@ -493,7 +493,7 @@ def _regathered_pool_with_indices(b, spec, x, axes) -> list:
     they tile the copy and MaxPool (kernel = stride = the window) runs on it; a constant table
     maps its indices back to the input's plane. Row-major order within a window is kept and
     the repeats come after the elements they repeat, so MaxPool's first maximum is torch's.
-    (1,16,223,223)->7 under onnxruntime: 7.8 ms as the gather form, see benchmarks/README.md.)"""
+    For windows no padded pool makes (6 -> 4, 12 -> 5); see benchmarks/README.md."""
     lead, nd = spec.rank - spec.nd, spec.nd
     tables = [np.arange(ax.in_size, dtype=np.int64) if ax.identity else ax.table_array().reshape(-1) for ax in axes]
     kernel = [1 if ax.identity else ax.window for ax in axes]
@@ -506,7 +506,7 @@ def _regathered_pool_with_indices(b, spec, x, axes) -> list:
     # is copied as slices of whole windows (and of their last element, for the padding)
     last = axes[-1]
     if last.identity:
-        pass
+        pass   # nothing to copy along it
     elif last.out_size <= SLICED_WINDOWS:
         pieces = []
         for start, end in zip(last.starts.tolist(), last.ends.tolist()):

@@ -755,6 +755,7 @@ def test_inline_gives_the_function_body_as_standard_nodes(ort, rng):
     ((2, 5, 7), (3, 4), "gather", "padded"),            # unbatched: (C, 1, H, W) through MaxPool
     ((1, 2, 6, 10), (4, 4), "gather", "regathered"),    # 6 -> 4: windows no padded pool makes
     ((1, 2, 12, 6), (5, 4), "gather", "regathered"),    # 12 -> 5 (lengths 3 and 4), 6 -> 4
+    ((1, 2, 6, 35), (4, 33), "gather", "regathered"),   # more than SLICED_WINDOWS: the last axis gathered
 ])
 def test_maxpool_indices_form_keeps_torchs_rules(shape, out, strategy, form, dtype, ort):
     """The MaxPool forms of max pooling with indices (uniform windows; windows of a padded
