@@ -451,8 +451,8 @@ def _maxpool_indices(b, spec, x, src, src_spatial, kernel, stride, lookup=None, 
     to ``x``'s planes through ``lookup`` when ``src`` is a regathered copy of ``x``. MaxPool's
     values are the elements at its indices (one comparison loop picks both, so even a -0.0
     first maximum keeps its sign; ``pads`` never win, as they don't count). Where NaN/-inf
-    make MaxPool's answer differ from torch's,
-    one two-output If gives both outputs from the gather form."""
+    make MaxPool's answer differ from torch's, one two-output If gives both outputs from the
+    gather form."""
     # no If left for the check: the gather form alone is exact everywhere. Also for unbatched
     # 1-d inputs and unbatched copies: onnxsim breaks those graphs ("not in SSA form")
     if b.if_free or (not spec.batched and (spec.nd == 1 or pads or lookup is not None)):
