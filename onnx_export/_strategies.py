@@ -98,9 +98,12 @@ def _if(b: Builder, cond: str, then_fn, else_fn, dtype):
     branches = []
     for fn, name in ((then_fn, "then"), (else_fn, "else")):
         sub = b.subgraph()
+        returned = as_list(fn(sub))
+        outer = {o for n in b.nodes for o in n.output}
+        made = {o for n in sub.nodes for o in n.output}
         outs = []
-        for out in as_list(fn(sub)):
-            if out in [n for n in b.nodes for n in n.output] or not any(out in n.output for n in sub.nodes) or out in outs:
+        for out in returned:
+            if out in outer or out not in made or out in outs:
                 out = sub.op("Identity", out)   # a branch must produce each of its outputs itself
             outs.append(out)
         branches.append(helper.make_graph(sub.nodes, name, [], [helper.make_tensor_value_info(o, onnx_dtype(d), None)
@@ -505,15 +508,13 @@ def _regathered_pool_with_indices(b, spec, x, axes) -> list:
     # (1,16,223,223)->7; along H, whole rows: 0.2 ms): up to SLICED_WINDOWS windows, that axis
     # is copied as slices of whole windows (and of their last element, for the padding)
     last = axes[-1]
-    if last.identity:
-        pass   # nothing to copy along it
-    elif last.out_size <= SLICED_WINDOWS:
+    if not last.identity and last.out_size <= SLICED_WINDOWS:
         pieces = []
         for start, end in zip(last.starts.tolist(), last.ends.tolist()):
             pieces.append(b.op("Slice", src, b.ints(start), b.ints(end), b.ints(-1)))
             pieces += [b.op("Slice", src, b.ints(end - 1), b.ints(end), b.ints(-1))] * (last.window - (end - start))
         src = pieces[0] if len(pieces) == 1 else b.op("Concat", *pieces, axis=-1)
-    else:
+    elif not last.identity:
         src = b.op("Gather", src, b.const(tables[-1]), axis=-1)
     strides = [int(np.prod(spec.spatial[i + 1:])) for i in range(nd)]
     lookup = np.zeros([len(t) for t in tables], dtype=np.int64)
