@@ -2,10 +2,11 @@
 # setup.py. Every function here trusts its arguments: the Python layer (adapool/_pooling.py)
 # validates shapes, strides, dtypes and window tables before anything reaches a kernel.
 #
-# Layering (see ../shared/STYLE.md): `def` wrappers take typed memoryviews, read the geometry
-# and call one `cdef ... noexcept nogil` driver (_run); it splits independent work items (output
-# rows, input rows or planes, depending on the kernel) into one static range per thread and runs
-# them serially or with `prange`; the range functions are pure arithmetic.
+# Layering (see ../shared/STYLE.md): `def` wrappers take ndarrays, read the geometry through
+# numpy's C API, check what the loops assume and call one `cdef ... noexcept nogil` driver
+# (_run); it splits independent work items (output rows, input rows or planes, depending on the
+# kernel) into one static range per thread and runs them serially or with `prange`; the range
+# functions are pure arithmetic.
 #
 # Every op is written for rank 3 (D, H, W): 2d is D = 1 and 1d is D = H = 1, so one kernel
 # serves all ranks at the cost of loops with a trip count of 1.
@@ -15,6 +16,9 @@ from libc.stdint cimport int32_t, int64_t
 from libc.math cimport INFINITY
 from libc.stdlib cimport malloc, free
 from libc.string cimport memcpy, memset
+cimport numpy as cnp
+
+cnp.import_array()
 
 cdef extern from *:
     """
@@ -1400,39 +1404,105 @@ cdef int _run(int kind, const real_t* src, real_t* dst, int64_t* idx, const int6
 
 
 # ---------------------------------------------------------------------------------------------
-# def wrappers: read the geometry from the views, check the one layout assumption the raw
-# loops make, release the GIL, run. Every 5-d view is (N, C, D, H, W) in logical order.
+# def wrappers: read the geometry straight from the ndarrays (numpy's C API: a typed memoryview
+# costs ~0.2 us an array to acquire, more than pooling an 8x8 plane), check what the raw loops
+# assume, release the GIL, run. The arrays come as torch lays them out, (N, C, *spatial) or
+# (C, *spatial) with ``nd`` spatial axes; the kernels see them as (N, C, D, H, W), the missing
+# axes of length 1 (their stride is never read). float16 runs as its bit patterns (half_bits).
 
-cdef Geom _geometry(const real_t[:, :, :, :, :] a_in, const real_t[:, :, :, :, :] a_out):
-    cdef Geom g
-    cdef int k
-    g.n, g.c, g.d, g.h, g.w = a_in.shape[0], a_in.shape[1], a_in.shape[2], a_in.shape[3], a_in.shape[4]
-    g.od, g.oh, g.ow = a_out.shape[2], a_out.shape[3], a_out.shape[4]
+cdef int _axes(cnp.ndarray a, int nd, Py_ssize_t* shape, Py_ssize_t* strides) except -1:
+    """Extents and element strides of ``a`` as (N, C, D, H, W)."""
+    cdef int r = cnp.PyArray_NDIM(a)
+    cdef int k, src
+    cdef Py_ssize_t item = cnp.PyArray_ITEMSIZE(a)
+    if nd < 1 or nd > 3 or r < nd + 1 or r > nd + 2:
+        raise ValueError("kernel arrays must be (N, C, *spatial) or (C, *spatial)")
+    if not cnp.PyArray_ISALIGNED(a):
+        raise ValueError("kernel arrays must be aligned")
     for k in range(5):
-        g.xs[k] = a_in.strides[k] // <Py_ssize_t>sizeof(real_t)
-        g.ys[k] = a_out.strides[k] // <Py_ssize_t>sizeof(real_t)
-    return g
+        if k == 0:
+            src = 0 if r == nd + 2 else -1
+        elif k == 1:
+            src = r - nd - 1
+        else:
+            src = k - 5 + r if k >= 5 - nd else -1
+        if src < 0:
+            shape[k] = 1
+            strides[k] = 0
+        else:
+            shape[k] = cnp.PyArray_DIM(a, src)
+            if cnp.PyArray_STRIDE(a, src) % item:
+                raise ValueError("kernel arrays need strides in whole elements")
+            strides[k] = cnp.PyArray_STRIDE(a, src) // item
+        if shape[k] == 0:
+            raise ValueError("kernel arrays must be non-empty (the Python layer skips empty calls)")
+    return 0
 
 
-cdef _check_unit_stride(const Geom* g, bint channels_last):
+cdef int _geometry(cnp.ndarray a_in, cnp.ndarray a_out, int nd, bint channels_last,
+                   Geom* g) except -1:
+    """The geometry of an input-shaped and an output-shaped array of one dtype; checks that they
+    agree on rank, N and C, and the one layout assumption the raw loops make."""
+    cdef Py_ssize_t si[5]
+    cdef Py_ssize_t so[5]
+    cdef int t = cnp.PyArray_TYPE(a_in)
+    if t != cnp.PyArray_TYPE(a_out) or (t != cnp.NPY_FLOAT and t != cnp.NPY_DOUBLE and t != cnp.NPY_FLOAT16):
+        raise TypeError("kernel arrays must share one dtype: float16, float32 or float64")
+    if cnp.PyArray_NDIM(a_in) != cnp.PyArray_NDIM(a_out):
+        raise ValueError("kernel arrays must have one rank")
+    _axes(a_in, nd, si, g.xs)
+    _axes(a_out, nd, so, g.ys)
+    if si[0] != so[0] or si[1] != so[1]:
+        raise ValueError("kernel arrays must have the same N and C")
+    g.n, g.c, g.d, g.h, g.w = si[0], si[1], si[2], si[3], si[4]
+    g.od, g.oh, g.ow = so[2], so[3], so[4]
     # The raw loops assume unit stride on the input-shaped array's innermost axis (W, or C
     # when channels-last); the stride of an axis of length 1 is never used.
     if (g.c > 1 and g.xs[1] != 1) if channels_last else (g.w > 1 and g.xs[4] != 1):
         raise ValueError("kernel needs a unit-stride innermost axis")
+    return 0
 
 
-cdef _check_table(const int64_t[::1] table, const Geom* g):
-    if table.shape[0] != 3 * (g.od + g.oh + g.ow):
-        raise ValueError("window table does not match the output shape")
+cdef int _check_writeable(cnp.ndarray a) except -1:
+    if not cnp.PyArray_ISWRITEABLE(a):
+        raise ValueError("kernel output must be writeable")
+    return 0
 
 
-cdef _check_same_strides(const int64_t[:, :, :, :, :] ind, const Geom* g):
+cdef const int64_t* _int64_table(cnp.ndarray table, Py_ssize_t length, str what) except NULL:
+    if (cnp.PyArray_TYPE(table) != cnp.NPY_INT64 or cnp.PyArray_NDIM(table) != 1
+            or not cnp.PyArray_IS_C_CONTIGUOUS(table) or not cnp.PyArray_ISALIGNED(table)):
+        raise TypeError("window tables must be aligned contiguous 1-d int64 arrays")
+    if cnp.PyArray_DIM(table, 0) != length:
+        raise ValueError(f"{what} table does not match the {'output' if what == 'window' else 'input'} shape")
+    return <const int64_t*>cnp.PyArray_DATA(table)
+
+
+cdef int64_t* _indices(cnp.ndarray ind, int nd, const Geom* g) except NULL:
     # The kernels read indices at the output's element offsets (the stride of an axis of
     # length 1 is never used).
+    cdef Py_ssize_t shape[5]
+    cdef Py_ssize_t strides[5]
+    cdef Py_ssize_t want[5]
     cdef int k
+    want[0], want[1], want[2], want[3], want[4] = g.n, g.c, g.od, g.oh, g.ow
+    if cnp.PyArray_TYPE(ind) != cnp.NPY_INT64:
+        raise TypeError("indices must be int64")
+    _axes(ind, nd, shape, strides)
     for k in range(5):
-        if ind.shape[k] != (g.n, g.c, g.od, g.oh, g.ow)[k] or (ind.shape[k] > 1 and ind.strides[k] // 8 != g.ys[k]):
+        if shape[k] != want[k] or (shape[k] > 1 and strides[k] != g.ys[k]):
             raise ValueError("indices must have the output's shape and layout")
+    return <int64_t*>cnp.PyArray_DATA(ind)
+
+
+cdef int _dispatch(int kind, int dtype, const void* src, void* dst, int64_t* idx,
+                   const int64_t* table, const int64_t* rows, Geom g, bint cl,
+                   Py_ssize_t cblock, int nthreads) noexcept nogil:
+    if dtype == cnp.NPY_FLOAT:
+        return _run(kind, <const float*>src, <float*>dst, idx, table, rows, g, cl, cblock, nthreads)
+    if dtype == cnp.NPY_DOUBLE:
+        return _run(kind, <const double*>src, <double*>dst, idx, table, rows, g, cl, cblock, nthreads)
+    return _run(kind, <const half_bits*>src, <half_bits*>dst, idx, table, rows, g, cl, cblock, nthreads)
 
 
 cdef _raise_for(int rc):
@@ -1442,61 +1512,65 @@ cdef _raise_for(int rc):
         raise IndexError("index out of range")
 
 
-def avg_pool_forward(const real_t[:, :, :, :, :] x, real_t[:, :, :, :, :] y,
-                     const int64_t[::1] table, bint channels_last, Py_ssize_t cblock,
-                     int nthreads):
-    """Average pooling of x (N, C, D, H, W) into y (N, C, OD, OH, OW) over the windows and
-    divisors of ``table``. x and y must be non-empty (the Python layer skips empty calls)."""
-    cdef Geom g = _geometry(x, y)
-    cdef int rc
-    _check_unit_stride(&g, channels_last)
-    _check_table(table, &g)
+def avg_pool_forward(int nd, cnp.ndarray x, cnp.ndarray y, cnp.ndarray table,
+                     bint channels_last, Py_ssize_t cblock, int nthreads):
+    """Average pooling of x (N, C, *spatial) into y (N, C, *out) over the windows and divisors
+    of ``table`` (unbatched: both without N)."""
+    cdef Geom g
+    cdef int rc, t = cnp.PyArray_TYPE(x)
+    _geometry(x, y, nd, channels_last, &g)
+    _check_writeable(y)
+    cdef const int64_t* tab = _int64_table(table, 3 * (g.od + g.oh + g.ow), "window")
+    cdef const void* src = cnp.PyArray_DATA(x)
+    cdef void* dst = cnp.PyArray_DATA(y)
     with nogil:
-        rc = _run(AVG_FWD, &x[0, 0, 0, 0, 0], &y[0, 0, 0, 0, 0], NULL, &table[0], NULL, g,
-                  channels_last, cblock, nthreads)
+        rc = _dispatch(AVG_FWD, t, src, dst, NULL, tab, NULL, g, channels_last, cblock, nthreads)
     _raise_for(rc)
 
 
-def avg_pool_backward(const real_t[:, :, :, :, :] grad_output, real_t[:, :, :, :, :] grad_input,
-                      const int64_t[::1] table, const int64_t[::1] rows, bint channels_last,
-                      Py_ssize_t cblock, int nthreads):
-    """Gradient of avg_pool_forward: writes every element of grad_input (N, C, D, H, W)."""
-    cdef Geom g = _geometry(grad_input, grad_output)
-    cdef int rc
-    _check_unit_stride(&g, channels_last)
-    _check_table(table, &g)
-    if rows.shape[0] != 2 * (g.d + g.h):
-        raise ValueError("row table does not match the input shape")
+def avg_pool_backward(int nd, cnp.ndarray grad_output, cnp.ndarray grad_input, cnp.ndarray table,
+                      cnp.ndarray rows, bint channels_last, Py_ssize_t cblock, int nthreads):
+    """Gradient of avg_pool_forward: writes every element of grad_input (N, C, *spatial)."""
+    cdef Geom g
+    cdef int rc, t = cnp.PyArray_TYPE(grad_input)
+    _geometry(grad_input, grad_output, nd, channels_last, &g)
+    _check_writeable(grad_input)
+    cdef const int64_t* tab = _int64_table(table, 3 * (g.od + g.oh + g.ow), "window")
+    cdef const int64_t* rws = _int64_table(rows, 2 * (g.d + g.h), "row")
+    cdef const void* src = cnp.PyArray_DATA(grad_output)
+    cdef void* dst = cnp.PyArray_DATA(grad_input)
     with nogil:
-        rc = _run(AVG_BWD, &grad_output[0, 0, 0, 0, 0], &grad_input[0, 0, 0, 0, 0], NULL,
-                  &table[0], &rows[0], g, channels_last, cblock, nthreads)
+        rc = _dispatch(AVG_BWD, t, src, dst, NULL, tab, rws, g, channels_last, cblock, nthreads)
     _raise_for(rc)
 
 
-def max_pool_forward(const real_t[:, :, :, :, :] x, real_t[:, :, :, :, :] y,
-                     int64_t[:, :, :, :, :] indices, const int64_t[::1] table,
+def max_pool_forward(int nd, cnp.ndarray x, cnp.ndarray y, cnp.ndarray indices, cnp.ndarray table,
                      bint channels_last, Py_ssize_t cblock, int nthreads):
     """Max pooling of x into y with torch's indices; ``indices`` has y's shape and layout."""
-    cdef Geom g = _geometry(x, y)
-    cdef int rc
-    _check_unit_stride(&g, channels_last)
-    _check_table(table, &g)
-    _check_same_strides(indices, &g)
+    cdef Geom g
+    cdef int rc, t = cnp.PyArray_TYPE(x)
+    _geometry(x, y, nd, channels_last, &g)
+    _check_writeable(y)
+    _check_writeable(indices)
+    cdef const int64_t* tab = _int64_table(table, 3 * (g.od + g.oh + g.ow), "window")
+    cdef int64_t* idx = _indices(indices, nd, &g)
+    cdef const void* src = cnp.PyArray_DATA(x)
+    cdef void* dst = cnp.PyArray_DATA(y)
     with nogil:
-        rc = _run(MAX_FWD, &x[0, 0, 0, 0, 0], &y[0, 0, 0, 0, 0], &indices[0, 0, 0, 0, 0],
-                  &table[0], NULL, g, channels_last, cblock, nthreads)
+        rc = _dispatch(MAX_FWD, t, src, dst, idx, tab, NULL, g, channels_last, cblock, nthreads)
     _raise_for(rc)
 
 
-def max_pool_backward(const real_t[:, :, :, :, :] grad_output, const int64_t[:, :, :, :, :] indices,
-                      real_t[:, :, :, :, :] grad_input, bint channels_last, Py_ssize_t cblock,
-                      int nthreads):
+def max_pool_backward(int nd, cnp.ndarray grad_output, cnp.ndarray indices, cnp.ndarray grad_input,
+                      bint channels_last, Py_ssize_t cblock, int nthreads):
     """Scatter-add grad_output into grad_input at ``indices`` (flattened per plane).
 
     grad_input must be dense: C-contiguous (planar) or channels-last contiguous. Raises
     IndexError, having written nothing out of bounds, when an index is outside its plane."""
-    cdef Geom g = _geometry(grad_input, grad_output)
-    cdef int rc
+    cdef Geom g
+    cdef int rc, t = cnp.PyArray_TYPE(grad_input)
+    _geometry(grad_input, grad_output, nd, channels_last, &g)
+    _check_writeable(grad_input)
     cdef Py_ssize_t P = g.d * g.h * g.w
     # Dense: each pixel (or plane) follows the previous one; axes of length 1 have no stride
     # that matters.
@@ -1508,11 +1582,11 @@ def max_pool_backward(const real_t[:, :, :, :, :] grad_output, const int64_t[:, 
                  and (g.d == 1 or g.xs[2] == g.h * g.w) and (g.c == 1 or g.xs[1] == P))
     if not dense:
         raise ValueError("grad_input must be dense in its layout")
-    _check_same_strides(indices, &g)
+    cdef int64_t* idx = _indices(indices, nd, &g)
+    cdef const void* src = cnp.PyArray_DATA(grad_output)
+    cdef void* dst = cnp.PyArray_DATA(grad_input)
     with nogil:
-        rc = _run(MAX_BWD, &grad_output[0, 0, 0, 0, 0], &grad_input[0, 0, 0, 0, 0],
-                  <int64_t*>&indices[0, 0, 0, 0, 0], NULL, NULL, g, channels_last, cblock,
-                  nthreads)
+        rc = _dispatch(MAX_BWD, t, src, dst, idx, NULL, NULL, g, channels_last, cblock, nthreads)
     _raise_for(rc)
 
 

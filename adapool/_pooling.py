@@ -32,27 +32,6 @@ __all__ = [
 ]
 
 
-def _specialisations(fused):
-    # The fused kernels' specialisations, looked up once: Cython's run-time dispatch on a fused
-    # `def` costs microseconds, more than a whole small pooling call.
-    return {
-        np.dtype(np.float16): fused["half_bits"],
-        np.dtype(np.float32): fused["float"],
-        np.dtype(np.float64): fused["double"],
-    }
-
-
-_AVG_FWD = _specialisations(_kernels.avg_pool_forward)
-_AVG_BWD = _specialisations(_kernels.avg_pool_backward)
-_MAX_FWD = _specialisations(_kernels.max_pool_forward)
-_MAX_BWD = _specialisations(_kernels.max_pool_backward)
-
-
-def _bits(a: np.ndarray) -> np.ndarray:
-    """float16 arrays reach the kernels as their uint16 bit patterns."""
-    return a.view(np.uint16) if a.dtype.itemsize == 2 else a
-
-
 # ---- window tables (the kernels' packed form of _windows' answers) ---------------------------
 
 _UNIT_AXIS = (np.zeros(1, np.int64), np.ones(1, np.int64), np.ones(1, np.int64))
@@ -122,32 +101,30 @@ def _pool2d_axes(in_sizes: tuple, out_sizes: tuple, kernel: tuple, stride: tuple
 
 # ---- layouts ---------------------------------------------------------------------------------
 
-# Index tuples that view (N, C, *spatial) -- or unbatched (C, *spatial) -- as (N, C, D, H, W),
-# inserting axes of length 1; built once, since a small call is mostly such bookkeeping.
-_TO_5D = {
-    (nd, batched): ((slice(None),) if batched else (None,)) + (slice(None),) + (None,) * (3 - nd)
-    for nd in (1, 2, 3) for batched in (True, False)
-}
+def _nc(a: np.ndarray, nd: int) -> tuple:
+    """(N, C) of a (N, C, *spatial) or (C, *spatial) array: N = 1 unbatched."""
+    return a.shape[:2] if a.ndim == nd + 2 else (1, a.shape[0])
 
 
-def _to_5d(a: np.ndarray, nd: int, batched: bool) -> np.ndarray:
-    """View (N, C, *spatial) or (C, *spatial) as (N, C, D, H, W): leading axes of length 1."""
-    return a[_TO_5D[nd, batched]]
+def _channels_to_end(ndim: int, nd: int) -> tuple:
+    """The axis order that moves C of an (N, C, *spatial) or (C, *spatial) array to the end."""
+    c = ndim - nd - 1
+    return tuple(range(c)) + tuple(range(c + 1, ndim)) + (c,)
 
 
-def _kernel_layout(x: np.ndarray):
-    """Choose the kernel for a 5-d view: (x, False) -> planar kernel (W has unit stride);
-    (x, True) -> channels-last kernel (C has unit stride). A view with neither is copied to
-    C order first. A length-1 axis counts as unit stride: its stride is never used."""
+def _kernel_layout(x: np.ndarray, nd: int):
+    """Choose the kernel for an (N, C, *spatial) or (C, *spatial) array: (x, False) -> planar
+    kernel (W has unit stride); (x, True) -> channels-last kernel (C has unit stride). An array
+    with neither is copied to C order first. A length-1 axis counts as unit stride: its stride
+    is never used."""
     if x.flags.c_contiguous:
         return x, False
-    n, c, d, h, w = x.shape
-    item = x.itemsize
-    if x.transpose(0, 2, 3, 4, 1).flags.c_contiguous:
+    if x.transpose(_channels_to_end(x.ndim, nd)).flags.c_contiguous:
         return x, True
-    if w == 1 or x.strides[4] == item:
+    c = x.ndim - nd - 1
+    if x.shape[-1] == 1 or x.strides[-1] == x.itemsize:
         return x, False
-    if c == 1 or x.strides[1] == item:
+    if x.shape[c] == 1 or x.strides[c] == x.itemsize:
         return x, True
     return np.ascontiguousarray(x), False
 
@@ -186,14 +163,13 @@ def _pool2d_args(*args):
     return _pool2d_args_cached(args[0], key, *args[1:])
 
 
-def _forward_result(out, shape: tuple, dtype, channels_last: bool, batched: bool, x, name: str):
-    """The (N, C, *spatial) array a forward op writes: the caller's ``out`` (validated; the
-    average kernels write through any strides, so any layout) or a new array in the layout
-    torch would give."""
+def _forward_result(out, shape: tuple, dtype, channels_last: bool, x, name: str):
+    """The array a forward op writes, of the result's ``shape`` ((N, C, *spatial), or
+    (C, *spatial) unbatched): the caller's ``out`` (validated; the average kernels write through
+    any strides, so any layout) or a new array in the layout torch would give."""
     if out is None:
         return _empty(shape, dtype, channels_last)
-    y = check_out(out, shape if batched else shape[1:], dtype, x, name)
-    return y if batched else y[None]
+    return check_out(out, shape, dtype, x, name)
 
 
 def _result_channels_last(channels_last: bool, batched: bool, nd: int) -> bool:
@@ -258,21 +234,19 @@ def _size_key(output_size):
 
 class _ForwardPlan:
     """What validating and planning one adaptive or avg_pool2d forward call found (see _PLANS;
-    avg_pool2d's window table takes the place of the adaptive one)."""
-    __slots__ = ("nd", "is_max", "batched", "to5d", "channels_last", "out_cl", "shape", "osize", "table",
-                 "serial_block", "kernel", "half")
+    avg_pool2d's window table takes the place of the adaptive one). ``shape`` is the result's
+    shape as torch gives it ((N, C, *out) or, unbatched, (C, *out))."""
+    __slots__ = ("nd", "is_max", "channels_last", "out_cl", "shape", "nc", "rows", "table",
+                 "serial_block")
 
-    def __init__(self, nd, is_max, batched, channels_last, out_cl, shape, osize, table, elements, dtype):
-        self.nd, self.is_max, self.batched, self.channels_last = nd, is_max, batched, channels_last
-        self.to5d = _TO_5D[nd, batched]
-        self.out_cl, self.shape, self.osize, self.table = out_cl, shape, osize, table
+    def __init__(self, nd, is_max, channels_last, out_cl, n, c, shape, table, elements):
+        self.nd, self.is_max, self.channels_last = nd, is_max, channels_last
+        self.out_cl, self.shape, self.nc, self.table = out_cl, shape, (n, c), table
+        self.rows = _rows_of(shape[-nd:])
         # (1 thread, block) for inputs too small to share (threads_for always runs them on the
         # calling thread, so their split is fixed); else None: planned per call
-        n, c = shape[:2]
-        self.serial_block = ((1, _channel_block(c, n * _rows_of(osize), 1) if channels_last else c)
+        self.serial_block = ((1, _channel_block(c, n * self.rows, 1) if channels_last else c)
                              if elements < PARALLEL_MIN_ELEMENTS else None)
-        self.kernel = (_MAX_FWD if is_max else _AVG_FWD)[dtype]
-        self.half = dtype.itemsize == 2
 
 
 def _planned(key, input: np.ndarray, return_indices: bool = False):
@@ -281,27 +255,22 @@ def _planned(key, input: np.ndarray, return_indices: bool = False):
     plan = _PLANS.get(key)
     if plan is None or not input.flags.aligned:
         return None
-    return _run_plan(plan, input[plan.to5d], _empty(plan.shape, input.dtype, plan.out_cl), return_indices)
+    return _run_plan(plan, input, _empty(plan.shape, input.dtype, plan.out_cl), return_indices)
 
 
-def _run_plan(plan: _ForwardPlan, x5: np.ndarray, y: np.ndarray, return_indices: bool):
-    """Run a planned forward call on the input viewed as ``x5``, into ``y``."""
-    is_max = plan.is_max
-    indices = _empty(plan.shape, np.int64, plan.out_cl) if is_max else None
+def _run_plan(plan: _ForwardPlan, x: np.ndarray, y: np.ndarray, return_indices: bool):
+    """Run a planned forward call on ``x`` (the input, or its copy in a layout the kernels take,
+    in torch's shape) into ``y`` (the result)."""
+    if plan.is_max:
+        indices = _empty(plan.shape, np.int64, plan.out_cl)
+        if y.size:
+            nthreads, block = plan.serial_block or _plan(*plan.nc, plan.rows, x.size, plan.channels_last)
+            _kernels.max_pool_forward(plan.nd, x, y, indices, plan.table, plan.channels_last, block, nthreads)
+        return (y, indices) if return_indices else y
     if y.size:
-        n, c = plan.shape[:2]
-        nthreads, block = plan.serial_block or _plan(n, c, _rows_of(plan.osize), x5.size, plan.channels_last)
-        y5 = y[_TO_5D[plan.nd, True]]
-        if plan.half:
-            x5, y5 = _bits(x5), _bits(y5)
-        if is_max:
-            plan.kernel(x5, y5, indices[_TO_5D[plan.nd, True]], plan.table, plan.channels_last, block, nthreads)
-        else:
-            plan.kernel(x5, y5, plan.table, plan.channels_last, block, nthreads)
-    if not plan.batched:
-        y = y[0]
-        indices = indices[0] if is_max else None
-    return (y, indices) if return_indices else y
+        nthreads, block = plan.serial_block or _plan(*plan.nc, plan.rows, x.size, plan.channels_last)
+        _kernels.avg_pool_forward(plan.nd, x, y, plan.table, plan.channels_last, block, nthreads)
+    return y
 
 
 def _adaptive_forward(input, output_size, nd: int, name: str, is_max: bool,
@@ -318,17 +287,15 @@ def _adaptive_forward(input, output_size, nd: int, name: str, is_max: bool,
     batched = check_rank(x, nd, name, is_max or nd == 3)
     spatial = x.shape[-nd:]
     osize = adaptive_output_size(output_size, spatial, name, is_max, x.shape)
-    viewed = x[_TO_5D[nd, batched]]
-    x5, channels_last = _kernel_layout(viewed)
-    n, c = x5.shape[:2]
+    xk, channels_last = _kernel_layout(x, nd)
     out_cl = _result_channels_last(channels_last, batched, nd)
-    shape = (n, c) + osize
-    y = _forward_result(out, shape, x.dtype, out_cl, batched, x, name)
-    plan = _ForwardPlan(nd, is_max, batched, channels_last, out_cl, shape, osize,
-                        _adaptive_table(osize, spatial) if y.size else None, x5.size, x.dtype)
-    if key is not None and x is input and x5 is viewed:   # no copy was needed: the plan holds for the key
+    shape = x.shape[:-nd] + osize
+    y = _forward_result(out, shape, x.dtype, out_cl, x, name)
+    plan = _ForwardPlan(nd, is_max, channels_last, out_cl, *_nc(x, nd), shape,
+                        _adaptive_table(osize, spatial) if y.size else None, x.size)
+    if key is not None and xk is input:   # no copy was needed: the plan holds for the key
         _remember(key, plan)
-    result = _run_plan(plan, x5, y, return_indices)
+    result = _run_plan(plan, xk, y, return_indices)
     if out is not None:
         return (out, result[1]) if return_indices else out
     return result
@@ -605,7 +572,8 @@ def avg_pool2d(input: npt.ArrayLike, kernel_size: int | Sequence[int],
     """
     key = None
     if (out is None and type(input) is np.ndarray and type(ceil_mode) is bool and type(count_include_pad) is bool
-            and all(_exact_ints(v) for v in (kernel_size, stride, padding, divisor_override))):
+            and _exact_ints(kernel_size) and _exact_ints(stride) and _exact_ints(padding)
+            and _exact_ints(divisor_override)):   # (not all() over a generator: 0.5 us a call)
         key = ("avg_pool2d", kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override,
                input.shape, input.strides, input.dtype)
         result = _planned(key, input)
@@ -615,48 +583,112 @@ def avg_pool2d(input: npt.ArrayLike, kernel_size: int | Sequence[int],
     args = _pool2d_args(x.shape, kernel_size, stride, padding, ceil_mode, count_include_pad,
                         divisor_override)
     batched = x.ndim == 4
-    viewed = _to_5d(x, 2, batched)
-    x5, channels_last = _kernel_layout(viewed)
-    n, c = x5.shape[:2]
+    xk, channels_last = _kernel_layout(x, 2)
     out_cl = _result_channels_last(channels_last, batched, 2)
-    shape = (n, c) + args.out_size
-    y = _forward_result(out, shape, x.dtype, out_cl, batched, x, "avg_pool2d")
-    plan = _ForwardPlan(2, False, batched, channels_last, out_cl, shape, args.out_size,
-                        _pool2d_table(*args.key) if y.size else None, x5.size, x.dtype)
-    if key is not None and x is input and x5 is viewed:   # as in _adaptive_forward
+    shape = x.shape[:-2] + args.out_size
+    y = _forward_result(out, shape, x.dtype, out_cl, x, "avg_pool2d")
+    plan = _ForwardPlan(2, False, channels_last, out_cl, *_nc(x, 2), shape,
+                        _pool2d_table(*args.key) if y.size else None, x.size)
+    if key is not None and xk is input:   # as in _adaptive_forward
         _remember(key, plan)
-    result = _run_plan(plan, x5, y, False)
+    result = _run_plan(plan, xk, y, False)
     return out if out is not None else result
 
 
 # ---- backward --------------------------------------------------------------------------------
 
-def _avg_backward(go: np.ndarray, input_shape, nd: int, tables):
-    """Shared by the average backward ops, after their checks (``go`` is already a float
-    array): ``tables()`` gives the forward op's packed window table and the backward row table
-    (both cached per shape)."""
-    batched = go.ndim == nd + 2
-    go5, go_cl = _kernel_layout(_to_5d(go, nd, batched))
-    n, c = go5.shape[:2]
-    spatial = input_shape[-nd:]
-    channels_last = _result_channels_last(go_cl, batched, nd)   # grad_input's layout
-    gi = _empty((n, c) + spatial, go.dtype, channels_last)
+# Tiny calls, as in the forward ops (see _PLANS): a gradient call whose grad_output (and
+# indices) are aligned ndarrays used without a copy, with ``input_shape`` a tuple of exact ints,
+# is planned once per (op, its arguments, input_shape, and each array's shape, strides and
+# dtype). Validating and planning cost 2-3 us, more than the gradient of an 8x8 plane.
+
+_INT = {int}
+
+
+def _exact_shape(input_shape) -> bool:
+    """A tuple of exact ints (not bools or numpy ints, which hash like ints but are validated
+    every time)."""
+    return type(input_shape) is tuple and set(map(type, input_shape)) <= _INT
+
+
+class _BackwardPlan:
+    """What validating and planning one backward call found: grad_input's shape (the forward
+    input's) and layout, the kernel's tables and its thread split."""
+    __slots__ = ("nd", "name", "channels_last", "shape", "nc", "rows", "work", "tables", "serial_block")
+
+    def __init__(self, nd, name, channels_last, shape, rows, work, tables):
+        self.nd, self.name, self.channels_last, self.shape = nd, name, channels_last, shape
+        n, c = self.nc = _nc_of(shape, nd)
+        self.rows, self.work, self.tables = rows, work, tables
+        # As in _ForwardPlan: calls too small to share always run on the calling thread.
+        self.serial_block = ((1, _channel_block(c, n * rows, 1) if channels_last else c)
+                             if work < PARALLEL_MIN_ELEMENTS else None)
+
+
+def _nc_of(shape: tuple, nd: int) -> tuple:
+    return shape[:2] if len(shape) == nd + 2 else (1, shape[0])
+
+
+def _run_backward(plan: _BackwardPlan, go: np.ndarray, ind: np.ndarray | None = None,
+                  gi: np.ndarray | None = None) -> np.ndarray:
+    """grad_input for ``go`` (and, for max pooling, ``ind``), each already in a layout the
+    kernel takes; into ``gi`` when given (the plan's new result array)."""
+    if gi is None:
+        gi = _empty(plan.shape, go.dtype, plan.channels_last)
     if gi.size and not go.size:
         gi[...] = 0  # an empty output reads nothing: zero gradient (torch raises here)
     elif gi.size:
-        gi5 = _to_5d(gi, nd, True)
-        table, rows = tables()
-        nthreads, block = _plan(n, c, _rows_of(spatial), gi5.size, channels_last)
-        _AVG_BWD[go.dtype](_bits(go5), _bits(gi5), table, rows, channels_last, block, nthreads)
-    return gi if batched else gi[0]
+        nthreads, block = plan.serial_block or _plan(*plan.nc, plan.rows, plan.work, plan.channels_last)
+        if ind is None:
+            _kernels.avg_pool_backward(plan.nd, go, gi, *plan.tables, plan.channels_last, block, nthreads)
+            return gi
+        try:
+            _kernels.max_pool_backward(plan.nd, go, ind, gi, plan.channels_last, block, nthreads)
+        except IndexError:
+            plane = int(np.prod(plan.shape[-plan.nd:]))
+            raise ValueError(
+                f"{plan.name}: found an index outside [0, {plane}): indices must come from the "
+                f"forward pass over an input of shape {list(plan.shape)}"
+            ) from None
+    return gi
+
+
+def _planned_backward(key, go, ind=None):
+    plan = _PLANS.get(key)
+    if plan is None or not go.flags.aligned or (ind is not None and not ind.flags.aligned):
+        return None
+    return _run_backward(plan, go, ind)
+
+
+def _avg_backward(key, grad_output, go: np.ndarray, input_shape, nd: int, name: str, tables):
+    """Shared by the average backward ops, after their checks (``go`` is already a float
+    array): ``tables()`` gives the forward op's packed window table and the backward row table
+    (both cached per shape)."""
+    gk, go_cl = _kernel_layout(go, nd)
+    spatial = input_shape[-nd:]
+    channels_last = _result_channels_last(go_cl, go.ndim == nd + 2, nd)   # grad_input's layout
+    shape = go.shape[:-nd] + spatial
+    gi = _empty(shape, go.dtype, channels_last)   # first: an impossible size fails here, in numpy's words
+    plan = _BackwardPlan(nd, name, channels_last, shape, _rows_of(spatial), gi.size,
+                         tables() if go.size and gi.size else None)
+    if key is not None and gk is grad_output:   # no copy was needed: the plan holds for the key
+        _remember(key, plan)
+    return _run_backward(plan, gk, gi=gi)
 
 
 def _adaptive_avg_backward(grad_output, input_shape, nd: int, name: str):
+    key = None
+    if type(grad_output) is np.ndarray and _exact_shape(input_shape):
+        key = (name, input_shape, grad_output.shape, grad_output.strides, grad_output.dtype)
+        result = _planned_backward(key, grad_output)
+        if result is not None:
+            return result
     input_shape = input_shape_arg(input_shape, nd, name)
     go = as_float_array(grad_output, name)
     check_grad_output(go, input_shape[:-nd] + go.shape[-nd:], name)  # rank and batch dims
     out_in = (go.shape[-nd:], tuple(input_shape[-nd:]))
-    return _avg_backward(go, input_shape, nd, lambda: (_adaptive_table(*out_in), _adaptive_rows(*out_in)))
+    return _avg_backward(key, grad_output, go, input_shape, nd, name,
+                         lambda: (_adaptive_table(*out_in), _adaptive_rows(*out_in)))
 
 
 def adaptive_avg_pool1d_backward(grad_output: npt.ArrayLike, input_shape: Sequence[int]) -> np.ndarray:
@@ -803,50 +835,58 @@ def avg_pool2d_backward(grad_output: npt.ArrayLike, input_shape: Sequence[int],
         forward output's shape.
     """
     name = "avg_pool2d_backward"
+    key = None
+    if (type(grad_output) is np.ndarray and _exact_shape(input_shape) and type(ceil_mode) is bool
+            and type(count_include_pad) is bool and _exact_ints(kernel_size) and _exact_ints(stride)
+            and _exact_ints(padding) and _exact_ints(divisor_override)):
+        key = (name, input_shape, kernel_size, stride, padding, ceil_mode, count_include_pad,
+               divisor_override, grad_output.shape, grad_output.strides, grad_output.dtype)
+        result = _planned_backward(key, grad_output)
+        if result is not None:
+            return result
     input_shape = input_shape_arg(input_shape, 2, name)
     args = _pool2d_args(input_shape, kernel_size, stride, padding, ceil_mode, count_include_pad,
                         divisor_override)
     go = as_float_array(grad_output, name)
     check_grad_output(go, input_shape[:-2] + args.out_size, name)
-    return _avg_backward(go, input_shape, 2, lambda: (_pool2d_table(*args.key), _pool2d_rows(*args.key)))
+    return _avg_backward(key, grad_output, go, input_shape, 2, name,
+                         lambda: (_pool2d_table(*args.key), _pool2d_rows(*args.key)))
 
 
 def _adaptive_max_backward(grad_output, indices, input_shape, nd: int, name: str):
+    key = None
+    if type(grad_output) is np.ndarray and type(indices) is np.ndarray and _exact_shape(input_shape):
+        key = (name, input_shape, grad_output.shape, grad_output.strides, grad_output.dtype,
+               indices.shape, indices.strides, indices.dtype)
+        result = _planned_backward(key, grad_output, indices)
+        if result is not None:
+            return result
     input_shape = input_shape_arg(input_shape, nd, name)
     go = as_float_array(grad_output, name)
     check_grad_output(go, input_shape[:-nd] + go.shape[-nd:], name)
     ind = check_indices(indices, go.shape, name)
-    batched = go.ndim == nd + 2
-    go5, go_cl = _kernel_layout(_to_5d(go, nd, batched))
-    channels_last = _result_channels_last(go_cl, batched, nd)
+    gk, go_cl = _kernel_layout(go, nd)
+    channels_last = _result_channels_last(go_cl, go.ndim == nd + 2, nd)
     # The kernel reads grad_output and indices at the same positions: give them one layout.
-    go5 = _dense(go5, channels_last)
-    ind5 = _dense(_to_5d(ind, nd, batched), channels_last)
-    n, c = go5.shape[:2]
-    spatial = input_shape[-nd:]
-    gi = _empty((n, c) + spatial, go.dtype, channels_last)
-    if gi.size and not go.size:
-        gi[...] = 0  # an empty output selected nothing: zero gradient (torch raises here)
-    elif gi.size:
-        # The work is zeroing grad_input (often far larger than grad_output) and the scatter.
-        nthreads, block = _plan(n, c, 1, gi.size + go5.size, channels_last)
-        try:
-            _MAX_BWD[go.dtype](_bits(go5), ind5, _bits(_to_5d(gi, nd, True)), channels_last,
-                               block, nthreads)
-        except IndexError:
-            plane = int(np.prod(spatial))
-            raise ValueError(
-                f"{name}: found an index outside [0, {plane}): indices must come from the "
-                f"forward pass over an input of shape {list(input_shape)}"
-            ) from None
-    return gi if batched else gi[0]
+    gk = _dense(gk, nd, channels_last)
+    ik = _dense(ind, nd, channels_last)
+    shape = go.shape[:-nd] + input_shape[-nd:]
+    gi = _empty(shape, go.dtype, channels_last)
+    # The work is zeroing grad_input (often far larger than grad_output) and the scatter.
+    plan = _BackwardPlan(nd, name, channels_last, shape, 1, gi.size + go.size, None)
+    if key is not None and gk is grad_output and ik is indices:   # as in _avg_backward
+        _remember(key, plan)
+    return _run_backward(plan, gk, ik, gi)
 
 
-def _dense(a5: np.ndarray, channels_last: bool) -> np.ndarray:
-    """a5 itself if dense in the given layout, else a dense copy in that layout."""
+def _dense(a: np.ndarray, nd: int, channels_last: bool) -> np.ndarray:
+    """``a`` ((N, C, *spatial) or (C, *spatial)) itself if dense in the given layout, else a
+    dense copy in that layout."""
     if channels_last:
-        return np.ascontiguousarray(a5.transpose(0, 2, 3, 4, 1)).transpose(0, 4, 1, 2, 3)
-    return np.ascontiguousarray(a5)
+        to_end = _channels_to_end(a.ndim, nd)
+        moved = a.transpose(to_end)
+        return a if moved.flags.c_contiguous else np.ascontiguousarray(moved).transpose(np.argsort(to_end))
+    return np.ascontiguousarray(a)
 
 
 def adaptive_max_pool1d_backward(grad_output: npt.ArrayLike, indices: npt.ArrayLike,

@@ -1360,3 +1360,63 @@ def test_dangerous_calls_in_a_subprocess():
         f"exit code {proc.returncode} (negative: killed by signal {-proc.returncode})\n"
         f"{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
     assert " 0 failures" in proc.stdout
+
+
+# ---- the kernels' own entry checks -------------------------------------------------------------
+# The Python layer validates everything first; the kernels' def wrappers still refuse arrays
+# that break what their raw loops assume, so a caller that bypasses the Python layer (or a bug
+# in it) gets an exception, never a write out of bounds.
+
+def _entry_arrays():
+    from adapool._pooling import _adaptive_table
+    x = np.ones((2, 3, 8, 8), np.float32)
+    y = np.empty((2, 3, 2, 2), np.float32)
+    ind = np.empty((2, 3, 2, 2), np.int64)
+    return x, y, ind, _adaptive_table((2, 2), (8, 8))
+
+
+@pytest.mark.parametrize("bad, error, pattern", [
+    (dict(y=np.empty((3, 3, 2, 2), np.float32)), ValueError, "same N and C"),
+    (dict(y=np.empty((2, 4, 2, 2), np.float32)), ValueError, "same N and C"),
+    (dict(y=np.empty((2, 3, 2, 2), np.float64)), TypeError, "one dtype"),
+    (dict(x=np.ones((2, 3, 8, 8), np.int32), y=np.empty((2, 3, 2, 2), np.int32)), TypeError, "float16, float32"),
+    (dict(y=np.empty((3, 2, 2), np.float32)), ValueError, "one rank"),
+    (dict(x=np.ones((8, 8), np.float32), y=np.empty((2, 2), np.float32)), ValueError, r"\(C, \*spatial\)"),
+    (dict(y=np.empty((2, 3, 3, 2), np.float32)), ValueError, "window table"),
+    (dict(y=np.empty((2, 0, 2, 2), np.float32), x=np.ones((2, 0, 8, 8), np.float32)), ValueError, "non-empty"),
+    (dict(x=np.ones((2, 3, 8, 16), np.float32)[..., ::2]), ValueError, "unit-stride"),
+    (dict(table=np.zeros(12, np.int32)), TypeError, "int64"),
+    (dict(ind=np.empty((2, 3, 2, 2), np.int32)), TypeError, "int64"),
+    (dict(ind=np.empty((2, 3, 2, 3), np.int64)[..., :2]), ValueError, "output's shape and layout"),
+    (dict(ind=np.empty((2, 3, 2, 1), np.int64)), ValueError, "output's shape and layout"),
+])
+@pytest.mark.parametrize("kernel", ["avg", "max"])
+def test_kernel_entries_refuse_what_their_loops_cannot_take(bad, error, pattern, kernel):
+    from adapool._dispatch import kernels
+    if kernel == "avg" and "ind" in bad:
+        return   # (the average kernel takes no indices)
+    x, y, ind, table = _entry_arrays()
+    a = dict(x=x, y=y, ind=ind, table=table) | bad
+    with pytest.raises(error, match=pattern):
+        if kernel == "avg":
+            kernels.avg_pool_forward(2, a["x"], a["y"], a["table"], False, 3, 1)
+        else:
+            kernels.max_pool_forward(2, a["x"], a["y"], a["ind"], a["table"], False, 3, 1)
+
+
+def test_kernel_entries_refuse_read_only_and_misaligned_outputs():
+    from adapool._dispatch import kernels
+    x, y, ind, table = _entry_arrays()
+    y.flags.writeable = False
+    with pytest.raises(ValueError, match="writeable"):
+        kernels.avg_pool_forward(2, x, y, table, False, 3, 1)
+    raw = np.empty(y.nbytes + 1, np.uint8)
+    shifted = raw[1:].view(np.float32).reshape(y.shape)
+    with pytest.raises(ValueError, match="aligned"):
+        kernels.avg_pool_forward(2, x, shifted, table, False, 3, 1)
+    gi = np.empty((2, 3, 8, 8), np.float32)
+    go = np.ones((2, 3, 2, 2), np.float32)
+    with pytest.raises(ValueError, match="dense"):
+        kernels.max_pool_backward(2, go, np.zeros((2, 3, 2, 2), np.int64), np.empty((2, 3, 8, 16), np.float32)[..., :8], False, 3, 1)
+    with pytest.raises(IndexError):
+        kernels.max_pool_backward(2, go, np.full((2, 3, 2, 2), 64, np.int64), gi, False, 3, 1)

@@ -110,3 +110,86 @@ def test_avg_pool2d_arguments_validation_refuses_are_refused_after_a_plan(rng):
     out = np.empty_like(want)
     assert adapool.avg_pool2d(x, 2, out=out) is out   # out= never takes the planned path
     np.testing.assert_array_equal(out, want)
+
+
+# ---- the gradients' plans ---------------------------------------------------------------------
+
+GRADS = [("adaptive_avg_pool1d", 1), ("adaptive_avg_pool2d", 2), ("adaptive_avg_pool3d", 3),
+         ("adaptive_max_pool1d", 1), ("adaptive_max_pool2d", 2), ("adaptive_max_pool3d", 3),
+         ("avg_pool2d", 2)]
+
+
+def grad_call(op, go, ind, shape, **kw):
+    f = getattr(adapool, op + "_backward")
+    return f(go, ind, shape) if "max" in op else f(go, shape, **kw)
+
+
+def forward(op, x):
+    if op == "avg_pool2d":
+        return adapool.avg_pool2d(x, 3, stride=2, padding=1), None
+    if "max" in op:
+        return getattr(adapool, op)(x, 3, return_indices=True)
+    return getattr(adapool, op)(x, 3), None
+
+
+@pytest.mark.parametrize("op,nd", GRADS)
+@pytest.mark.parametrize("batched", [True, False])
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
+def test_a_planned_gradient_gives_the_same_bits(op, nd, batched, layout, rng, monkeypatch):
+    from layouts import with_layout
+    shape = ((2,) if batched else ()) + (5,) + (7, 9, 11)[:nd]
+    x = with_layout(rng.standard_normal(shape).astype(np.float32), layout if nd < 3 else "contiguous", batched)
+    y, ind = forward(op, x)
+    go = with_layout(rng.standard_normal(y.shape).astype(np.float32), layout if nd < 3 else "contiguous", batched)
+    if ind is not None and go.strides != y.strides:
+        ind = np.ascontiguousarray(ind)   # (the fast path wants both in one layout; this one copies)
+    kw = dict(kernel_size=3, stride=2, padding=1) if op == "avg_pool2d" else {}
+    _pooling._PLANS.clear()
+    first = grad_call(op, go, ind, x.shape, **kw)
+    planned = len(_pooling._PLANS)
+    again = grad_call(op, go.copy(order="K"), None if ind is None else ind.copy(order="K"), x.shape, **kw)
+    np.testing.assert_array_equal(first, again)
+    assert first.shape == again.shape == x.shape and first.strides == again.strides
+    doubled = grad_call(op, 2 * go, ind, x.shape, **kw)   # another array, same key: read afresh
+    np.testing.assert_allclose(doubled, 2 * first, rtol=1e-6)
+    assert len(_pooling._PLANS) == planned
+    if ind is None or go.strides == ind.strides and go.flags.c_contiguous:
+        assert planned == 1   # no copy was needed, so the call was planned
+        def not_again(*args):
+            raise AssertionError("validated again")
+        monkeypatch.setattr(_pooling, "input_shape_arg", not_again)
+        np.testing.assert_array_equal(grad_call(op, go, ind, x.shape, **kw), first)   # the plan ran
+
+
+@pytest.mark.parametrize("op", ["adaptive_avg_pool2d", "adaptive_max_pool2d", "avg_pool2d"])
+def test_gradient_arguments_are_validated_after_a_plan(op, rng):
+    x = rng.standard_normal((1, 2, 8, 8)).astype(np.float32)
+    y, ind = forward(op, x)
+    go = rng.standard_normal(y.shape).astype(np.float32)
+    kw = dict(kernel_size=3, stride=2, padding=1) if op == "avg_pool2d" else {}
+    want = grad_call(op, go, ind, (1, 2, 8, 8), **kw)   # planned
+    with pytest.raises(TypeError):
+        grad_call(op, go, ind, (True, 2, 8, 8), **kw)   # True == 1, hashes alike: validated afresh
+    with pytest.raises(TypeError):
+        grad_call(op, go, ind, (1.0, 2, 8, 8), **kw)
+    np.testing.assert_array_equal(grad_call(op, go, ind, (np.int64(1), 2, 8, 8), **kw), want)
+    np.testing.assert_array_equal(grad_call(op, go, ind, [1, 2, 8, 8], **kw), want)
+    np.testing.assert_array_equal(grad_call(op, go.astype(">f4"), ind, (1, 2, 8, 8), **kw), want)
+    raw = np.empty(go.nbytes + 1, np.uint8)
+    shifted = raw[1:].view(np.float32).reshape(go.shape)   # same key, misaligned: copied
+    shifted[...] = go
+    np.testing.assert_array_equal(grad_call(op, shifted, ind, (1, 2, 8, 8), **kw), want)
+    if op == "avg_pool2d":
+        with pytest.raises(TypeError):
+            grad_call(op, go, None, (1, 2, 8, 8), kernel_size=True, stride=2, padding=1)
+        with pytest.raises(TypeError):
+            grad_call(op, go, None, (1, 2, 8, 8), kernel_size=3, stride=2, padding=1, ceil_mode=1)
+    if ind is not None:
+        np.testing.assert_array_equal(grad_call(op, go, ind.astype(">i8"), (1, 2, 8, 8)), want)
+        with pytest.raises(TypeError):
+            grad_call(op, go, ind.astype(np.int32), (1, 2, 8, 8))
+        bad = ind.copy()
+        bad.flat[0] = 64   # outside the 8x8 plane: refused through the plan as on the first call
+        with pytest.raises(ValueError, match="outside"):
+            grad_call(op, go, bad, (1, 2, 8, 8))
+        np.testing.assert_array_equal(grad_call(op, go, ind, (1, 2, 8, 8)), want)
