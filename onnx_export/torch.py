@@ -182,7 +182,9 @@ def _check_exported_program(ep) -> None:
                 if x is None or not _same_size(size, x.shape[x.dim() - nd + i]):
                     raise SpecialisedSizeError(
                         f"{name}: output_size[{i}] is {size}, computed from shapes, not the input's own size "
-                        f"{x.shape[x.dim() - nd + i] if x is not None else '?'}; adapool exports int sizes or None")
+                        f"{x.shape[x.dim() - nd + i] if x is not None else '?'}; adapool exports int sizes or None. Pass an "
+                        "int (a fixed output size) or None (keep the input's size on that axis), or export with "
+                        "that dim static")
 
 
 # ---- dynamo=False: symbolic functions --------------------------------------------------------
@@ -332,7 +334,10 @@ def _patched_export(original, strategy, targets):
             _require_onnxscript()
             table = dict(custom_translation_table or {})
             table.update(_dynamo_table())
+            requested = None
             if isinstance(model, torch.nn.Module):
+                args, kwargs, dynamic_shapes = _torch_onnx_inputs(model, args, kwargs, dynamic_shapes, rest)
+                requested = _requested_axes(model, args, kwargs, dynamic_shapes)
                 model = _exported_program(model, args, kwargs, dynamic_shapes)
             else:
                 _state.verified = False
@@ -340,12 +345,17 @@ def _patched_export(original, strategy, targets):
                 _check_exported_program(model)
                 _state.verified = True
             try:
+                # An ExportedProgram's dims are fixed; torch reads dynamic_shapes then only to
+                # name the ONNX model's dynamic axes as the user named them.
                 program = original(model, args, None, kwargs=kwargs, dynamo=True, custom_translation_table=table,
-                                   dynamic_shapes=None if isinstance(model, torch.export.ExportedProgram)
-                                   else dynamic_shapes, **rest)
+                                   dynamic_shapes=dynamic_shapes, **rest)
             finally:
                 _state.verified = False
-            _replace_program_model(program, lower(program.model_proto, strategy, targets))
+            lowered = lower(program.model_proto, strategy, targets)
+            _replace_program_model(program, lowered)
+            if requested is not None:
+                _check_dynamic_inputs(requested, model if isinstance(model, torch.export.ExportedProgram) else None,
+                                      lowered)
             if f is not None:
                 program.save(f)
             return program
@@ -360,17 +370,161 @@ def _patched_export(original, strategy, targets):
     return export
 
 
-def _exported_program(model, args, kwargs, dynamic_shapes):
-    """torch.export of the model, as torch.onnx.export would run it, so the pooling calls'
-    sizes can be checked on the FX graph; None leaves the export to torch.onnx.export."""
+def _torch_onnx_inputs(model, args, kwargs, dynamic_shapes, rest):
+    """args, kwargs and dynamic_shapes as torch.onnx.export(dynamo=True) hands them to
+    torch.export: a trailing dict of args is kwargs; ``dynamic_axes`` (popped from ``rest``)
+    becomes dynamic_shapes, by torch's own conversion. Without it (ignored, as it was before
+    this step) a model given dynamic_axes exported with every dim static."""
+    args = args if isinstance(args, tuple) else (args,)
+    if not kwargs and args and isinstance(args[-1], dict):
+        kwargs, args = args[-1], args[:-1]
+    dynamic_axes = rest.pop("dynamic_axes", None)
+    if dynamic_shapes is None and dynamic_axes is not None:
+        _dynamic_shapes = _torch_onnx_internal("_dynamic_shapes")
+        if _dynamic_shapes is None:   # a torch without it: torch.onnx.export converts them itself
+            rest["dynamic_axes"] = dynamic_axes
+            return args, kwargs, None
+        dynamic_shapes, args, kwargs = _dynamic_shapes.from_dynamic_axes_to_dynamic_shapes(
+            model, args, kwargs, dynamic_axes=dynamic_axes, input_names=rest.get("input_names"),
+            output_names=set(rest.get("output_names") or ()))
+    return args, kwargs, dynamic_shapes
+
+
+def _export_dims(dynamic_shapes):
+    """The spec torch.export takes: axis names given as strings are Dim.DYNAMIC (torch.onnx's
+    reading)."""
+    _dynamic_shapes = _torch_onnx_internal("_dynamic_shapes")
+    return dynamic_shapes if _dynamic_shapes is None else _dynamic_shapes.convert_str_to_export_dim(dynamic_shapes)[0]
+
+
+def _torch_onnx_internal(name: str):
+    """A module of torch.onnx's exporter (private: torch 2.5-2.13 have these), or None."""
+    import importlib
     try:
-        return torch.export.export(model, args if isinstance(args, tuple) else (args,), kwargs=kwargs,
-                                   dynamic_shapes=dynamic_shapes, strict=False)
-    except Exception as e:   # torch.onnx.export has fallbacks of its own; sizes are then unverified
-        if "Constraints violated" in str(e) or "specializ" in str(e).lower():
-            raise SpecialisedSizeError(f"torch specialised a dynamic size while exporting: {e}") from e
-        _state.verified = False
-        return model
+        return importlib.import_module(f"torch.onnx._internal.exporter.{name}")
+    except ImportError:
+        return None
+
+
+def _exported_program(model, args, kwargs, dynamic_shapes):
+    """torch.export of the model exactly as torch.onnx.export(dynamo=True) captures it (its own
+    capture strategies: backed_size_oblivious, deferred runtime asserts instead of guards, a
+    retry with torch's suggested fixes, then strict mode), so the bridge exports what torch's
+    exporter exports and the pooling calls' sizes can be checked on the FX graph. A capture
+    that fails everywhere is left to torch.onnx.export (sizes then unverified), unless torch
+    found a dynamic dim that must be static."""
+    _capture_strategies = _torch_onnx_internal("_capture_strategies")
+    errors = []
+    if _capture_strategies is None:   # a torch without them: torch.export as it comes
+        try:
+            return torch.export.export(model, args, kwargs=kwargs, dynamic_shapes=_export_dims(dynamic_shapes),
+                                       strict=False)
+        except Exception as e:
+            errors.append(e)
+    for strategy in getattr(_capture_strategies, "CAPTURE_STRATEGIES", ()):
+        result = strategy(verbose=False)(model, args, kwargs, dynamic_shapes=_export_dims(dynamic_shapes))
+        if result.exported_program is not None:
+            return result.exported_program
+        errors.append(result.exception)
+    first = errors[0] if errors else None
+    if first is not None and ("Constraints violated" in str(first) or "specializ" in str(first).lower()):
+        raise SpecialisedSizeError(
+            "torch specialised a dimension you asked to be dynamic (torch.export's words below): the model "
+            "only runs at one size of it, or at sizes outside the range you gave. Mark that dim static, or give "
+            f"it the range torch suggests, or use Dim.AUTO to let torch decide.\n{first}") from first
+    _state.verified = False
+    return model
+
+
+# ---- the dims the user asked dynamic ------------------------------------------------------------
+
+def _is_dynamic_request(v) -> bool:
+    """A dynamic_shapes leaf that asks for a dynamic dim: a named Dim, Dim.AUTO or Dim.DYNAMIC,
+    or an axis name (dynamic_axes, or a string in dynamic_shapes)."""
+    return isinstance(v, (str, torch.export.Dim)) or (
+        type(v).__name__ == "_DimHint" and "STATIC" not in str(getattr(v, "type", v)).upper())
+
+
+def _describe(v) -> str:
+    if isinstance(v, str):
+        return repr(v)
+    if isinstance(v, torch.export.Dim):
+        return f"Dim({v.__name__!r})"
+    return "Dim." + str(getattr(v, "type", v)).split(".")[-1].split(":")[0].strip("<> ").upper()
+
+
+def _requested_axes(model, args, kwargs, dynamic_shapes) -> list | None:
+    """For each tensor among the model's flattened inputs (torch.export's order: the forward's
+    parameters, then pytree order within each), {axis: spec leaf} of the axes asked dynamic.
+    None when the spec's structure isn't one this reads (then nothing is checked)."""
+    import inspect
+    if dynamic_shapes is None:
+        return None
+    try:
+        names = list(inspect.signature(getattr(model, "forward", model)).parameters)
+    except (TypeError, ValueError):
+        return None
+    kwargs = kwargs or {}
+    inputs = list(zip(names, args)) + [(n, kwargs[n]) for n in names[len(args):] if n in kwargs]
+    if isinstance(dynamic_shapes, dict):
+        specs = [dynamic_shapes.get(n) for n, _ in inputs]
+    elif isinstance(dynamic_shapes, (tuple, list)) and len(dynamic_shapes) == len(inputs):
+        specs = list(dynamic_shapes)
+    else:
+        return None
+    out: list = []
+
+    def walk(value, spec) -> bool:
+        if isinstance(value, torch.Tensor):
+            if spec is None:
+                out.append({})
+            elif isinstance(spec, dict):
+                out.append({a: v for a, v in spec.items() if _is_dynamic_request(v)})
+            elif isinstance(spec, (list, tuple)):
+                out.append({a: v for a, v in enumerate(spec) if _is_dynamic_request(v)})
+            else:
+                return False
+            return True
+        if isinstance(value, (list, tuple)):
+            if spec is None:
+                return all(walk(v, None) for v in value)
+            return isinstance(spec, (list, tuple)) and len(spec) == len(value) and all(map(walk, value, spec))
+        if isinstance(value, dict):
+            if spec is None:
+                return all(walk(v, None) for v in value.values())
+            return isinstance(spec, dict) and all(walk(v, spec.get(k)) for k, v in value.items())
+        return True   # ints, floats, None: not graph inputs
+    return out if all(walk(v, s) for (_, v), s in zip(inputs, specs)) else None
+
+
+def _check_dynamic_inputs(requested: list, program, proto: onnx.ModelProto) -> None:
+    """Every dim asked dynamic is dynamic in the ONNX model's inputs, or the user is told. torch
+    fixing one in its capture (the same as torch.onnx.export's) is a warning naming it; a dim
+    dynamic in torch's program but static in the ONNX model would be a bridge bug: an error."""
+    import warnings
+    init = {t.name for t in proto.graph.initializer}
+    graph_inputs = [i for i in proto.graph.input if i.name not in init]
+    if len(graph_inputs) != len(requested):
+        return   # (inputs torch dropped or added: nothing to line up)
+    placeholders = None
+    if program is not None:
+        user = set(program.graph_signature.user_inputs)
+        placeholders = [n for n in program.graph.nodes if n.op == "placeholder" and n.name in user
+                        and isinstance(n.meta.get("val"), torch.Tensor)]
+        if len(placeholders) != len(requested):
+            placeholders = None
+    for k, (axes, onnx_input) in enumerate(zip(requested, graph_inputs)):
+        dims = onnx_input.type.tensor_type.shape.dim
+        for axis, spec in sorted(axes.items()):
+            if axis >= len(dims) or dims[axis].dim_param or not dims[axis].HasField("dim_value"):
+                continue
+            where = f"axis {axis} of input {onnx_input.name!r} (asked {_describe(spec)})"
+            in_program = placeholders[k].meta["val"].shape[axis] if placeholders is not None else None
+            if in_program is not None and not isinstance(in_program, int):
+                raise ExportError(f"{where} is dynamic in torch's program but came out static "
+                                  f"({dims[axis].dim_value}) in the ONNX model: please report this")
+            warnings.warn(f"{where} was fixed to {dims[axis].dim_value} by torch.export (torch.onnx.export "
+                          "fixes it too): the ONNX model accepts only that size there", UserWarning, stacklevel=4)
 
 
 def _replace_program_model(program, proto: onnx.ModelProto) -> None:
@@ -435,10 +589,18 @@ def export(model: torch.nn.Module | torch.export.ExportedProgram, args: tuple[An
         torch is not installed, or onnxscript is not (``dynamo=True``).
     SpecialisedSizeError
         torch fixed a size that must stay dynamic: an ``output_size`` computed from shapes
-        (other than None), non-constant ``kernel_size``/``stride``/``padding``, or a dynamic
-        dim torch specialised (torch.export's constraint violations). (An ExportError.)
+        (other than None), non-constant ``kernel_size``/``stride``/``padding``, or a dim asked
+        dynamic that every capture of torch.onnx.export's found must be static (torch.export's
+        constraint violations). (An ExportError.)
     CheckFailed
         ``check=True`` and a runtime disagreed with torch eager (``.report``). (An ExportError.)
+
+    Warns
+    -----
+    UserWarning
+        ``dynamo=True``: a dim asked dynamic (``dynamic_shapes`` or ``dynamic_axes``) that
+        torch's capture fixed, as torch.onnx.export's own does (the model pins its size); the
+        warning names the input, the axis and the size.
     ExportError
         Lowering failed: ``strategy`` not exact for a call's shapes, or a pooling input whose
         type or rank shape inference can't tell.

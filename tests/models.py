@@ -63,6 +63,38 @@ class DivisorPool(nn.Module):
         return self.pool(self.conv(x))
 
 
+class MaxPoolHead(nn.Module):
+    """conv -> MaxPool2d(3, 2) -> AdaptiveAvgPool2d(1) -> linear: torch.export guards the max
+    pool's output size (!= 1), a range guard, not a specialisation (issue 16's reproducer)."""
+
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Sequential(nn.Conv2d(3, 8, 3), nn.MaxPool2d(3, 2), nn.AdaptiveAvgPool2d(1),
+                                  nn.Flatten(), nn.Linear(8, 4))
+
+    def forward(self, x):
+        return self.body(x)
+
+
+class ConvNeXtBlock(nn.Module):
+    """ConvNeXt's block and head in small: depthwise 7x7 conv, LayerNorm over the permuted
+    (N, H, W, C) tensor, pointwise MLP, residual, global adaptive average pool."""
+
+    def __init__(self, channels=8):
+        super().__init__()
+        self.stem = nn.Conv2d(3, channels, 4, stride=4)
+        self.dw = nn.Conv2d(channels, channels, 7, padding=3, groups=channels)
+        self.norm = nn.LayerNorm(channels)
+        self.mlp = nn.Sequential(nn.Linear(channels, 4 * channels), nn.GELU(), nn.Linear(4 * channels, channels))
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.head = nn.Linear(channels, 5)
+
+    def forward(self, x):
+        x = self.stem(x)
+        y = self.mlp(self.norm(self.dw(x).permute(0, 2, 3, 1))).permute(0, 3, 1, 2)
+        return self.head(torch.flatten(self.pool(x + y), 1))
+
+
 # name -> (factory, example input shape, other input shapes for dynamic H/W)
 MODELS = {
     "resnet_head": (ResNetHead, (2, 3, 30, 30), [(1, 3, 45, 37), (3, 3, 64, 64)]),

@@ -182,12 +182,124 @@ def test_none_output_size_stays_dynamic(bridge, torch_oracle, ort):
         run_and_compare(ort, torch, model, proto, [(2, 2, 9, 7), (1, 2, 13, 22)])
 
 
-def test_torch_specialising_a_dim_fails_loudly(bridge, models, torch_oracle):
-    """avg_pool2d with ceil_mode makes torch.export guard H and W: reported, not baked in."""
+def test_avg_pool2d_ceil_mode_with_dynamic_sizes_exports_exactly(bridge, models, torch_oracle, ort):
+    """avg_pool2d with ceil_mode makes torch.export guard H and W; captured as torch.onnx.export
+    captures it (guards deferred to runtime asserts) it exports, exact at every size tried --
+    where the window ceil_mode adds is kept and where it is dropped."""
     torch = torch_oracle
+    torch.manual_seed(0)
     model = models.DivisorPool(ceil_mode=True).eval()
-    with pytest.raises(bridge.SpecialisedSizeError, match="specialised"):
-        bridge.export(model, (torch.randn(2, 3, 13, 14),), dynamo=True, **dynamic_kwargs(torch, True, 4))
+    proto = bridge.export(model, (torch.randn(2, 3, 13, 14),), dynamo=True, **dynamic_kwargs(torch, True, 4))
+    assert input_dims(proto) == [["N", 3, "S2", "S3"]]
+    run_and_compare(ort, torch, model, proto, [(1, 3, h, w) for h in (4, 5, 6, 7, 13, 14, 21) for w in (4, 9, 22)]
+                    + [(3, 3, 13, 14)])
+
+
+# ---- capturing the program as torch.onnx.export does (issue 16) ----------------------------------
+
+def input_dims(proto):
+    return [[d.dim_param or d.dim_value for d in i.type.tensor_type.shape.dim] for i in proto.graph.input]
+
+
+def named_hw(torch, lo=5):
+    Dim = torch.export.Dim
+    return ({2: Dim("H", min=lo, max=1024), 3: Dim("W", min=lo, max=1024)},)
+
+
+@pytest.mark.parametrize("name", ["MaxPoolHead", "ConvNeXtBlock"])
+def test_range_guards_are_not_refused_as_specialisations(name, bridge, models, torch_oracle, ort):
+    """A max pool's output `!= 1` guard (MaxPoolHead: issue 16's reproducer) and a ConvNeXt-style
+    block with named H/W Dims: torch.onnx.export exports them, so the bridge does, exactly."""
+    torch = torch_oracle
+    torch.manual_seed(0)
+    model = getattr(models, name)().eval()
+    lo = 8 if name == "ConvNeXtBlock" else 5
+    proto = bridge.export(model, (torch.randn(1, 3, 32, 32),), dynamo=True, dynamic_shapes=named_hw(torch, lo))
+    assert input_dims(proto) == [[1, 3, "H", "W"]]
+    run_and_compare(ort, torch, model, proto, [(1, 3, 32, 32), (1, 3, lo, lo), (1, 3, 45, 37), (1, 3, 7 * lo, 3 * lo + 1)])
+
+
+@pytest.mark.parametrize("dynamo", [True, False], ids=["dynamo", "torchscript"])
+def test_a_batch_of_one_stays_dynamic(dynamo, bridge, models, torch_oracle, ort):
+    """An example batch of 1 with N asked dynamic: N stays dynamic (the bridge used to fix it to
+    1 silently under dynamo=True with Dim.AUTO)."""
+    torch = torch_oracle
+    torch.manual_seed(0)
+    model = models.ResNetHead().eval()
+    if dynamo:
+        auto = torch.export.Dim.AUTO
+        kwargs = {"dynamic_shapes": ({0: auto, 2: auto, 3: auto},)}
+    else:
+        kwargs = dynamic_kwargs(torch, False, 4)
+    proto = bridge.export(model, (torch.randn(1, 3, 30, 30),), dynamo=dynamo, **kwargs)
+    dims = input_dims(proto)[0]
+    assert isinstance(dims[0], str) and dims[1] == 3 and all(isinstance(d, str) for d in dims[2:]), dims
+    run_and_compare(ort, torch, model, proto, [(1, 3, 30, 30), (3, 3, 30, 30), (2, 3, 45, 37), (5, 3, 64, 64)])
+
+
+def test_dynamic_axes_are_honoured_under_dynamo(bridge, models, torch_oracle, ort):
+    """dynamic_axes with dynamo=True: converted as torch.onnx.export converts them (the bridge
+    used to ignore them and export every dim static, without a word); axis names kept."""
+    torch = torch_oracle
+    torch.manual_seed(0)
+    model = models.ResNetHead().eval()
+    proto = bridge.export(model, (torch.randn(1, 3, 30, 30),), dynamo=True, input_names=["x"],
+                          dynamic_axes={"x": {0: "N", 2: "H", 3: "W"}})
+    assert input_dims(proto) == [["N", 3, "H", "W"]]
+    run_and_compare(ort, torch, model, proto, [(1, 3, 30, 30), (4, 3, 41, 33)])
+
+
+def test_a_dim_torch_fixes_is_named_in_a_warning(bridge, torch_oracle, ort):
+    """A named Dim the model pins (a branch on H == 32): torch's capture fixes it, as
+    torch.onnx.export does -- and the bridge says so, naming the axis, instead of staying quiet."""
+    torch = torch_oracle
+
+    class Branch(torch.nn.Module):
+        def forward(self, x):
+            y = torch.nn.functional.adaptive_avg_pool2d(x, 3)
+            return y * 2 if x.shape[2] == 32 else y
+
+    with pytest.warns(UserWarning, match=r"axis 2 of input 'x' \(asked Dim\('H'\)\) was fixed to 32"):
+        proto = bridge.export(Branch().eval(), (torch.randn(1, 3, 32, 32),), dynamo=True,
+                              dynamic_shapes=named_hw(torch))
+    assert input_dims(proto) == [[1, 3, 32, "W"]]
+    run_and_compare(ort, torch, Branch().eval(), proto, [(1, 3, 32, 32), (1, 3, 32, 47)])
+
+
+def test_a_dim_lost_after_torchs_capture_is_an_error(bridge, models, torch_oracle):
+    """Dynamic in torch's program but static in the ONNX model would be the bridge's own bug:
+    the check refuses it (exercised on a model edited to look so)."""
+    torch = torch_oracle
+    model = models.ResNetHead().eval()
+    x = torch.randn(2, 3, 30, 30)
+    spec = named_hw(torch)
+    proto = bridge.export(model, (x,), dynamo=True, dynamic_shapes=spec)
+    program = bridge._exported_program(model, (x,), None, spec)
+    requested = bridge._requested_axes(model, (x,), None, spec)
+    assert list(requested[0]) == [2, 3]
+    bridge._check_dynamic_inputs(requested, program, proto)   # as exported: fine
+    proto.graph.input[0].type.tensor_type.shape.dim[3].dim_value = 30
+    with pytest.raises(bridge.ExportError, match=r"axis 3 of input 'x' \(asked Dim\('W'\)\) is dynamic in torch's program"):
+        bridge._check_dynamic_inputs(requested, program, proto)
+
+
+def test_a_real_specialisation_fails_loudly_saying_what_to_do(bridge, models, torch_oracle, monkeypatch):
+    """When every capture fails because a dim asked dynamic must be static, the error says so and
+    what to do (torch's own message follows)."""
+    torch = torch_oracle
+    from torch.onnx._internal.exporter import _capture_strategies
+
+    class Refused:
+        def __init__(self, **_):
+            pass
+
+        def __call__(self, *args, **kwargs):
+            return _capture_strategies.Result(None, "Refused", RuntimeError("Constraints violated (H)! H = 32"))
+
+    monkeypatch.setattr(_capture_strategies, "CAPTURE_STRATEGIES", (Refused,))
+    with pytest.raises(bridge.SpecialisedSizeError, match=r"(?s)Mark that dim static.*Constraints violated \(H\)"):
+        bridge.export(models.ResNetHead().eval(), (torch.randn(2, 3, 30, 30),), dynamo=True,
+                      dynamic_shapes=named_hw(torch))
 
 
 # ---- torch's global state ------------------------------------------------------------------------
