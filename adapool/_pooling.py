@@ -273,6 +273,18 @@ def _run_plan(plan: _ForwardPlan, x: np.ndarray, y: np.ndarray, return_indices: 
     return y
 
 
+def _is_dask(a) -> bool:
+    return type(a).__module__.startswith("dask.") and hasattr(a, "chunks")
+
+
+def _on_dask(name: str, out, *args):
+    """A dask array given to a NumPy function: the lazy op of adapool.dask (``out=`` can't be)."""
+    if out is not None:
+        raise TypeError(f"{name}(): out= is not supported for dask arrays (the result is lazy)")
+    from . import dask as _dask
+    return getattr(_dask, name)(*args)
+
+
 def _adaptive_forward(input, output_size, nd: int, name: str, is_max: bool,
                       return_indices: bool = False, out=None):
     key = None
@@ -283,6 +295,8 @@ def _adaptive_forward(input, output_size, nd: int, name: str, is_max: bool,
             result = _planned(key, input, return_indices)
             if result is not None:
                 return result
+    if _is_dask(input):
+        return _on_dask(name, out, input, output_size, *((return_indices,) if is_max else ()))
     x = as_float_array(input, name)
     batched = check_rank(x, nd, name, is_max or nd == 3)
     spatial = x.shape[-nd:]
@@ -579,6 +593,9 @@ def avg_pool2d(input: npt.ArrayLike, kernel_size: int | Sequence[int],
         result = _planned(key, input)
         if result is not None:
             return result
+    if _is_dask(input):
+        return _on_dask("avg_pool2d", out, input, kernel_size, stride, padding, ceil_mode, count_include_pad,
+                        divisor_override)
     x = as_float_array(input, "avg_pool2d")
     args = _pool2d_args(x.shape, kernel_size, stride, padding, ceil_mode, count_include_pad,
                         divisor_override)

@@ -18,7 +18,8 @@ except ImportError:  # an extra: the ONNX runtime tests need it
 # The other runtimes and graph optimizers validate() can use (extras: openvino, tract; the test
 # extra installs all of them): module name -> how to install it.
 OPTIONAL = {"openvino": "pip install openvino", "tract": "pip install tract", "onnxsim": "pip install onnxsim",
-            "onnxslim": "pip install onnxslim", "onnxoptimizer": "pip install onnxoptimizer"}
+            "onnxslim": "pip install onnxslim", "onnxoptimizer": "pip install onnxoptimizer",
+            "dask": "pip install 'adapool[dask]'", "distributed": "pip install distributed"}
 
 
 def _version(name):
@@ -34,7 +35,7 @@ VERSIONS = {name: _version(name) for name in OPTIONAL}
 # CI sets these so that a missing oracle or runtime fails the run instead of skipping silently.
 REQUIRE_TORCH = os.environ.get("ADAPOOL_REQUIRE_TORCH", "") == "1"
 REQUIRE_ONNXRUNTIME = os.environ.get("ADAPOOL_REQUIRE_ONNXRUNTIME", "") == "1"
-REQUIRE_RUNTIMES = os.environ.get("ADAPOOL_REQUIRE_RUNTIMES", "") == "1"   # openvino, tract and the optimizers
+REQUIRE_RUNTIMES = os.environ.get("ADAPOOL_REQUIRE_RUNTIMES", "") == "1"   # openvino, tract, the optimizers, dask
 
 settings.register_profile(
     "default", deadline=None, max_examples=60, suppress_health_check=[HealthCheck.too_slow]
@@ -113,6 +114,17 @@ def onnxslim():
 @pytest.fixture(scope="session")
 def onnxoptimizer():
     return _optional("onnxoptimizer")
+
+
+@pytest.fixture(scope="session")
+def dask_array():
+    _optional("dask")
+    return importlib.import_module("dask.array")
+
+
+@pytest.fixture(scope="session")
+def distributed():
+    return _optional("distributed")
 
 
 @pytest.fixture(autouse=True)

@@ -142,6 +142,8 @@ def _run_block(code, name, request):
         request.getfixturevalue("torch_oracle")   # skips without torch, fails CI (ADAPOOL_REQUIRE_TORCH)
     if "onnx_export.validate(" in code or "onnx_export.torch" in code:
         request.getfixturevalue("ort")
+    if "adapool.dask" in code:
+        request.getfixturevalue("dask_array")   # skips without dask, fails CI (ADAPOOL_REQUIRE_RUNTIMES)
     exec(compile(code, name, "exec"), {"__name__": "__readme__"})
 
 
