@@ -3,7 +3,7 @@ the dtype's rounding, indices exactly) for every chunking, including chunks smal
 window and windows over many chunks; same checks and words as the NumPy functions."""
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import adapool
@@ -194,18 +194,34 @@ def test_bad_inputs(ad, dask_array):
         ad.adaptive_avg_pool2d(unknown, 2)
 
 
-def test_a_process_cluster_gives_the_same_result(ad, dask_array, distributed, rng):
+@pytest.fixture(scope="module")
+def cluster_client(distributed):
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+                                  silence_logs=40) as cluster, distributed.Client(cluster, set_as_default=False) as client:
+        yield client
+
+
+def test_a_process_cluster_gives_the_same_result(ad, dask_array, cluster_client, rng):
     x = rng.standard_normal((2, 3, 31, 29)).astype(np.float32)
     want_avg = adapool.adaptive_avg_pool2d(x, 7)
     want_max = adapool.adaptive_max_pool2d(x, 7, return_indices=True)
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
-                                  silence_logs=40) as cluster, distributed.Client(cluster) as client:
-        dx = dask_array.from_array(x, chunks=(1, 2, 8, 5))
-        avg, values, indices = client.compute([ad.adaptive_avg_pool2d(dx, 7),
-                                               *ad.adaptive_max_pool2d(dx, 7, return_indices=True)], sync=True)
+    dx = dask_array.from_array(x, chunks=(1, 2, 8, 5))
+    avg, values, indices = cluster_client.compute([ad.adaptive_avg_pool2d(dx, 7),
+                                                   *ad.adaptive_max_pool2d(dx, 7, return_indices=True)], sync=True)
     close(avg, want_avg, np.float32)
     np.testing.assert_array_equal(values, want_max[0])
     np.testing.assert_array_equal(indices, want_max[1])
+
+
+@settings(max_examples=12)   # each example is a round trip through two worker processes
+@given(adaptive_cases())
+def test_adaptive_ops_on_a_process_cluster(ad, dask_array, cluster_client, case):
+    op, shape, out, dtype, chunks, seed = case
+    x = np.random.default_rng(seed).standard_normal(shape).astype(dtype)
+    kwargs = {"return_indices": True} if "max" in op else {}
+    lazy = getattr(ad, op)(dask_array.from_array(x, chunks=chunks), out, **kwargs)
+    got = cluster_client.compute(list(lazy) if isinstance(lazy, tuple) else lazy, sync=True)
+    check(tuple(got) if isinstance(lazy, tuple) else got, getattr(adapool, op)(x, out, **kwargs), op, dtype)
 
 
 def test_the_numpy_functions_dispatch_dask_arrays(ad, dask_array, rng):
