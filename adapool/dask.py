@@ -83,7 +83,7 @@ def _axis_plan(starts: np.ndarray, ends: np.ndarray, chunks: tuple) -> list:
         hi = int(np.searchsorted(starts, b, side="left"))  # windows with start < b
         hi = max(hi, lo)
         s, e = starts[lo:hi], ends[lo:hi]
-        keep = (e > a) & (s < b) & (e > s)                 # empty windows intersect nothing
+        keep = np.minimum(e, b) > np.maximum(s, a)         # a non-empty intersection (empty chunks have none)
         idx = np.nonzero(keep)[0] + lo
         plan.append((idx, np.maximum(s[keep], a) - a, np.minimum(e[keep], b) - a))
         a = b

@@ -153,6 +153,17 @@ def test_unbatched_float16_and_byte_swapped_inputs(ad, dask_array, rng):
     check(got, want.astype(np.float32), "adaptive_avg_pool2d", np.float32)
 
 
+def test_empty_chunks(ad, dask_array, rng):
+    """dask allows chunks of length 0 (after slicing, say): they hold no part of any window."""
+    x = rng.standard_normal((2, 3, 9, 8)).astype(np.float32)
+    chunks = ((1, 0, 1), (3,), (4, 0, 5), (0, 8))
+    for op in ("adaptive_avg_pool2d", "adaptive_max_pool2d"):
+        got, want = run(ad, dask_array, op, x, chunks, 4, **({"return_indices": True} if "max" in op else {}))
+        check(got, want, op, np.float32)
+    got, want = run(ad, dask_array, "avg_pool2d", x, chunks, 3, 2, 1)
+    check(got, want, "avg_pool2d", np.float32)
+
+
 def test_empty_outputs(ad, dask_array):
     x = np.ones((0, 3, 8, 8), np.float32)
     got, want = run(ad, dask_array, "adaptive_max_pool2d", x, (1, 2, 3, 3), 2, return_indices=True)
