@@ -101,9 +101,9 @@ def _pool2d_axes(in_sizes: tuple, out_sizes: tuple, kernel: tuple, stride: tuple
 
 # ---- layouts ---------------------------------------------------------------------------------
 
-def _nc(a: np.ndarray, nd: int) -> tuple:
-    """(N, C) of a (N, C, *spatial) or (C, *spatial) array: N = 1 unbatched."""
-    return a.shape[:2] if a.ndim == nd + 2 else (1, a.shape[0])
+def _nc(shape: tuple, nd: int) -> tuple:
+    """(N, C) of a (N, C, *spatial) or (C, *spatial) shape: N = 1 unbatched."""
+    return shape[:2] if len(shape) == nd + 2 else (1, shape[0])
 
 
 def _channels_to_end(ndim: int, nd: int) -> tuple:
@@ -218,18 +218,24 @@ def _remember(key, plan) -> None:
     _PLANS[key] = plan
 
 
+_INT = {int}
+
+
 def _exact_ints(v) -> bool:
-    """An avg_pool2d size argument that can take part in a plan's key: None, an exact int or a
-    tuple of exact ints (bools, numpy ints and lists are validated every time)."""
-    return v is None or type(v) is int or (type(v) is tuple and all(type(e) is int for e in v))
+    """An argument that can take part in a plan's key: None, an exact int or a tuple of exact
+    ints (bools, floats and numpy ints hash like ints; they, and lists, are validated every
+    time)."""
+    return v is None or type(v) is int or (type(v) is tuple and set(map(type, v)) <= _INT)
+
+
+def _exact_pool2d_args(kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override) -> bool:
+    """avg_pool2d's arguments, all of a kind that can take part in a plan's key."""
+    return (type(ceil_mode) is bool and type(count_include_pad) is bool and _exact_ints(kernel_size)
+            and _exact_ints(stride) and _exact_ints(padding) and _exact_ints(divisor_override))
 
 
 def _size_key(output_size):
-    if type(output_size) is int:
-        return output_size
-    if type(output_size) is tuple and all(type(v) is int for v in output_size):
-        return output_size
-    return None
+    return output_size if output_size is not None and _exact_ints(output_size) else None
 
 
 class _ForwardPlan:
@@ -305,7 +311,7 @@ def _adaptive_forward(input, output_size, nd: int, name: str, is_max: bool,
     out_cl = _result_channels_last(channels_last, batched, nd)
     shape = x.shape[:-nd] + osize
     y = _forward_result(out, shape, x.dtype, out_cl, x, name)
-    plan = _ForwardPlan(nd, is_max, channels_last, out_cl, *_nc(x, nd), shape,
+    plan = _ForwardPlan(nd, is_max, channels_last, out_cl, *_nc(x.shape, nd), shape,
                         _adaptive_table(osize, spatial) if y.size else None, x.size)
     if key is not None and xk is input:   # no copy was needed: the plan holds for the key
         _remember(key, plan)
@@ -585,9 +591,8 @@ def avg_pool2d(input: npt.ArrayLike, kernel_size: int | Sequence[int],
         of another shape, read-only, unaligned or overlapping the input.
     """
     key = None
-    if (out is None and type(input) is np.ndarray and type(ceil_mode) is bool and type(count_include_pad) is bool
-            and _exact_ints(kernel_size) and _exact_ints(stride) and _exact_ints(padding)
-            and _exact_ints(divisor_override)):   # (not all() over a generator: 0.5 us a call)
+    if (out is None and type(input) is np.ndarray
+            and _exact_pool2d_args(kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override)):
         key = ("avg_pool2d", kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override,
                input.shape, input.strides, input.dtype)
         result = _planned(key, input)
@@ -604,7 +609,7 @@ def avg_pool2d(input: npt.ArrayLike, kernel_size: int | Sequence[int],
     out_cl = _result_channels_last(channels_last, batched, 2)
     shape = x.shape[:-2] + args.out_size
     y = _forward_result(out, shape, x.dtype, out_cl, x, "avg_pool2d")
-    plan = _ForwardPlan(2, False, channels_last, out_cl, *_nc(x, 2), shape,
+    plan = _ForwardPlan(2, False, channels_last, out_cl, *_nc(x.shape, 2), shape,
                         _pool2d_table(*args.key) if y.size else None, x.size)
     if key is not None and xk is input:   # as in _adaptive_forward
         _remember(key, plan)
@@ -619,13 +624,9 @@ def avg_pool2d(input: npt.ArrayLike, kernel_size: int | Sequence[int],
 # is planned once per (op, its arguments, input_shape, and each array's shape, strides and
 # dtype). Validating and planning cost 2-3 us, more than the gradient of an 8x8 plane.
 
-_INT = {int}
-
-
 def _exact_shape(input_shape) -> bool:
-    """A tuple of exact ints (not bools or numpy ints, which hash like ints but are validated
-    every time)."""
-    return type(input_shape) is tuple and set(map(type, input_shape)) <= _INT
+    """A tuple of exact ints (see _exact_ints)."""
+    return type(input_shape) is tuple and _exact_ints(input_shape)
 
 
 class _BackwardPlan:
@@ -635,15 +636,11 @@ class _BackwardPlan:
 
     def __init__(self, nd, name, channels_last, shape, rows, work, tables):
         self.nd, self.name, self.channels_last, self.shape = nd, name, channels_last, shape
-        n, c = self.nc = _nc_of(shape, nd)
+        n, c = self.nc = _nc(shape, nd)
         self.rows, self.work, self.tables = rows, work, tables
         # As in _ForwardPlan: calls too small to share always run on the calling thread.
         self.serial_block = ((1, _channel_block(c, n * rows, 1) if channels_last else c)
                              if work < PARALLEL_MIN_ELEMENTS else None)
-
-
-def _nc_of(shape: tuple, nd: int) -> tuple:
-    return shape[:2] if len(shape) == nd + 2 else (1, shape[0])
 
 
 def _run_backward(plan: _BackwardPlan, go: np.ndarray, ind: np.ndarray | None = None,
@@ -853,9 +850,8 @@ def avg_pool2d_backward(grad_output: npt.ArrayLike, input_shape: Sequence[int],
     """
     name = "avg_pool2d_backward"
     key = None
-    if (type(grad_output) is np.ndarray and _exact_shape(input_shape) and type(ceil_mode) is bool
-            and type(count_include_pad) is bool and _exact_ints(kernel_size) and _exact_ints(stride)
-            and _exact_ints(padding) and _exact_ints(divisor_override)):
+    if (type(grad_output) is np.ndarray and _exact_shape(input_shape)
+            and _exact_pool2d_args(kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override)):
         key = (name, input_shape, kernel_size, stride, padding, ceil_mode, count_include_pad,
                divisor_override, grad_output.shape, grad_output.strides, grad_output.dtype)
         result = _planned_backward(key, grad_output)
