@@ -373,8 +373,8 @@ def _patched_export(original, strategy, targets):
 def _torch_onnx_inputs(model, args, kwargs, dynamic_shapes, rest):
     """args, kwargs and dynamic_shapes as torch.onnx.export(dynamo=True) hands them to
     torch.export: a trailing dict of args is kwargs; ``dynamic_axes`` (popped from ``rest``)
-    becomes dynamic_shapes, by torch's own conversion. Without it (ignored, as it was before
-    this step) a model given dynamic_axes exported with every dim static."""
+    becomes dynamic_shapes, by torch's own conversion (dropped here, dynamic_axes would give a
+    model with every dim static, since torch reads them only when it captures the model)."""
     args = args if isinstance(args, tuple) else (args,)
     if not kwargs and args and isinstance(args[-1], dict):
         kwargs, args = args[-1], args[:-1]
@@ -398,7 +398,7 @@ def _export_dims(dynamic_shapes):
 
 
 def _torch_onnx_internal(name: str):
-    """A module of torch.onnx's exporter (private: torch 2.5-2.13 have these), or None."""
+    """A module of torch.onnx's exporter (private; torch 2.13 has them), or None."""
     import importlib
     try:
         return importlib.import_module(f"torch.onnx._internal.exporter.{name}")
