@@ -153,7 +153,8 @@ def _combine_axis(parts: np.ndarray, seg: np.ndarray, nwin: int, axis: int, is_m
     shape[axis] = nwin
     if not is_max:
         out = np.zeros(shape, np.float64)
-        np.add.at(out, (slice(None),) * axis + (seg,), parts) if parts.size else None
+        if parts.size:
+            np.add.at(out, (slice(None),) * axis + (seg,), parts)
         return out
     out = np.empty(shape, _PART)
     first = np.r_[True, seg[1:] != seg[:-1]] if len(seg) else np.zeros(0, bool)
@@ -174,24 +175,27 @@ def _finish(parts, *, nd: int, is_max: bool, segs: list, divisors: list, out_dty
         out = _combine_axis(out, seg, nwin, out.ndim - nd + k, is_max)
     if is_max:
         return out   # (values still float64: exact; cast to the dtype by the caller)
-    divisor = np.ones((1,) * (out.ndim - nd) + tuple(len(divisors[k][loc[k]]) for k in range(nd)), np.float64)
+    divisor = np.ones(())   # the product of the per-axis factors over the block's windows
     for k in range(nd):
-        d = divisors[k][loc[k]].astype(np.float64)
-        divisor = divisor * d.reshape((1,) * (out.ndim - nd + k) + (-1,) + (1,) * (nd - 1 - k))
+        divisor = np.multiply.outer(divisor, divisors[k][loc[k]].astype(np.float64))
     return (out / divisor).astype(out_dtype)
 
 
 def _pool(x, nd: int, is_max: bool, axes: list, batched: bool, dtype):
     """Pool the (N, C, *spatial) dask array ``x`` over the windows ``axes`` ((starts, ends,
     divisor factor) per pooled axis)."""
+    def unbatched(result):
+        if batched:
+            return result
+        return tuple(r[0] for r in result) if is_max else result[0]
+
     if not batched:
         x = x[None]
     out_sizes = tuple(len(s) for s, _, _ in axes)
     out_shape = x.shape[:2] + out_sizes
     if 0 in out_shape:
         empty = da.zeros(out_shape, dtype=dtype)
-        result = (empty, da.zeros(out_shape, dtype=np.int64)) if is_max else empty
-        return result if batched else (tuple(r[0] for r in result) if is_max else result[0])
+        return unbatched((empty, da.zeros(out_shape, dtype=np.int64)) if is_max else empty)
     spatial_chunks = x.chunks[-nd:]
     plans = [_axis_plan(s, e, c) for (s, e, _), c in zip(axes, spatial_chunks)]
     part_dtype = _PART if is_max else np.float64
@@ -231,10 +235,7 @@ def _pool(x, nd: int, is_max: bool, axes: list, batched: bool, dtype):
     final_dtype = _PART if is_max else dtype
     result = parts.map_blocks(_finish, nd=nd, is_max=is_max, segs=segs, divisors=divisors, out_dtype=dtype, dtype=final_dtype,
                               chunks=x.chunks[:-nd] + tuple(out_chunks), meta=np.empty((0,) * x.ndim, final_dtype))
-    if is_max:
-        values, indices = result["v"].astype(dtype), result["i"]
-        return (values, indices) if batched else (values[0], indices[0])
-    return result if batched else result[0]
+    return unbatched((result["v"].astype(dtype), result["i"]) if is_max else result)
 
 
 def _adaptive(input, output_size, nd: int, name: str, is_max: bool):
