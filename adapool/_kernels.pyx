@@ -12,7 +12,7 @@
 # serves all ranks at the cost of loops with a trip count of 1.
 
 from cython.parallel cimport prange
-from libc.stdint cimport int32_t, int64_t
+from libc.stdint cimport int32_t, int64_t, uint64_t
 from libc.math cimport INFINITY
 from libc.stdlib cimport malloc, free
 from libc.string cimport memcpy, memset
@@ -1061,28 +1061,49 @@ cdef void _max_fwd_cl(const real_t* x, real_t* y, int64_t* yi, const Win* w, con
 
 cdef int _max_bwd_planar(const real_t* go, const int64_t* ind, real_t* gi, const Geom* g,
                          Py_ssize_t begin, Py_ssize_t end) noexcept nogil:
+    # grad_input is dense (the wrapper checks), so plane `it` starts at it * P; so are
+    # grad_output and the indices (the Python layer makes them so), which lets a plane's
+    # outputs be one run. An index is checked with one unsigned compare (a negative one wraps
+    # to a huge value).
     cdef Walk at = _walk_from(begin, 1, 1, g.c)
-    cdef Py_ssize_t P = g.d * g.h * g.w, it, od, oh, ow, o, base, orow
-    cdef int64_t i
+    cdef Py_ssize_t P = g.d * g.h * g.w, Q = g.od * g.oh * g.ow, it, k, od, oh, ow, o, base
+    cdef bint dense = ((g.ow == 1 or g.ys[4] == 1) and (g.oh == 1 or g.ys[3] == g.ow)
+                       and (g.od == 1 or g.ys[2] == g.oh * g.ow) and (g.c == 1 or g.ys[1] == Q)
+                       and (g.n == 1 or g.ys[0] == g.c * Q))
+    cdef uint64_t i
     cdef real_t* plane
+    cdef const real_t* gp
+    cdef const int64_t* ip
     cdef int bad = 0
     for it in range(begin, end):
-        plane = gi + at.i0 * g.xs[0] + at.i3 * g.xs[1]
+        plane = gi + it * P
         memset(plane, 0, P * sizeof(real_t))
-        base = at.i0 * g.ys[0] + at.i3 * g.ys[1]
-        for od in range(g.od):
-            for oh in range(g.oh):
-                orow = base + od * g.ys[2] + oh * g.ys[3]
-                for ow in range(g.ow):
-                    o = orow + ow * g.ys[4]
-                    i = ind[o]
-                    if i < 0 or i >= P:
-                        bad = 1
-                        continue
-                    if real_t is half_bits:
-                        _store(plane + i, _load(plane[i]) + _load(go[o]))
-                    else:
-                        plane[i] += go[o]
+        if dense:
+            gp = go + it * Q
+            ip = ind + it * Q
+            for k in range(Q):
+                i = <uint64_t>ip[k]
+                if i >= <uint64_t>P:
+                    bad = 1
+                    continue
+                if real_t is half_bits:
+                    _store(plane + i, _load(plane[i]) + _load(gp[k]))
+                else:
+                    plane[i] += gp[k]
+        else:
+            base = at.i0 * g.ys[0] + at.i3 * g.ys[1]
+            for od in range(g.od):
+                for oh in range(g.oh):
+                    for ow in range(g.ow):
+                        o = base + od * g.ys[2] + oh * g.ys[3] + ow * g.ys[4]
+                        i = <uint64_t>ind[o]
+                        if i >= <uint64_t>P:
+                            bad = 1
+                            continue
+                        if real_t is half_bits:
+                            _store(plane + i, _load(plane[i]) + _load(go[o]))
+                        else:
+                            plane[i] += go[o]
         _step(&at)
     return bad
 
@@ -1101,8 +1122,11 @@ cdef int _max_bwd_cl(const real_t* go, const int64_t* ind, real_t* gi, const Geo
         c0 = at.i3 * cblock
         cl = min(cblock, g.c - c0)
         image = gi + at.i0 * g.xs[0] + c0
-        for px in range(P):
-            memset(image + px * g.c, 0, cl * sizeof(real_t))
+        if cl == g.c:
+            memset(image, 0, P * g.c * sizeof(real_t))   # the whole image is one run
+        else:
+            for px in range(P):
+                memset(image + px * g.c, 0, cl * sizeof(real_t))
         for od in range(g.od):
             for oh in range(g.oh):
                 for ow in range(g.ow):
@@ -1576,10 +1600,12 @@ def max_pool_backward(int nd, cnp.ndarray grad_output, cnp.ndarray indices, cnp.
     # that matters.
     if channels_last:
         dense = ((g.c == 1 or g.xs[1] == 1) and (g.w == 1 or g.xs[4] == g.c)
-                 and (g.h == 1 or g.xs[3] == g.w * g.c) and (g.d == 1 or g.xs[2] == g.h * g.w * g.c))
+                 and (g.h == 1 or g.xs[3] == g.w * g.c) and (g.d == 1 or g.xs[2] == g.h * g.w * g.c)
+                 and (g.n == 1 or g.xs[0] == P * g.c))
     else:
         dense = ((g.w == 1 or g.xs[4] == 1) and (g.h == 1 or g.xs[3] == g.w)
-                 and (g.d == 1 or g.xs[2] == g.h * g.w) and (g.c == 1 or g.xs[1] == P))
+                 and (g.d == 1 or g.xs[2] == g.h * g.w) and (g.c == 1 or g.xs[1] == P)
+                 and (g.n == 1 or g.xs[0] == g.c * P))
     if not dense:
         raise ValueError("grad_input must be dense in its layout")
     cdef int64_t* idx = _indices(indices, nd, &g)

@@ -1420,3 +1420,39 @@ def test_kernel_entries_refuse_read_only_and_misaligned_outputs():
         kernels.max_pool_backward(2, go, np.zeros((2, 3, 2, 2), np.int64), np.empty((2, 3, 8, 16), np.float32)[..., :8], False, 3, 1)
     with pytest.raises(IndexError):
         kernels.max_pool_backward(2, go, np.full((2, 3, 2, 2), 64, np.int64), gi, False, 3, 1)
+
+
+def test_max_backward_kernel_refuses_a_grad_input_not_dense_across_images():
+    from adapool._dispatch import kernels
+    go = np.ones((2, 3, 2, 2), np.float32)
+    ind = np.zeros((2, 3, 2, 2), np.int64)
+    # each image dense, but a gap between images: plane n * C + c no longer starts at its
+    # offset, which the planar scatter relies on
+    gapped = np.empty((2, 4, 8, 8), np.float32)[:, :3]
+    with pytest.raises(ValueError, match="dense"):
+        kernels.max_pool_backward(2, go, ind, gapped, False, 3, 1)
+    gapped_cl = np.empty((2, 8, 8, 4), np.float32)[..., :3].transpose(0, 3, 1, 2)
+    with pytest.raises(ValueError, match="dense"):
+        kernels.max_pool_backward(2, go, ind, gapped_cl, True, 3, 1)
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+def test_max_backward_kernel_scatters_strided_grad_output_like_dense(dtype):
+    # The Python layer always passes grad_output and indices dense; the kernel entry also takes
+    # strided views (its second loop) and must give the same bits.
+    from adapool._dispatch import kernels
+    rng = np.random.default_rng(5)
+    go_big = rng.standard_normal((2, 3, 4, 6)).astype(dtype)
+    ind_big = rng.integers(0, 64, (2, 3, 4, 6)).astype(np.int64)
+    go, ind = go_big[:, :, ::2, ::3], ind_big[:, :, ::2, ::3]
+    strided = np.empty((2, 3, 8, 8), dtype)
+    dense = np.empty((2, 3, 8, 8), dtype)
+    kernels.max_pool_backward(2, go, ind, strided, False, 3, 2)
+    kernels.max_pool_backward(2, np.ascontiguousarray(go), np.ascontiguousarray(ind), dense, False, 3, 1)
+    expected = adaptive_max_pool_backward_ref(go.astype(np.float64), ind, (2, 3, 8, 8), 2)
+    np.testing.assert_array_equal(strided, dense)
+    np.testing.assert_allclose(dense.astype(np.float64), expected, rtol=1e-3 if dtype == np.float16 else 1e-6)
+    with pytest.raises(IndexError):
+        bad = ind_big.copy()
+        bad[1, 2, 0, 3] = -1   # the strided view's [1, 2, 0, 1]
+        kernels.max_pool_backward(2, go, bad[:, :, ::2, ::3], strided, False, 3, 1)
