@@ -23,11 +23,21 @@ from ._pooling import (
     adaptive_max_pool2d_backward,
     adaptive_max_pool3d,
     adaptive_max_pool3d_backward,
+    avg_pool1d,
+    avg_pool1d_backward,
     avg_pool2d,
     avg_pool2d_backward,
+    avg_pool3d,
+    avg_pool3d_backward,
+    max_pool1d,
+    max_pool1d_backward,
+    max_pool2d,
+    max_pool2d_backward,
+    max_pool3d,
+    max_pool3d_backward,
 )
 from ._threads import get_num_threads, openmp_enabled, set_num_threads
-from ._windows import adaptive_windows, pool_output_size, pool_windows, window_end, window_start
+from ._windows import adaptive_windows, max_pool_windows, pool_output_size, pool_windows, window_end, window_start
 
 __version__ = "0.1.0"
 
@@ -44,10 +54,21 @@ __all__ = [
     "adaptive_max_pool2d_backward",
     "adaptive_max_pool3d",
     "adaptive_max_pool3d_backward",
+    "avg_pool1d",
+    "avg_pool1d_backward",
     "avg_pool2d",
     "avg_pool2d_backward",
+    "avg_pool3d",
+    "avg_pool3d_backward",
+    "max_pool1d",
+    "max_pool1d_backward",
+    "max_pool2d",
+    "max_pool2d_backward",
+    "max_pool3d",
+    "max_pool3d_backward",
     "pool_output_size",
     "pool_windows",
+    "max_pool_windows",
     "adaptive_windows",
     "get_num_threads",
     "openmp_enabled",

@@ -1052,6 +1052,50 @@ cdef void _max_fwd_cl(const real_t* x, real_t* y, int64_t* yi, const Win* w, con
         _step(&at)
 
 
+# Dilated max pooling (max_poolNd with dilation > 1): windows are arithmetic progressions, so
+# the table's third column per axis is the step (the dilation) instead of a divisor factor, and
+# [start, end) is torch's: the first in-bounds element and min(start + (k-1)*d + 1, size).
+# Item = one output row (n, c, od, oh); torch's one-pass rule as written, any strides.
+
+cdef void _max_fwd_dilated(const real_t* x, real_t* y, int64_t* yi, const Win* w,
+                           const Geom* g, Py_ssize_t begin, Py_ssize_t end) noexcept nogil:
+    cdef Walk at = _walk_from(begin, g.c, g.od, g.oh)
+    cdef Py_ssize_t it, id, ih, iw, ow, o, pick, off, best_off
+    cdef const real_t* plane
+    cdef double v, best
+    cdef bint found
+    for it in range(begin, end):
+        plane = x + at.i0 * g.xs[0] + at.i1 * g.xs[1]
+        o = at.i0 * g.ys[0] + at.i1 * g.ys[1] + at.i2 * g.ys[2] + at.i3 * g.ys[3]
+        for ow in range(g.ow):
+            best = -INFINITY
+            pick = (w.d0[at.i2] * g.h + w.h0[at.i3]) * g.w + w.w0[ow]
+            best_off = 0
+            found = False   # (offsets may be negative: reversed views)
+            id = w.d0[at.i2]
+            while id < w.d1[at.i2]:
+                ih = w.h0[at.i3]
+                while ih < w.h1[at.i3]:
+                    iw = w.w0[ow]
+                    while iw < w.w1[ow]:
+                        off = id * g.xs[2] + ih * g.xs[3] + iw * g.xs[4]
+                        v = _load(plane[off])
+                        if v > best or v != v:
+                            best = v
+                            best_off = off
+                            found = True
+                            pick = (id * g.h + ih) * g.w + iw
+                        iw = iw + w.wk[ow]
+                    ih = ih + w.hk[at.i3]
+                id = id + w.dk[at.i2]
+            yi[o + ow * g.ys[4]] = pick
+            if found:
+                y[o + ow * g.ys[4]] = plane[best_off]   # the element itself (NaN payload, -0.0)
+            else:
+                _store(y + o + ow * g.ys[4], -INFINITY)   # no element in the window
+        _step(&at)
+
+
 # ---------------------------------------------------------------------------------------------
 # Max pooling backward: grad_input[index] += grad_output for every output, in output order.
 # Indices come from the caller, so each is checked against the plane before it is used: an
@@ -1151,6 +1195,7 @@ cdef enum Kind:
     AVG_BWD = 1
     MAX_FWD = 2
     MAX_BWD = 3
+    MAX_FWD_DILATED = 4
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1321,6 +1366,8 @@ cdef inline int _range(int kind, const real_t* src, real_t* dst, int64_t* idx, c
             _max_fwd_cl(src, dst, idx, w, g, cblock, scratch, begin, end)
         else:
             _max_fwd_planar(src, dst, idx, w, g, scratch, begin, end)
+    elif kind == MAX_FWD_DILATED:
+        _max_fwd_dilated(src, dst, idx, w, g, begin, end)
     else:
         if cl:
             return _max_bwd_cl(src, idx, dst, g, cblock, begin, end)
@@ -1359,6 +1406,9 @@ cdef int _run(int kind, const real_t* src, real_t* dst, int64_t* idx, const int6
                 most_h = max(most_h, w.hhi[i] - w.hlo[i])
             nslots = most_d * most_h + 1
             per_thread = g.w * (1 + nslots) + 4 * nslots
+    elif kind == MAX_FWD_DILATED:
+        nitems = g.n * g.c * g.od * g.oh
+        per_thread = 0
     elif kind == MAX_FWD:
         nitems = g.n * g.od * g.oh * nblocks
         # channels-last: values + indices per column; planar: column maxima + NaN flags
@@ -1375,7 +1425,7 @@ cdef int _run(int kind, const real_t* src, real_t* dst, int64_t* idx, const int6
     if tb:
         nitems = g.n * ((g.c + tb - 1) // tb)
         per_thread = _tiled_scratch(kind, &g, tb, sizeof(real_t))
-    elif kind != MAX_BWD and _is_global_dense(&w, &g, cl):
+    elif kind != MAX_BWD and kind != MAX_FWD_DILATED and _is_global_dense(&w, &g, cl):
         nitems = g.n * g.c          # the global paths take one plane per item
     elif kind == AVG_BWD and not cl and g.d * g.h * g.w <= _SMALL_PLANE:
         nitems = g.n * g.c          # so do small planes' gradients
@@ -1582,6 +1632,36 @@ def max_pool_forward(int nd, cnp.ndarray x, cnp.ndarray y, cnp.ndarray indices, 
     cdef void* dst = cnp.PyArray_DATA(y)
     with nogil:
         rc = _dispatch(MAX_FWD, t, src, dst, idx, tab, NULL, g, channels_last, cblock, nthreads)
+    _raise_for(rc)
+
+
+def max_pool_forward_dilated(int nd, cnp.ndarray x, cnp.ndarray y, cnp.ndarray indices,
+                             cnp.ndarray table, bint channels_last, int nthreads):
+    """Max pooling over dilated windows: ``table`` holds (start, end, step) per axis, every
+    start in [0, size], end <= size and step >= 1 (checked here: the loop reads what they say)."""
+    cdef Geom g
+    cdef int rc, t = cnp.PyArray_TYPE(x)
+    cdef Py_ssize_t i, o, size
+    cdef Py_ssize_t outs[3]
+    cdef Py_ssize_t sizes[3]
+    _geometry(x, y, nd, channels_last, &g)
+    _check_writeable(y)
+    _check_writeable(indices)
+    cdef const int64_t* tab = _int64_table(table, 3 * (g.od + g.oh + g.ow), "window")
+    outs[0], outs[1], outs[2] = g.od, g.oh, g.ow
+    sizes[0], sizes[1], sizes[2] = g.d, g.h, g.w
+    o = 0
+    for i in range(3):
+        for size in range(outs[i]):
+            if not (0 <= tab[o + size] <= sizes[i] and tab[o + outs[i] + size] <= sizes[i]
+                    and tab[o + 2 * outs[i] + size] >= 1):
+                raise ValueError("dilated window table out of range")
+        o += 3 * outs[i]
+    cdef int64_t* idx = _indices(indices, nd, &g)
+    cdef const void* src = cnp.PyArray_DATA(x)
+    cdef void* dst = cnp.PyArray_DATA(y)
+    with nogil:
+        rc = _dispatch(MAX_FWD_DILATED, t, src, dst, idx, tab, NULL, g, channels_last, g.c, nthreads)
     _raise_for(rc)
 
 

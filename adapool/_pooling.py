@@ -18,17 +18,19 @@ from ._validation import (
     check_out,
     check_rank,
     input_shape_arg,
-    pool2d_args,
+    pool_args,
 )
-from ._windows import adaptive_windows, pool_windows, windows_containing
+from ._windows import adaptive_windows, max_pool_windows, pool_windows, windows_containing
 
 __all__ = [
     "adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_avg_pool3d",
     "adaptive_max_pool1d", "adaptive_max_pool2d", "adaptive_max_pool3d",
-    "avg_pool2d",
+    "avg_pool1d", "avg_pool2d", "avg_pool3d", "max_pool1d", "max_pool2d", "max_pool3d",
     "adaptive_avg_pool1d_backward", "adaptive_avg_pool2d_backward", "adaptive_avg_pool3d_backward",
     "adaptive_max_pool1d_backward", "adaptive_max_pool2d_backward", "adaptive_max_pool3d_backward",
     "avg_pool2d_backward",
+    "avg_pool1d_backward", "avg_pool3d_backward",
+    "max_pool1d_backward", "max_pool2d_backward", "max_pool3d_backward",
 ]
 
 
@@ -90,13 +92,50 @@ def _pool2d_rows(*key) -> np.ndarray:
 @lru_cache(maxsize=512)
 def _pool2d_axes(in_sizes: tuple, out_sizes: tuple, kernel: tuple, stride: tuple, padding: tuple,
                  count_include_pad: bool, divisor_override) -> tuple:
+    """The average pools' windows and divisor factors, any rank (the name is avg_pool2d's)."""
     axes = [pool_windows(o, i, k, s, p, count_include_pad)
             for o, i, k, s, p in zip(out_sizes, in_sizes, kernel, stride, padding)]
     if divisor_override is not None:
-        # The divisor is one number: carry it on the W axis, 1 on H (the product is what counts).
-        (h0, h1, _), (w0, w1, _) = axes
-        axes = [(h0, h1, np.ones_like(h0)), (w0, w1, np.full_like(w0, divisor_override))]
+        # The divisor is one number: carry it on the last axis, 1 on the others (the product is
+        # what counts).
+        axes = [(a0, a1, np.ones_like(a0)) for a0, a1, _ in axes[:-1]] + \
+               [(axes[-1][0], axes[-1][1], np.full_like(axes[-1][0], divisor_override))]
     return tuple(axes)
+
+
+@lru_cache(maxsize=512)
+def _max_pool_axes(in_sizes: tuple, out_sizes: tuple, kernel: tuple, stride: tuple, padding: tuple,
+                   dilation: tuple) -> tuple:
+    """max_pool_windows for each axis."""
+    return tuple(max_pool_windows(o, i, k, s, p, d)
+                 for o, i, k, s, p, d in zip(out_sizes, in_sizes, kernel, stride, padding, dilation))
+
+
+@lru_cache(maxsize=512)
+def _empty_windows(*key) -> np.ndarray | None:
+    """A boolean mask over the output's spatial shape of the windows that hold no element (only
+    dilation with padding makes them), or None when there are none."""
+    axes = _max_pool_axes(*key)
+    if all((a1 > a0).all() for a0, a1, _ in axes):
+        return None
+    mask = np.zeros(key[1], dtype=bool)
+    for axis, (a0, a1, _) in enumerate(axes):
+        shape = [1] * len(axes)
+        shape[axis] = -1
+        mask |= (a1 <= a0).reshape(shape)
+    mask.flags.writeable = False
+    return mask
+
+
+@lru_cache(maxsize=512)
+def _max_pool_table(*key) -> np.ndarray:
+    """The dilated kernel's table (steps in the third column), or without dilation the plain
+    max kernels' (window lengths there, as adaptive tables have: a whole-plane window then
+    takes the global path)."""
+    axes = _max_pool_axes(*key)
+    if any(d != 1 for d in key[5]):
+        return _pack(axes)
+    return _pack([(a0, a1, a1 - a0) for a0, a1, _ in axes])
 
 
 # ---- layouts ---------------------------------------------------------------------------------
@@ -138,11 +177,6 @@ def _empty(shape: tuple, dtype, channels_last: bool) -> np.ndarray:
     return stored.transpose((0, nd + 1) + tuple(range(1, nd + 1)))
 
 
-@lru_cache(maxsize=256)
-def _pool2d_args_cached(shape, key, *args):
-    return pool2d_args(shape, *args)
-
-
 def _typed(v):
     """A cache key that tells 2 from 2.0 and True (they hash alike): only exact ints, bools,
     None and tuples of ints are cached; anything else is validated afresh."""
@@ -151,16 +185,6 @@ def _typed(v):
     if type(v) is tuple and all(type(e) is int for e in v):
         return ("tuple", v)
     return None
-
-
-def _pool2d_args(*args):
-    """pool2d_args, cached for plain int arguments: validating kernel, stride and padding costs
-    more than pooling a small input. The key carries each argument's type, so the cache never
-    accepts what a fresh validation would refuse."""
-    key = tuple(_typed(a) for a in args)
-    if None in key:
-        return pool2d_args(*args)
-    return _pool2d_args_cached(args[0], key, *args[1:])
 
 
 def _forward_result(out, shape: tuple, dtype, channels_last: bool, x, name: str):
@@ -243,10 +267,10 @@ class _ForwardPlan:
     avg_pool2d's window table takes the place of the adaptive one). ``shape`` is the result's
     shape as torch gives it ((N, C, *out) or, unbatched, (C, *out))."""
     __slots__ = ("nd", "is_max", "channels_last", "out_cl", "shape", "nc", "rows", "table",
-                 "serial_block")
+                 "serial_block", "dilated")
 
-    def __init__(self, nd, is_max, channels_last, out_cl, n, c, shape, table, elements):
-        self.nd, self.is_max, self.channels_last = nd, is_max, channels_last
+    def __init__(self, nd, is_max, channels_last, out_cl, n, c, shape, table, elements, dilated=False):
+        self.nd, self.is_max, self.channels_last, self.dilated = nd, is_max, channels_last, dilated
         self.out_cl, self.shape, self.nc, self.table = out_cl, shape, (n, c), table
         self.rows = _rows_of(shape[-nd:])
         # (1 thread, block) for inputs too small to share (threads_for always runs them on the
@@ -271,7 +295,10 @@ def _run_plan(plan: _ForwardPlan, x: np.ndarray, y: np.ndarray, return_indices: 
         indices = _empty(plan.shape, np.int64, plan.out_cl)
         if y.size:
             nthreads, block = plan.serial_block or _plan(*plan.nc, plan.rows, x.size, plan.channels_last)
-            _kernels.max_pool_forward(plan.nd, x, y, indices, plan.table, plan.channels_last, block, nthreads)
+            if plan.dilated:
+                _kernels.max_pool_forward_dilated(plan.nd, x, y, indices, plan.table, plan.channels_last, nthreads)
+            else:
+                _kernels.max_pool_forward(plan.nd, x, y, indices, plan.table, plan.channels_last, block, nthreads)
         return (y, indices) if return_indices else y
     if y.size:
         nthreads, block = plan.serial_block or _plan(*plan.nc, plan.rows, x.size, plan.channels_last)
@@ -590,31 +617,217 @@ def avg_pool2d(input: npt.ArrayLike, kernel_size: int | Sequence[int],
         ``divisor_override`` zero; sizes whose window arithmetic would overflow int64; ``out``
         of another shape, read-only, unaligned or overlapping the input.
     """
+    return _strided_forward("avg_pool2d", input, kernel_size, stride, padding, 1, ceil_mode, False,
+                            count_include_pad, divisor_override, out)
+
+
+# ---- strided pooling: max_pool1d/2d/3d, avg_pool1d/2d/3d -------------------------------------
+
+def _strided_out_cl(op: str, channels_last: bool, batched: bool, return_indices: bool) -> bool:
+    """torch's result layout for channels-last input: max_pool3d keeps it (avg_pool3d does not);
+    max_pool1d without indices runs its own kernel, which gives C order."""
+    if not (channels_last and batched):
+        return False
+    return op != "avg_pool3d" and not (op == "max_pool1d" and not return_indices)
+
+
+@lru_cache(maxsize=256)
+def _pool_args_cached(op, shape, key, *args):
+    return pool_args(op, shape, *args)
+
+
+def _checked_pool_args(op, shape, *args):
+    """pool_args, cached for plain int arguments: validating kernel, stride and padding costs
+    more than pooling a small input. The key carries each argument's type, so the cache never
+    accepts what a fresh validation would refuse."""
+    key = tuple(_typed(a) for a in args)
+    if None in key:
+        return pool_args(op, shape, *args)
+    return _pool_args_cached(op, shape, key, *args)
+
+
+def _strided_forward(op: str, input, kernel_size, stride, padding, dilation, ceil_mode, return_indices,
+                     count_include_pad=True, divisor_override=None, out=None):
+    nd = int(op[-2])
+    is_max = op.startswith("max")
     key = None
-    if (out is None and type(input) is np.ndarray
-            and _exact_pool2d_args(kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override)):
-        key = ("avg_pool2d", kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override,
-               input.shape, input.strides, input.dtype)
-        result = _planned(key, input)
+    if (out is None and type(input) is np.ndarray and type(ceil_mode) is bool
+            and type(count_include_pad) is bool and type(return_indices) is bool
+            and _exact_ints(kernel_size) and _exact_ints(stride) and _exact_ints(padding)
+            and _exact_ints(dilation) and _exact_ints(divisor_override)):
+        key = (op, kernel_size, stride, padding, dilation, ceil_mode, count_include_pad, divisor_override,
+               return_indices, input.shape, input.strides, input.dtype)
+        result = _planned(key, input, return_indices)
         if result is not None:
             return result
     if _is_dask(input):
-        return _on_dask("avg_pool2d", out, input, kernel_size, stride, padding, ceil_mode, count_include_pad,
-                        divisor_override)
-    x = as_float_array(input, "avg_pool2d")
-    args = _pool2d_args(x.shape, kernel_size, stride, padding, ceil_mode, count_include_pad,
-                        divisor_override)
-    batched = x.ndim == 4
-    xk, channels_last = _kernel_layout(x, 2)
-    out_cl = _result_channels_last(channels_last, batched, 2)
-    shape = x.shape[:-2] + args.out_size
-    y = _forward_result(out, shape, x.dtype, out_cl, x, "avg_pool2d")
-    plan = _ForwardPlan(2, False, channels_last, out_cl, *_nc(x.shape, 2), shape,
-                        _pool2d_table(*args.key) if y.size else None, x.size)
+        if is_max:
+            return _on_dask(op, out, input, kernel_size, stride, padding, dilation, ceil_mode, return_indices)
+        return _on_dask(op, out, input, kernel_size, stride, padding, ceil_mode, count_include_pad,
+                        *((divisor_override,) if nd > 1 else ()))
+    x = as_float_array(input, op)
+    args = _checked_pool_args(op, x.shape, kernel_size, stride, padding, dilation, ceil_mode, count_include_pad,
+                              divisor_override, bool(return_indices))
+    batched = x.ndim == nd + 2
+    xk, channels_last = _kernel_layout(x, nd)
+    out_cl = _strided_out_cl(op, channels_last, batched, bool(return_indices))
+    shape = x.shape[:-nd] + args.out_size
+    y = _forward_result(out, shape, x.dtype, out_cl, x, op)
+    dilated = is_max and any(d != 1 for d in args.key[5])
+    table = None
+    if y.size:
+        table = _max_pool_table(*args.key) if is_max else _pool2d_table(*args.key)
+    plan = _ForwardPlan(nd, is_max, channels_last, out_cl, *_nc(x.shape, nd), shape, table, x.size, dilated)
     if key is not None and xk is input:   # as in _adaptive_forward
         _remember(key, plan)
-    result = _run_plan(plan, xk, y, False)
-    return out if out is not None else result
+    result = _run_plan(plan, xk, y, bool(return_indices))
+    if out is not None:
+        return out
+    return result
+
+
+_MAX_POOL_DOC = """{nd}-d max pooling of a NumPy array.
+
+    torch equivalent: ``torch.nn.functional.max_pool{nd}d``.
+
+    Parameters
+    ----------
+    input : array_like
+        {shapes}, float16, float32 or float64, any memory layout. C and the
+        pooled axes must be non-empty; N = 0 gives an empty result.
+    kernel_size, stride, padding, dilation : int or {seq}
+        An int (or a 1-sequence) means the same on every pooled axis. ``stride`` defaults to
+        ``kernel_size`` (so does an empty sequence). The window of output ``o`` reads
+        ``o * stride - padding + j * dilation`` for ``j < kernel_size``; padding reads as -inf
+        and is at most half the kernel.
+    ceil_mode : bool
+        Round the output size up; the last window must still start inside the input or the
+        left padding.
+    return_indices : bool
+        Also return int64 indices of the maxima, flattened per (n, c) plane{flat}.
+
+    Returns
+    -------
+    numpy.ndarray or (numpy.ndarray, numpy.ndarray)
+        The pooled array, same dtype; with ``return_indices`` also the indices, same shape and
+        layout. {layout} Ties keep the first maximum in scan order; NaN propagates and the
+        last NaN's index wins; an all -inf window reports its first element.
+
+    Raises
+    ------
+    TypeError
+        A dtype other than float16/32/64 (torch also takes integers, adapool does not); the
+        size arguments not ints or sequences of ints; ``ceil_mode`` not a bool.
+    ValueError
+        The errors torch raises, in its words: input of another rank or with an empty C or
+        pooled axis, sequences of the wrong length, a non-positive kernel, stride or
+        dilation, negative padding or padding over half the kernel, an output size below 1.
+    """
+
+
+def max_pool1d(input: npt.ArrayLike, kernel_size: int | Sequence[int], stride: int | Sequence[int] | None = None,
+               padding: int | Sequence[int] = 0, dilation: int | Sequence[int] = 1, ceil_mode: bool = False,
+               return_indices: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+    return _strided_forward("max_pool1d", input, kernel_size, stride, padding, dilation, ceil_mode,
+                            return_indices)
+
+
+def max_pool2d(input: npt.ArrayLike, kernel_size: int | Sequence[int], stride: int | Sequence[int] | None = None,
+               padding: int | Sequence[int] = 0, dilation: int | Sequence[int] = 1, ceil_mode: bool = False,
+               return_indices: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+    return _strided_forward("max_pool2d", input, kernel_size, stride, padding, dilation, ceil_mode,
+                            return_indices)
+
+
+def max_pool3d(input: npt.ArrayLike, kernel_size: int | Sequence[int], stride: int | Sequence[int] | None = None,
+               padding: int | Sequence[int] = 0, dilation: int | Sequence[int] = 1, ceil_mode: bool = False,
+               return_indices: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+    return _strided_forward("max_pool3d", input, kernel_size, stride, padding, dilation, ceil_mode,
+                            return_indices)
+
+
+max_pool1d.__doc__ = _MAX_POOL_DOC.format(
+    nd=1, shapes="(C, L) or (N, C, L)", seq="(int,)", flat=" (the position along L)",
+    layout="Batched channels-last input gives channels-last results with return_indices (C order "
+           "without: torch's own 1-d kernel).")
+max_pool2d.__doc__ = _MAX_POOL_DOC.format(
+    nd=2, shapes="(C, H, W) or (N, C, H, W)", seq="(int, int)", flat=" (``h * W + w``)",
+    layout="Batched channels-last input gives channels-last results.")
+max_pool3d.__doc__ = _MAX_POOL_DOC.format(
+    nd=3, shapes="(C, D, H, W) or (N, C, D, H, W)", seq="(int, int, int)", flat=" (``(d * H + h) * W + w``)",
+    layout="Batched channels-last input gives channels-last results, as torch's channels_last_3d.")
+
+
+def avg_pool1d(input: npt.ArrayLike, kernel_size: int | Sequence[int], stride: int | Sequence[int] | None = None,
+               padding: int | Sequence[int] = 0, ceil_mode: bool = False, count_include_pad: bool = True, *,
+               out: np.ndarray | None = None) -> np.ndarray:
+    """1-d average pooling of a NumPy array.
+
+    torch equivalent: ``torch.nn.functional.avg_pool1d``.
+
+    Parameters
+    ----------
+    input : array_like
+        (C, L) or (N, C, L), float16, float32 or float64, any memory layout. C and L must be
+        non-empty; N = 0 gives an empty result.
+    kernel_size, stride, padding : int or (int,)
+        ``stride`` defaults to ``kernel_size`` (so does an empty sequence); padding is
+        non-negative and at most half the kernel.
+    ceil_mode, count_include_pad : bool
+        As for :func:`avg_pool2d`.
+    out : numpy.ndarray, optional
+        Write the result here instead (adapool's addition): the result's shape and dtype,
+        writeable, aligned, any layout, not overlapping ``input``.
+
+    Returns
+    -------
+    numpy.ndarray
+        (C, OL) or (N, C, OL), same dtype (``out`` when given); batched channels-last input
+        gives channels-last output, as torch's.
+
+    Raises
+    ------
+    TypeError, ValueError
+        As torch raises them, in its words (see :func:`avg_pool2d`); a sequence of length other
+        than 1.
+    """
+    return _strided_forward("avg_pool1d", input, kernel_size, stride, padding, 1, ceil_mode, False,
+                            count_include_pad, None, out)
+
+
+def avg_pool3d(input: npt.ArrayLike, kernel_size: int | Sequence[int], stride: int | Sequence[int] | None = None,
+               padding: int | Sequence[int] = 0, ceil_mode: bool = False, count_include_pad: bool = True,
+               divisor_override: int | None = None, *, out: np.ndarray | None = None) -> np.ndarray:
+    """3-d average pooling of a NumPy array.
+
+    torch equivalent: ``torch.nn.functional.avg_pool3d``.
+
+    Parameters
+    ----------
+    input : array_like
+        (C, D, H, W) or (N, C, D, H, W), float16, float32 or float64, any memory layout. C, D,
+        H and W must be non-empty and at least the kernel (torch's rule for this op); N = 0
+        gives an empty result.
+    kernel_size, stride, padding : int or (int, int, int)
+        As for :func:`avg_pool2d`, per axis.
+    ceil_mode, count_include_pad, divisor_override
+        As for :func:`avg_pool2d`.
+    out : numpy.ndarray, optional
+        Write the result here instead (adapool's addition).
+
+    Returns
+    -------
+    numpy.ndarray
+        (C, OD, OH, OW) or (N, C, OD, OH, OW), same dtype, C order (as torch's, whatever the
+        input's layout), or ``out`` when given.
+
+    Raises
+    ------
+    TypeError, ValueError
+        As torch raises them, in its words (see :func:`avg_pool2d`).
+    """
+    return _strided_forward("avg_pool3d", input, kernel_size, stride, padding, 1, ceil_mode, False,
+                            count_include_pad, divisor_override, out)
 
 
 # ---- backward --------------------------------------------------------------------------------
@@ -848,7 +1061,14 @@ def avg_pool2d_backward(grad_output: npt.ArrayLike, input_shape: Sequence[int],
         arguments' errors, as :func:`avg_pool2d` raises them; ``grad_output`` not of the
         forward output's shape.
     """
-    name = "avg_pool2d_backward"
+    return _strided_avg_backward("avg_pool2d", grad_output, input_shape, kernel_size, stride, padding,
+                                 ceil_mode, count_include_pad, divisor_override)
+
+
+def _strided_avg_backward(op, grad_output, input_shape, kernel_size, stride, padding, ceil_mode,
+                          count_include_pad, divisor_override):
+    nd = int(op[-2])
+    name = op + "_backward"
     key = None
     if (type(grad_output) is np.ndarray and _exact_shape(input_shape)
             and _exact_pool2d_args(kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override)):
@@ -857,26 +1077,43 @@ def avg_pool2d_backward(grad_output: npt.ArrayLike, input_shape: Sequence[int],
         result = _planned_backward(key, grad_output)
         if result is not None:
             return result
-    input_shape = input_shape_arg(input_shape, 2, name)
-    args = _pool2d_args(input_shape, kernel_size, stride, padding, ceil_mode, count_include_pad,
-                        divisor_override)
+    input_shape = input_shape_arg(input_shape, nd, name)
+    args = _checked_pool_args(op, input_shape, kernel_size, stride, padding, 1, ceil_mode, count_include_pad,
+                              divisor_override, False)
     go = as_float_array(grad_output, name)
-    check_grad_output(go, input_shape[:-2] + args.out_size, name)
-    return _avg_backward(key, grad_output, go, input_shape, 2, name,
+    check_grad_output(go, input_shape[:-nd] + args.out_size, name)
+    return _avg_backward(key, grad_output, go, input_shape, nd, name,
                          lambda: (_pool2d_table(*args.key), _pool2d_rows(*args.key)))
 
 
-def _adaptive_max_backward(grad_output, indices, input_shape, nd: int, name: str):
+def _adaptive_max_backward(grad_output, indices, input_shape, nd: int, name: str, pool=None):
+    """The max pools' gradient (a scatter at the indices); ``pool`` = (op, its arguments) for the
+    strided max pools, whose output size the arguments fix (an adaptive one's is grad_output's)."""
     key = None
-    if type(grad_output) is np.ndarray and type(indices) is np.ndarray and _exact_shape(input_shape):
+    if (type(grad_output) is np.ndarray and type(indices) is np.ndarray and _exact_shape(input_shape)
+            and (pool is None or (all(map(_exact_ints, pool[1:5])) and type(pool[5]) is bool))):
         key = (name, input_shape, grad_output.shape, grad_output.strides, grad_output.dtype,
-               indices.shape, indices.strides, indices.dtype)
+               indices.shape, indices.strides, indices.dtype, pool)
         result = _planned_backward(key, grad_output, indices)
         if result is not None:
             return result
     input_shape = input_shape_arg(input_shape, nd, name)
     go = as_float_array(grad_output, name)
-    check_grad_output(go, input_shape[:-nd] + go.shape[-nd:], name)
+    if pool is None:
+        check_grad_output(go, input_shape[:-nd] + go.shape[-nd:], name)
+    else:
+        op, kernel_size, stride, padding, dilation, ceil_mode = pool
+        args = _checked_pool_args(op, input_shape, kernel_size, stride, padding, dilation, ceil_mode, True,
+                                  None, True)
+        check_grad_output(go, input_shape[:-nd] + args.out_size, name)
+        empty = _empty_windows(*args.key)
+        if empty is not None:
+            # Outputs whose window holds no element (-inf, with torch's index past the window's
+            # start, which may lie outside the plane) depend on no input: their gradient goes
+            # nowhere (torch's scatter writes it into the next plane).
+            go = np.where(empty, 0, go).astype(go.dtype)
+            indices = np.where(empty, 0, check_indices(indices, go.shape, name))
+            key = None
     ind = check_indices(indices, go.shape, name)
     gk, go_cl = _kernel_layout(go, nd)
     channels_last = _result_channels_last(go_cl, go.ndim == nd + 2, nd)
@@ -1021,3 +1258,113 @@ def adaptive_max_pool3d_backward(grad_output: npt.ArrayLike, indices: npt.ArrayL
         than ``grad_output``; an index outside [0, D*H*W) (nothing is written there).
     """
     return _adaptive_max_backward(grad_output, indices, input_shape, 3, "adaptive_max_pool3d_backward")
+
+
+def _strided_backward_doc(op: str, is_max: bool) -> str:
+    nd = int(op[-2])
+    if is_max:
+        return f"""Gradient of :func:`{op}` with respect to its input.
+
+    ``grad_input[n, c].flat[index] += grad_output`` for each output element, in output order
+    (windows that share a maximum add up), as torch's scatter.
+
+    torch equivalent: what ``torch.autograd`` gives for ``{op}``'s input
+    (``torch.ops.aten.{"max_pool2d_with_indices" if nd < 3 else "max_pool3d_with_indices"}_backward``).
+
+    Parameters
+    ----------
+    grad_output : array_like
+        The forward output's shape, float16, float32 or float64.
+    indices : array_like
+        int64, grad_output's shape: the indices the forward op returned.
+    input_shape : sequence of int
+        The forward input's shape.
+    kernel_size, stride, padding, dilation, ceil_mode
+        The forward call's arguments: they fix the output size grad_output must have.
+
+    Returns
+    -------
+    numpy.ndarray
+        The input's gradient: shape ``input_shape``, grad_output's dtype; channels-last when a
+        batched grad_output is, else C order.
+
+    Raises
+    ------
+    TypeError, ValueError
+        The forward op's argument errors; ``input_shape`` not a shape; ``grad_output`` or
+        ``indices`` not of the forward output's shape; indices not int64; an index outside
+        its plane (nothing is written there).
+    """
+    return f"""Gradient of :func:`{op}` with respect to its input.
+
+    ``grad_output / divisor`` spread over each clamped window (overlapping windows add up),
+    summed in float64 and rounded once.
+
+    torch equivalent: what ``torch.autograd`` gives for ``{op}``'s input.
+
+    Parameters
+    ----------
+    grad_output : array_like
+        The forward output's shape, float16, float32 or float64.
+    input_shape : sequence of int
+        The forward input's shape.
+    kernel_size, stride, padding, ceil_mode, count_include_pad{", divisor_override" if nd > 1 else ""}
+        The forward call's arguments.
+
+    Returns
+    -------
+    numpy.ndarray
+        The input's gradient: shape ``input_shape``, grad_output's dtype; channels-last when a
+        batched grad_output is, else C order.
+
+    Raises
+    ------
+    TypeError, ValueError
+        The forward op's argument errors; ``input_shape`` not a shape; ``grad_output`` not of
+        the forward output's shape.
+    """
+
+
+def max_pool1d_backward(grad_output: npt.ArrayLike, indices: npt.ArrayLike, input_shape: Sequence[int],
+                        kernel_size: int | Sequence[int], stride: int | Sequence[int] | None = None,
+                        padding: int | Sequence[int] = 0, dilation: int | Sequence[int] = 1,
+                        ceil_mode: bool = False) -> np.ndarray:
+    return _adaptive_max_backward(grad_output, indices, input_shape, 1, "max_pool1d_backward",
+                                  ("max_pool1d", kernel_size, stride, padding, dilation, ceil_mode))
+
+
+def max_pool2d_backward(grad_output: npt.ArrayLike, indices: npt.ArrayLike, input_shape: Sequence[int],
+                        kernel_size: int | Sequence[int], stride: int | Sequence[int] | None = None,
+                        padding: int | Sequence[int] = 0, dilation: int | Sequence[int] = 1,
+                        ceil_mode: bool = False) -> np.ndarray:
+    return _adaptive_max_backward(grad_output, indices, input_shape, 2, "max_pool2d_backward",
+                                  ("max_pool2d", kernel_size, stride, padding, dilation, ceil_mode))
+
+
+def max_pool3d_backward(grad_output: npt.ArrayLike, indices: npt.ArrayLike, input_shape: Sequence[int],
+                        kernel_size: int | Sequence[int], stride: int | Sequence[int] | None = None,
+                        padding: int | Sequence[int] = 0, dilation: int | Sequence[int] = 1,
+                        ceil_mode: bool = False) -> np.ndarray:
+    return _adaptive_max_backward(grad_output, indices, input_shape, 3, "max_pool3d_backward",
+                                  ("max_pool3d", kernel_size, stride, padding, dilation, ceil_mode))
+
+
+def avg_pool1d_backward(grad_output: npt.ArrayLike, input_shape: Sequence[int], kernel_size: int | Sequence[int],
+                        stride: int | Sequence[int] | None = None, padding: int | Sequence[int] = 0,
+                        ceil_mode: bool = False, count_include_pad: bool = True) -> np.ndarray:
+    return _strided_avg_backward("avg_pool1d", grad_output, input_shape, kernel_size, stride, padding,
+                                 ceil_mode, count_include_pad, None)
+
+
+def avg_pool3d_backward(grad_output: npt.ArrayLike, input_shape: Sequence[int], kernel_size: int | Sequence[int],
+                        stride: int | Sequence[int] | None = None, padding: int | Sequence[int] = 0,
+                        ceil_mode: bool = False, count_include_pad: bool = True,
+                        divisor_override: int | None = None) -> np.ndarray:
+    return _strided_avg_backward("avg_pool3d", grad_output, input_shape, kernel_size, stride, padding,
+                                 ceil_mode, count_include_pad, divisor_override)
+
+
+for _f, _is_max in ((max_pool1d_backward, True), (max_pool2d_backward, True), (max_pool3d_backward, True),
+                    (avg_pool1d_backward, False), (avg_pool3d_backward, False)):
+    _f.__doc__ = _strided_backward_doc(_f.__name__[:-len("_backward")], _is_max)
+del _f, _is_max

@@ -2,12 +2,14 @@
 torch words them where torch has a message, because the kernels trust what they are given."""
 from __future__ import annotations
 
+import math
 import operator
 from typing import NamedTuple
 
 import numpy as np
 
-from ._windows import INT64_SAFE, pool_output_size
+from ._windows import INT64_SAFE
+from ._windows import _output_length as _windows_output_length
 
 # The dtypes the kernels read, native byte order (float16 reaches them as its bit pattern).
 FLOAT_DTYPES = frozenset([np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64)])
@@ -149,96 +151,265 @@ def check_indices(indices, shape: tuple, name: str) -> np.ndarray:
     return ind
 
 
-# ---- avg_pool2d ------------------------------------------------------------------------------
+# ---- strided pooling: max_pool1d/2d/3d, avg_pool1d/2d/3d ---------------------------------------
 
-class Pool2dArgs(NamedTuple):
+class PoolArgs(NamedTuple):
     out_size: tuple
-    key: tuple   # (in_hw, out_hw, kernel, stride, padding, count_include_pad, divisor_override)
+    # avg: (in_sizes, out_sizes, kernel, stride, padding, count_include_pad, divisor_override)
+    # max: (in_sizes, out_sizes, kernel, stride, padding, dilation)
+    key: tuple
 
 
-def _pair(v, name: str, what: str, pos: int, message: str, allow_empty: bool = False) -> tuple | None:
-    if isinstance(v, (bool, np.bool_)):
-        raise TypeError(f"{name}(): argument '{what}' (position {pos}) must be tuple of ints, not bool")
-    if isinstance(v, (int, np.integer)):
-        return (operator.index(v),) * 2
+Pool2dArgs = PoolArgs   # (the name avg_pool2d's callers know)
+
+_WORDS = {1: "one", 2: "two", 3: "three"}
+
+
+def _type_name(v) -> str:
+    return type(v).__name__
+
+
+def _int_tuple(v, fname: str, what: str, pos: int, nd: int) -> tuple:
+    """An int-or-ints argument as torch's argument parser reads it: an int (not a bool) or a
+    tuple/list of ints; the tuple's length is checked by the caller. The wording of a wrong type
+    follows torch's parser for positional arguments (a float after the first element fails to
+    unpack; other elements are named)."""
+    if isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_)):
+        return (operator.index(v),)
     if not isinstance(v, (tuple, list)):
-        raise TypeError(f"{name}(): argument '{what}' (position {pos}) must be tuple of ints, not {type(v).__name__}")
+        raise TypeError(f"{fname}(): argument '{what}' (position {pos}) must be tuple of ints, not {_type_name(v)}")
     for i, e in enumerate(v):
         if isinstance(e, (bool, np.bool_)) or not isinstance(e, (int, np.integer)):
-            raise TypeError(
-                f"{name}(): argument '{what}' (position {pos}) must be tuple of ints, but found "
-                f"element of type {type(e).__name__} at pos {i}"
-            )
-    if len(v) == 0 and allow_empty:
-        return None
-    if len(v) not in (1, 2):
-        raise ValueError(message)
-    return (operator.index(v[0]),) * 2 if len(v) == 1 else (operator.index(v[0]), operator.index(v[1]))
+            if i > 0 and isinstance(e, (float, np.floating)):   # past the first: the parser's unpacking wording
+                raise TypeError(f"{fname}(): argument '{what}' failed to unpack the object at pos {i + 1} with "
+                                f"error \"type must be tuple of ints,but got {_type_name(e)}\"")
+            raise TypeError(f"{fname}(): argument '{what}' (position {pos}) must be tuple of ints, "
+                            f"but found element of type {_type_name(e)} at pos {i}")
+    return tuple(operator.index(e) for e in v)
+
+
+def _bool_arg(v, fname: str, what: str, pos: int | None) -> bool:
+    if not isinstance(v, (bool, np.bool_)):   # torch takes bools only, not 0/1 or strings
+        where = "" if pos is None else f" (position {pos})"
+        raise TypeError(f"{fname}(): argument '{what}'{where} must be bool, not {_type_name(v)}")
+    return bool(v)
 
 
 def _trunc_half(k: int) -> int:
-    return int(k / 2)  # C++ integer division truncates towards zero
+    return int(k / 2) if abs(k) < 2**53 else (abs(k) // 2) * (1 if k >= 0 else -1)  # C++ division
+
+
+def _length_message(op: str, what: str, nd: int) -> str:
+    """torch's message for a kernel_size/stride/padding/dilation tuple of the wrong length."""
+    if op == "max_pool1d":
+        allowed = {"kernel_size": "an int, list of ints or tuple of ints",
+                   "stride": "None, an int, list of ints, or tuple of ints",
+                   "padding": "an int, list of ints, or tuple of ints",
+                   "dilation": "an int, list of ints or tuple of ints"}[what]
+        return f"max_pool1d() {what} must be {allowed} of size 1 but got size {{}}"
+    either = "either " if op.startswith("max") or op == "avg_pool2d" else ""
+    if what == "dilation":
+        return f"{op}: dilation must be either a single int, or a tuple of {_WORDS[nd]} ints"
+    if what == "stride":
+        return f"{op}: stride must {either}be omitted, a single int, or a tuple of {_WORDS[nd]} ints"
+    return f"{op}: {what} must {either}be a single int, or a tuple of {_WORDS[nd]} ints"
+
+
+def _per_axis(v: tuple, nd: int, op: str, what: str, fname: str, via_parser: bool,
+              allow_empty: bool = False) -> tuple | None:
+    if allow_empty and len(v) == 0:
+        return None
+    if via_parser:   # torch's 1-d signatures take exactly one int (IntArrayRef[1])
+        if len(v) != 1:
+            raise ValueError(f"{op}() argument '{what}' should contain one int (got {len(v)})")
+        return v
+    if len(v) == 1:
+        return v * nd
+    if len(v) != nd:
+        raise ValueError(_length_message(op, what, nd).format(len(v)))
+    return v
+
+
+def _output_length(size: int, k: int, s: int, p: int, d: int, ceil_mode: bool) -> int:
+    """torch's pooling_output_shape, with its checks (stride first, then padding)."""
+    if s == 0:
+        raise ValueError("stride should not be zero")
+    if p < 0:
+        raise ValueError(f"pad must be non-negative, but got pad: {p}")
+    if p > _trunc_half((k - 1) * d + 1):
+        raise ValueError(f"pad should be at most half of effective kernel size, but got pad={p}, "
+                         f"kernel_size={k} and dilation={d}")
+    return _windows_output_length(size, k, s, p, d, ceil_mode)
+
+
+_AXES = {2: ("H", "W"), 3: ("T", "H", "W")}
+
+
+def pool_args(op: str, shape: tuple, kernel_size, stride, padding, dilation=1, ceil_mode=False,
+              count_include_pad=True, divisor_override=None, return_indices=False) -> PoolArgs:
+    """Validate a strided pooling op's arguments against an input shape, in torch's order and
+    words (torch.nn.functional's op of that name, on CPU)."""
+    nd = int(op[-2])
+    is_max = op.startswith("max")
+    fname = op + "_with_indices" if is_max and return_indices else op
+    # torch's own 1-d max pool (no indices) has its own checks; the other 1-d ops run the 2-d op
+    # on an (..., 1, L) view after torch's argument parser has checked each tuple's length.
+    own_1d = op == "max_pool1d" and not return_indices
+    via_parser = nd == 1 and not own_1d
+    kernel = _int_tuple(kernel_size, fname, "kernel_size", 2, nd)
+    step = None if stride is None else _int_tuple(stride, fname, "stride", 3, nd)
+    pad = _int_tuple(padding, fname, "padding", 4, nd)
+    dil = _int_tuple(dilation, fname, "dilation", 5, nd) if is_max else (1,)
+    if via_parser:   # the parser checks every argument before the op runs
+        kernel = _per_axis(kernel, nd, op, "kernel_size", fname, True)
+        step = None if step is None else _per_axis(step, nd, op, "stride", fname, True, allow_empty=True)
+        pad = _per_axis(pad, nd, op, "padding", fname, True)
+        dil = _per_axis(dil, nd, op, "dilation", fname, True)
+    ceil_mode = _bool_arg(ceil_mode, fname, "ceil_mode", 6 if is_max else None)
+    if not is_max:
+        count_include_pad = _bool_arg(count_include_pad, fname, "count_include_pad", None)
+        if divisor_override is not None:
+            if isinstance(divisor_override, (bool, np.bool_)) or not isinstance(divisor_override, (int, np.integer)):
+                raise TypeError(f"{op}(): argument 'divisor_override' must be int, not {_type_name(divisor_override)}")
+            divisor_override = operator.index(divisor_override)
+    if own_1d:
+        return _max_pool1d_args(shape, kernel, step, pad, dil, ceil_mode)
+    if via_parser:
+        # torch.nn.functional's 1-d ops check the rank themselves, then pool an (..., 1, L) view
+        if len(shape) not in (2, 3):
+            raise ValueError(f"Expected 2 to 3 dimensions, but got {len(shape)}-dimensional tensor for "
+                             f"argument #1 'self' (while checking arguments for {op})")
+        view = tuple(shape[:-1]) + (1, shape[-1])
+        args = _pool_nd_args(op, 2, view, (1,) + kernel, None if step is None else (1,) + step,
+                             (0,) + pad, (1,) + dil, ceil_mode, divisor_override)
+        return _keyed(args, 1, is_max, count_include_pad, divisor_override)
+    kernel = _per_axis(kernel, nd, op, "kernel_size", fname, False)
+    step = None if step is None else _per_axis(step, nd, op, "stride", fname, False, allow_empty=True)
+    pad = _per_axis(pad, nd, op, "padding", fname, False)
+    dil = _per_axis(dil, nd, op, "dilation", fname, False)
+    _check_divisor(op, divisor_override)
+    if len(shape) not in (nd + 1, nd + 2):
+        if op == "avg_pool2d":
+            raise ValueError("Expected 3D or 4D (batch mode) tensor with optional 0 dim batch size for "
+                             f"input, but got:{list(shape)}")
+        raise ValueError(f"non-empty {nd + 1}D or {nd + 2}D (batch mode) tensor expected for input")
+    args = _pool_nd_args(op, nd, tuple(shape), kernel, step, pad, dil, ceil_mode, divisor_override)
+    return _keyed(args, nd, is_max, count_include_pad, divisor_override)
+
+
+def _keyed(args: tuple, nd: int, is_max: bool, count_include_pad: bool, divisor_override) -> PoolArgs:
+    """PoolArgs for the op's own ``nd`` axes from the (possibly 2-d view's) checked arguments."""
+    in_sizes, out_sizes, kernel, step, pad, dil = (tuple(a[-nd:]) for a in args)
+    if is_max:
+        return PoolArgs(out_sizes, (in_sizes, out_sizes, kernel, step, pad, dil))
+    return PoolArgs(out_sizes, (in_sizes, out_sizes, kernel, step, pad, count_include_pad, divisor_override))
+
+
+def _check_divisor(op: str, divisor_override) -> None:
+    if divisor_override == 0:
+        raise ValueError("divisor must be not zero")
+    if divisor_override is not None and not -2**63 <= divisor_override < 2**63:
+        raise ValueError(f"{op}: divisor_override must fit in int64, got {divisor_override}")
+
+
+def _pool_nd_args(op, nd, shape, kernel, step, pad, dil, ceil_mode, divisor_override):
+    """torch's checks for its 2-d and 3-d ops (the 1-d ops arrive as an (..., 1, L) view), in its
+    order: the divisor, each axis's output length, then the shape check."""
+    step = kernel if step is None else step
+    in_sizes = tuple(shape[-nd:])
+    out_sizes = tuple(_output_length(i, k, s, p, d, ceil_mode)
+                      for i, k, s, p, d in zip(in_sizes, kernel, step, pad, dil))
+    axes = _AXES[nd]
+    if min(kernel) <= 0:
+        raise ValueError("kernel size should be greater than zero, but got "
+                         + " ".join(f"k{a}: {k}" for a, k in zip(axes, kernel)))
+    if min(step) <= 0:
+        raise ValueError("stride should be greater than zero, but got "
+                         + " ".join(f"d{a}: {s}" for a, s in zip(axes, step)))
+    if min(dil) <= 0:
+        raise ValueError("dilation should be greater than zero, but got "
+                         + " ".join(f"dilation{a}: {d}" for a, d in zip(axes, dil)))
+    if 0 in shape[-nd - 1:]:
+        if nd == 2:
+            raise ValueError("Expected 3D or 4D (batch mode) tensor with optional 0 dim batch size for "
+                             f"input, but got:{list(shape)}")
+        where = "max_pool3d_with_indices_out_cpu_template" if op.startswith("max") else "avg_pool3d"
+        # torch's message names dimension 0 whichever dimension is empty; it is kept word for word
+        raise ValueError(f"{where}(): Expected input's non-batch dimensions to have positive length, but "
+                         f"input has a shape of {list(shape)} and non-batch dimension 0 has length zero!")
+    if op == "avg_pool3d" and any(i < k for i, k in zip(in_sizes, kernel)):
+        raise ValueError(f"input image (T: {in_sizes[0]} H: {in_sizes[1]} W: {in_sizes[2]}) smaller than "
+                         f"kernel size (kT: {kernel[0]} kH: {kernel[1]} kW: {kernel[2]})")
+    if any(p > _trunc_half(k) for k, p in zip(kernel, pad)):
+        if nd == 2:
+            raise ValueError(f"pad should be smaller than or equal to half of kernel size, but got padW = "
+                             f"{pad[1]}, padH = {pad[0]}, kW = {kernel[1]}, kH = {kernel[0]}")
+        raise ValueError(f"pad should be smaller than or equal to half of kernel size, but got kT: {kernel[0]} "
+                         f"kW: {kernel[2]} kH: {kernel[1]} padT: {pad[0]} padW: {pad[2]} padH: {pad[1]}")
+    # Window starts (o * stride - pad), ends and divisors are int64 in the kernels: refuse sizes
+    # whose arithmetic could overflow rather than pool wrong windows (the checks above are on
+    # Python ints, which cannot overflow).
+    if any(i + 2 * p + s + k * d >= INT64_SAFE for i, k, s, p, d in zip(in_sizes, kernel, step, pad, dil)) \
+            or math.prod(kernel) >= INT64_SAFE:
+        raise ValueError(
+            f"{op}: kernel_size {kernel}, stride {step} and padding {pad} are too large for an input "
+            f"of size {in_sizes} (window arithmetic would overflow int64)"
+        )
+    if min(out_sizes) < 1:
+        c = shape[-nd - 1]
+        given = "x".join(str(v) for v in (c,) + in_sizes)
+        calculated = "x".join(str(v) for v in (c,) + out_sizes)
+        raise ValueError(f"Given input size: ({given}). Calculated output size: ({calculated}). "
+                         "Output size is too small")
+    return in_sizes, out_sizes, kernel, step, pad, dil
+
+
+def _max_pool1d_args(shape, kernel, step, pad, dil, ceil_mode) -> PoolArgs:
+    """torch's own checks for max_pool1d without indices (aten's check_max_pool1d), in order."""
+    if len(shape) not in (2, 3) or 0 in shape[-2:]:
+        raise ValueError("max_pool1d: Expected 2D or 3D (batch mode) tensor with optional 0 dim batch size "
+                         f"for input, but got:{list(shape)}")
+    for what, v in (("kernel_size", kernel), ("stride", step), ("padding", pad), ("dilation", dil)):
+        if v is not None and len(v) != 1 and not (what == "stride" and len(v) == 0):
+            raise ValueError(_length_message("max_pool1d", what, 1).format(len(v)))
+    (k,), (p,), (d,) = kernel, pad, dil
+    s = k if not step else step[0]
+    if k <= 0:
+        raise ValueError(f"max_pool1d() kernel_size must be greater than zero, but got {k}")
+    if s <= 0:
+        raise ValueError(f"max_pool1d() stride must be greater than zero, but got {s}")
+    if p < 0:
+        raise ValueError(f"max_pool1d() padding must be non-negative, but got {p}")
+    if p > k // 2:
+        raise ValueError(f"max_pool1d() padding should be at most half of kernel size, but got padding={p} "
+                         f"and kernel_size={k}")
+    if d <= 0:
+        raise ValueError(f"max_pool1d() dilation must be greater than zero, but got {d}")
+    if abs(shape[-1]) + 2 * p + s + k * d >= INT64_SAFE:
+        raise ValueError(f"max_pool1d: kernel_size {kernel}, stride {(s,)} and padding {pad} are too large for "
+                         f"an input of size {(shape[-1],)} (window arithmetic would overflow int64)")
+    out = _output_length(shape[-1], k, s, p, d, ceil_mode)
+    if out <= 0:
+        raise ValueError(f"max_pool1d() Invalid computed output size: {out}")
+    return PoolArgs((out,), ((shape[-1],), (out,), (k,), (s,), (p,), (d,)))
 
 
 def pool2d_args(shape: tuple, kernel_size, stride, padding, ceil_mode, count_include_pad,
-                divisor_override) -> Pool2dArgs:
-    """Validate avg_pool2d's arguments against an input shape, in torch's order and words."""
-    name = "avg_pool2d"
-    kernel = _pair(kernel_size, name, "kernel_size", 2,
-                   "avg_pool2d: kernel_size must either be a single int, or a tuple of two ints")
-    step = kernel if stride is None else _pair(
-        stride, name, "stride", 3,
-        "avg_pool2d: stride must either be omitted, a single int, or a tuple of two ints", allow_empty=True)
-    step = kernel if step is None else step
-    pad = _pair(padding, name, "padding", 4, "avg_pool2d: padding must either be a single int, or a tuple of two ints")
-    if divisor_override is not None:
-        if isinstance(divisor_override, (bool, np.bool_)) or not isinstance(divisor_override, (int, np.integer)):
-            raise TypeError(f"avg_pool2d(): argument 'divisor_override' must be int, not {type(divisor_override).__name__}")
-        divisor_override = operator.index(divisor_override)
-        if divisor_override == 0:
-            raise ValueError("divisor must be not zero")
-        if not -2**63 <= divisor_override < 2**63:
-            raise ValueError(f"avg_pool2d: divisor_override must fit in int64, got {divisor_override}")
-    for what, flag in (("ceil_mode", ceil_mode), ("count_include_pad", count_include_pad)):
-        if not isinstance(flag, (bool, np.bool_)):   # torch takes bools only, not 0/1 or strings
-            raise TypeError(f"{name}(): argument '{what}' must be bool, not {type(flag).__name__}")
-    ceil_mode, count_include_pad = bool(ceil_mode), bool(count_include_pad)
-    if len(shape) not in (3, 4) or 0 in shape[-3:]:
-        raise ValueError(
-            "Expected 3D or 4D (batch mode) tensor with optional 0 dim batch size for input, "
-            f"but got:{list(shape)}"
-        )
-    for k, s, p in zip(kernel, step, pad):   # torch's pooling_output_shape, H then W
-        if s == 0:
-            raise ValueError("stride should not be zero")
-        if p < 0:
-            raise ValueError(f"pad must be non-negative, but got pad: {p}")
-        if p > _trunc_half(k):
-            raise ValueError(
-                f"pad should be at most half of effective kernel size, but got pad={p}, "
-                f"kernel_size={k} and dilation=1"
-            )
-    if kernel[0] <= 0 or kernel[1] <= 0:
-        raise ValueError(f"kernel size should be greater than zero, but got kH: {kernel[0]} kW: {kernel[1]}")
-    if step[0] <= 0 or step[1] <= 0:
-        raise ValueError(f"stride should be greater than zero, but got dH: {step[0]} dW: {step[1]}")
-    in_hw = tuple(shape[-2:])
-    # Window starts (o * stride - pad), ends and divisors (kH * kW at most) are int64 in the
-    # kernels: refuse sizes whose arithmetic could overflow rather than pool wrong windows.
-    if any(i + 2 * p + s + k >= INT64_SAFE for i, k, s, p in zip(in_hw, kernel, step, pad)) \
-            or kernel[0] * kernel[1] >= INT64_SAFE:
-        raise ValueError(
-            f"avg_pool2d: kernel_size {kernel}, stride {step} and padding {pad} are too large for "
-            f"an input of size {in_hw} (window arithmetic would overflow int64)"
-        )
-    out_hw = tuple(pool_output_size(i, k, s, p, ceil_mode) for i, k, s, p in zip(in_hw, kernel, step, pad))
-    if out_hw[0] < 1 or out_hw[1] < 1:
-        c = shape[-3]
-        raise ValueError(
-            f"Given input size: ({c}x{in_hw[0]}x{in_hw[1]}). Calculated output size: "
-            f"({c}x{out_hw[0]}x{out_hw[1]}). Output size is too small"
-        )
-    return Pool2dArgs(out_hw, (in_hw, out_hw, kernel, step, pad, count_include_pad, divisor_override))
+                divisor_override) -> PoolArgs:
+    """avg_pool2d's arguments (see pool_args)."""
+    return pool_args("avg_pool2d", shape, kernel_size, stride, padding, 1, ceil_mode, count_include_pad,
+                     divisor_override)
+
+
+def _pair(v, name: str, what: str, pos: int, message: str, allow_empty: bool = False) -> tuple | None:
+    """An int or a 1- or 2-sequence of ints as a pair (None for an empty sequence when
+    ``allow_empty``); ``message`` for other lengths."""
+    t = _int_tuple(v, name, what, pos, 2)
+    if len(t) == 0 and allow_empty:
+        return None
+    if len(t) not in (1, 2):
+        raise ValueError(message)
+    return t * 2 if len(t) == 1 else t
 
 
 def check_out(out, shape: tuple, dtype, x: np.ndarray, name: str) -> np.ndarray:

@@ -12,7 +12,8 @@ from functools import lru_cache
 
 import numpy as np
 
-__all__ = ["window_start", "window_end", "adaptive_windows", "pool_output_size", "pool_windows", "windows_containing"]
+__all__ = ["window_start", "window_end", "adaptive_windows", "pool_output_size", "pool_windows", "max_pool_windows",
+           "windows_containing"]
 
 # Sizes (and size products) at or above this could overflow int64 window arithmetic: numpy
 # intermediates here, the kernels' window tables and divisors there.
@@ -137,13 +138,22 @@ def adaptive_windows(out_size: int, in_size: int) -> tuple[np.ndarray, np.ndarra
     return starts, ends
 
 
-def pool_output_size(in_size: int, kernel: int, stride: int, pad: int, ceil_mode: bool) -> int:
-    """Output length of a strided pooling window (torch's pooling_output_shape, dilation 1).
+def _output_length(in_size: int, kernel: int, stride: int, pad: int, dilation: int, ceil_mode: bool) -> int:
+    """torch's pooling_output_shape arithmetic on Python ints (the callers check the arguments)."""
+    numerator = in_size + 2 * pad - dilation * (kernel - 1) - 1 + (stride - 1 if ceil_mode else 0)
+    out = numerator // stride + 1   # floor division, as torch's div_rtn
+    if ceil_mode and (out - 1) * stride >= in_size + pad:
+        out -= 1
+    return out
+
+
+def pool_output_size(in_size: int, kernel: int, stride: int, pad: int, ceil_mode: bool, dilation: int = 1) -> int:
+    """Output length of a strided pooling window (torch's pooling_output_shape).
 
     With ceil_mode the last window must start inside the input or the left padding.
 
     torch equivalent: none in Python; aten's C++ ``pooling_output_shape``
-    (aten/src/ATen/native/Pool.h) with dilation 1.
+    (aten/src/ATen/native/Pool.h).
 
     Parameters
     ----------
@@ -151,9 +161,11 @@ def pool_output_size(in_size: int, kernel: int, stride: int, pad: int, ceil_mode
         Input length.
     kernel, stride, pad : int
         Window length, step (> 0) and padding on each side. Not validated here
-        (``avg_pool2d`` checks them).
+        (the ops check them).
     ceil_mode : bool
         Round the division up instead of down.
+    dilation : int
+        Spacing of the window's elements (max pooling; 1 for the average pools).
 
     Returns
     -------
@@ -161,15 +173,53 @@ def pool_output_size(in_size: int, kernel: int, stride: int, pad: int, ceil_mode
         The output length; below 1 when the padded input is shorter than the kernel (the ops
         reject that).
     """
-    in_size, kernel, stride, pad = _ints("pool_output_size", in_size=in_size, kernel=kernel, stride=stride, pad=pad)
-    if in_size < 0 or kernel < 1 or stride < 1 or pad < 0:
-        raise ValueError(f"pool_output_size(): needs in_size >= 0, kernel >= 1, stride >= 1, pad >= 0, got "
-                         f"{in_size}, {kernel}, {stride}, {pad}")
-    numerator = in_size + 2 * pad - (kernel - 1) - 1 + (stride - 1 if ceil_mode else 0)
-    out = numerator // stride + 1
-    if ceil_mode and (out - 1) * stride >= in_size + pad:
-        out -= 1
-    return out
+    in_size, kernel, stride, pad, dilation = _ints("pool_output_size", in_size=in_size, kernel=kernel,
+                                                   stride=stride, pad=pad, dilation=dilation)
+    if in_size < 0 or kernel < 1 or stride < 1 or pad < 0 or dilation < 1:
+        raise ValueError(f"pool_output_size(): needs in_size >= 0, kernel >= 1, stride >= 1, pad >= 0, "
+                         f"dilation >= 1, got {in_size}, {kernel}, {stride}, {pad}, {dilation}")
+    return _output_length(in_size, kernel, stride, pad, dilation, bool(ceil_mode))
+
+
+def max_pool_windows(out_size: int, in_size: int, kernel: int, stride: int, pad: int,
+                     dilation: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The elements each window of a max pool reads on one axis, as (start, end, step).
+
+    Window ``o`` reads ``o*stride - pad + j*dilation`` for ``j < kernel``; positions before 0
+    (the padding) are skipped in steps of ``dilation`` and positions from ``in_size`` on are cut
+    off, so it reads ``range(start, end, step)``: start is its first in-bounds element,
+    ``end = min(o*stride - pad + (kernel-1)*dilation + 1, in_size)`` and ``step = dilation``.
+
+    torch equivalent: none in Python; the window arithmetic of aten's max pooling CPU kernels
+    (aten/src/ATen/native/cpu/MaxPoolKernel.cpp), one axis at a time.
+
+    Parameters
+    ----------
+    out_size : int
+        Number of windows (:func:`pool_output_size`).
+    in_size : int
+        Input length.
+    kernel, stride, pad, dilation : int
+        Window length (elements), step between windows, padding on each side, spacing of a
+        window's elements.
+
+    Returns
+    -------
+    start, end, step : numpy.ndarray
+        int64, length ``out_size`` each; ``start <= in_size`` and ``end >= start`` (an empty
+        range when the window holds no element).
+    """
+    out_size, in_size, kernel, stride, pad, dilation = _ints(
+        "max_pool_windows", out_size=out_size, in_size=in_size, kernel=kernel, stride=stride, pad=pad,
+        dilation=dilation)
+    if out_size < 0 or in_size < 0 or kernel < 1 or stride < 1 or pad < 0 or dilation < 1 or out_size > MAX_WINDOWS:
+        raise ValueError(f"max_pool_windows(): needs 0 <= out_size <= 2**32, in_size >= 0, kernel, stride and "
+                         f"dilation >= 1, pad >= 0, got {out_size}, {in_size}, {kernel}, {stride}, {pad}, {dilation}")
+    first = np.arange(out_size, dtype=np.int64) * stride - pad
+    end = np.minimum(first + (kernel - 1) * dilation + 1, in_size)
+    start = np.where(first < 0, first + (-first + dilation - 1) // dilation * dilation, first)
+    start = np.minimum(start, in_size)
+    return start, np.maximum(end, start), np.full_like(start, dilation)
 
 
 def pool_windows(out_size: int, in_size: int, kernel: int, stride: int, pad: int,

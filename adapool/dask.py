@@ -33,13 +33,13 @@ except ImportError as _e:   # pragma: no cover - exercised in a subprocess witho
     raise ImportError("adapool.dask needs dask: pip install 'adapool[dask]' (or pip install 'dask[array]')") from _e
 
 from ._dispatch import kernels as _kernels
-from ._pooling import _adaptive_axes, _pack, _pool2d_axes
-from ._validation import FLOAT_DTYPES, adaptive_output_size, check_rank, pool2d_args
+from ._pooling import _adaptive_axes, _max_pool_axes, _pack, _pool2d_axes
+from ._validation import FLOAT_DTYPES, adaptive_output_size, check_rank, pool_args
 
 __all__ = [
     "adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_avg_pool3d",
     "adaptive_max_pool1d", "adaptive_max_pool2d", "adaptive_max_pool3d",
-    "avg_pool2d",
+    "avg_pool1d", "avg_pool2d", "avg_pool3d", "max_pool1d", "max_pool2d", "max_pool3d",
 ]
 
 # A max pool's partial result: the value (float64 holds every float16/32/64 exactly) and the
@@ -283,10 +283,63 @@ def adaptive_max_pool3d(input, output_size, return_indices: bool = False):
     return _max(input, output_size, return_indices, 3, "adaptive_max_pool3d")
 
 
+def _strided(op: str, input, kernel_size, stride, padding, dilation, ceil_mode, count_include_pad=True,
+             divisor_override=None, return_indices=False):
+    nd = int(op[-2])
+    x = _check_input(input, op)
+    shape = tuple(int(s) for s in x.shape)
+    args = pool_args(op, shape, kernel_size, stride, padding, dilation, ceil_mode, count_include_pad,
+                     divisor_override, return_indices)
+    batched = x.ndim == nd + 2
+    if not op.startswith("max"):
+        return _pool(x, nd, False, list(_pool2d_axes(*args.key)), batched, x.dtype)
+    if any(d != 1 for d in args.key[5]):
+        # The chunked path pools contiguous windows; a dilated window skips elements.
+        raise NotImplementedError(f"adapool.dask.{op}(): dilation > 1 is not supported on dask arrays "
+                                  f"(got dilation={args.key[5]}); use the NumPy function on each in-memory block")
+    values, indices = _pool(x, nd, True, list(_max_pool_axes(*args.key)), batched, x.dtype)
+    return (values, indices) if return_indices else values
+
+
+def avg_pool1d(input, kernel_size, stride=None, padding=0, ceil_mode: bool = False,
+               count_include_pad: bool = True):
+    """:func:`adapool.avg_pool1d` of a dask array, lazily (a dask array)."""
+    return _strided("avg_pool1d", input, kernel_size, stride, padding, 1, ceil_mode, count_include_pad)
+
+
 def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode: bool = False,
                count_include_pad: bool = True, divisor_override=None):
     """:func:`adapool.avg_pool2d` of a dask array, lazily (a dask array)."""
-    x = _check_input(input, "avg_pool2d")
-    shape = tuple(int(s) for s in x.shape)
-    args = pool2d_args(shape, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override)
-    return _pool(x, 2, False, list(_pool2d_axes(*args.key)), x.ndim == 4, x.dtype)
+    return _strided("avg_pool2d", input, kernel_size, stride, padding, 1, ceil_mode, count_include_pad,
+                    divisor_override)
+
+
+def avg_pool3d(input, kernel_size, stride=None, padding=0, ceil_mode: bool = False,
+               count_include_pad: bool = True, divisor_override=None):
+    """:func:`adapool.avg_pool3d` of a dask array, lazily (a dask array)."""
+    return _strided("avg_pool3d", input, kernel_size, stride, padding, 1, ceil_mode, count_include_pad,
+                    divisor_override)
+
+
+def max_pool1d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode: bool = False,
+               return_indices: bool = False):
+    """:func:`adapool.max_pool1d` of a dask array, lazily (see adaptive_max_pool1d); dilation 1
+    only."""
+    return _strided("max_pool1d", input, kernel_size, stride, padding, dilation, ceil_mode,
+                    return_indices=return_indices)
+
+
+def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode: bool = False,
+               return_indices: bool = False):
+    """:func:`adapool.max_pool2d` of a dask array, lazily (see adaptive_max_pool1d); dilation 1
+    only."""
+    return _strided("max_pool2d", input, kernel_size, stride, padding, dilation, ceil_mode,
+                    return_indices=return_indices)
+
+
+def max_pool3d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode: bool = False,
+               return_indices: bool = False):
+    """:func:`adapool.max_pool3d` of a dask array, lazily (see adaptive_max_pool1d); dilation 1
+    only."""
+    return _strided("max_pool3d", input, kernel_size, stride, padding, dilation, ceil_mode,
+                    return_indices=return_indices)

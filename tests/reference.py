@@ -131,3 +131,98 @@ def avg_pool2d_backward_ref(grad_output, input_shape, kernel, stride, padding, c
             if h1[i] > h0[i] and w1[j] > w0[j]:
                 gi[..., h0[i]:h1[i], w0[j]:w1[j]] += (go[..., i, j] / divisor)[..., None, None]
     return gi
+
+
+# ---- the strided pools of any rank (max_pool1d/2d/3d, avg_pool1d/2d/3d) -------------------------
+
+def strided_ref(op, x, kernel, stride, padding, dilation, ceil_mode=False, count_include_pad=True,
+                divisor_override=None):
+    """The strided pool ``op`` over the last nd axes of ``x``, with per-axis int tuples for the
+    sizes (stride already defaulted). avg: float64 window sums / divisor; max: (values in x's
+    dtype, int64 indices), torch's rule as in adaptive_max_pool_ref, over each window's
+    elements (its dilated positions) in scan order."""
+    from adapool._windows import max_pool_windows, pool_output_size, pool_windows
+
+    nd = len(kernel)
+    spatial = x.shape[-nd:]
+    out = tuple(pool_output_size(i, k, s, p, ceil_mode, d)
+                for i, k, s, p, d in zip(spatial, kernel, stride, padding, dilation))
+    lead = x.shape[:-nd]
+    if op.startswith("avg"):
+        x = np.asarray(x, dtype=np.float64)
+        axes = [pool_windows(o, i, k, s, p, count_include_pad)
+                for o, i, k, s, p in zip(out, spatial, kernel, stride, padding)]
+        y = np.zeros(lead + out)
+        for idx in np.ndindex(*out):
+            window = tuple(slice(a[0][j], a[1][j]) for a, j in zip(axes, idx))
+            divisor = divisor_override if divisor_override is not None else np.prod([a[2][j] for a, j in zip(axes, idx)])
+            if all(w.stop > w.start for w in window):
+                y[(Ellipsis,) + idx] = x[(Ellipsis,) + window].sum(axis=tuple(range(-nd, 0))) / divisor
+        return y
+    axes = [max_pool_windows(o, i, k, s, p, d) for o, i, k, s, p, d in zip(out, spatial, kernel, stride, padding, dilation)]
+    values = np.empty(lead + out, dtype=x.dtype)
+    indices = np.empty(lead + out, dtype=np.int64)
+    for idx in np.ndindex(*out):
+        positions = [np.arange(a[0][j], a[1][j], a[2][j]) for a, j in zip(axes, idx)]
+        if any(len(p) == 0 for p in positions):
+            # no element in the window (dilation and padding): -inf, and torch's index, its
+            # first position flattened as if in the plane (it may lie past the plane's end)
+            first = 0
+            for a, j, size in zip(axes, idx, spatial):
+                first = first * size + int(a[0][j])
+            values[(Ellipsis,) + idx] = -np.inf
+            indices[(Ellipsis,) + idx] = first
+            continue
+        grid = np.ix_(*positions)
+        block = x[(Ellipsis,) + grid]
+        flat = block.reshape(lead + (-1,))
+        plane_index = np.ravel_multi_index(np.meshgrid(*positions, indexing="ij"), spatial).reshape(-1)
+        nan = np.isnan(flat)
+        last_nan = flat.shape[-1] - 1 - np.argmax(nan[..., ::-1], axis=-1)
+        first_max = np.argmax(np.where(nan, -np.inf, flat), axis=-1)
+        local = np.where(nan.any(axis=-1), last_nan, first_max)
+        values[(Ellipsis,) + idx] = np.take_along_axis(flat, local[..., None], axis=-1)[..., 0]
+        indices[(Ellipsis,) + idx] = plane_index[local]
+    return values, indices
+
+
+def strided_avg_backward_ref(grad_output, input_shape, kernel, stride, padding, ceil_mode=False,
+                             count_include_pad=True, divisor_override=None):
+    """grad / divisor spread over each clamped window, any rank."""
+    from adapool._windows import pool_output_size, pool_windows
+
+    nd = len(kernel)
+    go = np.asarray(grad_output, dtype=np.float64)
+    spatial = tuple(input_shape[-nd:])
+    out = tuple(pool_output_size(i, k, s, p, ceil_mode) for i, k, s, p in zip(spatial, kernel, stride, padding))
+    axes = [pool_windows(o, i, k, s, p, count_include_pad) for o, i, k, s, p in zip(out, spatial, kernel, stride, padding)]
+    gi = np.zeros(tuple(input_shape))
+    for idx in np.ndindex(*out):
+        window = tuple(slice(a[0][j], a[1][j]) for a, j in zip(axes, idx))
+        divisor = divisor_override if divisor_override is not None else np.prod([a[2][j] for a, j in zip(axes, idx)])
+        if all(w.stop > w.start for w in window):
+            gi[(Ellipsis,) + window] += (go[(Ellipsis,) + idx] / divisor)[(Ellipsis,) + (None,) * nd]
+    return gi
+
+
+def strided_max_empty_windows(input_shape, kernel, stride, padding, dilation, ceil_mode=False):
+    """Boolean mask over a max pool's output positions: True where the window holds no element."""
+    from adapool._windows import max_pool_windows, pool_output_size
+
+    nd = len(kernel)
+    spatial = tuple(input_shape[-nd:])
+    out = tuple(pool_output_size(i, k, s, p, ceil_mode, d)
+                for i, k, s, p, d in zip(spatial, kernel, stride, padding, dilation))
+    axes = [max_pool_windows(o, i, k, s, p, d) for o, i, k, s, p, d in zip(out, spatial, kernel, stride, padding, dilation)]
+    mask = np.zeros(out, dtype=bool)
+    for idx in np.ndindex(*out):
+        mask[idx] = any(a[1][j] <= a[0][j] for a, j in zip(axes, idx))
+    return mask
+
+
+def strided_max_backward_ref(grad_output, indices, input_shape, kernel, stride, padding, dilation, ceil_mode=False):
+    """grad_input[index] += grad_output, except from outputs whose window holds no element
+    (they are a constant -inf: no input gets their gradient)."""
+    empty = strided_max_empty_windows(input_shape, kernel, stride, padding, dilation, ceil_mode)
+    go = np.where(empty, 0.0, np.asarray(grad_output, dtype=np.float64))
+    return adaptive_max_pool_backward_ref(go, np.where(empty, 0, indices), input_shape, len(kernel))

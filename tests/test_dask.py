@@ -7,6 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import adapool
+from test_strided import strided_calls
 
 ADAPTIVE = [(f"adaptive_{kind}_pool{nd}d", nd) for kind in ("avg", "max") for nd in (1, 2, 3)]
 
@@ -101,6 +102,29 @@ def test_avg_pool2d_equals_the_in_memory_result(ad, dask_array, case):
     x = np.random.default_rng(1).standard_normal(shape).astype(dtype)
     got, want = run(ad, dask_array, "avg_pool2d", x, chunks, **kwargs)
     check(got, want, "avg_pool2d", dtype)
+
+
+@given(call=strided_calls(), data=st.data())
+@settings(max_examples=120)
+def test_strided_ops_equal_the_in_memory_result(ad, dask_array, call, data):
+    # max_pool1d/2d/3d (dilation 1: dask takes contiguous windows) and avg_pool1d/2d/3d
+    op, x, batched, kwargs, _ = call
+    if op.startswith("max"):
+        kwargs["dilation"] = 1
+        kwargs["return_indices"] = True
+    dtype = data.draw(st.sampled_from([np.float16, np.float32, np.float64]))
+    x = x.astype(dtype)
+    got, want = run(ad, dask_array, op, x, chunkings(data.draw, x.shape), **kwargs)
+    check(got, want, op, dtype)
+
+
+def test_dilated_max_pool_is_refused_on_dask(ad, dask_array):
+    x = dask_array.zeros((1, 2, 9, 9), chunks=3)
+    with pytest.raises(NotImplementedError, match="dilation > 1"):
+        ad.max_pool2d(x, 3, dilation=2)
+    with pytest.raises(NotImplementedError, match="dilation > 1"):
+        adapool.max_pool2d(x, 3, dilation=2)   # the NumPy function hands dask arrays over
+    assert ad.max_pool2d(x, 3, dilation=1).shape == (1, 2, 3, 3)
 
 
 # ---- named edges ---------------------------------------------------------------------------------
