@@ -826,9 +826,11 @@ cdef void _avg_bwd_cl(const real_t* go, real_t* gi, const Win* w, const Geom* g,
 cdef inline Py_ssize_t _find_in_window(const real_t* plane, const Geom* g, Py_ssize_t d0,
                                        Py_ssize_t d1, Py_ssize_t h0, Py_ssize_t h1,
                                        Py_ssize_t w0, Py_ssize_t w1, double best,
-                                       bint has_nan) noexcept nogil:
-    """Plane offset of torch's pick in a planar window whose maximum is known: the last NaN
-    (scanning backwards) when there is one, else the first element equal to the maximum."""
+                                       bint has_nan, Py_ssize_t* offset) noexcept nogil:
+    """Plane index of torch's pick in a planar window whose maximum is known: the last NaN
+    (scanning backwards) when there is one, else the first element equal to the maximum. Its
+    memory offset from ``plane`` goes to ``offset`` (recovering it from the index took three
+    64-bit divisions, more than the rest of a 3-wide window's work)."""
     cdef Py_ssize_t id, ih, iw
     cdef const real_t* row
     cdef double v
@@ -839,6 +841,7 @@ cdef inline Py_ssize_t _find_in_window(const real_t* plane, const Geom* g, Py_ss
                 for iw in range(w1 - 1, w0 - 1, -1):
                     v = _load(row[iw])
                     if v != v:
+                        offset[0] = id * g.xs[2] + ih * g.xs[3] + iw
                         return (id * g.h + ih) * g.w + iw
     else:
         for id in range(d0, d1):
@@ -846,8 +849,30 @@ cdef inline Py_ssize_t _find_in_window(const real_t* plane, const Geom* g, Py_ss
                 row = plane + id * g.xs[2] + ih * g.xs[3]
                 for iw in range(w0, w1):
                     if _load(row[iw]) == best:
+                        offset[0] = id * g.xs[2] + ih * g.xs[3] + iw
                         return (id * g.h + ih) * g.w + iw
+    offset[0] = d0 * g.xs[2] + h0 * g.xs[3] + w0
     return (d0 * g.h + h0) * g.w + w0   # all -inf: the window's first element
+
+
+cdef inline void _max_row_windows(const real_t* row, real_t* y, int64_t* yi, const Win* w,
+                                  const Geom* g, Py_ssize_t o, Py_ssize_t base) noexcept nogil:
+    """Every output of one output row whose windows lie in the input row ``row`` (W unit
+    stride); ``o``: the output row's offset, ``base``: the row's first plane index."""
+    cdef Py_ssize_t ow, iw, pick
+    cdef double v, best
+    cdef bint take
+    for ow in range(g.ow):
+        best = -INFINITY
+        pick = w.w0[ow]
+        for iw in range(w.w0[ow], w.w1[ow]):
+            v = _load(row[iw])
+            take = (v > best) | (v != v)   # a NaN always takes (the last NaN wins)
+            best = v if take else best
+            pick = iw if take else pick
+        if yi != NULL:
+            yi[o + ow * g.ys[4]] = base + pick
+        y[o + ow * g.ys[4]] = row[pick]   # the element itself (NaN payload, -0.0)
 
 
 cdef void _max_fwd_planar(const real_t* x, real_t* y, int64_t* yi, const Win* w,
@@ -861,7 +886,7 @@ cdef void _max_fwd_planar(const real_t* x, real_t* y, int64_t* yi, const Win* w,
     cdef real_t* colmax = <real_t*>scratch                 # float/double input
     cdef double* colmax_h = scratch                        # float16 input, as float64
     cdef unsigned char* colnan = <unsigned char*>(scratch + g.w)
-    cdef Py_ssize_t it, id, ih, iw, ow, n, c, od, oh, o, pick
+    cdef Py_ssize_t it, id, ih, iw, ow, n, c, od, oh, o, pick, off
     cdef const real_t* plane
     cdef const real_t* row
     cdef real_t v
@@ -870,6 +895,15 @@ cdef void _max_fwd_planar(const real_t* x, real_t* y, int64_t* yi, const Win* w,
     for it in range(begin, end):
         n, c, od, oh = at.i0, at.i1, at.i2, at.i3
         plane = x + n * g.xs[0] + c * g.xs[1]
+        if w.d1[od] - w.d0[od] == 1 and w.h1[oh] - w.h0[oh] == 1:
+            # Windows within one row (every 1-d pool): torch's one-pass rule per output, with
+            # selects instead of branches. Two passes over a long row cost ~10 ns an output
+            # (the pick scan's branch mispredicts once per window), this ~2.
+            _max_row_windows(plane + w.d0[od] * g.xs[2] + w.h0[oh] * g.xs[3], y, yi, w, g,
+                             n * g.ys[0] + c * g.ys[1] + od * g.ys[2] + oh * g.ys[3],
+                             (w.d0[od] * g.h + w.h0[oh]) * g.w)
+            _step(&at)
+            continue
         first = True
         for id in range(w.d0[od], w.d1[od]):
             for ih in range(w.h0[oh], w.h1[oh]):
@@ -906,12 +940,12 @@ cdef void _max_fwd_planar(const real_t* x, real_t* y, int64_t* yi, const Win* w,
                 best = vh if vh > best else best
                 has_nan = has_nan | colnan[iw]
             pick = _find_in_window(plane, g, w.d0[od], w.d1[od], w.h0[oh], w.h1[oh],
-                                   w.w0[ow], w.w1[ow], best, has_nan)
-            yi[o + ow * g.ys[4]] = pick
+                                   w.w0[ow], w.w1[ow], best, has_nan, &off)
+            if yi != NULL:
+                yi[o + ow * g.ys[4]] = pick
             # The picked element itself: the NaN with its payload, or the first maximum
             # (which keeps the sign of a zero maximum, as torch does).
-            y[o + ow * g.ys[4]] = plane[(pick // (g.h * g.w)) * g.xs[2]
-                                        + ((pick // g.w) % g.h) * g.xs[3] + pick % g.w]
+            y[o + ow * g.ys[4]] = plane[off]
         _step(&at)
 
 
@@ -957,7 +991,8 @@ cdef void _max_fwd_global(const real_t* x, real_t* y, int64_t* yi, const Geom* g
                     break
         o = at.i0 * g.ys[0] + at.i3 * g.ys[1]
         y[o] = p[pick]
-        yi[o] = pick
+        if yi != NULL:
+            yi[o] = pick
         _step(&at)
 
 
@@ -1032,7 +1067,8 @@ cdef inline void _max_cl_item(const real_t* x, real_t* y, int64_t* yi, const Win
                 _store(y + o + k * ysc, best_h[ow * cblock + k])
             else:
                 y[o + k * ysc] = best[ow * cblock + k]
-            yi[o + k * ysc] = where[ow * cblock + k]
+            if yi != NULL:
+                yi[o + k * ysc] = where[ow * cblock + k]
 
 
 cdef void _max_fwd_cl(const real_t* x, real_t* y, int64_t* yi, const Win* w, const Geom* g,
@@ -1088,7 +1124,8 @@ cdef void _max_fwd_dilated(const real_t* x, real_t* y, int64_t* yi, const Win* w
                         iw = iw + w.wk[ow]
                     ih = ih + w.hk[at.i3]
                 id = id + w.dk[at.i2]
-            yi[o + ow * g.ys[4]] = pick
+            if yi != NULL:
+                yi[o + ow * g.ys[4]] = pick
             if found:
                 y[o + ow * g.ys[4]] = plane[best_off]   # the element itself (NaN payload, -0.0)
             else:
@@ -1317,7 +1354,7 @@ cdef void _fwd_tiled(int kind, const real_t* x, real_t* y, int64_t* yi, const Wi
         yo = at.i0 * g.ys[0] + c0 * g.ys[1]
         if dense_out:
             _transpose(otile, ts, cl, O, y + yo, g.ys[1])
-            if kind == MAX_FWD:
+            if kind == MAX_FWD and yi != NULL:
                 adapool_tile_b64(<double*>itile, ts, cl, O, <double*>(yi + yo), g.ys[1])
         else:
             o = 0
@@ -1327,7 +1364,7 @@ cdef void _fwd_tiled(int kind, const real_t* x, real_t* y, int64_t* yi, const Wi
                         at_o = yo + od * g.ys[2] + oh * g.ys[3] + ow * g.ys[4]
                         for k in range(cl):
                             y[at_o + k * g.ys[1]] = otile[o * ts + k]
-                            if kind == MAX_FWD:
+                            if kind == MAX_FWD and yi != NULL:
                                 yi[at_o + k * g.ys[1]] = itile[o * ts + k]
                         o += 1
         _step(&at)
@@ -1569,6 +1606,18 @@ cdef int64_t* _indices(cnp.ndarray ind, int nd, const Geom* g) except NULL:
     return <int64_t*>cnp.PyArray_DATA(ind)
 
 
+cdef int64_t* _optional_indices(object indices, int nd, const Geom* g) except? NULL:
+    """The forward max kernels' index output: NULL for None (the caller wants values only;
+    writing int64 indices is most of the memory traffic of a small window), else checked as
+    _indices checks it."""
+    if indices is None:
+        return NULL
+    if not isinstance(indices, cnp.ndarray):
+        raise TypeError("indices must be an ndarray or None")
+    _check_writeable(indices)
+    return _indices(<cnp.ndarray>indices, nd, g)
+
+
 cdef int _dispatch(int kind, int dtype, const void* src, void* dst, int64_t* idx,
                    const int64_t* table, const int64_t* rows, Geom g, bint cl,
                    Py_ssize_t cblock, int nthreads) noexcept nogil:
@@ -1618,16 +1667,15 @@ def avg_pool_backward(int nd, cnp.ndarray grad_output, cnp.ndarray grad_input, c
     _raise_for(rc)
 
 
-def max_pool_forward(int nd, cnp.ndarray x, cnp.ndarray y, cnp.ndarray indices, cnp.ndarray table,
+def max_pool_forward(int nd, cnp.ndarray x, cnp.ndarray y, object indices, cnp.ndarray table,
                      bint channels_last, Py_ssize_t cblock, int nthreads):
     """Max pooling of x into y with torch's indices; ``indices`` has y's shape and layout."""
     cdef Geom g
     cdef int rc, t = cnp.PyArray_TYPE(x)
     _geometry(x, y, nd, channels_last, &g)
     _check_writeable(y)
-    _check_writeable(indices)
     cdef const int64_t* tab = _int64_table(table, 3 * (g.od + g.oh + g.ow), "window")
-    cdef int64_t* idx = _indices(indices, nd, &g)
+    cdef int64_t* idx = _optional_indices(indices, nd, &g)
     cdef const void* src = cnp.PyArray_DATA(x)
     cdef void* dst = cnp.PyArray_DATA(y)
     with nogil:
@@ -1635,7 +1683,7 @@ def max_pool_forward(int nd, cnp.ndarray x, cnp.ndarray y, cnp.ndarray indices, 
     _raise_for(rc)
 
 
-def max_pool_forward_dilated(int nd, cnp.ndarray x, cnp.ndarray y, cnp.ndarray indices,
+def max_pool_forward_dilated(int nd, cnp.ndarray x, cnp.ndarray y, object indices,
                              cnp.ndarray table, bint channels_last, int nthreads):
     """Max pooling over dilated windows: ``table`` holds (start, end, step) per axis, every
     start in [0, size], end <= size and step >= 1 (checked here: the loop reads what they say)."""
@@ -1646,7 +1694,6 @@ def max_pool_forward_dilated(int nd, cnp.ndarray x, cnp.ndarray y, cnp.ndarray i
     cdef Py_ssize_t sizes[3]
     _geometry(x, y, nd, channels_last, &g)
     _check_writeable(y)
-    _check_writeable(indices)
     cdef const int64_t* tab = _int64_table(table, 3 * (g.od + g.oh + g.ow), "window")
     outs[0], outs[1], outs[2] = g.od, g.oh, g.ow
     sizes[0], sizes[1], sizes[2] = g.d, g.h, g.w
@@ -1657,7 +1704,7 @@ def max_pool_forward_dilated(int nd, cnp.ndarray x, cnp.ndarray y, cnp.ndarray i
                     and tab[o + 2 * outs[i] + size] >= 1):
                 raise ValueError("dilated window table out of range")
         o += 3 * outs[i]
-    cdef int64_t* idx = _indices(indices, nd, &g)
+    cdef int64_t* idx = _optional_indices(indices, nd, &g)
     cdef const void* src = cnp.PyArray_DATA(x)
     cdef void* dst = cnp.PyArray_DATA(y)
     with nogil:

@@ -304,9 +304,11 @@ def _run_plan(plan: _ForwardPlan, x: np.ndarray, y: np.ndarray, return_indices: 
     if plan.as_rows:
         nd, xk, yk = 2, x[..., None], y[..., None]
     if plan.is_max:
-        indices = _empty(plan.shape, np.int64, plan.out_cl)
+        # Without return_indices the kernels write values only (int64 indices are most of a
+        # small window's memory traffic, and allocating them faults in fresh pages).
+        indices = _empty(plan.shape, np.int64, plan.out_cl) if return_indices else None
         if y.size:
-            ik = indices[..., None] if plan.as_rows else indices
+            ik = indices[..., None] if plan.as_rows and indices is not None else indices
             nthreads, block = plan.serial_block or _plan(*plan.nc, plan.rows, x.size, plan.channels_last)
             if plan.dilated:
                 _kernels.max_pool_forward_dilated(nd, xk, yk, ik, plan.table, plan.channels_last, nthreads)

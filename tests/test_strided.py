@@ -437,3 +437,24 @@ def test_long_channels_last_1d_runs_as_rows(call, dtype, layout):
         _assert_max_equal(got, ey[0])
     else:
         np.testing.assert_allclose(np.asarray(got, np.float64), np.asarray(ey[0], np.float64), rtol=TOL[dtype], atol=TOL[dtype])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last", "strided_rows"])
+@pytest.mark.parametrize("call", [
+    lambda x, **kw: adapool.max_pool2d(x, 3, 2, 1, **kw),                 # small planes: the tiled path
+    lambda x, **kw: adapool.max_pool2d(x, (1, 3), (1, 2), (0, 1), **kw),  # one-row windows
+    lambda x, **kw: adapool.max_pool2d(x, 3, 1, 1, dilation=2, **kw),     # dilated kernel
+    lambda x, **kw: adapool.adaptive_max_pool2d(x, 1, **kw),              # global
+    lambda x, **kw: adapool.adaptive_max_pool2d(x, (5, 3), **kw),         # two-pass planar / channels-last
+    lambda x, **kw: adapool.max_pool1d(x[:, :, 0], 3, 2, 1, **kw),
+], ids=["tiled", "one_row", "dilated", "global", "adaptive", "1d"])
+def test_max_values_without_indices_equal_those_with(call, layout, dtype):
+    # Without return_indices the kernels skip the index writes on every path
+    rng = np.random.default_rng(5)
+    for shape in ((2, 24, 9, 11), (2, 3, 40, 37)):
+        x = rng.integers(-2, 3, shape).astype(dtype)
+        x[rng.random(shape) < 0.05] = np.nan
+        x = with_layout(x, layout)
+        values, _ = call(x, return_indices=True)
+        _assert_max_equal(call(x), values)
