@@ -1157,7 +1157,6 @@ cdef int _max_bwd_planar(const real_t* go, const int64_t* ind, real_t* gi, const
     cdef bint dense = ((g.ow == 1 or g.ys[4] == 1) and (g.oh == 1 or g.ys[3] == g.ow)
                        and (g.od == 1 or g.ys[2] == g.oh * g.ow) and (g.c == 1 or g.ys[1] == Q)
                        and (g.n == 1 or g.ys[0] == g.c * Q))
-    cdef uint64_t i
     cdef real_t* plane
     cdef const real_t* gp
     cdef const int64_t* ip
@@ -1169,30 +1168,28 @@ cdef int _max_bwd_planar(const real_t* go, const int64_t* ind, real_t* gi, const
             gp = go + it * Q
             ip = ind + it * Q
             for k in range(Q):
-                i = <uint64_t>ip[k]
-                if i >= <uint64_t>P:
-                    bad = 1
-                    continue
-                if real_t is half_bits:
-                    _store(plane + i, _load(plane[i]) + _load(gp[k]))
-                else:
-                    plane[i] += gp[k]
+                bad |= _scatter(plane, ip[k], P, gp[k])
         else:
             base = at.i0 * g.ys[0] + at.i3 * g.ys[1]
             for od in range(g.od):
                 for oh in range(g.oh):
                     for ow in range(g.ow):
                         o = base + od * g.ys[2] + oh * g.ys[3] + ow * g.ys[4]
-                        i = <uint64_t>ind[o]
-                        if i >= <uint64_t>P:
-                            bad = 1
-                            continue
-                        if real_t is half_bits:
-                            _store(plane + i, _load(plane[i]) + _load(go[o]))
-                        else:
-                            plane[i] += go[o]
+                        bad |= _scatter(plane, ind[o], P, go[o])
         _step(&at)
     return bad
+
+
+cdef inline int _scatter(real_t* plane, int64_t index, Py_ssize_t P, real_t grad) noexcept nogil:
+    """plane[index] += grad, or 1 (and nothing written) when index is outside [0, P)."""
+    cdef uint64_t i = <uint64_t>index
+    if i >= <uint64_t>P:
+        return 1
+    if real_t is half_bits:
+        _store(plane + i, _load(plane[i]) + _load(grad))
+    else:
+        plane[i] += grad
+    return 0
 
 
 cdef int _max_bwd_cl(const real_t* go, const int64_t* ind, real_t* gi, const Geom* g,

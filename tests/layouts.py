@@ -80,3 +80,19 @@ def run_in_threads(calls, repeat):
     if errors:
         raise errors[0]
     return results
+
+
+def sample_values(draw, shape, neg_inf=0.1):
+    """Test data for pooling, drawn with hypothesis's ``draw``: normal values, or small integers
+    (full of ties), or ties with NaN and -inf mixed in."""
+    from hypothesis import strategies as st
+
+    data = draw(st.sampled_from(["normal", "ties", "specials"]))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    if data == "normal":
+        return rng.standard_normal(shape) * 3
+    x = rng.integers(0, 3, shape).astype(np.float64)
+    if data == "specials":
+        x[rng.random(shape) < 0.1] = np.nan
+        x[rng.random(shape) < neg_inf] = -np.inf
+    return x

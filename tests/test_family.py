@@ -7,7 +7,7 @@ from hypothesis import assume, given, strategies as st
 
 import adapool
 
-from layouts import LAYOUTS, run_in_threads, with_layout
+from layouts import LAYOUTS, run_in_threads, sample_values, with_layout
 from reference import (
     adaptive_avg_pool_backward_ref,
     adaptive_avg_pool_ref,
@@ -52,15 +52,7 @@ def adaptive_cases(draw, nd):
     size = st.integers(0, side + 3)
     keep = st.none() if nd > 1 else st.nothing()  # torch's 1d ops take no None
     output_size = draw(st.one_of(size, st.tuples(*[st.one_of(size, keep)] * nd)))
-    data = draw(st.sampled_from(["normal", "ties", "specials"]))
-    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
-    if data == "normal":
-        x = rng.standard_normal(shape) * 3
-    else:
-        x = rng.integers(0, 3, shape).astype(np.float64)
-        if data == "specials":
-            x[rng.random(shape) < 0.1] = np.nan
-            x[rng.random(shape) < 0.1] = -np.inf
+    x = sample_values(draw, shape)
     return x, output_size, batched
 
 

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import assume, given, settings, strategies as st
 
 import adapool
-from layouts import LAYOUTS, with_layout
+from layouts import LAYOUTS, sample_values, with_layout
 from reference import (strided_avg_backward_ref, strided_max_backward_ref, strided_max_empty_windows,
                        strided_ref)
 
@@ -38,15 +38,7 @@ def strided_calls(draw, ops=OPS):
         spatial.append(draw(st.integers(low, low + (4 if nd == 3 else 9))))
     batched = draw(st.booleans())
     shape = ((draw(st.integers(1, 3)),) if batched else ()) + (draw(st.integers(1, 4)),) + tuple(spatial)
-    data = draw(st.sampled_from(["normal", "ties", "specials"]))
-    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
-    if data == "normal":
-        x = rng.standard_normal(shape) * 3
-    else:
-        x = rng.integers(0, 3, shape).astype(np.float64)
-        if data == "specials":
-            x[rng.random(shape) < 0.1] = np.nan
-            x[rng.random(shape) < 0.15] = -np.inf
+    x = sample_values(draw, shape, neg_inf=0.15)
 
     def form(v):   # an int when every axis agrees (sometimes), else the tuple
         return v[0] if len(set(v)) == 1 and draw(st.booleans()) else v
