@@ -252,10 +252,12 @@ def _exact_ints(v) -> bool:
     return v is None or type(v) is int or (type(v) is tuple and set(map(type, v)) <= _INT)
 
 
-def _exact_pool2d_args(kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override) -> bool:
-    """avg_pool2d's arguments, all of a kind that can take part in a plan's key."""
+def _exact_pool_args(kernel_size, stride, padding, dilation, ceil_mode, count_include_pad=True,
+                     divisor_override=None) -> bool:
+    """A strided pool's arguments, all of a kind that can take part in a plan's key."""
     return (type(ceil_mode) is bool and type(count_include_pad) is bool and _exact_ints(kernel_size)
-            and _exact_ints(stride) and _exact_ints(padding) and _exact_ints(divisor_override))
+            and _exact_ints(stride) and _exact_ints(padding) and _exact_ints(dilation)
+            and _exact_ints(divisor_override))
 
 
 def _size_key(output_size):
@@ -666,10 +668,9 @@ def _strided_forward(op: str, input, kernel_size, stride, padding, dilation, cei
     nd = int(op[-2])
     is_max = op.startswith("max")
     key = None
-    if (out is None and type(input) is np.ndarray and type(ceil_mode) is bool
-            and type(count_include_pad) is bool and type(return_indices) is bool
-            and _exact_ints(kernel_size) and _exact_ints(stride) and _exact_ints(padding)
-            and _exact_ints(dilation) and _exact_ints(divisor_override)):
+    if (out is None and type(input) is np.ndarray and type(return_indices) is bool
+            and _exact_pool_args(kernel_size, stride, padding, dilation, ceil_mode, count_include_pad,
+                                 divisor_override)):
         key = (op, kernel_size, stride, padding, dilation, ceil_mode, count_include_pad, divisor_override,
                return_indices, input.shape, input.strides, input.dtype)
         result = _planned(key, input, return_indices)
@@ -1086,7 +1087,7 @@ def _strided_avg_backward(op, grad_output, input_shape, kernel_size, stride, pad
     name = op + "_backward"
     key = None
     if (type(grad_output) is np.ndarray and _exact_shape(input_shape)
-            and _exact_pool2d_args(kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override)):
+            and _exact_pool_args(kernel_size, stride, padding, 1, ceil_mode, count_include_pad, divisor_override)):
         key = (name, input_shape, kernel_size, stride, padding, ceil_mode, count_include_pad,
                divisor_override, grad_output.shape, grad_output.strides, grad_output.dtype)
         result = _planned_backward(key, grad_output)
@@ -1106,7 +1107,7 @@ def _adaptive_max_backward(grad_output, indices, input_shape, nd: int, name: str
     strided max pools, whose output size the arguments fix (an adaptive one's is grad_output's)."""
     key = None
     if (type(grad_output) is np.ndarray and type(indices) is np.ndarray and _exact_shape(input_shape)
-            and (pool is None or (all(map(_exact_ints, pool[1:5])) and type(pool[5]) is bool))):
+            and (pool is None or _exact_pool_args(*pool[1:]))):
         key = (name, input_shape, grad_output.shape, grad_output.strides, grad_output.dtype,
                indices.shape, indices.strides, indices.dtype, pool)
         result = _planned_backward(key, grad_output, indices)
@@ -1121,15 +1122,15 @@ def _adaptive_max_backward(grad_output, indices, input_shape, nd: int, name: str
         args = _checked_pool_args(op, input_shape, kernel_size, stride, padding, dilation, ceil_mode, True,
                                   None, True)
         check_grad_output(go, input_shape[:-nd] + args.out_size, name)
-        empty = _empty_windows(*args.key)
-        if empty is not None:
-            # Outputs whose window holds no element (-inf, with torch's index past the window's
-            # start, which may lie outside the plane) depend on no input: their gradient goes
-            # nowhere (torch's scatter writes it into the next plane).
-            go = np.where(empty, 0, go).astype(go.dtype)
-            indices = np.where(empty, 0, check_indices(indices, go.shape, name))
-            key = None
     ind = check_indices(indices, go.shape, name)
+    if pool is not None and (empty := _empty_windows(*args.key)) is not None:
+        # Outputs whose window holds no element (-inf, with torch's index past the window's
+        # start, which may lie outside the plane) depend on no input: their gradient goes
+        # nowhere (torch's scatter writes it into the next plane). Copies keep the layout.
+        go, ind = go.copy(order="K"), ind.copy(order="K")
+        go[..., empty] = 0
+        ind[..., empty] = 0
+        key = None
     gk, go_cl = _kernel_layout(go, nd)
     channels_last = _result_channels_last(go_cl, go.ndim == nd + 2, nd)
     # The kernel reads grad_output and indices at the same positions: give them one layout.
