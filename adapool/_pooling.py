@@ -16,6 +16,7 @@ from ._validation import (
     check_grad_output,
     check_indices,
     check_out,
+    check_output_size_rank,
     check_rank,
     input_shape_arg,
     pool_args,
@@ -348,6 +349,7 @@ def _adaptive_forward(input, output_size, nd: int, name: str, is_max: bool,
     if _is_dask(input):
         return _on_dask(name, out, input, output_size, *((return_indices,) if is_max else ()))
     x = as_float_array(input, name)
+    check_output_size_rank(output_size, x.ndim, nd)
     batched = check_rank(x, nd, name, is_max or nd == 3)
     spatial = x.shape[-nd:]
     osize = adaptive_output_size(output_size, spatial, name, is_max, x.shape)

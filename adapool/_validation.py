@@ -41,6 +41,14 @@ def _rank_message(name: str, nd: int, shape) -> str:
     return f"{name}(): Expected {nd + 1}D or {nd + 2}D tensor, {got}{list(shape)}"
 
 
+def check_output_size_rank(output_size, ndim: int, nd: int) -> None:
+    """torch's Python wrappers of the 2-d and 3-d adaptive pools fill ``None`` entries from the
+    input's trailing sizes before anything else, and refuse a sequence at least as long as the
+    input's rank (``_list_with_default``): that message comes before the rank check's."""
+    if nd > 1 and isinstance(output_size, (tuple, list)) and ndim <= len(output_size):
+        raise ValueError(f"Input dimension should be at least {len(output_size) + 1}")
+
+
 def check_rank(x: np.ndarray, nd: int, name: str, channels_nonempty: bool = False) -> bool:
     """Check (C, *spatial) or (N, C, *spatial); True when batched.
 

@@ -34,7 +34,7 @@ except ImportError as _e:   # pragma: no cover - exercised in a subprocess witho
 
 from ._dispatch import kernels as _kernels
 from ._pooling import _adaptive_axes, _max_pool_axes, _pack, _pool2d_axes
-from ._validation import FLOAT_DTYPES, adaptive_output_size, check_rank, pool_args
+from ._validation import FLOAT_DTYPES, adaptive_output_size, check_output_size_rank, check_rank, pool_args
 
 __all__ = [
     "adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_avg_pool3d",
@@ -241,6 +241,7 @@ def _pool(x, nd: int, is_max: bool, axes: list, batched: bool, dtype):
 def _adaptive(input, output_size, nd: int, name: str, is_max: bool):
     x = _check_input(input, name)
     stand_in = _stand_in(x)
+    check_output_size_rank(output_size, x.ndim, nd)
     batched = check_rank(stand_in, nd, name, is_max or nd == 3)
     spatial = tuple(int(s) for s in x.shape[-nd:])
     osize = adaptive_output_size(output_size, spatial, name, is_max, x.shape)

@@ -418,6 +418,31 @@ def test_error_messages_match_torch(torch_oracle, fn, shape, rest):
     assert str(ours.value) == str(theirs.value).splitlines()[0]
 
 
+@pytest.mark.parametrize(
+    "fn, shape, output_size",
+    [
+        ("adaptive_avg_pool2d", (4, 4), (2, None)),
+        ("adaptive_avg_pool2d", (4, 4), (2, 2)),
+        ("adaptive_avg_pool2d", (4,), [2, 2]),
+        ("adaptive_avg_pool2d", (1, 2, 4, 4), (1, 2, 3, 4)),
+        ("adaptive_max_pool2d", (4, 4), (None, 2)),
+        ("adaptive_max_pool2d", (2, 3, 4), (1, 1, 1)),
+        ("adaptive_avg_pool3d", (4, 4, 4), (2, None, 2)),
+        ("adaptive_avg_pool3d", (4, 4), (2, 2, 2)),
+        ("adaptive_max_pool3d", (4, 4, 4), (2, 2, 2)),
+        ("adaptive_max_pool3d", (1, 2, 4, 4, 4), (1, 1, 1, 1, 1)),
+    ],
+)
+def test_output_size_longer_than_the_input_rank_gets_torchs_python_error(torch_oracle, fn, shape, output_size):
+    # torch's Python wrappers refuse these before its C++ rank check runs (_list_with_default)
+    with pytest.raises(ValueError) as theirs:
+        getattr(torch_oracle.nn.functional, fn)(torch_oracle.ones(shape), output_size)
+    with pytest.raises(ValueError) as ours:
+        getattr(adapool, fn)(np.ones(shape), output_size)
+    assert str(ours.value) == str(theirs.value)
+    assert str(ours.value).startswith("Input dimension should be at least")
+
+
 @pytest.mark.parametrize("nd", [1, 2, 3])
 def test_max_backward_rejects_bad_indices(nd):
     shape = (2, 3) + (5,) * nd

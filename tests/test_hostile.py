@@ -319,7 +319,9 @@ def _rank_pattern(op):
         return r"Expected 3D or 4D \(batch mode\) tensor"
     if op.nd == 1:
         return r"Expected 2 to 3 dimensions, but got"
-    return rf"{op.name}\(\): Expected {op.nd + 1}D or {op.nd + 2}D tensor"
+    # a sequence output_size at least as long as the input's rank fails first in torch's Python
+    # wrapper (_list_with_default), with its own words
+    return rf"{op.name}\(\): Expected {op.nd + 1}D or {op.nd + 2}D tensor|^Input dimension should be at least {op.nd + 1}$"
 
 
 def _dtype_pattern(op):
