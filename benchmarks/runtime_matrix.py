@@ -33,17 +33,20 @@ import adapool  # noqa: E402
 import onnx_export  # noqa: E402
 from adapool import _bench  # noqa: E402
 from onnx_export import _export, _spec  # noqa: E402
+from onnx_export._builder import DEFAULT_TARGETS  # noqa: E402
 from onnx_export._runtimes import OPTIMIZERS, RUNTIMES  # noqa: E402
 from onnx_export._validate import TOLERANCES, _compare  # noqa: E402
 from test_onnx_export import CASES, as_list, dynamic_shape, known_gap, run_sizes, runtime_inputs  # noqa: E402
 
 # (label, runtime, optimizer applied first)
-TARGETS = [("onnxruntime-cpu", "onnxruntime-cpu", None), ("openvino", "openvino", None), ("tract", "tract", None),
+TARGETS = [("onnxruntime-cpu", "onnxruntime-cpu", None), ("onnxruntime-cuda", "onnxruntime-cuda", None),
+           ("openvino", "openvino", None), ("tract", "tract", None),
            ("onnx-reference", "onnx-reference", None),
            ("onnxsim → ort", "onnxruntime-cpu", "onnxsim"), ("onnxslim → ort", "onnxruntime-cpu", "onnxslim"),
            ("onnxoptimizer → ort", "onnxruntime-cpu", "onnxoptimizer")]
 # which STRATEGIES.exact_on entry a target's result is held to
-CLAIM = {"onnxruntime-cpu": "onnxruntime", "openvino": "openvino", "tract": "tract"}
+CLAIM = {"onnxruntime-cpu": "onnxruntime", "openvino": "openvino", "tract": "tract",
+         "onnxruntime-cuda": "onnxruntime-cuda"}
 
 
 def _same(got, want, dtype) -> bool:
@@ -55,7 +58,7 @@ def _same(got, want, dtype) -> bool:
     return not _compare(got, want, lambda dt: TOLERANCES[np.dtype(dt)])[2]
 
 
-def _graphs(strategies: str):
+def _graphs(strategies: str, targets=None):
     """(call label, strategy, dtype, dynamic, spec, model) for every graph export accepts."""
     for op, kw, shape in CASES:
         nd = _spec.OPS[op][1]
@@ -68,7 +71,7 @@ def _graphs(strategies: str):
                     try:
                         with warnings.catch_warnings():
                             warnings.simplefilter("ignore")
-                            model = onnx_export.export(op, in_shape, dtype=dtype, strategy=name, **kw)
+                            model = onnx_export.export(op, in_shape, dtype=dtype, strategy=name, targets=targets, **kw)
                     except onnx_export.ExportError:
                         continue   # not exact for the call: export says so, nothing to run
                     chosen = {p.key: p.value for p in model.metadata_props}["adapool.strategy"]
@@ -96,16 +99,28 @@ def _run(label, runtime, optimizer, model, spec, dtype, xs, wants):
     return ("limitation", "") if len(keep) < len(xs) else ("exact", "")
 
 
-def run(strategies: str):
+def _no_cuda() -> str | None:
+    import onnxruntime as ort
+    if "CUDAExecutionProvider" in ort.get_available_providers():
+        return None
+    return "CUDAExecutionProvider not available (pip install onnxruntime-gpu, instead of onnxruntime, on a CUDA machine)"
+
+
+def run(strategies: str, only=None):
+    chosen_targets = [t for t in TARGETS if only is None or t[0] in only]
     missing = {label: RUNTIMES[rt].missing() or (OPTIMIZERS[opt].missing() if opt else None)
-               for label, rt, opt in TARGETS}
-    targets = [t for t in TARGETS if not missing[t[0]]]
+               or (_no_cuda() if rt == "onnxruntime-cuda" else None)
+               for label, rt, opt in chosen_targets}
+    targets = [t for t in chosen_targets if not missing[t[0]]]
     rng = np.random.default_rng(0)
     counts = defaultdict(Counter)          # (strategy, target) -> Counter of outcomes
     reasons = defaultdict(Counter)         # (strategy, target, outcome) -> Counter of reasons
     broken = []
     graphs = 0
-    for call, chosen, dtype, dynamic, spec, model in _graphs(strategies):
+    # graphs for the CUDA EP are built for it (the TF32-safe MatMul forms); the others as exported by default
+    export_targets = (DEFAULT_TARGETS + ("onnxruntime-cuda",)
+                      if any(rt == "onnxruntime-cuda" for _, rt, _ in targets) else None)
+    for call, chosen, dtype, dynamic, spec, model in _graphs(strategies, export_targets):
         graphs += 1
         op, kw, shape, in_shape = call
         nd = _spec.OPS[op][1]
@@ -168,8 +183,11 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--strategies", choices=["auto", "all"], default="all")
     parser.add_argument("--json")
+    parser.add_argument("--targets", help="comma-separated target labels (default: all); e.g. "
+                        "onnxruntime-cuda for the strict CUDA EP run on a GPU machine")
     args = parser.parse_args()
-    targets, missing, counts, reasons, broken, graphs = run(args.strategies)
+    only = None if args.targets is None else set(args.targets.split(","))
+    targets, missing, counts, reasons, broken, graphs = run(args.strategies, only)
     text = table(args.strategies, targets, missing, counts, reasons, broken, graphs)
     data = {"strategies": args.strategies, "graphs": graphs, "broken": broken,
             "counts": {f"{s} | {t}": dict(c) for (s, t), c in counts.items()}}

@@ -58,7 +58,7 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--dtype", default="float32", choices=["float16", "float32", "float64"])
     e.add_argument("--strategy", default="auto")
     e.add_argument("--targets", help="comma-separated runtimes the graph must be exact on "
-                                     "(onnxruntime,openvino,tract; default: all)")
+                                     "(onnxruntime,openvino,tract,onnxruntime-cuda; default: the first three)")
     e.add_argument("--inline", action="store_true",
                    help="inline the function strategy's model-local function (OpenVINO and tract need it)")
     e.add_argument("--opset", type=int)

@@ -13,8 +13,11 @@ MIN_OPSET = 13        # Unsqueeze/Squeeze/ReduceSum take axes as inputs from 13 
 DEFAULT_OPSET = 18
 DOMAIN = "adapool"    # custom-domain ops (the "function" strategy)
 DOMAIN_VERSION = 1
-# The runtimes an exported graph is built to be exact on (``export(..., targets=...)``).
-TARGETS = ("onnxruntime", "openvino", "tract")
+# The runtimes an exported graph can be built to be exact on (``export(..., targets=...)``), and
+# the default set. onnxruntime's CUDA EP is opt-in: its float32 MatMul runs in TF32 by default,
+# and the forms that stay exact there cost onnxruntime's CPU EP time (see _strategies._tf32_safe).
+TARGETS = ("onnxruntime", "openvino", "tract", "onnxruntime-cuda")
+DEFAULT_TARGETS = ("onnxruntime", "openvino", "tract")
 
 _ONNX_DTYPES = {
     np.dtype(np.float16): TensorProto.FLOAT16,
@@ -38,7 +41,7 @@ class Builder:
     runtimes the graph must load and be exact on; some constructs depend on them.
     """
 
-    def __init__(self, opset: int, prefix: str = "adapool", in_function: bool = False, targets=TARGETS,
+    def __init__(self, opset: int, prefix: str = "adapool", in_function: bool = False, targets=DEFAULT_TARGETS,
                  if_budget: int | None = None):
         self.opset = opset
         self.prefix = prefix

@@ -13,7 +13,7 @@ import onnx
 import onnx.inliner
 from onnx import helper
 
-from ._builder import DEFAULT_OPSET, DOMAIN, DOMAIN_VERSION, MIN_OPSET, TARGETS, Builder, onnx_dtype
+from ._builder import DEFAULT_OPSET, DEFAULT_TARGETS, DOMAIN, DOMAIN_VERSION, MIN_OPSET, TARGETS, Builder, onnx_dtype
 from ._spec import make_spec
 from ._strategies import ExportError, check_opset_for, choose, empty_outputs
 
@@ -48,9 +48,9 @@ def check_opset(opset) -> int:
 
 
 def check_targets(targets) -> tuple:
-    """The runtimes a graph is built for: a subset of TARGETS (default: all of them)."""
+    """The runtimes a graph is built for: a subset of TARGETS (default: DEFAULT_TARGETS)."""
     if targets is None:
-        return TARGETS
+        return DEFAULT_TARGETS
     if isinstance(targets, str):
         targets = (targets,)
     targets = tuple(targets)
@@ -90,8 +90,8 @@ def build(op: str, input_name: str, input_shape: Sequence[int | str | None], *,
         Start of every node, value and initializer name the call introduces (default: the op
         name and a per-process call number), so several calls can share a graph.
     targets : sequence of str, optional
-        The runtimes the graph must be exact on: any of "onnxruntime", "openvino", "tract"
-        (default: all three). `auto` takes the fastest strategy exact on all of them, and
+        The runtimes the graph must be exact on: any of "onnxruntime", "openvino", "tract",
+        "onnxruntime-cuda" (default: the first three). `auto` takes the fastest strategy exact on all of them, and
         constructs a target can't run are built another way (see ``Builder.if_free``).
     if_budget : int, optional
         With tract among the targets: how many If nodes the call may add to the graph's top
@@ -176,8 +176,10 @@ def export(op: str, input_shape: Sequence[int | str | None], *, dtype: npt.DType
     strategy : str
         "auto" or a name from ``onnx_export.STRATEGIES``.
     targets : sequence of str, optional
-        The runtimes the graph must be exact on: any of "onnxruntime", "openvino", "tract"
-        (default: all three; see ``STRATEGIES[name].exact_on``).
+        The runtimes the graph must be exact on: any of "onnxruntime", "openvino", "tract",
+        "onnxruntime-cuda" (default: the first three; see ``STRATEGIES[name].exact_on``). With
+        "onnxruntime-cuda", float32 MatMul forms are built to stay exact under the CUDA EP's
+        default TF32 MatMul.
     inline : bool
         Inline the ``function`` strategy's model-local function into the graph (OpenVINO and
         tract don't run model-local functions); no effect on other strategies.

@@ -13,7 +13,7 @@ from onnx import helper
 
 from adapool._windows import adaptive_windows, pool_output_size
 
-from ._builder import DOMAIN, TARGETS, Builder, onnx_dtype
+from ._builder import DEFAULT_TARGETS, DOMAIN, Builder, onnx_dtype
 from ._windows import dynamic_axes, size_product, size_vector, static_axes
 
 
@@ -154,8 +154,9 @@ def _kronecker_fits(spec, axes) -> bool:
 
 def _matmul_average(b: Builder, spec, x: str, axes) -> str:
     """The MatMul form: Kronecker for small planes, else separable. Static windows decide here;
-    dynamic ones decide in the graph, on the sizes it meets."""
-    if spec.nd == 1:
+    dynamic ones decide in the graph, on the sizes it meets. Under TF32 (``_tf32_safe``) only
+    the separable form is built."""
+    if spec.nd == 1 or _tf32_safe(b, compute_dtype(spec)):
         return _separable_average(b, spec, x, axes)
     if isinstance(axes[0].out_size, int):
         fits = _kronecker_fits(spec, axes)
@@ -175,23 +176,54 @@ def _matmul_average(b: Builder, spec, x: str, axes) -> str:
                lambda sub: _separable_average(sub, spec, x, axes), compute_dtype(spec))
 
 
+def _tf32_safe(b: Builder, dt) -> bool:
+    """onnxruntime's CUDA EP runs float32 MatMul in TF32 by default (provider option use_tf32=1:
+    10-bit mantissas); on an H200 the plain MatMul forms came out ~1e-3 off. With the CUDA EP
+    among the targets, float32 MatMuls take a form exact there (``_split_matmul``)."""
+    return "onnxruntime-cuda" in b.targets and np.dtype(dt) == np.float32
+
+
+def _split_matmul(b: Builder, data: str, mask: str, data_first: bool) -> str:
+    """``data · mask`` (or ``mask · data``) for a 0/1 ``mask``, exact under TF32: the data is
+    split (Veltkamp: c = x·8193, hi = c - (c - x), lo = x - hi) into a part of 11 significant bits,
+    which TF32 holds exactly, and the rest, whose TF32 rounding is below 2^-23 of x. A value so
+    large that x·8193 overflows gives NaN, which the MatMul forms' NaN probe reroutes to the
+    exact masked-sum form."""
+    c = b.op("Mul", data, b.scalar(8193, np.float32))
+    hi = b.op("Sub", c, b.op("Sub", c, data))
+    lo = b.op("Sub", data, hi)
+    mm = (lambda d: b.op("MatMul", d, mask)) if data_first else (lambda d: b.op("MatMul", mask, d))
+    return b.op("Add", mm(hi), mm(lo))
+
+
 def _separable_average(b: Builder, spec, x: str, axes) -> str:
-    """Y = P_d · (P_h · X · P_wᵀ): one MatMul per pooled axis, the last axis first."""
+    """Y = P_d · (P_h · X · P_wᵀ): one MatMul per pooled axis, the last axis first. For TF32
+    (``_tf32_safe``) each MatMul is by the 0/1 window mask on split data, then scaled by 1/factor."""
     nd = spec.nd
     dt = compute_dtype(spec)
+    split = _tf32_safe(b, dt)
+
+    def by(ax, x, data_first, axis_from_end):
+        if not split:
+            m = ax.matrix(dt, transposed=data_first, builder=b)
+            return b.op("MatMul", x, m) if data_first else b.op("MatMul", m, x)
+        y = _split_matmul(b, x, ax.mask(dt, transposed=data_first, builder=b), data_first)
+        w = ax.weights(dt)
+        return b.op("Mul", y, b.unsqueeze(w, 1) if axis_from_end == 2 else w)
+
     for i in reversed(range(nd)):
         ax = axes[i]
         if ax.identity:
             continue
         if i == nd - 1:
-            x = b.op("MatMul", x, ax.matrix(dt, transposed=True, builder=b))
+            x = by(ax, x, True, 1)
         elif i == nd - 2:
-            x = b.op("MatMul", ax.matrix(dt, builder=b), x)
+            x = by(ax, x, False, 2)
         else:   # depth: move it last and back (a Reshape would need sizes that may be 0)
             r = spec.rank
             to_last = list(range(r - 3)) + [r - 2, r - 1, r - 3]
             x = b.op("Transpose", x, perm=to_last)
-            x = b.op("MatMul", x, ax.matrix(dt, transposed=True, builder=b))
+            x = by(ax, x, True, 1)
             x = b.op("Transpose", x, perm=list(range(r - 3)) + [r - 1, r - 3, r - 2])
     return x
 
@@ -757,11 +789,28 @@ def _sliding_refuses(spec):
 
 
 _ALL_DTYPES = ("float16", "float32", "float64")
-_EVERYWHERE = {"onnxruntime": _ALL_DTYPES, "openvino": _ALL_DTYPES, "tract": _ALL_DTYPES}
+_EVERYWHERE = {"onnxruntime": _ALL_DTYPES, "openvino": _ALL_DTYPES, "tract": _ALL_DTYPES,
+               "onnxruntime-cuda": _ALL_DTYPES}
 # Runtimes that compute float64 in float32: no graph is exact there in float64, which is the
 # runtime's limitation (validate() reports it as such), so it doesn't steer `auto`
 # (OpenVINO's CPU plugin clamps float64 ±inf to ±FLT_MAX: openvinotoolkit/openvino#37968).
 FLOAT64_IN_FLOAT32 = frozenset({"openvino"})
+
+
+def _cuda_shape_nodes_refuse(spec):
+    """Measured on an H200 (onnxruntime-gpu 1.31.1): onnxruntime places the shape arithmetic
+    (Shape, Range, Gather on int64 sizes) on its CPU EP on purpose, which a strict CUDA
+    session refuses (benchmarks/README.md)."""
+    return "onnxruntime's CUDA EP leaves the graph's shape computations to the CPU EP (a strict session refuses it)"
+
+
+def _cuda_indices_refuse(spec):
+    """Measured on an H200 (onnxruntime-gpu 1.31.1): every graph with an indices output, in every
+    strategy, had nodes placed on the CPU EP, which a strict CUDA session refuses (which nodes:
+    not yet localized)."""
+    if spec.return_indices:
+        return "onnxruntime's CUDA EP left nodes of the indices graph on the CPU EP (a strict session refuses it)"
+    return None
 
 
 def _tract_dynamic_refuses(spec):
@@ -821,19 +870,28 @@ STRATEGIES = {s.name: s for s in (
              lambda spec: _divisible(spec) or _pooling_op_runs(spec), _build_pool,
              exact_on={**_EVERYWHERE, "onnxruntime": ("float16", "float32")},
              auto_if=lambda spec: spec.kind != "avg" or int(np.prod(spec.spatial)) <= 1024,
-             notes="onnxruntime's CPU EP has no float64 AveragePool kernel"),
+             target_refuses={"onnxruntime-cuda": _cuda_indices_refuse},
+             notes="onnxruntime's CPU EP has no float64 AveragePool kernel; the CUDA EP places part of the "
+                   "indices graph on CPU"),
+    # The CUDA EP's TF32 MatMul made the plain float32 form ~1e-3 off (H200, onnxruntime-gpu
+    # 1.31.1); the TF32-safe form built for that target is exact on the CPU runtimes but has not
+    # run on a GPU yet, so float32 is not claimed there
     Strategy("matmul", ("avg", "avgpool"), "exact separable MatMul with constant pooling matrices",
-             _static, _build_matmul),
+             _static, _build_matmul, exact_on={**_EVERYWHERE, "onnxruntime-cuda": ("float16", "float64")},
+             notes="onnxruntime-cuda: float32 not measured in its TF32-safe form"),
     Strategy("sliding", ("max",), "sliding-window max (dilated MaxPool doubling), then Gather of each window's two halves",
              _sliding_refuses, _build_sliding),
     Strategy("gather", ("max",), "Gather of each window's indices, then ReduceMax (ArgMax for indices)",
-             _static, _build_gather),
+             _static, _build_gather, target_refuses={"onnxruntime-cuda": _cuda_indices_refuse},
+             notes="the CUDA EP places part of the indices graph on CPU"),
     Strategy("dynamic", ("avg", "max", "avgpool"), "windows computed in the graph from Shape: any size",
-             lambda spec: None, _build_dynamic, target_refuses={"tract": _tract_dynamic_refuses},
+             lambda spec: None, _build_dynamic,
+             target_refuses={"tract": _tract_dynamic_refuses, "onnxruntime-cuda": _cuda_shape_nodes_refuse},
              notes="tract: not with return_indices, nor avg_pool2d at dynamic sizes (see target_refuses)"),
     Strategy("function", ("avg", "max", "avgpool"),
              "one adapool-domain node whose model-local function body is the dynamic graph",
-             lambda spec: None, _build_function, target_refuses={"tract": _tract_function_refuses},
+             lambda spec: None, _build_function,
+             target_refuses={"tract": _tract_function_refuses, "onnxruntime-cuda": _cuda_shape_nodes_refuse},
              notes="OpenVINO and tract run it once inlined (export(inline=True); validate() inlines for them)"),
 )}
 
@@ -846,7 +904,7 @@ AUTO_ORDER = {
 }
 
 
-def choose(spec, strategy: str, opset: int, targets=TARGETS) -> Strategy:
+def choose(spec, strategy: str, opset: int, targets=DEFAULT_TARGETS) -> Strategy:
     if strategy == "auto":
         usable = [STRATEGIES[n] for n in AUTO_ORDER[spec.kind]
                   if STRATEGIES[n].refuses(spec) is None and opset >= STRATEGIES[n].min_opset]
@@ -859,10 +917,12 @@ def choose(spec, strategy: str, opset: int, targets=TARGETS) -> Strategy:
                                        "onnxruntime" in s.not_exact_on(spec, targets),
                                        "openvino" in s.not_exact_on(spec, targets)))
         missing = s.not_exact_on(spec, targets)
-        reasons = "; ".join(f"{t}: {s.target_refuses[t](spec)}" for t in missing if t in s.target_refuses)
+        refusals = {t: s.target_refuses[t](spec) for t in missing if t in s.target_refuses}
+        reasons = "; ".join(f"{t}: {why}" for t, why in refusals.items() if why)
+        what = ("which those runtimes refuse to load or run" if all(refusals.get(t) for t in missing)
+                else f"which is not known to be exact there in {spec.dtype.name}")
         warnings.warn(f"{spec.op}: no strategy is exact on {', '.join(missing)} for this call ({reasons or 'dtype'}); "
-                      f"using {s.name!r}, which those runtimes refuse to load or run (pass targets= without them "
-                      "to silence this)", stacklevel=4)
+                      f"using {s.name!r}, {what} (pass targets= without them to silence this)", stacklevel=4)
         return s
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown strategy {strategy!r}; choose one of: auto, {', '.join(STRATEGIES)}")

@@ -63,6 +63,11 @@ class StaticAxis:
         p = self.dense().astype(dtype)
         return self.b.const(p.T.copy() if transposed else p)
 
+    def mask(self, dtype, transposed: bool = False, builder=None) -> str:
+        """(out, in) 0/1 matrix of the windows (the averaging matrix without its 1/factor)."""
+        p = (self.dense() != 0).astype(dtype)
+        return self.b.const(p.T.copy() if transposed else p)
+
     def table_array(self) -> np.ndarray:
         """(out, window) input indices of each window, padded by repeating its last index, which
         changes neither its max nor which element is its first maximum or last NaN."""
@@ -169,15 +174,20 @@ class DynamicAxis:
     def factors(self):
         return self._windows[3]
 
-    def matrix(self, dtype, transposed: bool = False, builder=None) -> str:
-        """(out, in) averaging matrix, emitted into ``builder`` (an If branch that needs it)."""
+    def matrix(self, dtype, transposed: bool = False, builder=None, weighted: bool = True) -> str:
+        """(out, in) averaging matrix, emitted into ``builder`` (an If branch that needs it);
+        with ``weighted=False`` the 0/1 window mask."""
         b = builder or self.b
         starts, ends, factors = self.starts, self.ends, self.factors   # 1-D: stay in the outer graph
         h = b.unsqueeze(b.op("Range", b.scalar(0, np.int64), self._c, b.scalar(1, np.int64)), 0)
         inside = b.op("And", b.op("GreaterOrEqual", h, b.unsqueeze(starts, 1)), b.op("Less", h, b.unsqueeze(ends, 1)))
-        weight = b.op("Div", b.scalar(1, dtype), b.cast(factors, dtype))
-        p = b.op("Where", inside, b.unsqueeze(weight, 1), b.scalar(0, dtype))
+        weight = b.unsqueeze(b.op("Div", b.scalar(1, dtype), b.cast(factors, dtype)), 1) if weighted \
+            else b.scalar(1, dtype)
+        p = b.op("Where", inside, weight, b.scalar(0, dtype))
         return b.op("Transpose", p, perm=[1, 0]) if transposed else p
+
+    def mask(self, dtype, transposed: bool = False, builder=None) -> str:
+        return self.matrix(dtype, transposed, builder, weighted=False)
 
     @functools.cached_property
     def window(self) -> str:

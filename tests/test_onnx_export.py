@@ -718,7 +718,7 @@ def test_auto_warns_when_no_strategy_is_exact_on_a_target(op, kw):
 
 
 def test_every_strategy_row_says_where_it_is_exact():
-    from onnx_export._builder import TARGETS
+    from onnx_export._builder import DEFAULT_TARGETS, TARGETS
     for name, s in STRATEGIES.items():
         assert set(s.exact_on) == set(TARGETS), name
         assert all(set(d) <= {"float16", "float32", "float64"} and d for d in s.exact_on.values()), name
@@ -728,11 +728,17 @@ def test_every_strategy_row_says_where_it_is_exact():
     assert "float64" not in STRATEGIES["global"].exact_on["onnxruntime"]
     spec = onnx_export._spec.make_spec("adaptive_max_pool2d", ("N", 3, "H", "W"), "float32", output_size=3,
                                        return_indices=True)
-    assert STRATEGIES["dynamic"].not_exact_on(spec, TARGETS) == ["tract"]
+    assert STRATEGIES["dynamic"].not_exact_on(spec, DEFAULT_TARGETS) == ["tract"]
+    # measured on an H200: a strict CUDA session refuses every indices graph and every dynamic one
+    assert STRATEGIES["dynamic"].not_exact_on(spec, TARGETS) == ["tract", "onnxruntime-cuda"]
+    assert STRATEGIES["pool"].not_exact_on(onnx_export._spec.make_spec(
+        "adaptive_max_pool2d", (1, 3, 8, 8), "float32", output_size=4, return_indices=True), TARGETS) == ["onnxruntime-cuda"]
     spec64 = onnx_export._spec.make_spec("adaptive_avg_pool2d", (1, 3, 8, 8), "float64", output_size=4)
     # float64 on OpenVINO is its limitation (it computes in float32), not a gap of the graph
     assert STRATEGIES["matmul"].not_exact_on(spec64, TARGETS) == []
     assert STRATEGIES["pool"].not_exact_on(spec64, TARGETS) == ["onnxruntime"]
+    spec32 = onnx_export._spec.make_spec("adaptive_avg_pool2d", (1, 3, 9, 9), "float32", output_size=4)
+    assert STRATEGIES["matmul"].not_exact_on(spec32, TARGETS) == ["onnxruntime-cuda"]   # TF32-safe form unmeasured
 
 
 def test_inline_gives_the_function_body_as_standard_nodes(ort, rng):
