@@ -8,6 +8,7 @@ from functools import lru_cache
 import numpy as np
 import numpy.typing as npt
 
+from ._bfloat16 import in_float32, is_bfloat16
 from ._dispatch import kernels as _kernels
 from ._threads import PARALLEL_MIN_ELEMENTS, threads_for
 from ._validation import (
@@ -348,6 +349,9 @@ def _adaptive_forward(input, output_size, nd: int, name: str, is_max: bool,
                 return result
     if _is_dask(input):
         return _on_dask(name, out, input, output_size, *((return_indices,) if is_max else ()))
+    if is_bfloat16(input):
+        return in_float32(lambda x: _adaptive_forward(x, output_size, nd, name, is_max, return_indices),
+                          input, out, name)
     x = as_float_array(input, name)
     check_output_size_rank(output_size, x.ndim, nd)
     batched = check_rank(x, nd, name, is_max or nd == 3)
@@ -683,6 +687,10 @@ def _strided_forward(op: str, input, kernel_size, stride, padding, dilation, cei
             return _on_dask(op, out, input, kernel_size, stride, padding, dilation, ceil_mode, return_indices)
         return _on_dask(op, out, input, kernel_size, stride, padding, ceil_mode, count_include_pad,
                         *((divisor_override,) if nd > 1 else ()))
+    if is_bfloat16(input):
+        return in_float32(lambda x: _strided_forward(op, x, kernel_size, stride, padding, dilation, ceil_mode,
+                                                     return_indices, count_include_pad, divisor_override),
+                          input, out, op)
     x = as_float_array(input, op)
     args = _checked_pool_args(op, x.shape, kernel_size, stride, padding, dilation, ceil_mode, count_include_pad,
                               divisor_override, bool(return_indices))
@@ -928,6 +936,8 @@ def _adaptive_avg_backward(grad_output, input_shape, nd: int, name: str):
         result = _planned_backward(key, grad_output)
         if result is not None:
             return result
+    if is_bfloat16(grad_output):
+        return in_float32(lambda g: _adaptive_avg_backward(g, input_shape, nd, name), grad_output)
     input_shape = input_shape_arg(input_shape, nd, name)
     go = as_float_array(grad_output, name)
     check_grad_output(go, input_shape[:-nd] + go.shape[-nd:], name)  # rank and batch dims
@@ -1095,6 +1105,9 @@ def _strided_avg_backward(op, grad_output, input_shape, kernel_size, stride, pad
         result = _planned_backward(key, grad_output)
         if result is not None:
             return result
+    if is_bfloat16(grad_output):
+        return in_float32(lambda g: _strided_avg_backward(op, g, input_shape, kernel_size, stride, padding, ceil_mode,
+                                                          count_include_pad, divisor_override), grad_output)
     input_shape = input_shape_arg(input_shape, nd, name)
     args = _checked_pool_args(op, input_shape, kernel_size, stride, padding, 1, ceil_mode, count_include_pad,
                               divisor_override, False)
@@ -1115,6 +1128,8 @@ def _adaptive_max_backward(grad_output, indices, input_shape, nd: int, name: str
         result = _planned_backward(key, grad_output, indices)
         if result is not None:
             return result
+    if is_bfloat16(grad_output):
+        return in_float32(lambda g: _adaptive_max_backward(g, indices, input_shape, nd, name, pool), grad_output)
     input_shape = input_shape_arg(input_shape, nd, name)
     go = as_float_array(grad_output, name)
     if pool is None:
