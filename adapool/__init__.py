@@ -36,6 +36,14 @@ from ._pooling import (
     max_pool3d,
     max_pool3d_backward,
 )
+from ._unpool import (
+    max_unpool1d,
+    max_unpool1d_backward,
+    max_unpool2d,
+    max_unpool2d_backward,
+    max_unpool3d,
+    max_unpool3d_backward,
+)
 from ._threads import get_num_threads, openmp_enabled, set_num_threads
 from ._windows import adaptive_windows, max_pool_windows, pool_output_size, pool_windows, window_end, window_start
 
@@ -66,6 +74,12 @@ __all__ = [
     "max_pool2d_backward",
     "max_pool3d",
     "max_pool3d_backward",
+    "max_unpool1d",
+    "max_unpool1d_backward",
+    "max_unpool2d",
+    "max_unpool2d_backward",
+    "max_unpool3d",
+    "max_unpool3d_backward",
     "pool_output_size",
     "pool_windows",
     "max_pool_windows",

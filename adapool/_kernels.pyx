@@ -1746,6 +1746,10 @@ def max_pool_backward(int nd, cnp.ndarray grad_output, cnp.ndarray indices, cnp.
     _raise_for(rc)
 
 
+# Max unpooling and its gradient: their own file, so that edits there and here do not collide.
+include "_unpool.pxi"
+
+
 def openmp_enabled():
     """Whether this build of the extension was compiled with OpenMP."""
     return bool(adapool_openmp_enabled())

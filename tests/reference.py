@@ -226,3 +226,43 @@ def strided_max_backward_ref(grad_output, indices, input_shape, kernel, stride, 
     empty = strided_max_empty_windows(input_shape, kernel, stride, padding, dilation, ceil_mode)
     go = np.where(empty, 0.0, np.asarray(grad_output, dtype=np.float64))
     return adaptive_max_pool_backward_ref(go, np.where(empty, 0, indices), input_shape, len(kernel))
+
+
+def unpool_default_size(in_sizes, kernel, stride, padding):
+    """max_unpool's output size per axis when none is given: the input size of a max pool with
+    these arguments that gives ``in_sizes`` without overhang, (in - 1) * stride + kernel - 2 * padding."""
+    return tuple((i - 1) * s + k - 2 * p for i, k, s, p in zip(in_sizes, kernel, stride, padding))
+
+
+def max_unpool_ref(x, indices, out_sizes):
+    """max_unpool over the last len(out_sizes) axes, in float64: zeros, then each value written
+    at its index (flattened per plane), in input order, so that a repeated index keeps the last
+    value written there. An index outside the plane raises IndexError."""
+    x = np.asarray(x, dtype=np.float64)
+    nd = len(out_sizes)
+    lead = x.shape[:-nd]
+    plane = int(np.prod(out_sizes))
+    out = np.zeros(lead + (plane,))
+    values = x.reshape(lead + (-1,))
+    where = np.asarray(indices).reshape(lead + (-1,))
+    for at in np.ndindex(*lead):
+        for k in range(values.shape[-1]):
+            i = int(where[at + (k,)])
+            if not 0 <= i < plane:
+                raise IndexError(i)
+            out[at + (i,)] = values[at + (k,)]
+    return out.reshape(lead + tuple(out_sizes))
+
+
+def max_unpool_backward_ref(grad_output, indices, nd):
+    """The input's gradient of max_unpool, in float64: each input element gets grad_output at
+    its index (a gather: repeated indices all get it)."""
+    go = np.asarray(grad_output, dtype=np.float64)
+    lead = go.shape[:-nd]
+    flat = go.reshape(lead + (-1,))
+    where = np.asarray(indices).reshape(lead + (-1,))
+    gi = np.empty(where.shape)
+    for at in np.ndindex(*lead):
+        for k in range(where.shape[-1]):
+            gi[at + (k,)] = flat[at + (int(where[at + (k,)]),)]
+    return gi.reshape(np.asarray(indices).shape)
