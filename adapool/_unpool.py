@@ -13,6 +13,7 @@ import numpy.typing as npt
 
 from ._dispatch import kernels as _kernels
 from ._pooling import _dense, _empty, _kernel_layout, _nc, _plan
+from ._bfloat16 import in_float32, is_bfloat16
 from ._validation import _int_tuple, as_float_array, check_grad_output, input_shape_arg
 
 __all__ = ["max_unpool1d", "max_unpool2d", "max_unpool3d",
@@ -136,6 +137,8 @@ def _invalid_index(nd: int, ind: np.ndarray, sizes: tuple, torch_order_cl: bool)
 
 
 def _forward(nd: int, name: str, input, indices, kernel_size, stride, padding, output_size) -> np.ndarray:
+    if is_bfloat16(input):   # widening and rounding back are exact for a copy (NaN stays NaN)
+        return in_float32(lambda x: _forward(nd, name, x, indices, kernel_size, stride, padding, output_size), input)
     x = as_float_array(input, name)
     ind = _indices_array(indices)
     sizes, step, pad = _output_size(name, nd, x.shape, kernel_size, stride, padding, output_size)
@@ -158,6 +161,9 @@ def _forward(nd: int, name: str, input, indices, kernel_size, stride, padding, o
 
 def _backward(nd: int, name: str, grad_output, indices, input_shape, kernel_size, stride, padding,
               output_size) -> np.ndarray:
+    if is_bfloat16(grad_output):
+        return in_float32(lambda g: _backward(nd, name, g, indices, input_shape, kernel_size, stride, padding,
+                                              output_size), grad_output)
     input_shape = input_shape_arg(input_shape, nd, name)
     go = as_float_array(grad_output, name)
     ind = _indices_array(indices)

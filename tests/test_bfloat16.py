@@ -150,6 +150,26 @@ def test_backward_matches_torch_autograd_bfloat16(torch_oracle, op, shape, args,
     assert np.abs(to_float32(ours) - exact).max() <= np.abs(to_float32(numpy_view(tx.grad)) - exact).max()
 
 
+@pytest.mark.parametrize("nd", [1, 2, 3])
+def test_max_unpool_matches_torch_bfloat16(torch_oracle, nd):
+    torch = torch_oracle
+    shape = (2, 3) + (6, 7, 5)[:nd]
+    x = bf16_input(shape, seed=3)
+    pooled, indices = getattr(adapool, f"max_pool{nd}d")(x, 2, return_indices=True)
+    ours = getattr(adapool, f"max_unpool{nd}d")(pooled, indices, 2, output_size=shape[2:])
+    theirs = getattr(torch.nn.functional, f"max_unpool{nd}d")(torch_view(torch, pooled), torch.from_numpy(indices), 2,
+                                                               output_size=shape[2:])
+    assert ours.dtype == BFLOAT16
+    assert np.array_equal(ours.view(np.uint16), numpy_view(theirs).view(np.uint16))   # a copy: exact
+    go = bf16_input(ours.shape, seed=4)
+    grad = getattr(adapool, f"max_unpool{nd}d_backward")(go, indices, pooled.shape, 2, output_size=shape[2:])
+    tp = torch_view(torch, pooled).clone().requires_grad_(True)
+    getattr(torch.nn.functional, f"max_unpool{nd}d")(tp, torch.from_numpy(indices), 2,
+                                                      output_size=shape[2:]).backward(torch_view(torch, go))
+    assert grad.dtype == BFLOAT16
+    assert np.array_equal(grad.view(np.uint16), numpy_view(tp.grad).view(np.uint16))
+
+
 def test_out_takes_a_bfloat16_array():
     x = bf16_input((2, 5, 15, 13))
     out = np.empty((2, 5, 4, 5), BFLOAT16)
