@@ -115,9 +115,11 @@ WANT_AVX2 = X86_64 and os.environ.get("ADAPOOL_NO_AVX2", "") in ("", "0")
 # The kernels' def wrappers read ndarrays through numpy's C API (cheaper than typed memoryviews
 # on tiny calls); built against numpy 2, they also run on numpy 1.x.
 NUMPY = dict(include_dirs=[numpy.get_include()], define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")])
-extensions = [Extension("adapool._kernels", ["adapool/_kernels.pyx"], **NUMPY)]
+# Files the .pyx includes: a change to one rebuilds both builds.
+INCLUDED = ["adapool/_kernels.pyx", "adapool/_fractional.pxi"]
+extensions = [Extension("adapool._kernels", ["adapool/_kernels.pyx"], depends=INCLUDED[1:], **NUMPY)]
 if WANT_AVX2:
-    extensions.append(Extension("adapool._kernels_avx2", ["adapool/_kernels_avx2.pyx"], **NUMPY))
+    extensions.append(Extension("adapool._kernels_avx2", ["adapool/_kernels_avx2.pyx"], depends=INCLUDED, **NUMPY))
 
 setup(
     ext_modules=cythonize(extensions, compiler_directives=DIRECTIVES),

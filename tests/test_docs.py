@@ -22,6 +22,8 @@ EXPECTED = {
         "adaptive_avg_pool1d_backward", "adaptive_avg_pool2d_backward", "adaptive_avg_pool3d_backward",
         "adaptive_max_pool1d_backward", "adaptive_max_pool2d_backward", "adaptive_max_pool3d_backward",
         "avg_pool2d_backward",
+        "fractional_max_pool2d", "fractional_max_pool3d",
+        "fractional_max_pool2d_backward", "fractional_max_pool3d_backward",
         "window_start", "window_end", "adaptive_windows", "pool_output_size", "pool_windows",
         "set_num_threads", "get_num_threads", "openmp_enabled",
     },
