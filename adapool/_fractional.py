@@ -78,36 +78,6 @@ def _per_axis(v, nd: int, name: str, what: str, pos: int) -> tuple:
     return values
 
 
-def _c_int(v: np.ndarray) -> np.ndarray:
-    """``static_cast<int>(v)`` as torch's x86-64 build computes it: truncation toward zero, and
-    INT_MIN (the instruction's "indefinite" value) for NaN and values outside int32."""
-    v = v.astype(np.float64)   # exact for float16/32
-    ok = (v > -2147483649.0) & (v < 2147483648.0)
-    return np.where(ok, np.trunc(np.where(ok, v, 0.0)), -2147483648.0).astype(np.int64)
-
-
-def interval_starts(u: np.ndarray, size: int, out: int, k: int) -> np.ndarray:
-    """Window starts of one axis for every plane: (len(u), out) int64, from each plane's
-    sample ``u`` (float16/32/64), as torch's ``generate_intervals`` computes them in the
-    sample's own float type: ``alpha = (size - k) / (out - 1)``, start ``i`` is
-    ``int((i + u) * alpha) - int(u * alpha)`` for ``i < out - 1``, the last is ``size - k``.
-    Each operation rounds to the float type (numpy's float16 arithmetic rounds per operation,
-    as c10::Half does); the int subtraction wraps as int32 arithmetic does on x86-64."""
-    seq = np.empty((u.shape[0], out), np.int64)
-    if out == 0:
-        return seq
-    if out > 1:
-        t = u.dtype.type
-        with np.errstate(over="ignore", invalid="ignore"):   # float16 sizes past 65504 are inf in torch too
-            alpha = t(size - k) / t(out - 1)
-            i = np.arange(out - 1).astype(u.dtype)   # c10::Half converts the int first, too
-            a = _c_int((i[None, :] + u[:, None]) * alpha)
-            b = _c_int(u * alpha)
-        seq[:, :-1] = (a - b[:, None] + 2**31) % 2**32 - 2**31
-    seq[:, -1] = size - k
-    return seq
-
-
 def _samples(samples, x: np.ndarray, n: int, c: int, nd: int) -> np.ndarray:
     """torch's checks of ``_random_samples`` (fractional_max_pool_check_shape), in its order."""
     s = samples if type(samples) is np.ndarray else np.asarray(samples)
@@ -179,17 +149,11 @@ def _fractional_forward(nd, input, kernel_size, output_size, output_ratio, retur
     # torch's boolean_dispatch reads return_indices by truth value
     indices = np.empty(result_shape, np.int64) if return_indices else None
     if y.size:
-        # Which sample drives which axis (torch's kernels): 2-d (W, H), 3-d (T, H, W).
+        # Each plane's samples for its (D, H, W) axes: torch's 2-d kernel reads (W, H), the
+        # 3-d one (T, H, W); a 2-d call's D axis (length 1, kernel 1) needs none.
         u = s[:n].reshape(n * c, nd)
-        columns = (1, 0) if nd == 2 else (0, 1, 2)
-        starts = [interval_starts(np.ascontiguousarray(u[:, j]), spatial[a], out[a], kernel[a])
-                  for a, j in enumerate(columns)]
-        if nd == 2:
-            starts.insert(0, np.zeros((n * c, 1), np.int64))
-        for st, size, k in zip(starts[1:] if nd == 2 else starts, spatial, kernel):
-            if st.size and (st.min() < 0 or st.max() > size - k):
-                raise ValueError(f"{name}(): _random_samples give a window outside the input (torch's "
-                                 "kernel fails an internal assert or reads outside it)")
+        u3 = np.zeros((n * c, 3), x.dtype)
+        u3[:, 3 - nd:] = u[:, ::-1] if nd == 2 else u
         xk = x if batched else x[None]
         # Channels-last input is read through a C-order copy, as torch does: each plane's
         # windows are its own, so a plane-by-plane kernel reading C-strided memory would touch
@@ -197,10 +161,16 @@ def _fractional_forward(nd, input, kernel_size, output_size, output_ratio, retur
         if not (xk.flags.c_contiguous or xk.strides[-1] == xk.itemsize or spatial[-1] == 1):
             xk = np.ascontiguousarray(xk)
         kd = (1,) if nd == 2 else ()
-        nthreads = threads_for(x.size, n * c)
-        _kernels.fractional_max_pool_forward(
-            nd, xk, y if batched else y[None], None if indices is None else (indices if batched else indices[None]),
-            *starts, kd + kernel, nthreads)
+        try:
+            _kernels.fractional_max_pool_forward(
+                nd, xk, y if batched else y[None],
+                None if indices is None else (indices if batched else indices[None]),
+                u3, kd + kernel, threads_for(x.size, n * c))
+        except ValueError as e:
+            if "outside the input" not in str(e):
+                raise
+            raise ValueError(f"{name}(): _random_samples give a window outside the input (torch's "
+                             "kernel fails an internal assert or reads outside it)") from None
     return (y, indices) if return_indices else y
 
 

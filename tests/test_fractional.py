@@ -6,7 +6,6 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 import adapool
-from adapool._fractional import interval_starts
 from layouts import sample_values, with_layout
 from reference import adaptive_max_pool_backward_ref, fractional_max_pool_ref, fractional_starts_ref
 
@@ -103,18 +102,31 @@ def test_matches_reference(call):
     np.testing.assert_array_equal(ind, ei)
 
 
+def _starts_through_the_op(u, size, out, k):
+    """The H windows' starts the op uses for sample ``u``: on an all-zero (1, 1, size, 1)
+    input every window ties, and torch's rule picks its first element."""
+    x = np.zeros((1, 1, size, 1), u.dtype)
+    s = np.array([[[0, u]]], u.dtype)   # (W's sample, H's sample)
+    return adapool.fractional_max_pool2d(x, (k, 1), (out, 1), return_indices=True, _random_samples=s)[1][0, 0, :, 0]
+
+
 @given(u=st.floats(0, 1, width=16) | st.floats(0, 1, width=32) | st.floats(0, 1),
        dtype=st.sampled_from(DTYPES), size=st.integers(2, 5000), k=st.integers(1, 5),
        out=st.integers(1, 5000))
 @settings(max_examples=150)
-def test_interval_starts_match_the_scalar_reference(u, dtype, size, k, out):
-    # Long axes too (up to 5000, past float16's exact integers): every float op must round as
-    # torch's does.
+def test_window_starts_match_the_scalar_reference(u, dtype, size, k, out):
+    # Long axes too (up to 5000, past float16's exact integers): every float operation must
+    # round as torch's does.
     out = min(out, size - k + 1)
     if out < 1:
         return
-    us = np.array([u], dtype)
-    np.testing.assert_array_equal(interval_starts(us, size, out, k)[0], fractional_starts_ref(us[0], size, out, k))
+    u = dtype(u)
+    expected = fractional_starts_ref(u, size, out, k)
+    if max(expected) > size - k:   # float16 rounding past the end: refused (see below)
+        with pytest.raises(ValueError, match="outside the input"):
+            _starts_through_the_op(u, size, out, k)
+        return
+    np.testing.assert_array_equal(_starts_through_the_op(u, size, out, k), expected)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -292,7 +304,7 @@ def test_samples_outside_unit_interval(torch_oracle, nd):
     # u = 3000 in float16 (spacing 2 there): (i + u) rounds to u for i = 1, to u + 4 for i = 3,
     # and the window of output 3 of a 6-long axis pooled to 5 starts at 6, past L - k = 5
     bad = np.full((1, 1, nd), 3000, np.float16)
-    assert interval_starts(bad[0, :, 0], 6, 5, 1).max() > 5
+    assert max(fractional_starts_ref(bad[0, 0, 0], 6, 5, 1)) > 5
     with pytest.raises(ValueError, match="outside the input"):
         _fn(nd)(np.zeros((1, 1) + (6,) * nd, np.float16), 1, 5 if nd == 2 else (5, 4, 4), _random_samples=bad)
 
@@ -341,20 +353,23 @@ def test_results_do_not_depend_on_thread_count(layout):
             np.testing.assert_array_equal(u, v)
 
 
-def test_kernel_wrapper_refuses_windows_outside_the_input():
-    # The Python layer checks the starts; the wrapper checks again what its loops read.
+def test_kernel_wrapper_checks_its_arrays():
+    # The loops trust these; the wrapper checks them (the windows themselves are checked per
+    # plane before the plane is read: test_samples_outside_unit_interval).
     k = adapool._dispatch.kernels
-    x = np.zeros((1, 1, 5, 5), np.float32)
-    y = np.empty((1, 1, 2, 2), np.float32)
-    ok = np.zeros((1, 2), np.int64)
-    for bad in (np.array([[0, 4]]), np.array([[-1, 0]])):
-        with pytest.raises(ValueError, match="outside"):
-            k.fractional_max_pool_forward(2, x, y, None, np.zeros((1, 1), np.int64), bad, ok, (1, 2, 2), 1)
-    with pytest.raises(ValueError):
-        k.fractional_max_pool_forward(2, x, y, None, np.zeros((1, 1), np.int64), ok[:, :1], ok, (1, 2, 2), 1)
+    x = np.zeros((1, 2, 5, 5), np.float32)
+    y = np.empty((1, 2, 2, 2), np.float32)
+    u = np.zeros((2, 3), np.float32)
+    k.fractional_max_pool_forward(2, x, y, None, u, (1, 2, 2), 1)
+    for bad in (u[:1], u[:, :2], u.astype(np.float64), np.asfortranarray(np.zeros((2, 3), np.float32))[:, ::-1]):
+        with pytest.raises(ValueError, match="samples"):
+            k.fractional_max_pool_forward(2, x, y, None, bad, (1, 2, 2), 1)
     with pytest.raises(ValueError, match="C-contiguous"):
-        k.fractional_max_pool_forward(2, x, np.empty((1, 1, 2, 2), np.float32, order="F")[:, :, ::-1],
-                                      None, np.zeros((1, 1), np.int64), ok, ok, (1, 2, 2), 1)
+        k.fractional_max_pool_forward(2, x, np.empty((1, 2, 2, 2), np.float32)[:, :, ::-1], None, u, (1, 2, 2), 1)
+    with pytest.raises(ValueError, match="indices"):
+        k.fractional_max_pool_forward(2, x, y, np.empty((1, 2, 2, 3), np.int64), u, (1, 2, 2), 1)
+    with pytest.raises(ValueError, match="unit-stride"):
+        k.fractional_max_pool_forward(2, x[..., ::2], y, None, u, (1, 2, 2), 1)
 
 
 # ---- errors: torch's words ------------------------------------------------------------------------
