@@ -436,3 +436,22 @@ def test_dtype_errors():
         adapool.fractional_max_pool2d(np.ones((1, 2, 5, 5), np.int64), 2, 3)
     with pytest.raises(TypeError, match="same dtype"):
         adapool.fractional_max_pool2d(np.ones((1, 2, 5, 5), np.float16), 2, 3, _random_samples=np.zeros((1, 2, 2)))
+
+
+@pytest.mark.parametrize("nd", [2, 3])
+def test_hostile_inputs_read_right(nd):
+    # read-only, non-native byte order, unaligned (a float32 view one byte into a buffer)
+    rng = np.random.default_rng(12)
+    x = rng.standard_normal((2, 3) + (7,) * nd).astype(np.float32)
+    s = rng.random((2, 3, nd)).astype(np.float32)
+    expected = _fn(nd)(x, 2, 3, return_indices=True, _random_samples=s)
+    ro = x.copy()
+    ro.flags.writeable = False
+    buf = np.zeros(x.nbytes + 1, np.uint8)
+    unaligned = buf[1:].view(np.float32).reshape(x.shape)
+    unaligned[...] = x
+    assert not unaligned.flags.aligned
+    for variant in (ro, x.astype(">f4"), unaligned):
+        got = _fn(nd)(variant, 2, 3, return_indices=True, _random_samples=s)
+        for a, b in zip(got, expected):
+            np.testing.assert_array_equal(a, b)
