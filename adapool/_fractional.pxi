@@ -14,6 +14,8 @@
 # or NaN): ties keep the first maximum, the last NaN wins, an all -inf window reports its first
 # element. The picked element itself is stored (NaN payload, -0.0).
 # Results are C-contiguous (P, od, oh, ow), as torch returns them for either input layout.
+# Inputs whose W axis is not of unit stride (channels-last) are gathered into planes per block
+# of channels, in the kernel's threads (torch copies them to C order first).
 
 cdef extern from *:
     """
@@ -75,104 +77,143 @@ cdef bint _frac_axis(const real_t u, Py_ssize_t size, Py_ssize_t out, Py_ssize_t
     return True
 
 
-cdef int _frac_fwd(const real_t* x, real_t* y, int64_t* yi, const real_t* u, const FracGeom* g,
-                   double* scratch, Py_ssize_t begin, Py_ssize_t end) noexcept nogil:
-    # The planar max kernel's two passes (_max_fwd_planar), on this plane's windows: (1) per
-    # output row, column maxima and NaN flags over its window's rows, whole input rows at a
-    # time (independent lanes that vectorise); (2) per output, the maximum of its columns,
-    # then _find_in_window's scan for the element torch's rule picks. torch's one pass carries
-    # a compare-select dependency through every element.
-    cdef Py_ssize_t Q = g.od * g.oh * g.ow
-    cdef Py_ssize_t p, n, c, od, oh, ow, id, ih, iw, d0, h0, w0, o, off
+cdef int _frac_plane(const real_t* plane, Py_ssize_t s2, Py_ssize_t s3, real_t* y, int64_t* yi,
+                     Py_ssize_t p, const real_t* u, const FracGeom* g, double* scratch) noexcept nogil:
+    """Plane ``p`` (its D and H strides ``s2``, ``s3``; W of unit stride): its starts from its
+    samples, then its outputs; 2 (and the plane not read) when a window leaves the input.
+
+    The planar max kernel's two passes (_max_fwd_planar), on this plane's windows: (1) per
+    output row, column maxima and NaN flags over its window's rows, whole input rows at a time
+    (independent lanes that vectorise); (2) per output, the maximum of its columns, then
+    _find_in_window's scan for the element torch's rule picks. torch's one pass carries a
+    compare-select dependency through every element."""
+    cdef Py_ssize_t od, oh, ow, id, ih, iw, d0, h0, w0, off
+    cdef Py_ssize_t o = p * g.od * g.oh * g.ow
     cdef real_t* colmax = <real_t*>scratch                 # float/double input
     cdef double* colmax_h = scratch                        # float16 input, as float64
     cdef unsigned char* colnan = <unsigned char*>(scratch + g.w)
     cdef int64_t* sd = <int64_t*>(scratch + 2 * g.w)       # this plane's starts
     cdef int64_t* sh = sd + g.od
     cdef int64_t* sw = sh + g.oh
-    cdef const real_t* plane
     cdef const real_t* row
     cdef real_t v
     cdef double vh, best
-    cdef bint has_nan, first, empty = g.kd <= 0 or g.kh <= 0 or g.kw <= 0
+    cdef bint has_nan, first
     cdef int64_t pick
-    cdef int status = 0
     cdef Geom pg                                           # what _find_in_window reads
+    if not (_frac_axis(u[3 * p], g.d, g.od, g.kd, sd) & _frac_axis(u[3 * p + 1], g.h, g.oh, g.kh, sh)
+            & _frac_axis(u[3 * p + 2], g.w, g.ow, g.kw, sw)):
+        return 2
     pg.h, pg.w = g.h, g.w
-    pg.xs[2], pg.xs[3] = g.xs[2], g.xs[3]
-    for p in range(begin, end):
-        if not (_frac_axis(u[3 * p], g.d, g.od, g.kd, sd) & _frac_axis(u[3 * p + 1], g.h, g.oh, g.kh, sh)
-                & _frac_axis(u[3 * p + 2], g.w, g.ow, g.kw, sw)):
-            status = 2   # a window outside the input: this plane is not read
-            continue
-        n = p // g.c
-        c = p - n * g.c
-        plane = x + n * g.xs[0] + c * g.xs[1]
-        o = p * Q
-        for od in range(g.od):
-            d0 = sd[od]
-            for oh in range(g.oh):
-                h0 = sh[oh]
-                if empty:
-                    for ow in range(g.ow):
-                        _store(y + o, -INFINITY)
-                        if yi != NULL:
-                            yi[o] = (d0 * g.h + h0) * g.w + sw[ow]
-                        o += 1
-                    continue
-                first = True
-                for id in range(d0, d0 + g.kd):
-                    for ih in range(h0, h0 + g.kh):
-                        row = plane + id * g.xs[2] + ih * g.xs[3]   # W has unit stride (checked)
-                        if real_t is half_bits:
-                            for iw in range(g.w):
-                                vh = _load(row[iw])
-                                if first:
-                                    colmax_h[iw] = vh
-                                    colnan[iw] = vh != vh
-                                else:
-                                    colmax_h[iw] = vh if vh > colmax_h[iw] else colmax_h[iw]
-                                    colnan[iw] = colnan[iw] | (vh != vh)
-                        elif first:
-                            for iw in range(g.w):
-                                v = row[iw]
-                                colmax[iw] = v
-                                colnan[iw] = v != v
-                        else:
-                            for iw in range(g.w):
-                                v = row[iw]
-                                colmax[iw] = v if v > colmax[iw] else colmax[iw]
-                                colnan[iw] = colnan[iw] | (v != v)
-                        first = False
+    pg.xs[2], pg.xs[3] = s2, s3
+    for od in range(g.od):
+        d0 = sd[od]
+        for oh in range(g.oh):
+            h0 = sh[oh]
+            if g.kd <= 0 or g.kh <= 0 or g.kw <= 0:   # empty windows
                 for ow in range(g.ow):
-                    w0 = sw[ow]
-                    best = -INFINITY
-                    has_nan = False
-                    for iw in range(w0, w0 + g.kw):
-                        if real_t is half_bits:
-                            vh = colmax_h[iw]
-                        else:
-                            vh = colmax[iw]
-                        best = vh if vh > best else best
-                        has_nan = has_nan | colnan[iw]
-                    pick = _find_in_window(plane, &pg, d0, d0 + g.kd, h0, h0 + g.kh, w0, w0 + g.kw,
-                                           best, has_nan, &off)
+                    _store(y + o, -INFINITY)
                     if yi != NULL:
-                        yi[o] = pick
-                    y[o] = plane[off]   # the element itself (NaN payload, -0.0)
+                        yi[o] = (d0 * g.h + h0) * g.w + sw[ow]
                     o += 1
+                continue
+            first = True
+            for id in range(d0, d0 + g.kd):
+                for ih in range(h0, h0 + g.kh):
+                    row = plane + id * s2 + ih * s3
+                    if real_t is half_bits:
+                        for iw in range(g.w):
+                            vh = _load(row[iw])
+                            if first:
+                                colmax_h[iw] = vh
+                                colnan[iw] = vh != vh
+                            else:
+                                colmax_h[iw] = vh if vh > colmax_h[iw] else colmax_h[iw]
+                                colnan[iw] = colnan[iw] | (vh != vh)
+                    elif first:
+                        for iw in range(g.w):
+                            v = row[iw]
+                            colmax[iw] = v
+                            colnan[iw] = v != v
+                    else:
+                        for iw in range(g.w):
+                            v = row[iw]
+                            colmax[iw] = v if v > colmax[iw] else colmax[iw]
+                            colnan[iw] = colnan[iw] | (v != v)
+                    first = False
+            for ow in range(g.ow):
+                w0 = sw[ow]
+                best = -INFINITY
+                has_nan = False
+                for iw in range(w0, w0 + g.kw):
+                    if real_t is half_bits:
+                        vh = colmax_h[iw]
+                    else:
+                        vh = colmax[iw]
+                    best = vh if vh > best else best
+                    has_nan = has_nan | colnan[iw]
+                pick = _find_in_window(plane, &pg, d0, d0 + g.kd, h0, h0 + g.kh, w0, w0 + g.kw,
+                                       best, has_nan, &off)
+                if yi != NULL:
+                    yi[o] = pick
+                y[o] = plane[off]   # the element itself (NaN payload, -0.0)
+                o += 1
+    return 0
+
+
+cdef int _frac_range(const real_t* x, real_t* y, int64_t* yi, const real_t* u, const FracGeom* g,
+                     bint gather, Py_ssize_t cblock, Py_ssize_t tile_at, double* scratch,
+                     Py_ssize_t begin, Py_ssize_t end) noexcept nogil:
+    """Items [begin, end): planes read in place (W of unit stride), or, with ``gather``, blocks
+    of ``cblock`` channels of one image copied into planes in scratch first (channels-last
+    input: a plane read in place would touch a cache line per element; the block's pixels are
+    a cache line each)."""
+    cdef Py_ssize_t it, n, c, c0, cn, k, d, h, w, pix
+    cdef Py_ssize_t P = g.d * g.h * g.w
+    cdef Py_ssize_t nblocks = (g.c + cblock - 1) // cblock
+    cdef real_t* tile = <real_t*>(scratch + tile_at)
+    cdef const real_t* src
+    cdef int status = 0
+    for it in range(begin, end):
+        if not gather:
+            n = it // g.c
+            c = it - n * g.c
+            status |= _frac_plane(x + n * g.xs[0] + c * g.xs[1], g.xs[2], g.xs[3], y, yi, it, u, g, scratch)
+            continue
+        n = it // nblocks
+        c0 = (it - n * nblocks) * cblock
+        cn = min(cblock, g.c - c0)
+        pix = 0
+        for d in range(g.d):
+            for h in range(g.h):
+                for w in range(g.w):
+                    src = x + n * g.xs[0] + c0 * g.xs[1] + d * g.xs[2] + h * g.xs[3] + w * g.xs[4]
+                    for k in range(cn):
+                        tile[k * P + pix] = src[k * g.xs[1]]
+                    pix += 1
+        for k in range(cn):
+            status |= _frac_plane(tile + k * P, g.h * g.w, g.w, y, yi, n * g.c + c0 + k, u, g, scratch)
     return status
 
 
 cdef int _frac_run(const real_t* x, real_t* y, int64_t* yi, const real_t* u, FracGeom g,
-                   Py_ssize_t nplanes, int nthreads) noexcept nogil:
-    """One static range of planes per thread (a plane's outputs only depend on that plane).
+                   Py_ssize_t n, int nthreads) noexcept nogil:
+    """One static range of items per thread (a plane's outputs only depend on that plane).
     0; -1 when scratch could not be allocated; 2 when some window lies outside the input."""
     cdef int t, rc = 0
-    cdef Py_ssize_t begin, end, per_thread = _pad8(2 * g.w + g.od + g.oh + g.ow)
+    cdef bint gather = g.w > 1 and g.xs[4] != 1
+    cdef Py_ssize_t cblock = max(1, 64 // <Py_ssize_t>sizeof(real_t))   # a cache line of channels
+    cdef Py_ssize_t nitems = n * ((g.c + cblock - 1) // cblock) if gather else n * g.c
+    cdef Py_ssize_t tile_at = _pad8(2 * g.w + g.od + g.oh + g.ow)
+    cdef Py_ssize_t per_thread = tile_at
+    cdef Py_ssize_t begin, end
     cdef double* scratch
     cdef int* status
-    nthreads = <int>max(1, min(<Py_ssize_t>nthreads, nplanes))
+    if gather:
+        per_thread = tile_at + _pad8((cblock * g.d * g.h * g.w * sizeof(real_t) + 7) // 8)
+    if nitems == 0:
+        return 0
+    nthreads = <int>max(1, min(<Py_ssize_t>nthreads, nitems))
     if nthreads > 1 and adapool_serial_now():
         nthreads = 1   # backing off from a contended machine (see adapool_note_parallel)
     scratch = <double*>malloc((nthreads * per_thread + 1) * sizeof(double))
@@ -182,12 +223,13 @@ cdef int _frac_run(const real_t* x, real_t* y, int64_t* yi, const real_t* u, Fra
         free(status)
         return -1
     if nthreads == 1:
-        status[0] = _frac_fwd(x, y, yi, u, &g, scratch, 0, nplanes)
+        status[0] = _frac_range(x, y, yi, u, &g, gather, cblock, tile_at, scratch, 0, nitems)
     else:
         for t in prange(nthreads, num_threads=nthreads, schedule="static", chunksize=1):
-            begin = nplanes * t // nthreads
-            end = nplanes * (t + 1) // nthreads
-            status[t] = _frac_fwd(x, y, yi, u, &g, scratch + t * per_thread, begin, end)
+            begin = nitems * t // nthreads
+            end = nitems * (t + 1) // nthreads
+            status[t] = _frac_range(x, y, yi, u, &g, gather, cblock, tile_at, scratch + t * per_thread,
+                                    begin, end)
     for t in range(nthreads):
         rc = rc | status[t]
     free(scratch)
@@ -197,7 +239,7 @@ cdef int _frac_run(const real_t* x, real_t* y, int64_t* yi, const real_t* u, Fra
 
 def fractional_max_pool_forward(int nd, cnp.ndarray x, cnp.ndarray y, object indices,
                                 cnp.ndarray samples, kernel, int nthreads):
-    """Fractional max pooling of x ((N, C, *spatial), W of unit stride) into y, C-contiguous
+    """Fractional max pooling of x ((N, C, *spatial), any strides) into y, C-contiguous
     (N, C, *out), and ``indices`` (None or C-contiguous int64 of y's shape). ``samples``:
     C-contiguous (N*C, 3) in x's dtype, each plane's samples for its (D, H, W) axes;
     ``kernel``: (kd, kh, kw). Raises ValueError, having read nothing outside x, when some
@@ -233,8 +275,6 @@ def fractional_max_pool_forward(int nd, cnp.ndarray x, cnp.ndarray y, object ind
         idx = <int64_t*>cnp.PyArray_DATA(<cnp.ndarray>indices)
     g.c, g.d, g.h, g.w = si[1], si[2], si[3], si[4]
     g.od, g.oh, g.ow = so[2], so[3], so[4]
-    if g.w > 1 and g.xs[4] != 1:
-        raise ValueError("kernel needs a unit-stride W axis")
     g.kd, g.kh, g.kw = kernel
     if nd == 2 and g.kd != 1:
         raise ValueError("2-d pooling has kd = 1")
@@ -249,11 +289,11 @@ def fractional_max_pool_forward(int nd, cnp.ndarray x, cnp.ndarray y, object ind
     cdef int rc
     with nogil:
         if t == cnp.NPY_FLOAT:
-            rc = _frac_run(<const float*>src, <float*>dst, idx, <const float*>u, g, nplanes, nthreads)
+            rc = _frac_run(<const float*>src, <float*>dst, idx, <const float*>u, g, si[0], nthreads)
         elif t == cnp.NPY_DOUBLE:
-            rc = _frac_run(<const double*>src, <double*>dst, idx, <const double*>u, g, nplanes, nthreads)
+            rc = _frac_run(<const double*>src, <double*>dst, idx, <const double*>u, g, si[0], nthreads)
         else:
-            rc = _frac_run(<const half_bits*>src, <half_bits*>dst, idx, <const half_bits*>u, g, nplanes, nthreads)
+            rc = _frac_run(<const half_bits*>src, <half_bits*>dst, idx, <const half_bits*>u, g, si[0], nthreads)
     if rc == 2:
         raise ValueError("fractional window outside the input")
     _raise_for(rc)

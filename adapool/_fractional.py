@@ -154,12 +154,8 @@ def _fractional_forward(nd, input, kernel_size, output_size, output_ratio, retur
         u = s[:n].reshape(n * c, nd)
         u3 = np.zeros((n * c, 3), x.dtype)
         u3[:, 3 - nd:] = u[:, ::-1] if nd == 2 else u
+        # any layout: the kernel reads planes in place or gathers them per block of channels
         xk = x if batched else x[None]
-        # Channels-last input is read through a C-order copy, as torch does: each plane's
-        # windows are its own, so a plane-by-plane kernel reading C-strided memory would touch
-        # a cache line per element.
-        if not (xk.flags.c_contiguous or xk.strides[-1] == xk.itemsize or spatial[-1] == 1):
-            xk = np.ascontiguousarray(xk)
         kd = (1,) if nd == 2 else ()
         try:
             _kernels.fractional_max_pool_forward(

@@ -368,8 +368,12 @@ def test_kernel_wrapper_checks_its_arrays():
         k.fractional_max_pool_forward(2, x, np.empty((1, 2, 2, 2), np.float32)[:, :, ::-1], None, u, (1, 2, 2), 1)
     with pytest.raises(ValueError, match="indices"):
         k.fractional_max_pool_forward(2, x, y, np.empty((1, 2, 2, 3), np.int64), u, (1, 2, 2), 1)
-    with pytest.raises(ValueError, match="unit-stride"):
-        k.fractional_max_pool_forward(2, x[..., ::2], y, None, u, (1, 2, 2), 1)
+    # any strides: planes read in place, or gathered per block of channels when W is strided
+    xs = np.random.default_rng(0).standard_normal((1, 2, 5, 9)).astype(np.float32)
+    a, b = np.empty_like(y), np.empty_like(y)
+    k.fractional_max_pool_forward(2, xs[..., ::2], a, None, u, (1, 2, 2), 1)
+    k.fractional_max_pool_forward(2, np.ascontiguousarray(xs[..., ::2]), b, None, u, (1, 2, 2), 1)
+    np.testing.assert_array_equal(a, b)
 
 
 # ---- errors: torch's words ------------------------------------------------------------------------
