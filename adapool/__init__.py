@@ -10,6 +10,12 @@ except ImportError as _e:  # pragma: no cover - only without a build
         "`python -m pip install -e .`, or run from outside the checkout so that the installed "
         f"package is imported. ({_e})"
     ) from _e
+from ._fractional import (
+    fractional_max_pool2d,
+    fractional_max_pool2d_backward,
+    fractional_max_pool3d,
+    fractional_max_pool3d_backward,
+)
 from ._pooling import (
     adaptive_avg_pool1d,
     adaptive_avg_pool1d_backward,
@@ -68,6 +74,10 @@ __all__ = [
     "avg_pool2d_backward",
     "avg_pool3d",
     "avg_pool3d_backward",
+    "fractional_max_pool2d",
+    "fractional_max_pool2d_backward",
+    "fractional_max_pool3d",
+    "fractional_max_pool3d_backward",
     "max_pool1d",
     "max_pool1d_backward",
     "max_pool2d",

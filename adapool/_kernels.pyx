@@ -1793,3 +1793,6 @@ def _double_to_half(const double[::1] d, half_bits[::1] out):
     cdef Py_ssize_t i
     for i in range(d.shape[0]):
         out[i] = adapool_double_to_half(d[i])
+
+
+include "_fractional.pxi"

@@ -266,3 +266,46 @@ def max_unpool_backward_ref(grad_output, indices, nd):
         for k in range(where.shape[-1]):
             gi[at + (k,)] = flat[at + (int(where[at + (k,)]),)]
     return gi.reshape(np.asarray(indices).shape)
+def fractional_starts_ref(u, size, out, k):
+    """Window starts of one axis of fractional max pooling for one plane's sample ``u`` (a
+    numpy float16/32/64 scalar), written as torch's generate_intervals reads, one scalar
+    operation at a time in u's type (numpy scalars round every operation to their type, as
+    c10::Half does). Independent of adapool._fractional.interval_starts, which vectorises it.
+    For samples in [0, 1] (int() here is C's truncation only for values that fit)."""
+    t = type(u)
+    starts = []
+    if out > 1:
+        alpha = t(size - k) / t(out - 1)
+        for i in range(out - 1):
+            starts.append(int((t(i) + u) * alpha) - int(u * alpha))
+    if out > 0:
+        starts.append(size - k)
+    return starts
+
+
+def fractional_max_pool_ref(x, kernel, output_size, samples):
+    """Fractional max pooling of (N, C, *spatial) ``x``: (values, int64 indices). Plane (n, c)
+    uses ``samples[n, c]``: 2-d W from sample 0 and H from sample 1; 3-d T, H, W from samples
+    0, 1, 2. Each window is then pooled by torch's max rule, as adaptive_max_pool_ref states it."""
+    nd = len(kernel)
+    columns = (1, 0) if nd == 2 else (0, 1, 2)
+    spatial = x.shape[-nd:]
+    values = np.empty(x.shape[:2] + tuple(output_size), dtype=x.dtype)
+    indices = np.empty(x.shape[:2] + tuple(output_size), dtype=np.int64)
+    for n, c in np.ndindex(*x.shape[:2]):
+        starts = [fractional_starts_ref(samples[n, c, j], spatial[a], output_size[a], kernel[a])
+                  for a, j in enumerate(columns)]
+        for idx in np.ndindex(*output_size):
+            window = tuple(slice(s[i], s[i] + k) for s, i, k in zip(starts, idx, kernel))
+            block = x[(n, c) + window]
+            flat = block.reshape(-1)
+            nan = np.isnan(flat)
+            local = (flat.size - 1 - np.argmax(nan[::-1]) if nan.any()
+                     else np.argmax(np.where(nan, -np.inf, flat)))
+            coords = np.unravel_index(local, block.shape)
+            plane = 0
+            for axis, (co, w) in enumerate(zip(coords, window)):
+                plane = plane * spatial[axis] + int(co) + w.start
+            values[(n, c) + idx] = flat[local]
+            indices[(n, c) + idx] = plane
+    return values, indices

@@ -24,6 +24,8 @@ EXPECTED = {
         "avg_pool2d_backward",
         "max_unpool1d", "max_unpool2d", "max_unpool3d",
         "max_unpool1d_backward", "max_unpool2d_backward", "max_unpool3d_backward",
+        "fractional_max_pool2d", "fractional_max_pool3d",
+        "fractional_max_pool2d_backward", "fractional_max_pool3d_backward",
         "window_start", "window_end", "adaptive_windows", "pool_output_size", "pool_windows",
         "set_num_threads", "get_num_threads", "openmp_enabled",
     },
