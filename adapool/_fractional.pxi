@@ -24,6 +24,16 @@ cdef extern from *:
     static inline int64_t adapool_c_int(double v) {
         return (v > -2147483649.0 && v < 2147483648.0) ? (int64_t)(int32_t)v : (int64_t)INT32_MIN;
     }
+    /* A float rounded to bfloat16 (and back), to nearest even: c10::BFloat16's result of one
+       operation. NaN stays NaN. */
+    static inline float adapool_bf16_round(float f) {
+        uint32_t bits;
+        if (f != f) return f;
+        memcpy(&bits, &f, 4);
+        bits = (bits + 0x7FFFu + ((bits >> 16) & 1u)) & 0xFFFF0000u;
+        memcpy(&f, &bits, 4);
+        return f;
+    }
     /* int32 subtraction as x86-64 wraps it. */
     static inline int64_t adapool_int32_sub(int64_t a, int64_t b) {
         return (int64_t)(int32_t)(uint32_t)(uint64_t)(a - b);
@@ -31,11 +41,13 @@ cdef extern from *:
     """
     int64_t adapool_c_int(double v) noexcept nogil
     int64_t adapool_int32_sub(int64_t a, int64_t b) noexcept nogil
+    float adapool_bf16_round(float f) noexcept nogil
 
 
 cdef struct FracGeom:
     Py_ssize_t c, d, h, w, od, oh, ow, kd, kh, kw
     Py_ssize_t xs[5]
+    bint bf16   # float32 data widened from bfloat16: starts computed as c10::BFloat16 would
 
 
 cdef inline float _half_round(float f) noexcept nogil:
@@ -44,15 +56,23 @@ cdef inline float _half_round(float f) noexcept nogil:
 
 
 cdef bint _frac_axis(const real_t u, Py_ssize_t size, Py_ssize_t out, Py_ssize_t k,
-                     int64_t* seq) noexcept nogil:
+                     int64_t* seq, bint bf16) noexcept nogil:
     """One axis's window starts for a plane's sample ``u`` into seq[:out], in u's float type as
-    torch's generate_intervals computes them; False when a window leaves [0, size)."""
+    torch's generate_intervals computes them (``bf16``: u is a widened bfloat16, and each
+    operation rounds to bfloat16 as c10::BFloat16's do); False when a window leaves [0, size)."""
     cdef Py_ssize_t i
     cdef int64_t b
     cdef float af, uf
     cdef double ad
     if out > 1:
-        if real_t is float:
+        if real_t is float and bf16:
+            af = adapool_bf16_round(adapool_bf16_round(<float>(size - k)) / adapool_bf16_round(<float>(out - 1)))
+            b = adapool_c_int(adapool_bf16_round(u * af))
+            for i in range(out - 1):
+                # c10 converts the int to BFloat16 before adding
+                seq[i] = adapool_int32_sub(adapool_c_int(adapool_bf16_round(
+                    adapool_bf16_round(adapool_bf16_round(<float>i) + u) * af)), b)
+        elif real_t is float:
             af = <float>(size - k) / <float>(out - 1)
             b = adapool_c_int(u * af)
             for i in range(out - 1):
@@ -101,8 +121,8 @@ cdef int _frac_plane(const real_t* plane, Py_ssize_t s2, Py_ssize_t s3, real_t* 
     cdef bint has_nan, first
     cdef int64_t pick
     cdef Geom pg                                           # what _find_in_window reads
-    if not (_frac_axis(u[3 * p], g.d, g.od, g.kd, sd) & _frac_axis(u[3 * p + 1], g.h, g.oh, g.kh, sh)
-            & _frac_axis(u[3 * p + 2], g.w, g.ow, g.kw, sw)):
+    if not (_frac_axis(u[3 * p], g.d, g.od, g.kd, sd, g.bf16) & _frac_axis(u[3 * p + 1], g.h, g.oh, g.kh, sh, g.bf16)
+            & _frac_axis(u[3 * p + 2], g.w, g.ow, g.kw, sw, g.bf16)):
         return 2
     pg.h, pg.w = g.h, g.w
     pg.xs[2], pg.xs[3] = s2, s3
@@ -238,7 +258,7 @@ cdef int _frac_run(const real_t* x, real_t* y, int64_t* yi, const real_t* u, Fra
 
 
 def fractional_max_pool_forward(int nd, cnp.ndarray x, cnp.ndarray y, object indices,
-                                cnp.ndarray samples, kernel, int nthreads):
+                                cnp.ndarray samples, kernel, int nthreads, bint bf16_starts=False):
     """Fractional max pooling of x ((N, C, *spatial), any strides) into y, C-contiguous
     (N, C, *out), and ``indices`` (None or C-contiguous int64 of y's shape). ``samples``:
     C-contiguous (N*C, 3) in x's dtype, each plane's samples for its (D, H, W) axes;
@@ -275,6 +295,9 @@ def fractional_max_pool_forward(int nd, cnp.ndarray x, cnp.ndarray y, object ind
         idx = <int64_t*>cnp.PyArray_DATA(<cnp.ndarray>indices)
     g.c, g.d, g.h, g.w = si[1], si[2], si[3], si[4]
     g.od, g.oh, g.ow = so[2], so[3], so[4]
+    if bf16_starts and t != cnp.NPY_FLOAT:
+        raise ValueError("bfloat16 starts are computed for float32 (widened bfloat16) data")
+    g.bf16 = bf16_starts
     g.kd, g.kh, g.kw = kernel
     if nd == 2 and g.kd != 1:
         raise ValueError("2-d pooling has kd = 1")

@@ -12,6 +12,7 @@ import numpy.typing as npt
 from ._dispatch import kernels as _kernels
 from ._pooling import _adaptive_max_backward
 from ._threads import threads_for
+from ._bfloat16 import in_float32, is_bfloat16, to_float32
 from ._validation import as_float_array
 
 __all__ = [
@@ -96,19 +97,31 @@ def _samples(samples, x: np.ndarray, n: int, c: int, nd: int) -> np.ndarray:
     return s
 
 
-def draw_samples(rng, shape: tuple, dtype) -> np.ndarray:
+def draw_samples(rng, shape: tuple, dtype, bf16: bool = False) -> np.ndarray:
     """U[0, 1) samples of ``shape`` in ``dtype`` from a numpy Generator. float16 ones are
-    multiples of 2**-11 (a float32 draw rounded to float16 could round up to 1.0)."""
+    multiples of 2**-11 (a float32 draw rounded to float16 could round up to 1.0); with
+    ``bf16`` (float32 standing for bfloat16) multiples of 2**-8, for the same reason."""
     gen = np.random.default_rng() if rng is None else rng
     if not isinstance(gen, np.random.Generator):
         raise TypeError(f"rng must be a numpy.random.Generator or None, not {type(rng).__name__}")
+    if bf16:
+        return (gen.integers(0, 256, size=shape, dtype=np.int16) * np.float32(2.0**-8)).astype(np.float32)
     if np.dtype(dtype) == np.float16:
         return (gen.integers(0, 2048, size=shape, dtype=np.int16) * np.float16(2.0**-11)).astype(np.float16)
     return gen.random(shape, dtype=dtype)
 
 
-def _fractional_forward(nd, input, kernel_size, output_size, output_ratio, return_indices, samples, rng):
+def _fractional_forward(nd, input, kernel_size, output_size, output_ratio, return_indices, samples, rng,
+                        bf16: bool = False):
     name = f"fractional_max_pool{nd}d"
+    if is_bfloat16(input):
+        # widened to float32, with the window starts computed as c10::BFloat16 computes them
+        if samples is not None:
+            if not is_bfloat16(samples):
+                raise TypeError("Expect _random_samples to have the same dtype as input")
+            samples = to_float32(samples)
+        return in_float32(lambda x: _fractional_forward(nd, x, kernel_size, output_size, output_ratio,
+                                                        return_indices, samples, rng, bf16=True), input)
     cname = name if nd == 2 else name + "_out"   # the 3-d checks' prefix
     x = as_float_array(input, name)
     shape = x.shape
@@ -142,7 +155,7 @@ def _fractional_forward(nd, input, kernel_size, output_size, output_ratio, retur
         raise ValueError(f"Trying to create tensor with negative dimension {min(o for o in out if o < 0)}: "
                          f"{list(result_shape)}")
     if samples is None:
-        s = draw_samples(rng, (n, c, nd), x.dtype)
+        s = draw_samples(rng, (n, c, nd), x.dtype, bf16)
     else:
         s = _samples(samples, x, n, c, nd)
     y = np.empty(result_shape, x.dtype)
@@ -161,7 +174,7 @@ def _fractional_forward(nd, input, kernel_size, output_size, output_ratio, retur
             _kernels.fractional_max_pool_forward(
                 nd, xk, y if batched else y[None],
                 None if indices is None else (indices if batched else indices[None]),
-                u3, kd + kernel, threads_for(x.size, n * c))
+                u3, kd + kernel, threads_for(x.size, n * c), bf16)
         except ValueError as e:
             if "outside the input" not in str(e):
                 raise

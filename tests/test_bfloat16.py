@@ -170,6 +170,55 @@ def test_max_unpool_matches_torch_bfloat16(torch_oracle, nd):
     assert np.array_equal(grad.view(np.uint16), numpy_view(tp.grad).view(np.uint16))
 
 
+@pytest.mark.parametrize("seed", range(6))
+def test_fractional_max_pool_matches_torch_bfloat16_bit_for_bit(torch_oracle, seed):
+    # the window starts are computed as c10::BFloat16 computes them (every operation rounded
+    # to bfloat16): on long axes they differ from float32 arithmetic on the same samples
+    torch = torch_oracle
+    rng = np.random.default_rng(seed)
+    nd = 2 if seed % 2 == 0 else 3
+    spatial = tuple(int(v) for v in rng.integers(300, 600, nd)) if nd == 2 else (5, 40, 300)
+    out = tuple(int(rng.integers(1, c - 1)) for c in spatial)
+    x = bf16_input((2, 3) + spatial, seed=seed)
+    samples = to_bfloat16(rng.random((2, 3, nd)).astype(np.float32))
+    fn = f"fractional_max_pool{nd}d"
+
+    def theirs():
+        return getattr(torch.nn.functional, fn)(torch_view(torch, x), 2, output_size=out, return_indices=True,
+                                                _random_samples=torch_view(torch, samples))
+    try:
+        y, i = getattr(adapool, fn)(x, 2, output_size=out, return_indices=True, _random_samples=samples)
+    except ValueError as e:
+        # bfloat16's spacing is 2-4 on such axes: i + u rounds, and a window can leave the input,
+        # where torch's kernel fails its internal assert
+        assert "window outside the input" in str(e)
+        with pytest.raises(RuntimeError, match="INTERNAL ASSERT FAILED"):
+            theirs()
+        return
+    ty, ti = theirs()
+    np.testing.assert_array_equal(i, ti.numpy())
+    assert y.dtype == BFLOAT16 and np.array_equal(y.view(np.uint16), numpy_view(ty).view(np.uint16))
+    if nd == 2:   # float32 windows from the same samples are another answer: the emulation matters
+        _, i32 = getattr(adapool, fn)(to_float32(x), 2, output_size=out, return_indices=True,
+                                      _random_samples=to_float32(samples))
+        assert not np.array_equal(i32, i)
+    go = bf16_input(y.shape, seed=seed + 10)
+    grad = getattr(adapool, fn + "_backward")(go, i, x.shape)
+    tx = torch_view(torch, x).clone().requires_grad_(True)
+    getattr(torch.nn.functional, fn)(tx, 2, output_size=out, _random_samples=torch_view(torch, samples)).backward(
+        torch_view(torch, go))
+    assert_close_bf16(grad, numpy_view(tx.grad), ulps=4, exact_share=0.9)
+
+
+def test_fractional_bfloat16_samples_must_be_bfloat16_and_draws_are_reproducible():
+    x = bf16_input((2, 3, 20, 20))
+    with pytest.raises(TypeError, match="Expect _random_samples to have the same dtype as input"):
+        adapool.fractional_max_pool2d(x, 2, output_size=9, _random_samples=np.full((2, 3, 2), 0.5, np.float32))
+    a = adapool.fractional_max_pool2d(x, 2, output_size=9, rng=np.random.default_rng(7))
+    b = adapool.fractional_max_pool2d(x, 2, output_size=9, rng=np.random.default_rng(7))
+    assert a.dtype == BFLOAT16 and np.array_equal(a.view(np.uint16), b.view(np.uint16))
+
+
 def test_out_takes_a_bfloat16_array():
     x = bf16_input((2, 5, 15, 13))
     out = np.empty((2, 5, 4, 5), BFLOAT16)
