@@ -36,6 +36,14 @@ from ._pooling import (
     max_pool3d,
     max_pool3d_backward,
 )
+from ._lp import (
+    lp_pool1d,
+    lp_pool1d_backward,
+    lp_pool2d,
+    lp_pool2d_backward,
+    lp_pool3d,
+    lp_pool3d_backward,
+)
 from ._threads import get_num_threads, openmp_enabled, set_num_threads
 from ._windows import adaptive_windows, max_pool_windows, pool_output_size, pool_windows, window_end, window_start
 
@@ -60,6 +68,12 @@ __all__ = [
     "avg_pool2d_backward",
     "avg_pool3d",
     "avg_pool3d_backward",
+    "lp_pool1d",
+    "lp_pool1d_backward",
+    "lp_pool2d",
+    "lp_pool2d_backward",
+    "lp_pool3d",
+    "lp_pool3d_backward",
     "max_pool1d",
     "max_pool1d_backward",
     "max_pool2d",

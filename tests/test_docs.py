@@ -22,6 +22,7 @@ EXPECTED = {
         "adaptive_avg_pool1d_backward", "adaptive_avg_pool2d_backward", "adaptive_avg_pool3d_backward",
         "adaptive_max_pool1d_backward", "adaptive_max_pool2d_backward", "adaptive_max_pool3d_backward",
         "avg_pool2d_backward",
+        "lp_pool1d", "lp_pool2d", "lp_pool3d", "lp_pool1d_backward", "lp_pool2d_backward", "lp_pool3d_backward",
         "window_start", "window_end", "adaptive_windows", "pool_output_size", "pool_windows",
         "set_num_threads", "get_num_threads", "openmp_enabled",
     },
