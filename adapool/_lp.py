@@ -109,7 +109,7 @@ def _pow(a, e):
     if e == 0:
         return np.ones_like(a)          # NaN ** 0 is 1 too
     if e == 1:
-        return a.copy()
+        return a                        # torch copies; nothing here writes into it
     if e == 2:
         return a * a
     if e == 3:
@@ -252,8 +252,8 @@ def _backward(nd: int, grad_output, input, norm_type, kernel_size, stride, ceil_
         a = np.abs(x) if direction > 0 else np.negative(np.abs(x))
         _, indices = max_pool(a, kernel_size, stride, 0, 1, ceil_mode, return_indices=True)
         check_grad_output(go, indices.shape, name)
-        scattered = getattr(_pooling, f"max_pool{nd}d_backward")(go, indices, x.shape, kernel_size, stride, 0, 1,
-                                                                   ceil_mode)
+        scattered = getattr(_pooling, f"max_pool{nd}d_backward")(_matching(go, x, nd, True), indices, x.shape,
+                                                                   kernel_size, stride, 0, 1, ceil_mode)
         return _like_input(scattered * _sign(x), x, True)   # sign is ±1 or 0: exact in every dtype
     p = _norm_type(norm_type)
     _checked_pool_args(f"avg_pool{nd}d", x.shape, kernel_size, stride, 0, 1, ceil_mode, True, None, False)
@@ -272,10 +272,23 @@ def _backward(nd: int, grad_output, input, norm_type, kernel_size, stride, ceil_
     g = steps.round(g * sign)                              # through sign * relu (sign's own gradient is 0)
     g = np.where(relu <= 0, 0, g).astype(g.dtype)          # relu's threshold_backward (NaN passes)
     g = steps.round(g * sign)                              # through |s|
-    g_powered = getattr(_pooling, f"avg_pool{nd}d_backward")(steps.down(g), x.shape, kernel_size, stride, 0,
-                                                              ceil_mode)
+    g_powered = getattr(_pooling, f"avg_pool{nd}d_backward")(_matching(steps.down(g), x, nd, nd < 3), x.shape,
+                                                              kernel_size, stride, 0, ceil_mode)
     # torch's avg_pool3d backward gives C order, and the product after it keeps that
     return _like_input(_pow_backward(steps.up(g_powered), steps.up(x), p, steps), x, nd < 3)
+
+
+def _matching(g, x, nd: int, keep_layout: bool):
+    """grad_output-shaped ``g`` in the layout the gradient will have (the pools' gradients
+    follow grad_output's layout), so that the whole-input products after the pool's backward
+    run over one layout and need no copy at the end: a copy of the small output-sized array
+    instead of one of the input-sized result."""
+    channels_last = keep_layout and x.ndim == nd + 2 and _pooling._kernel_layout(x, nd)[1]
+    if channels_last == (not g.flags.c_contiguous and _pooling._kernel_layout(g, nd)[1]):
+        return g
+    out = _pooling._empty(g.shape, g.dtype, channels_last)
+    out[...] = g
+    return out
 
 
 def _like_input(a, x, keep_layout: bool):
