@@ -113,7 +113,9 @@ def _pow(a, e):
     if e == 2:
         return a * a
     if e == 3:
-        return a * a * a
+        r = a * a
+        r *= a                          # into the fresh square: one allocation, not two
+        return r
     if e == 0.5:
         return np.sqrt(a)
     if e == -0.5:
@@ -121,7 +123,8 @@ def _pow(a, e):
     if e == -1:
         return 1 / a
     if e == -2:
-        return 1 / (a * a)
+        r = a * a
+        return np.divide(1, r, out=r) if isinstance(r, np.ndarray) else 1 / r
     return np.power(a, e)
 
 
@@ -173,7 +176,9 @@ def _inverse(norm_type) -> float:
 def _finish(pooled, steps, area, e):
     # sign(s) * relu(|s|) * area is s * area exactly (NaN stays NaN) except that torch's
     # sign makes -0.0 +0.0, which adding +0.0 does too (and -0.0 ** -1 would be -inf)
-    scaled = steps.round(steps.up(pooled) * area + 0.0)
+    scaled = steps.up(pooled) * area
+    scaled += 0.0
+    scaled = steps.round(scaled)
     return steps.down(steps.pow(scaled, e))
 
 
