@@ -39,6 +39,8 @@ from . import _pooling
 from ._pooling import _checked_pool_args, _is_dask
 from ._validation import as_float_array, check_grad_output
 
+__all__ = ["lp_pool1d", "lp_pool2d", "lp_pool3d", "lp_pool1d_backward", "lp_pool2d_backward", "lp_pool3d_backward"]
+
 _HALF = np.dtype(np.float16)
 
 
