@@ -50,6 +50,14 @@ from ._unpool import (
     max_unpool3d,
     max_unpool3d_backward,
 )
+from ._lp import (
+    lp_pool1d,
+    lp_pool1d_backward,
+    lp_pool2d,
+    lp_pool2d_backward,
+    lp_pool3d,
+    lp_pool3d_backward,
+)
 from ._threads import get_num_threads, openmp_enabled, set_num_threads
 from ._windows import adaptive_windows, max_pool_windows, pool_output_size, pool_windows, window_end, window_start
 
@@ -78,6 +86,12 @@ __all__ = [
     "fractional_max_pool2d_backward",
     "fractional_max_pool3d",
     "fractional_max_pool3d_backward",
+    "lp_pool1d",
+    "lp_pool1d_backward",
+    "lp_pool2d",
+    "lp_pool2d_backward",
+    "lp_pool3d",
+    "lp_pool3d_backward",
     "max_pool1d",
     "max_pool1d_backward",
     "max_pool2d",

@@ -40,6 +40,7 @@ __all__ = [
     "adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_avg_pool3d",
     "adaptive_max_pool1d", "adaptive_max_pool2d", "adaptive_max_pool3d",
     "avg_pool1d", "avg_pool2d", "avg_pool3d", "max_pool1d", "max_pool2d", "max_pool3d",
+    "lp_pool1d", "lp_pool2d", "lp_pool3d",
 ]
 
 # A max pool's partial result: the value (float64 holds every float16/32/64 exactly) and the
@@ -344,3 +345,22 @@ def max_pool3d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
     only."""
     return _strided("max_pool3d", input, kernel_size, stride, padding, dilation, ceil_mode,
                     return_indices=return_indices)
+
+
+def lp_pool1d(input, norm_type, kernel_size, stride=None, ceil_mode: bool = False):
+    """:func:`adapool.lp_pool1d` of a dask array, lazily: torch's composition of powers and
+    :func:`avg_pool1d` (or :func:`max_pool1d` for p = ±inf) on the dask array."""
+    from ._lp import lp_on_dask
+    return lp_on_dask(1, input, norm_type, kernel_size, stride, ceil_mode)
+
+
+def lp_pool2d(input, norm_type, kernel_size, stride=None, ceil_mode: bool = False):
+    """:func:`adapool.lp_pool2d` of a dask array, lazily (see lp_pool1d)."""
+    from ._lp import lp_on_dask
+    return lp_on_dask(2, input, norm_type, kernel_size, stride, ceil_mode)
+
+
+def lp_pool3d(input, norm_type, kernel_size, stride=None, ceil_mode: bool = False):
+    """:func:`adapool.lp_pool3d` of a dask array, lazily (see lp_pool1d)."""
+    from ._lp import lp_on_dask
+    return lp_on_dask(3, input, norm_type, kernel_size, stride, ceil_mode)

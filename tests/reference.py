@@ -309,3 +309,60 @@ def fractional_max_pool_ref(x, kernel, output_size, samples):
             values[(n, c) + idx] = flat[local]
             indices[(n, c) + idx] = plane
     return values, indices
+# ---- lp_pool1d/2d/3d -------------------------------------------------------------------------
+
+def _lp_windows(spatial, kernel, stride, ceil_mode):
+    """Each output's window (a tuple of slices) and clamped area: lp_pool pools without padding."""
+    from adapool._windows import pool_output_size, pool_windows
+
+    out = tuple(pool_output_size(i, k, s, 0, ceil_mode) for i, k, s in zip(spatial, kernel, stride))
+    axes = [pool_windows(o, i, k, s, 0, False) for o, i, k, s in zip(out, spatial, kernel, stride)]
+    for idx in np.ndindex(*out):
+        window = tuple(slice(a[0][j], a[1][j]) for a, j in zip(axes, idx))
+        yield idx, window, int(np.prod([w.stop - w.start for w in window]))
+
+
+def lp_pool_ref(x, p, kernel, stride, ceil_mode=False):
+    """torch's lp_pool over the last nd axes in float64, with per-axis tuples (stride
+    defaulted): for finite p, S = kernel area * (sum of x**p over the clamped window) / its
+    clamped area, and the result S ** (1/p) (NaN when S < 0 and 1/p is not an integer, as
+    NumPy's power gives); p = inf: the largest |x|, p = -inf: the smallest (NaN if any is)."""
+    nd = len(kernel)
+    x = np.asarray(x, dtype=np.float64)
+    area = int(np.prod(kernel))
+    out_shape = None
+    results = {}
+    with np.errstate(all="ignore"):
+        for idx, window, clamped in _lp_windows(x.shape[-nd:], kernel, stride, ceil_mode):
+            block = x[(Ellipsis,) + window].reshape(x.shape[:-nd] + (-1,))
+            if p == np.inf:
+                results[idx] = np.max(np.abs(block), axis=-1)
+            elif p == -np.inf:
+                results[idx] = np.min(np.abs(block), axis=-1)
+            else:
+                s = area * np.sum(block ** p, axis=-1) / clamped
+                results[idx] = s ** (1.0 / p)
+            out_shape = tuple(i + 1 for i in idx)
+    y = np.empty(x.shape[:-nd] + out_shape)
+    for idx, v in results.items():
+        y[(Ellipsis,) + idx] = v
+    return y
+
+
+def lp_pool_backward_ref(grad_output, x, p, kernel, stride, ceil_mode=False):
+    """The gradient of lp_pool_ref by hand (finite p), as torch's autograd composes it: each
+    window passes ``grad * (1/p) * S ** (1/p - 1) * area / clamped`` to its elements unless
+    S == 0 (relu's threshold), and each element then multiplies its sum by ``p * x ** (p-1)``."""
+    nd = len(kernel)
+    x = np.asarray(x, dtype=np.float64)
+    go = np.asarray(grad_output, dtype=np.float64)
+    area = int(np.prod(kernel))
+    g_pow = np.zeros(x.shape)
+    with np.errstate(all="ignore"):
+        for idx, window, clamped in _lp_windows(x.shape[-nd:], kernel, stride, ceil_mode):
+            block = x[(Ellipsis,) + window].reshape(x.shape[:-nd] + (-1,))
+            s = area * np.sum(block ** p, axis=-1) / clamped
+            d = go[(Ellipsis,) + idx] * (1.0 / p) * s ** (1.0 / p - 1) * area / clamped
+            d = np.where(s == 0, 0.0, d)
+            g_pow[(Ellipsis,) + window] += d[(Ellipsis,) + (None,) * nd]
+        return g_pow * (p * x ** (p - 1.0))

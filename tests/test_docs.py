@@ -26,6 +26,7 @@ EXPECTED = {
         "max_unpool1d_backward", "max_unpool2d_backward", "max_unpool3d_backward",
         "fractional_max_pool2d", "fractional_max_pool3d",
         "fractional_max_pool2d_backward", "fractional_max_pool3d_backward",
+        "lp_pool1d", "lp_pool2d", "lp_pool3d", "lp_pool1d_backward", "lp_pool2d_backward", "lp_pool3d_backward",
         "window_start", "window_end", "adaptive_windows", "pool_output_size", "pool_windows",
         "set_num_threads", "get_num_threads", "openmp_enabled",
     },
