@@ -37,6 +37,7 @@ import numpy.typing as npt
 
 from . import _pooling
 from ._pooling import _checked_pool_args, _is_dask
+from ._bfloat16 import BFLOAT16, is_bfloat16, to_bfloat16, to_float32
 from ._validation import as_float_array, check_grad_output
 
 __all__ = ["lp_pool1d", "lp_pool2d", "lp_pool3d", "lp_pool1d_backward", "lp_pool2d_backward", "lp_pool3d_backward"]
@@ -136,28 +137,45 @@ def _sign(a):
 
 
 class _Steps:
-    """The dtype each elementwise step computes in and the rounding after it: float16 runs in
-    float32, rounded to float16 after every op (torch's CPU half ops compute in float); float32
-    and float64 run as they are."""
+    """The dtype each elementwise step computes in and the rounding after it: float16 and
+    bfloat16 run in float32, rounded to their type after every op (torch's CPU reduced-precision
+    ops compute in float); float32 and float64 run as they are."""
 
     def __init__(self, dtype):
-        self.half = np.dtype(dtype) == _HALF
+        dtype = np.dtype(dtype)
+        self.bf16 = dtype == BFLOAT16
+        self.half = dtype == _HALF or self.bf16   # a reduced type, computed in float32
         self.work = np.float32 if self.half else dtype
 
     def up(self, a):
+        if self.bf16 and a.dtype == BFLOAT16:
+            return to_float32(a)
         return a.astype(np.float32) if self.half else a
 
     def round(self, a):
+        if self.bf16:
+            return to_float32(to_bfloat16(a))
         return a.astype(np.float16).astype(np.float32) if self.half else a
 
     def exponent(self, e):
-        # torch's half pow casts its scalar exponent to half (a multiply keeps it in float)
+        # torch's reduced-precision pow casts its scalar exponent to the tensor's type (a
+        # multiply keeps it in float)
+        if self.bf16:
+            return float(to_float32(to_bfloat16(np.float32(e)))) if np.isfinite(e) else e
         return float(np.float16(e)) if self.half else e
 
     def pow(self, a, e):
-        return _pow(a, self.exponent(e))
+        e = self.exponent(e)
+        if self.bf16 and e in (3, -2):
+            # torch's bfloat16 cube and reciprocal square round the square to bfloat16 first
+            # (its half ones don't; measured on 100k values: 78% / 73% agreement otherwise)
+            square = self.round(a * a)
+            return square * a if e == 3 else 1 / square
+        return _pow(a, e)
 
     def down(self, a):
+        if self.bf16:
+            return to_bfloat16(a)
         return a.astype(np.float16) if self.half else a
 
 
@@ -215,7 +233,7 @@ def _lp_forward(nd: int, input, norm_type, kernel_size, stride, ceil_mode):
     if _is_dask(input):
         from . import dask as _dask
         return getattr(_dask, op)(input, norm_type, kernel_size, stride, ceil_mode)
-    x = as_float_array(input, op)
+    x = input if is_bfloat16(input) else as_float_array(input, op)   # bfloat16: each step below rounds to it
     _check_args(nd, x.shape, norm_type, kernel_size, stride, ceil_mode)
     with np.errstate(all="ignore"):   # NaN and inf are results here, as in torch
         return _compose(nd, norm_type, kernel_size, stride, ceil_mode, _pooling, x)
@@ -247,8 +265,8 @@ def _lp_backward(nd: int, grad_output, input, norm_type, kernel_size, stride, ce
 def _backward(nd: int, grad_output, input, norm_type, kernel_size, stride, ceil_mode):
     op = f"lp_pool{nd}d"
     name = op + "_backward"
-    x = as_float_array(input, name)
-    go = as_float_array(grad_output, name)
+    x = input if is_bfloat16(input) else as_float_array(input, name)
+    go = grad_output if is_bfloat16(grad_output) else as_float_array(grad_output, name)
     if go.dtype != x.dtype:
         raise TypeError(f"{name}(): grad_output has dtype {go.dtype}, the input has {x.dtype}")
     area = _kernel_area(kernel_size, nd)

@@ -219,6 +219,28 @@ def test_fractional_bfloat16_samples_must_be_bfloat16_and_draws_are_reproducible
     assert a.dtype == BFLOAT16 and np.array_equal(a.view(np.uint16), b.view(np.uint16))
 
 
+@pytest.mark.parametrize("nd", [1, 2])
+@pytest.mark.parametrize("p", [1, 2, 3, 1.5, 0.4, float("inf"), -2])
+def test_lp_pool_matches_torch_bfloat16(torch_oracle, nd, p):
+    # torch's composition in bfloat16: each elementwise op rounded to bfloat16 (its cube and
+    # reciprocal square round the square first), the pool rounded once
+    torch = torch_oracle
+    shape = (2, 5) + (17, 13)[:nd]
+    x = to_bfloat16(np.abs(to_float32(bf16_input(shape, seed=3))) + np.float32(0.1))
+    ours = getattr(adapool, f"lp_pool{nd}d")(x, p, 3, 2, True)
+    theirs = getattr(torch.nn.functional, f"lp_pool{nd}d")(torch_view(torch, x), p, 3, 2, True)
+    if p == -2:   # 1/p = -0.5: torch's bfloat16 rsqrt differs from float32's by an ulp on ~0.01% of values
+        assert_close_bf16(ours, numpy_view(theirs), ulps=1, exact_share=0.9)
+    else:
+        assert np.array_equal(ours.view(np.uint16), numpy_view(theirs).view(np.uint16))
+    go = bf16_input(ours.shape, seed=5)
+    grad = getattr(adapool, f"lp_pool{nd}d_backward")(go, x, p, 3, 2, True)
+    tx = torch_view(torch, x).clone().requires_grad_(True)
+    getattr(torch.nn.functional, f"lp_pool{nd}d")(tx, p, 3, 2, True).backward(torch_view(torch, go))
+    assert grad.dtype == BFLOAT16
+    assert_close_bf16(grad, numpy_view(tx.grad), ulps=4, exact_share=0.6)
+
+
 def test_out_takes_a_bfloat16_array():
     x = bf16_input((2, 5, 15, 13))
     out = np.empty((2, 5, 4, 5), BFLOAT16)
