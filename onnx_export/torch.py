@@ -300,7 +300,7 @@ def _ts_symbolics():
 def translations(strategy: str = "auto", targets: Sequence[str] | None = None) -> Iterator[None]:
     """Install adapool's translations around your own ``torch.onnx.export`` call(s).
 
-    Inside the block ``torch.onnx.export`` exports aten's adaptive pools and avg_pool2d exactly,
+    Inside the block ``torch.onnx.export`` exports aten's adaptive and strided pools exactly,
     with either exporter, and lowers them with ``strategy``; on exit torch's symbolic registry,
     ``torch.onnx.export`` and onnx's schema registry are as they were (custom symbolics you had
     registered for these ops are put back). Inside the block, ``dynamo=True`` returns torch's
@@ -594,7 +594,7 @@ def export(model: torch.nn.Module | torch.export.ExportedProgram, args: tuple[An
            targets: Sequence[str] | None = None, check: bool = False, **kwargs: Any) -> onnx.ModelProto:
     """``torch.onnx.export(model, args, f, **kwargs)`` with adapool's exact pooling translations.
 
-    Each aten adaptive pool and avg_pool2d call is exported as one adapool-domain node, then
+    Each aten adaptive or strided pool call is exported as one adapool-domain node, then
     lowered (:func:`onnx_export.lower`) to the strategy's standard-op graph for the shapes ONNX
     shape inference finds: static sizes get static graphs, unknown sizes the dynamic form.
 
