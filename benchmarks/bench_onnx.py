@@ -4,7 +4,7 @@ Timed interleaved, round after round, in one process (medians; the ratios are wh
 noisy machine). Static graphs are exported for the exact input shape; `dynamic` and `function`
 graphs are exported with dynamic N, H, W and run at the same shape.
 
-    python benchmarks/bench_onnx.py [--ops avg,max,avgpool] [--threads 2] [--rounds 9] [--json out.json]
+    python benchmarks/bench_onnx.py [--ops avg,max,avgpool,maxpool,maxpool_indices] [--threads 2] [--rounds 9] [--json out.json]
 
 Columns: ms per call; `x torch` = torch eager's time / the graph's (above 1: the graph is faster);
 `dyn / static` = the dynamic graph's time / the fastest static graph's.
@@ -22,11 +22,15 @@ from adapool import _bench  # noqa: E402
 from adapool._bench import POOL, SEED_SHAPES, interleaved_ms  # noqa: E402
 import onnx_export  # noqa: E402
 
-OPS = {"avg": "adaptive_avg_pool2d", "max": "adaptive_max_pool2d", "avgpool": "avg_pool2d"}
+OPS = {"avg": "adaptive_avg_pool2d", "max": "adaptive_max_pool2d", "avgpool": "avg_pool2d",
+       "maxpool": "max_pool2d", "maxpool_indices": "max_pool2d"}
+STRIDED = ("avgpool", "maxpool", "maxpool_indices")
 
 
 def _kwargs(op, out):
-    return dict(POOL) if op == "avgpool" else {"output_size": out}
+    if op == "maxpool_indices":
+        return dict(POOL, return_indices=True)
+    return dict(POOL) if op in STRIDED else {"output_size": out}
 
 
 def _session(model, threads):
@@ -92,7 +96,7 @@ def table(rows, threads):
         ms = r["ms"]
         static = [s for s in ms if s in ("global", "reduce", "pool", "matmul", "gather")]
         best_static = min((ms[s] for s in static), default=nan)
-        out = "3,2,1" if r["op"] == "avgpool" else r["output_size"]
+        out = "3,2,1" if r["op"] in STRIDED else r["output_size"]
         for s in [s for s in onnx_export.STRATEGIES if s in ms]:
             mark = " (auto)" if s == r["auto"] else ""
             dyn = f"{ms[s] / best_static:.2f}" if s in ("dynamic", "function") else ""
@@ -103,7 +107,7 @@ def table(rows, threads):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--ops", default=",".join(OPS))
+    parser.add_argument("--ops", default="avg,max,avgpool")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=9)
     parser.add_argument("--json")

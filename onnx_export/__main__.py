@@ -44,17 +44,19 @@ def _parser() -> argparse.ArgumentParser:
                                 description="Exact ONNX export of adapool's pooling calls, validated across runtimes.")
     sub = p.add_subparsers(dest="command", required=True)
     e = sub.add_parser("export", help="export one pooling call to an ONNX file")
-    e.add_argument("op", help="adaptive_avg_pool1d/2d/3d, adaptive_max_pool1d/2d/3d or avg_pool2d")
+    e.add_argument("op", help="adaptive_avg_pool1d/2d/3d, adaptive_max_pool1d/2d/3d, avg_pool1d/2d/3d or "
+                              "max_pool1d/2d/3d")
     e.add_argument("--input-shape", required=True, type=_shape,
                    help="comma-separated dims; a name (N, H, ...) makes that dim dynamic, e.g. N,16,H,W")
     e.add_argument("--output-size", help="adaptive ops: ints, comma-separated; None keeps a dim")
-    e.add_argument("--return-indices", action="store_true", help="adaptive max ops: also output int64 indices")
-    e.add_argument("--kernel-size", help="avg_pool2d: kH,kW or k")
-    e.add_argument("--stride", help="avg_pool2d: sH,sW or s (default: kernel size)")
-    e.add_argument("--padding", default="0", help="avg_pool2d: pH,pW or p")
-    e.add_argument("--ceil-mode", action="store_true")
-    e.add_argument("--no-count-include-pad", action="store_true")
-    e.add_argument("--divisor-override", type=int)
+    e.add_argument("--return-indices", action="store_true", help="max ops: also output int64 indices")
+    e.add_argument("--kernel-size", help="strided ops: one int per pooled axis (kH,kW), or one for all")
+    e.add_argument("--stride", help="strided ops: as --kernel-size (default: the kernel size)")
+    e.add_argument("--padding", default="0", help="strided ops: as --kernel-size")
+    e.add_argument("--dilation", help="max_pool1d/2d/3d: as --kernel-size (default 1)")
+    e.add_argument("--ceil-mode", action="store_true", help="strided ops")
+    e.add_argument("--no-count-include-pad", action="store_true", help="avg_pool1d/2d/3d")
+    e.add_argument("--divisor-override", type=int, help="avg_pool2d/3d")
     e.add_argument("--dtype", default="float32", choices=["float16", "float32", "float64"])
     e.add_argument("--strategy", default="auto")
     e.add_argument("--targets", help="comma-separated runtimes the graph must be exact on "
@@ -82,22 +84,38 @@ def _export(args) -> int:
 
     from . import export, validate
     kwargs = {}
-    if args.op == "avg_pool2d":
-        if args.output_size is not None or args.return_indices:
-            raise ValueError("--output-size and --return-indices apply to the adaptive ops, not avg_pool2d")
+    if args.op.startswith(("avg_pool", "max_pool")):
+        is_max = args.op.startswith("max_pool")
+        if args.output_size is not None or (args.return_indices and not is_max):
+            raise ValueError(f"--output-size{'' if is_max else ' and --return-indices'} apply to the adaptive "
+                             f"ops, not {args.op}")
+        misplaced = [flag for flag, value in (
+            ("--dilation", args.dilation is not None and not is_max),
+            ("--no-count-include-pad", args.no_count_include_pad and is_max),
+            ("--divisor-override", args.divisor_override is not None and (is_max or args.op == "avg_pool1d")))
+            if value]
+        if misplaced:
+            raise ValueError(f"{', '.join(misplaced)} {'does' if len(misplaced) == 1 else 'do'} not apply to {args.op}")
         if args.kernel_size is None:
-            raise ValueError("avg_pool2d needs --kernel-size")
+            raise ValueError(f"{args.op} needs --kernel-size")
         kwargs = dict(kernel_size=_ints(args.kernel_size, "--kernel-size"),
                       stride=None if args.stride is None else _ints(args.stride, "--stride"),
-                      padding=_ints(args.padding, "--padding"), ceil_mode=args.ceil_mode,
-                      count_include_pad=not args.no_count_include_pad, divisor_override=args.divisor_override)
+                      padding=_ints(args.padding, "--padding"), ceil_mode=args.ceil_mode)
+        if is_max:
+            kwargs.update(dilation=1 if args.dilation is None else _ints(args.dilation, "--dilation"),
+                          return_indices=args.return_indices)
+        else:
+            kwargs["count_include_pad"] = not args.no_count_include_pad
+            if args.op != "avg_pool1d":
+                kwargs["divisor_override"] = args.divisor_override
     else:
         misplaced = [flag for flag, value in (("--kernel-size", args.kernel_size), ("--stride", args.stride),
                                               ("--padding", args.padding != "0"), ("--ceil-mode", args.ceil_mode),
                                               ("--no-count-include-pad", args.no_count_include_pad),
+                                              ("--dilation", args.dilation is not None),
                                               ("--divisor-override", args.divisor_override is not None)) if value]
         if misplaced:
-            raise ValueError(f"{', '.join(misplaced)} apply to avg_pool2d only, not {args.op}")
+            raise ValueError(f"{', '.join(misplaced)} apply to the strided pools only, not {args.op}")
         if args.output_size is None:
             raise ValueError(f"{args.op} needs --output-size")
         sizes = _ints(args.output_size, "--output-size", allow_none=True)

@@ -75,8 +75,8 @@ def build(op: str, input_name: str, input_shape: Sequence[int | str | None], *,
     Parameters
     ----------
     op : str
-        An adapool forward op: ``adaptive_avg_pool1d/2d/3d``, ``adaptive_max_pool1d/2d/3d`` or
-        ``avg_pool2d``.
+        An adapool forward op: ``adaptive_avg_pool1d/2d/3d``, ``adaptive_max_pool1d/2d/3d``,
+        ``avg_pool1d/2d/3d`` or ``max_pool1d/2d/3d``.
     input_name : str
         Name of the graph value the nodes read.
     input_shape : sequence
@@ -98,7 +98,8 @@ def build(op: str, input_name: str, input_shape: Sequence[int | str | None], *,
         level (tract loads one at most). -1 (default): one; ``lower`` passes 0 once the graph
         holds one.
     **op_kwargs
-        The op's torch arguments (``output_size``, ``return_indices``, ``kernel_size``, ...).
+        The op's torch arguments (``output_size``, ``return_indices``, ``kernel_size``,
+        ``dilation``, ...).
 
     Returns
     -------
@@ -166,8 +167,8 @@ def export(op: str, input_shape: Sequence[int | str | None], *, dtype: npt.DType
     Parameters
     ----------
     op : str
-        An adapool forward op: ``adaptive_avg_pool1d/2d/3d``, ``adaptive_max_pool1d/2d/3d`` or
-        ``avg_pool2d``.
+        An adapool forward op: ``adaptive_avg_pool1d/2d/3d``, ``adaptive_max_pool1d/2d/3d``,
+        ``avg_pool1d/2d/3d`` or ``max_pool1d/2d/3d``.
     input_shape : sequence
         ints for static dims; a str (a symbolic name) or None for dynamic dims.
     dtype : {"float16", "float32", "float64"} or numpy dtype
@@ -184,7 +185,8 @@ def export(op: str, input_shape: Sequence[int | str | None], *, dtype: npt.DType
         Inline the ``function`` strategy's model-local function into the graph (OpenVINO and
         tract don't run model-local functions); no effect on other strategies.
     **op_kwargs
-        The op's torch arguments (``output_size``, ``return_indices``, ``kernel_size``, ...).
+        The op's torch arguments (``output_size``, ``return_indices``, ``kernel_size``,
+        ``dilation``, ...).
 
     Returns
     -------

@@ -11,7 +11,9 @@ import adapool
 from adapool import _validation
 from adapool._windows import pool_output_size
 
-# op name -> (kind, number of spatial axes); kind "avg" / "max" are adaptive, "avgpool" is avg_pool2d
+# op name -> (kind, number of spatial axes); kind "avg" / "max" are adaptive, "avgpool" and
+# "maxpool" the strided pools (avg_pool1d/2d/3d, max_pool1d/2d/3d)
+STRIDED = ("avgpool", "maxpool")
 OPS = {
     "adaptive_avg_pool1d": ("avg", 1),
     "adaptive_avg_pool2d": ("avg", 2),
@@ -19,7 +21,12 @@ OPS = {
     "adaptive_max_pool1d": ("max", 1),
     "adaptive_max_pool2d": ("max", 2),
     "adaptive_max_pool3d": ("max", 3),
+    "avg_pool1d": ("avgpool", 1),
     "avg_pool2d": ("avgpool", 2),
+    "avg_pool3d": ("avgpool", 3),
+    "max_pool1d": ("maxpool", 1),
+    "max_pool2d": ("maxpool", 2),
+    "max_pool3d": ("maxpool", 3),
 }
 DTYPES = ("float16", "float32", "float64")
 _ROLE_NAMES = {1: "L", 2: "HW", 3: "DHW"}
@@ -37,9 +44,10 @@ class PoolSpec:
     dtype: np.dtype
     out: tuple            # adaptive: per spatial axis, an int, or None to keep a dynamic size
     return_indices: bool = False
-    kernel: tuple = ()    # avg_pool2d only
+    kernel: tuple = ()    # the strided pools only
     stride: tuple = ()
     padding: tuple = ()
+    dilation: tuple = ()  # max pools; () for the average pools
     ceil_mode: bool = False
     count_include_pad: bool = True
     divisor_override: int | None = None
@@ -62,10 +70,16 @@ class PoolSpec:
 
     def kwargs(self) -> dict:
         """The call's torch arguments, as adapool's op takes them."""
-        if self.kind == "avgpool":
+        if self.kind == "maxpool":
             return dict(kernel_size=list(self.kernel), stride=list(self.stride), padding=list(self.padding),
-                        ceil_mode=self.ceil_mode, count_include_pad=self.count_include_pad,
-                        divisor_override=self.divisor_override)
+                        dilation=list(self.dilation), ceil_mode=self.ceil_mode,
+                        return_indices=self.return_indices)
+        if self.kind == "avgpool":
+            kw = dict(kernel_size=list(self.kernel), stride=list(self.stride), padding=list(self.padding),
+                      ceil_mode=self.ceil_mode, count_include_pad=self.count_include_pad)
+            if self.nd != 1:   # avg_pool1d has no divisor_override
+                kw["divisor_override"] = self.divisor_override
+            return kw
         out = [None if o is None else o for o in self.out]
         kw = {"output_size": out}
         if self.kind == "max":
@@ -75,11 +89,16 @@ class PoolSpec:
     def output_shape(self) -> tuple:
         """Static output dims as ints, dynamic ones as None (batch and channel names are kept)."""
         lead = self.shape[:-self.nd]
-        if self.kind == "avgpool":   # each static axis has a static output size
+        if self.kind in STRIDED:   # each static axis has a static output size
             return lead + tuple(
-                None if not isinstance(c, int) else pool_output_size(c, k, s, p, self.ceil_mode)
-                for c, k, s, p in zip(self.spatial, self.kernel, self.stride, self.padding))
+                None if not isinstance(c, int) else pool_output_size(c, k, s, p, self.ceil_mode, d)
+                for c, k, s, p, d in zip(self.spatial, self.kernel, self.stride, self.padding, self.dilations))
         return lead + tuple(s if o is None else o for o, s in zip(self.out, self.spatial))
+
+    @property
+    def dilations(self) -> tuple:
+        """Per-axis dilation, 1 for the average pools."""
+        return self.dilation or (1,) * self.nd
 
     def _pool_args(self):
         return (self.kernel, self.stride, self.padding, self.ceil_mode, self.count_include_pad,
@@ -142,6 +161,8 @@ def make_spec(op: str, input_shape, dtype="float32", **kwargs) -> PoolSpec:
     shape = _shape(input_shape, nd, op)
     args = _kwargs_for(op, kwargs)
     static = tuple(s if isinstance(s, int) else None for s in shape)
+    if kind in STRIDED and op != "avg_pool2d":
+        return _strided_spec(op, kind, nd, shape, dt, static, args)
     if kind == "avgpool":
         probe = tuple(_PROBE_SIZE if s is None else s for s in static)
         _validation.pool2d_args(probe, args["kernel_size"], args["stride"], args["padding"],
@@ -174,3 +195,25 @@ def make_spec(op: str, input_shape, dtype="float32", **kwargs) -> PoolSpec:
     if any(o is not None and o >= _validation.INT64_SAFE for o in out):
         raise ValueError(f"{op}: output_size {list(out)} is too large")
     return PoolSpec(op, kind, nd, shape, dt, tuple(out), return_indices=return_indices)
+
+
+def _strided_spec(op, kind, nd, shape, dt, static, args) -> PoolSpec:
+    """avg_pool1d/3d and max_pool1d/2d/3d: adapool's own checks (torch's order and words) on the
+    static shape, and on a probe shape standing in for the dynamic sizes."""
+    is_max = kind == "maxpool"
+    extra = dict(dilation=args["dilation"], return_indices=args["return_indices"]) if is_max else \
+        dict(count_include_pad=args["count_include_pad"], divisor_override=args.get("divisor_override"))
+    call = lambda shape_: _validation.pool_args(   # noqa: E731
+        op, shape_, args["kernel_size"], args["stride"], args["padding"], ceil_mode=args["ceil_mode"], **extra)
+    checked = call(tuple(_PROBE_SIZE if s is None else s for s in static))
+    if all(isinstance(s, int) for s in shape[-nd - 1:]):
+        checked = call(shape)
+    _, _, kernel, stride, padding, *rest = checked.key
+    common = dict(kernel=tuple(kernel), stride=tuple(stride), padding=tuple(padding),
+                  ceil_mode=bool(args["ceil_mode"]))
+    if is_max:
+        return PoolSpec(op, kind, nd, shape, dt, (), return_indices=bool(args["return_indices"]),
+                        dilation=tuple(rest[0]), **common)
+    divisor = extra["divisor_override"]
+    return PoolSpec(op, kind, nd, shape, dt, (), count_include_pad=bool(rest[0]),
+                    divisor_override=None if divisor is None else int(divisor), **common)

@@ -14,6 +14,7 @@ from onnx import helper
 from adapool._windows import adaptive_windows, pool_output_size
 
 from ._builder import DEFAULT_TARGETS, DOMAIN, Builder, onnx_dtype
+from ._spec import STRIDED
 from ._windows import dynamic_axes, size_product, size_vector, static_axes
 
 
@@ -27,7 +28,7 @@ ORT_CPU_NO_FLOAT64 = frozenset({"AveragePool", "GlobalAveragePool", "GlobalMaxPo
 
 def compute_dtype(spec) -> np.dtype:
     """Average pooling accumulates float16 in float32 and rounds once, as torch does."""
-    return np.dtype(np.float32) if spec.dtype == np.float16 and spec.kind != "max" else spec.dtype
+    return np.dtype(np.float32) if spec.dtype == np.float16 and spec.kind in ("avg", "avgpool") else spec.dtype
 
 
 # ---- pieces shared by the strategies -------------------------------------------------------------
@@ -419,7 +420,7 @@ def empty_outputs(b: Builder, spec, x: str):
     them). None when no output dim is 0."""
     lead = spec.rank - spec.nd
     empty_lead = any(d == 0 for d in spec.shape[:lead])
-    if spec.kind == "avgpool" or not (empty_lead or any(o == 0 for o in spec.out)):
+    if spec.kind in STRIDED or not (empty_lead or any(o == 0 for o in spec.out)):
         return None
     dims = [b.dims(x, 0, lead)] + [o if o is not None else b.dims(x, lead + i, lead + i + 1)
                                    for i, o in enumerate(spec.out)]
@@ -446,19 +447,53 @@ def _build_reduce(b, spec, x):
     return [_from_compute(b, spec, b.reduce("ReduceMean", _to_compute(b, spec, x), axes, keepdims=True))]
 
 
-def _build_pool(b, spec, x):
-    if spec.kind == "avgpool":
-        kernel, stride = list(spec.kernel), list(spec.stride)
-        pads = list(spec.padding) * 2
-        include = spec.count_include_pad or spec.divisor_override is not None
+def strided_pads(spec):
+    """ONNX pads (begins + ends) that give a strided pool torch's windows without ceil_mode:
+    the padding on both sides, and on the right as much more as the windows ceil_mode adds
+    need (MaxPool never picks a pad; AveragePool without count_include_pad doesn't count
+    them). A reason string when no pads do it exactly."""
+    ends = []
+    for i, c in enumerate(spec.spatial):
+        k, s, p, d = spec.kernel[i], spec.stride[i], spec.padding[i], spec.dilations[i]
+        if not isinstance(c, int):
+            if spec.ceil_mode:
+                return "ceil_mode at dynamic sizes can add a window past the padding, which the pads can't follow"
+            ends.append(p)
+            continue
+        o = pool_output_size(c, k, s, p, spec.ceil_mode, d)
+        ends.append(max(p, (o - 1) * s + (k - 1) * d + 1 - c - p))
+    if any(e > p for e, p in zip(ends, spec.padding)) and spec.kind == "avgpool" \
+            and spec.count_include_pad and spec.divisor_override is None:
+        return "ceil_mode adds a window past the padding here, which AveragePool counts differently"
+    # onnxruntime: "Pad should be smaller than kernel"
+    if any(max(p, e) >= k for p, e, k in zip(spec.padding, ends, spec.kernel)):
+        return "its padding (with the windows ceil_mode adds) reaches the kernel size, which onnxruntime rejects"
+    return list(spec.padding) + ends
 
-        def pool(u):
-            return b.op("AveragePool", u, kernel_shape=kernel, strides=stride, pads=pads,
-                        count_include_pad=int(include))
-        y = _batched(b, spec, _to_compute(b, spec, x), pool)
-        if spec.divisor_override is not None:   # every window is kh*kw long here (no ceil overhang)
-            y = b.op("Mul", y, b.scalar(kernel[0] * kernel[1] / spec.divisor_override, compute_dtype(spec)))
-        return [_from_compute(b, spec, y)]
+
+def _build_strided_pool(b, spec, x):
+    pads = strided_pads(spec)
+    kernel, stride = list(spec.kernel), list(spec.stride)
+    if spec.kind == "maxpool":
+        dilations = list(spec.dilations)
+        if spec.return_indices:
+            return _maxpool_indices(b, spec, x, x, spec.spatial, kernel, stride, pads=pads, dilations=dilations)
+        return [_exact_max(b, spec, x, lambda sb, v: _batched(
+            sb, spec, v, lambda u: sb.op("MaxPool", u, kernel_shape=kernel, strides=stride, pads=pads,
+                                         dilations=dilations)))]
+    include = spec.count_include_pad or spec.divisor_override is not None
+
+    def pool(u):
+        return b.op("AveragePool", u, kernel_shape=kernel, strides=stride, pads=pads, count_include_pad=int(include))
+    y = _batched(b, spec, _to_compute(b, spec, x), pool)
+    if spec.divisor_override is not None:   # every window lies inside the pads: prod(kernel) counted
+        y = b.op("Mul", y, b.scalar(float(np.prod(kernel)) / spec.divisor_override, compute_dtype(spec)))
+    return [_from_compute(b, spec, y)]
+
+
+def _build_pool(b, spec, x):
+    if spec.kind in STRIDED:
+        return _build_strided_pool(b, spec, x)
     kernel, stride = (list(v) for v in zip(*(uniform_windows(o, c) for c, o in zip(spec.spatial, spec.out))))
     if spec.kind == "max" and spec.return_indices:
         return _pool_with_indices(b, spec, x, kernel, stride)
@@ -480,7 +515,7 @@ def _pool_with_indices(b, spec, x, kernel, stride) -> list:
     return _maxpool_indices(b, spec, x, x, spec.spatial, kernel, stride)
 
 
-def _maxpool_indices(b, spec, x, src, src_spatial, kernel, stride, lookup=None, pads=None) -> list:
+def _maxpool_indices(b, spec, x, src, src_spatial, kernel, stride, lookup=None, pads=None, dilations=None) -> list:
     """MaxPool (values and Indices) over ``src``, whose planes are ``src_spatial``; its flat
     indices less each plane's offset (a constant: static shapes; Mod ran 8x slower), mapped
     to ``x``'s planes through ``lookup`` when ``src`` is a regathered copy of ``x``. MaxPool's
@@ -492,7 +527,8 @@ def _maxpool_indices(b, spec, x, src, src_spatial, kernel, stride, lookup=None, 
     # 1-d inputs and unbatched copies: onnxsim breaks those graphs ("not in SSA form")
     if b.if_free or (not spec.batched and (spec.nd == 1 or pads or lookup is not None)):
         return _max_with_indices(b, spec, x, static_axes(b, spec), static=True)
-    attrs = dict(kernel_shape=kernel, strides=stride, **({"pads": pads} if pads else {}))
+    attrs = dict(kernel_shape=kernel, strides=stride, **({"pads": pads} if pads else {}),
+                 **({"dilations": dilations} if dilations and any(d != 1 for d in dilations) else {}))
     if spec.batched:
         y, flat = b.op("MaxPool", src, outputs=2, **attrs)
         pooled = lambda sub: (y, flat)   # noqa: E731
@@ -561,7 +597,37 @@ def _build_matmul(b, spec, x):
     return [_from_compute(b, spec, _average_matmul_exact(b, spec, _to_compute(b, spec, x), static_axes(b, spec)))]
 
 
+def _strided_max_gather(b, spec, x) -> list:
+    """Max pooling over each window's gathered elements (max_pool_windows' tables): ReduceMax
+    axis by axis, or the ArgMax form for indices. A window with no element at all (dilation and
+    padding can leave one) is -inf with torch's index, its first in-bounds position on each
+    axis (past the window's start, possibly outside the plane): constants put in by Where."""
+    axes = static_axes(b, spec)
+    if spec.return_indices:
+        outs = _max_with_indices(b, spec, x, axes, static=True)
+    else:
+        outs = [_exact_max(b, spec, x, lambda sb, v: _separable_max(sb, spec, v, axes))]
+    nd = spec.nd
+    if not any(ax.empty.any() for ax in axes):
+        return outs
+    empty = np.zeros([1] * nd, dtype=bool)
+    first = np.zeros([1] * nd, dtype=np.int64)
+    strides = [int(np.prod(spec.spatial[i + 1:])) for i in range(nd)]
+    for i, ax in enumerate(axes):
+        shape = [1] * nd
+        shape[i] = ax.out_size
+        empty = empty | ax.empty.reshape(shape)
+        first = first + (ax.starts * strides[i]).reshape(shape)
+    mask = b.const(empty)
+    outs[0] = b.op("Where", mask, b.scalar(-np.inf, spec.dtype), outs[0])
+    if spec.return_indices:
+        outs[1] = b.op("Where", mask, b.const(first), outs[1])
+    return outs
+
+
 def _build_gather(b, spec, x):
+    if spec.kind == "maxpool":
+        return _strided_max_gather(b, spec, x)
     axes = static_axes(b, spec)
     if spec.return_indices:
         if spec.dtype == np.float64:   # onnx's reference evaluator: wrong float64 MaxPool indices
@@ -584,7 +650,7 @@ def _build_sliding(b, spec, x):
 def _build_dynamic(b, spec, x, params=None):
     if params is None and _all_ones(spec) is None:   # output 1 is exact at any size as a reduction
         return _build_reduce(b, spec, x)
-    if spec.kind == "max":
+    if spec.kind in ("max", "maxpool"):
         axes = dynamic_axes(b, spec, x, params)
         if spec.return_indices:
             return _max_with_indices(b, spec, x, axes, static=False)
@@ -598,6 +664,7 @@ def _build_dynamic(b, spec, x, params=None):
 FUNCTION_ATTRS = {
     "avg": ("output_size",), "max": ("output_size",),
     "avgpool": ("kernel", "stride", "padding", "ceil_mode", "count_include_pad", "divisor_override"),
+    "maxpool": ("kernel", "stride", "padding", "dilation", "ceil_mode"),
 }
 
 
@@ -608,12 +675,15 @@ def function_name(spec) -> str:
     """The custom-domain op name. A function body depends on the input's rank and dtype, and a
     model can hold one function per name: batched float32 calls get the plain name, others a
     suffix (AdaptiveAvgPool2d_unbatched_f16)."""
-    base = {"avg": "AdaptiveAvgPool", "max": "AdaptiveMaxPool", "avgpool": "AvgPool"}[spec.kind]
+    base = {"avg": "AdaptiveAvgPool", "max": "AdaptiveMaxPool", "avgpool": "AvgPool", "maxpool": "MaxPool"}[spec.kind]
     name = f"{base}{spec.nd}d" + ("WithIndices" if spec.return_indices else "")
     return name + ("" if spec.batched else "_unbatched") + _DTYPE_SUFFIX[spec.dtype.name]
 
 
 def function_attributes(spec) -> dict:
+    if spec.kind == "maxpool":
+        return {"kernel": list(spec.kernel), "stride": list(spec.stride), "padding": list(spec.padding),
+                "dilation": list(spec.dilations), "ceil_mode": [int(spec.ceil_mode)]}
     if spec.kind == "avgpool":
         return {"kernel": list(spec.kernel), "stride": list(spec.stride), "padding": list(spec.padding),
                 "ceil_mode": [int(spec.ceil_mode)], "count_include_pad": [int(spec.count_include_pad)],
@@ -646,11 +716,20 @@ def call_from_node(node) -> tuple:
                     if len(node.output) < (2 if kwargs.get("return_indices") else 1):
                         raise ValueError(f"{DOMAIN}.{node.op_type} node {node.name!r} has too few outputs")
                     return f"adaptive_{kind}_pool{nd}d", kwargs
-        if op_type == "AvgPool2d":
-            return "avg_pool2d", {"kernel_size": a["kernel"], "stride": a["stride"], "padding": a["padding"],
-                                  "ceil_mode": bool(a["ceil_mode"][0]),
-                                  "count_include_pad": bool(a["count_include_pad"][0]),
-                                  "divisor_override": a["divisor_override"][0] or None}
+        for nd in (1, 2, 3):
+            if op_type == f"AvgPool{nd}d":
+                kwargs = {"kernel_size": a["kernel"], "stride": a["stride"], "padding": a["padding"],
+                          "ceil_mode": bool(a["ceil_mode"][0]), "count_include_pad": bool(a["count_include_pad"][0])}
+                if nd != 1:   # avg_pool1d has no divisor_override
+                    kwargs["divisor_override"] = a["divisor_override"][0] or None
+                return f"avg_pool{nd}d", kwargs
+            if op_type in (f"MaxPool{nd}d", f"MaxPool{nd}dWithIndices"):
+                indices = op_type.endswith("WithIndices")
+                if len(node.output) < (2 if indices else 1):
+                    raise ValueError(f"{DOMAIN}.{node.op_type} node {node.name!r} has too few outputs")
+                return f"max_pool{nd}d", {"kernel_size": a["kernel"], "stride": a["stride"], "padding": a["padding"],
+                                          "dilation": a["dilation"], "ceil_mode": bool(a["ceil_mode"][0]),
+                                          "return_indices": indices}
     except (KeyError, IndexError) as e:
         raise ValueError(f"{DOMAIN}.{node.op_type} node {node.name!r} lacks attribute {e}") from None
     raise ValueError(f"unknown {DOMAIN}-domain op {node.op_type!r}")
@@ -662,7 +741,7 @@ TABLE_LIMIT = 2**26
 
 
 def _tables_fit(spec):
-    if spec.kind == "avgpool":
+    if spec.kind in STRIDED:
         outs = [o for o in spec.output_shape()[-spec.nd:]]
     else:
         outs = list(spec.out)
@@ -683,7 +762,7 @@ def make_function(spec, opset: int, targets):
     tract = "tract" in targets
     body = Builder(opset, prefix=name, in_function=True, targets=targets, if_budget=1 if tract else None)
     params = {a: body.attr_ints(a) for a in FUNCTION_ATTRS[spec.kind]}
-    if spec.kind == "avgpool" or spec.return_indices or tract:
+    if spec.kind in STRIDED or spec.return_indices or tract:
         outs = _build_dynamic(body, spec, "X", params)
     else:   # output 1 everywhere (global pooling) runs as a reduction, decided per node
         ones = body.op("Equal", params["output_size"], body.ints(*[1] * spec.nd))
@@ -718,7 +797,7 @@ def _pooling_op_runs(spec):
 def _all_ones(spec):
     if spec.return_indices:
         return "it has no indices output"
-    if spec.kind == "avgpool" or any(o != 1 for o in spec.out):
+    if spec.kind in STRIDED or any(o != 1 for o in spec.out):
         return "it needs an output size of 1 on every pooled axis"
     return None
 
@@ -728,23 +807,29 @@ def _static(spec):
 
 
 def _divisible(spec):
-    if spec.kind == "avgpool":
-        if not spec.ceil_mode:
-            return None
-        if _tables_fit(spec):
-            return _tables_fit(spec)
-        if not spec.static_spatial:
-            return "ceil_mode with dynamic sizes can add a window past the padding, which AveragePool counts differently"
-        floor = [pool_output_size(c, k, s, p, False) for c, k, s, p in
-                 zip(spec.spatial, spec.kernel, spec.stride, spec.padding)]
-        if tuple(floor) != spec.output_shape()[-2:]:
-            return "ceil_mode adds a window past the padding here, which AveragePool counts differently"
-        return None
+    if spec.kind in STRIDED:
+        return _strided_pool_refuses(spec)
     reason = _static(spec)
     if reason:
         return reason
     if any(uniform_windows(o, c) is None for c, o in zip(spec.spatial, spec.out)):
         return "it needs uniform windows (one length at one stride: divisible sizes, or sizes like 15 -> 7)"
+    return None
+
+
+def _strided_pool_refuses(spec):
+    """AveragePool / MaxPool with explicit pads (and dilations): where their windows are
+    torch's, counted as torch counts them, and never empty."""
+    pads = strided_pads(spec)
+    if isinstance(pads, str):
+        return pads
+    if spec.kind == "maxpool" and any(d > 1 for d in spec.dilations) and any(spec.padding):
+        if not spec.static_spatial:
+            return "with dilation and padding a window can hold no element at some sizes (MaxPool's value there isn't torch's)"
+        if any(ax.empty.any() for ax in static_axes(Builder(13), spec)):
+            return "a window holds no element (dilation and padding), where MaxPool's answer isn't torch's"
+    if spec.return_indices and not spec.static_spatial:
+        return "its indices are made per plane with a constant plane size: static spatial sizes"
     return None
 
 
@@ -813,19 +898,26 @@ def _cuda_indices_refuse(spec):
     return None
 
 
+def _dynamic_refuses(spec):
+    if spec.kind == "maxpool" and any(d > 1 for d in spec.dilations):
+        return "dynamic windows with dilation > 1 are not supported yet (static spatial sizes are)"
+    return None
+
+
 def _tract_dynamic_refuses(spec):
     """tract's shape arithmetic: what it can't take in the dynamic form."""
     if spec.return_indices:   # even at static shapes; casts don't help (tract folds them)
         return "tract hands shape-derived int64 outputs back as TDim, which its Python API can't return"
-    if spec.kind == "avgpool" and not all(isinstance(d, int) for d in spec.shape):   # static: runs
-        return "tract's optimizer can't evaluate the symbolic slices of avg_pool2d's windows computed from Shape"
+    # static: runs; the max pools' windows (no divisors) run at dynamic sizes too
+    if spec.kind == "avgpool" and not all(isinstance(d, int) for d in spec.shape):
+        return f"tract's optimizer can't evaluate the symbolic slices of {spec.op}'s windows computed from Shape"
     return None
 
 
 def _tract_function_refuses(spec):
     """The function body also reads output sizes from attributes: a kept size (None, -1 in the
     attribute) becomes a symbolic divisor, which tract's shape arithmetic can't divide by."""
-    if spec.kind != "avgpool" and any(o is None for o in spec.out):
+    if spec.kind not in STRIDED and any(o is None for o in spec.out):
         return "tract can't divide by the symbolic size an output_size of None keeps (function attribute -1)"
     return _tract_dynamic_refuses(spec)
 
@@ -838,7 +930,7 @@ class Strategy:
     picks a strategy exact on every target. OpenVINO computes float64 in float32: that is its
     limitation, reported by validate(), not a gap of the graph."""
     name: str
-    kinds: tuple                    # op kinds it serves: "avg", "max", "avgpool"
+    kinds: tuple                    # op kinds it serves: "avg", "max", "avgpool", "maxpool"
     summary: str
     refuses: Callable               # spec -> reason it is not exact here, or None
     build: Callable                 # (builder, spec, input value) -> output values
@@ -866,7 +958,8 @@ STRATEGIES = {s.name: s for s in (
     # onnxruntime's CPU EP has no float64 AveragePool: `auto` takes the MatMul form there
     # onnxruntime's CPU AveragePool is ~2x slower than the MatMul form on planes above 32x32
     # (benchmarks/README.md): `auto` takes it for adaptive averages of small planes only
-    Strategy("pool", ("avg", "max", "avgpool"), "AveragePool / MaxPool (uniform windows; avg_pool2d)",
+    Strategy("pool", ("avg", "max", "avgpool", "maxpool"),
+             "AveragePool / MaxPool (uniform windows; the strided pools, with pads for ceil_mode's windows)",
              lambda spec: _divisible(spec) or _pooling_op_runs(spec), _build_pool,
              exact_on={**_EVERYWHERE, "onnxruntime": ("float16", "float32")},
              auto_if=lambda spec: spec.kind != "avg" or int(np.prod(spec.spatial)) <= 1024,
@@ -881,16 +974,16 @@ STRATEGIES = {s.name: s for s in (
              notes="onnxruntime-cuda: float32 not measured in its TF32-safe form"),
     Strategy("sliding", ("max",), "sliding-window max (dilated MaxPool doubling), then Gather of each window's two halves",
              _sliding_refuses, _build_sliding),
-    Strategy("gather", ("max",), "Gather of each window's indices, then ReduceMax (ArgMax for indices)",
+    Strategy("gather", ("max", "maxpool"), "Gather of each window's indices, then ReduceMax (ArgMax for indices)",
              _static, _build_gather, target_refuses={"onnxruntime-cuda": _cuda_indices_refuse},
              notes="the CUDA EP places part of the indices graph on CPU"),
-    Strategy("dynamic", ("avg", "max", "avgpool"), "windows computed in the graph from Shape: any size",
-             lambda spec: None, _build_dynamic,
+    Strategy("dynamic", ("avg", "max", "avgpool", "maxpool"), "windows computed in the graph from Shape: any size",
+             _dynamic_refuses, _build_dynamic,
              target_refuses={"tract": _tract_dynamic_refuses, "onnxruntime-cuda": _cuda_shape_nodes_refuse},
              notes="tract: not with return_indices, nor avg_pool2d at dynamic sizes (see target_refuses)"),
-    Strategy("function", ("avg", "max", "avgpool"),
+    Strategy("function", ("avg", "max", "avgpool", "maxpool"),
              "one adapool-domain node whose model-local function body is the dynamic graph",
-             lambda spec: None, _build_function,
+             _dynamic_refuses, _build_function,
              target_refuses={"tract": _tract_function_refuses, "onnxruntime-cuda": _cuda_shape_nodes_refuse},
              notes="OpenVINO and tract run it once inlined (export(inline=True); validate() inlines for them)"),
 )}
@@ -901,6 +994,7 @@ AUTO_ORDER = {
     "avg": ("reduce", "pool", "matmul", "dynamic"),
     "max": ("reduce", "pool", "sliding", "gather", "dynamic"),
     "avgpool": ("pool", "matmul", "dynamic"),
+    "maxpool": ("pool", "gather", "dynamic"),
 }
 
 
@@ -908,6 +1002,10 @@ def choose(spec, strategy: str, opset: int, targets=DEFAULT_TARGETS) -> Strategy
     if strategy == "auto":
         usable = [STRATEGIES[n] for n in AUTO_ORDER[spec.kind]
                   if STRATEGIES[n].refuses(spec) is None and opset >= STRATEGIES[n].min_opset]
+        if not usable:   # never a wrong graph: say what each form lacks
+            raise ExportError(f"{spec.op}: no strategy exports this call exactly: " + "; ".join(
+                f"{n}: {STRATEGIES[n].refuses(spec) or f'needs opset >= {STRATEGIES[n].min_opset}'}"
+                for n in AUTO_ORDER[spec.kind]))
         for s in usable:
             if not s.not_exact_on(spec, targets) and s.auto_if(spec):
                 return s

@@ -427,12 +427,16 @@ def _elements(shape) -> int:
 
 
 def _kernel_extra(call: _Call) -> tuple[int, int]:
-    """(spatial rank, smallest dynamic size) for a pooling call: sizes at least a kernel wide
-    (avg_pool2d rejects smaller inputs)."""
+    """(spatial rank, smallest dynamic size) for a pooling call: sizes at least a (dilated)
+    kernel wide (avg_pool2d/3d reject smaller inputs, a max pool's dilated kernel must fit)."""
     nd = OPS[call.op][1] if call.mode != "unsqueeze" else 1
     kernel = call.kwargs.get("kernel_size") or call.kwargs.get("kernel") or [0]
+    dilation = call.kwargs.get("dilation") or 1
     try:
-        extra = max(int(k) for k in kernel) if isinstance(kernel, (list, tuple)) else int(kernel)
+        if not isinstance(kernel, (list, tuple)):
+            kernel = [kernel]
+        dilation = list(dilation) if isinstance(dilation, (list, tuple)) else [dilation] * len(kernel)
+        extra = max((int(k) - 1) * int(d) + 1 for k, d in zip(kernel, dilation + [1] * len(kernel)))
     except (TypeError, ValueError):
         raise UnsupportedModel(f"malformed kernel size {kernel!r}") from None
     return nd, min(extra, INPUT_LIMIT)

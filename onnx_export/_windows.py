@@ -8,7 +8,7 @@ import functools
 
 import numpy as np
 
-from adapool._windows import adaptive_windows, pool_output_size, pool_windows
+from adapool._windows import adaptive_windows, max_pool_windows, pool_output_size, pool_windows
 
 from ._builder import Builder
 
@@ -88,9 +88,36 @@ class StaticAxis:
         return self.b.const(w.astype(dtype))
 
 
+class StaticMaxAxis(StaticAxis):
+    """Windows of one axis of a strided max pool: ``kernel`` slots ``dilation`` apart, read
+    from adapool's max_pool_windows (start, end, step). Slots in the padding or past the input
+    repeat the window's nearest element (first before it, last after it): that changes neither
+    the max nor which element is the first maximum or the last NaN, since the table stays
+    non-decreasing along each axis. A window with no element at all (dilation and padding can
+    make one) is flagged in ``empty``; its slots read element 0 and the caller masks them."""
+
+    def __init__(self, b: Builder, o: int, c: int, kernel: int, stride: int, pad: int, dilation: int):
+        starts, ends, step = max_pool_windows(o, c, kernel, stride, pad, dilation)
+        super().__init__(b, starts, ends, np.ones(o, dtype=np.int64), c)
+        self.empty = ends <= starts
+        first = np.arange(o, dtype=np.int64)[:, None] * stride - pad + np.arange(kernel, dtype=np.int64) * dilation
+        last = starts + np.maximum(ends - 1 - starts, 0) // dilation * dilation   # the last element read
+        table = np.clip(first, starts[:, None], last[:, None])
+        self._table = np.where(self.empty[:, None], 0, table).astype(np.int64)
+        self.window = kernel
+        self.identity = (o == c and kernel == 1 and stride == 1 and pad == 0)
+
+    def table_array(self) -> np.ndarray:
+        return self._table
+
+
 def static_axes(b: Builder, spec) -> list:
     axes = []
     for i, c in enumerate(spec.spatial):
+        if spec.kind == "maxpool":
+            o = pool_output_size(c, spec.kernel[i], spec.stride[i], spec.padding[i], spec.ceil_mode, spec.dilation[i])
+            axes.append(StaticMaxAxis(b, o, c, spec.kernel[i], spec.stride[i], spec.padding[i], spec.dilation[i]))
+            continue
         if spec.kind == "avgpool":
             o = pool_output_size(c, spec.kernel[i], spec.stride[i], spec.padding[i], spec.ceil_mode)
             s, e, f = pool_windows(o, c, spec.kernel[i], spec.stride[i], spec.padding[i], spec.count_include_pad)
@@ -107,7 +134,8 @@ class DynamicAxis:
     """Windows of one axis computed in the graph from the input's runtime size.
 
     ``out`` is a 0-d int64 value for adaptive pooling (None keeps the input size: an identity
-    axis); ``pool`` holds avg_pool2d's parameters as 0-d values. Mirrors adapool._windows."""
+    axis); ``pool`` holds a strided pool's parameters as 0-d values (the max pools only come
+    here with dilation 1, whose windows are contiguous). Mirrors adapool._windows."""
 
     def __init__(self, b: Builder, x: str, axis: int, *, out=None, keep_if_negative: bool = False,
                  pool: dict | None = None, last: bool = False):
@@ -192,7 +220,7 @@ class DynamicAxis:
     @functools.cached_property
     def window(self) -> str:
         """A bound on the window lengths (at least 1) as a 1-D value: the kernel size for
-        avg_pool2d; for adaptive windows ceil(c / o) + 1, since a window spans less than
+        the strided pools; for adaptive windows ceil(c / o) + 1, since a window spans less than
         c / o + 2 positions. A formula of the sizes, not a ReduceMax over the lengths, so
         that tract can still read the shapes built from it as expressions of the input's
         symbolic dims ("shape input is variable" otherwise). Table slots past a window's end
@@ -228,11 +256,16 @@ def dynamic_axes(b: Builder, spec, x: str, params: dict | None = None) -> list:
     """Dynamic windows for every spatial axis. ``params`` (function bodies) maps each argument
     name to a 1-D int64 value; otherwise the spec's own values become constants."""
     nd = spec.nd
+    strided = spec.kind in ("avgpool", "maxpool")
     if params is None:
-        if spec.kind == "avgpool":
+        if strided:
             params = {"kernel": spec.kernel, "stride": spec.stride, "padding": spec.padding,
-                      "ceil_mode": [int(spec.ceil_mode)], "count_include_pad": [int(spec.count_include_pad)],
-                      "divisor_override": [spec.divisor_override or 0]}
+                      "ceil_mode": [int(spec.ceil_mode)]}
+    if strided and spec.kind == "maxpool":   # the factors are not used: constants
+        params = {**params, "count_include_pad": [1], "divisor_override": [0]}
+    elif strided and "count_include_pad" not in params:
+        params = {**params, "count_include_pad": [int(spec.count_include_pad)],
+                  "divisor_override": [spec.divisor_override or 0]}
 
     def pick(vec, i):   # entry i as a 0-d value: a constant, or a Gather from an attribute
         if isinstance(vec, str):
@@ -241,9 +274,9 @@ def dynamic_axes(b: Builder, spec, x: str, params: dict | None = None) -> list:
     axes = []
     for i in range(nd):
         a = i - nd
-        if spec.kind == "avgpool":
+        if strided:
             pool = {k: pick(params[k], i if len_i > 1 else 0) for k, len_i in
-                    (("kernel", 2), ("stride", 2), ("padding", 2), ("ceil_mode", 1),
+                    (("kernel", nd), ("stride", nd), ("padding", nd), ("ceil_mode", 1),
                      ("count_include_pad", 1), ("divisor_override", 1))}
             axes.append(DynamicAxis(b, x, a, pool=pool, last=(i == nd - 1)))
         elif params is not None:

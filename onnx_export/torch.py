@@ -1,5 +1,6 @@
 """PyTorch models to ONNX through adapool: torch's exporters with exact translations installed
-for aten's adaptive pools and avg_pool2d.
+for aten's adaptive pools and strided pools (avg_pool1d/2d/3d, max_pool1d/2d/3d with and
+without indices).
 
     from onnx_export.torch import export, translations
 
@@ -37,12 +38,19 @@ try:
 except ImportError:   # pragma: no cover - exercised in a subprocess without torch
     torch = None
 
-# aten op -> (adapool op, kind, spatial axes)
+# aten op -> (kind, spatial axes); a max_pool*d_with_indices op also outputs the indices
 ATEN_OPS = {
     "adaptive_avg_pool1d": ("avg", 1), "adaptive_avg_pool2d": ("avg", 2), "adaptive_avg_pool3d": ("avg", 3),
     "adaptive_max_pool1d": ("max", 1), "adaptive_max_pool2d": ("max", 2), "adaptive_max_pool3d": ("max", 3),
-    "avg_pool2d": ("avgpool", 2),
+    "avg_pool1d": ("avgpool", 1), "avg_pool2d": ("avgpool", 2), "avg_pool3d": ("avgpool", 3),
+    "max_pool1d": ("maxpool", 1), "max_pool2d": ("maxpool", 2), "max_pool3d": ("maxpool", 3),
+    "max_pool1d_with_indices": ("maxpool", 1), "max_pool2d_with_indices": ("maxpool", 2),
+    "max_pool3d_with_indices": ("maxpool", 3),
 }
+# the adapool-domain node's attributes per kind (onnx_export._strategies.FUNCTION_ATTRS)
+_ATTRS = {"avg": ["output_size"], "max": ["output_size"],
+          "avgpool": ["kernel", "stride", "padding", "ceil_mode", "count_include_pad", "divisor_override"],
+          "maxpool": ["kernel", "stride", "padding", "dilation", "ceil_mode"]}
 
 
 class SpecialisedSizeError(ExportError):
@@ -72,16 +80,36 @@ def _require_onnxscript():
 
 
 def _node_name(kind: str, nd: int, indices: bool = True) -> str:
-    base = {"avg": "AdaptiveAvgPool", "max": "AdaptiveMaxPool", "avgpool": "AvgPool"}[kind]
-    return f"{base}{nd}d" + ("WithIndices" if kind == "max" and indices else "")
+    base = {"avg": "AdaptiveAvgPool", "max": "AdaptiveMaxPool", "avgpool": "AvgPool", "maxpool": "MaxPool"}[kind]
+    return f"{base}{nd}d" + ("WithIndices" if kind in ("max", "maxpool") and indices else "")
 
 
-def _pool_attrs(kernel, stride, padding, ceil_mode, count_include_pad, divisor_override) -> dict:
-    pair = lambda v: list(v) * (2 if len(list(v)) == 1 else 1) if isinstance(v, (list, tuple)) else [int(v)] * 2  # noqa: E731
-    kernel = pair(kernel)
-    stride = pair(stride) if stride not in (None, [], ()) else kernel
-    return {"kernel": kernel, "stride": stride, "padding": pair(padding), "ceil_mode": [int(bool(ceil_mode))],
+def _per_axis(v, nd: int) -> list:
+    """An int or a sequence of one or nd ints, as nd ints (torch's rule for the pooling args;
+    the lowering checks them again with adapool's validation)."""
+    v = list(v) if isinstance(v, (list, tuple)) else [int(v)]
+    return v * nd if len(v) == 1 else v
+
+
+def _pool_attrs(kernel, stride, padding, ceil_mode, count_include_pad, divisor_override, nd: int = 2) -> dict:
+    kernel = _per_axis(kernel, nd)
+    stride = _per_axis(stride, nd) if stride not in (None, [], ()) else kernel
+    return {"kernel": kernel, "stride": stride, "padding": _per_axis(padding, nd), "ceil_mode": [int(bool(ceil_mode))],
             "count_include_pad": [int(bool(count_include_pad))], "divisor_override": [int(divisor_override or 0)]}
+
+
+def _max_pool_attrs(kernel, stride, padding, dilation, ceil_mode, nd: int) -> dict:
+    kernel = _per_axis(kernel, nd)
+    stride = _per_axis(stride, nd) if stride not in (None, [], ()) else kernel
+    return {"kernel": kernel, "stride": stride, "padding": _per_axis(padding, nd),
+            "dilation": _per_axis(dilation, nd), "ceil_mode": [int(bool(ceil_mode))]}
+
+
+def _ints_only(name: str, *args) -> None:
+    for a in args:
+        for v in (a if isinstance(a, (list, tuple)) else [a]):
+            if not isinstance(v, int) or isinstance(v, bool):
+                raise SpecialisedSizeError(f"{name}: kernel_size, stride, padding and dilation must be ints to export")
 
 
 # ---- ONNX schemas for the placeholder ops (onnxscript, which builds dynamo's graphs, needs one) --
@@ -90,18 +118,17 @@ def _schemas():
     fp = defs.OpSchema.FormalParameter
     types = [("T", ["tensor(float16)", "tensor(float)", "tensor(double)", "tensor(bfloat16)"], "")]
     ints = defs.OpSchema.AttrType.INTS
-    out = []
+    out = {}
     for name, (kind, nd) in ATEN_OPS.items():
-        variants = [True, False] if kind == "max" else [False]
+        variants = [True, False] if kind in ("max", "maxpool") else [False]
         for indices in variants:
-            attrs = ["kernel", "stride", "padding", "ceil_mode", "count_include_pad", "divisor_override"] \
-                if kind == "avgpool" else ["output_size"]
             outputs = [fp("Y", "T")] + ([fp("Indices", "tensor(int64)")] if indices else [])
-            attributes = [defs.OpSchema.Attribute(a, ints, "") for a in attrs]
+            attributes = [defs.OpSchema.Attribute(a, ints, "") for a in _ATTRS[kind]]
             attributes.append(defs.OpSchema.Attribute("_rank", defs.OpSchema.AttrType.INT, "", required=False))
-            out.append(defs.OpSchema(_node_name(kind, nd, indices), DOMAIN, DOMAIN_VERSION, inputs=[fp("X", "T")],
-                                     outputs=outputs, type_constraints=types, attributes=attributes))
-    return out
+            op_name = _node_name(kind, nd, indices)   # max_pool2d and its _with_indices share them
+            out[op_name] = defs.OpSchema(op_name, DOMAIN, DOMAIN_VERSION, inputs=[fp("X", "T")], outputs=outputs,
+                                         type_constraints=types, attributes=attributes)
+    return list(out.values())
 
 
 # ---- dynamo=True: a custom translation table ---------------------------------------------------
@@ -133,13 +160,18 @@ def _dynamo_table():
         overload = getattr(torch.ops.aten, name).default
         if kind == "avgpool":
             def translate(self, kernel_size, stride=(), padding=(0,), ceil_mode=False, count_include_pad=True,
-                          divisor_override=None, _nd=nd):
-                for v in list(kernel_size) + list(stride or []) + list(padding if isinstance(padding, (list, tuple)) else [padding]):
-                    if not isinstance(v, int):
-                        raise SpecialisedSizeError("avg_pool2d: kernel_size, stride and padding must be ints to export")
-                return ops.AvgPool2d(self, _rank=len(self.shape),
-                                     **_pool_attrs(kernel_size, stride, padding, ceil_mode, count_include_pad,
-                                                   divisor_override))
+                          divisor_override=None, _nd=nd, _name=name):
+                _ints_only(_name, kernel_size, stride or [], padding)
+                return getattr(ops, _node_name("avgpool", _nd))(
+                    self, _rank=len(self.shape),
+                    **_pool_attrs(kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override, _nd))
+        elif kind == "maxpool":
+            def translate(self, kernel_size, stride=(), padding=(0,), dilation=(1,), ceil_mode=False, _nd=nd,
+                          _name=name):
+                _ints_only(_name, kernel_size, stride or [], padding, dilation)
+                indices = _name.endswith("_with_indices")
+                return getattr(ops, _node_name("maxpool", _nd, indices))(
+                    self, _rank=len(self.shape), **_max_pool_attrs(kernel_size, stride, padding, dilation, ceil_mode, _nd))
         elif kind == "max":
             def translate(self, output_size, _nd=nd, _name=name):
                 return getattr(ops, _node_name("max", _nd))(self, output_size=_dynamo_sizes(output_size, _name),
@@ -172,9 +204,9 @@ def _check_exported_program(ep) -> None:
             continue
         kind, nd = ATEN_OPS[name]
         x = node.args[0].meta.get("val")
-        if kind == "avgpool":
-            if any(isinstance(v, torch.fx.Node) for a in node.args[1:4] for v in (a if isinstance(a, (list, tuple)) else [a])):
-                raise SpecialisedSizeError(f"{name}: kernel_size, stride and padding must be ints to export")
+        if kind in ("avgpool", "maxpool"):
+            if any(isinstance(v, torch.fx.Node) for a in node.args[1:5] for v in (a if isinstance(a, (list, tuple)) else [a])):
+                raise SpecialisedSizeError(f"{name}: kernel_size, stride, padding and dilation must be ints to export")
             continue
         for i, s in enumerate(node.args[1]):
             if isinstance(s, torch.fx.Node):
@@ -222,19 +254,34 @@ def _ts_symbolics():
     out = {}
     for name, (kind, nd) in ATEN_OPS.items():
         if kind == "avgpool":
-            def symbolic(g, x, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override=None):
+            def symbolic(g, x, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override=None,
+                         _nd=nd, _name=name):
                 vals = [sh._maybe_get_const(v, t) for v, t in ((kernel_size, "is"), (stride, "is"), (padding, "is"),
                                                                (ceil_mode, "b"), (count_include_pad, "b"))]
                 d = None if divisor_override is None or sh._is_none(divisor_override) else \
                     sh._maybe_get_const(divisor_override, "i")
                 if any(sh._is_value(v) for v in vals) or sh._is_value(d):
-                    raise SpecialisedSizeError("avg_pool2d: kernel_size, stride, padding and divisor_override must "
+                    raise SpecialisedSizeError(f"{_name}: kernel_size, stride, padding and divisor_override must "
                                                "be constants to export")
-                attrs = {k + "_i": v for k, v in _pool_attrs(*vals, d).items()}
+                attrs = {k + "_i": v for k, v in _pool_attrs(*vals, d, nd=_nd).items()}
                 rank = x.type().dim()
                 if rank is not None:
                     attrs["_rank_i"] = rank
-                return g.op(f"{DOMAIN}::AvgPool2d", x, **attrs)
+                return g.op(f"{DOMAIN}::{_node_name('avgpool', _nd)}", x, **attrs)
+        elif kind == "maxpool":
+            def symbolic(g, x, kernel_size, stride, padding, dilation, ceil_mode, _nd=nd, _name=name):
+                vals = [sh._maybe_get_const(v, t) for v, t in ((kernel_size, "is"), (stride, "is"), (padding, "is"),
+                                                               (dilation, "is"), (ceil_mode, "b"))]
+                if any(sh._is_value(v) for v in vals):
+                    raise SpecialisedSizeError(f"{_name}: kernel_size, stride, padding and dilation must be constants "
+                                               "to export")
+                attrs = {k + "_i": v for k, v in _max_pool_attrs(*vals, nd=_nd).items()}
+                rank = x.type().dim()
+                if rank is not None:
+                    attrs["_rank_i"] = rank
+                if _name.endswith("_with_indices"):
+                    return g.op(f"{DOMAIN}::{_node_name('maxpool', _nd)}", x, outputs=2, **attrs)
+                return g.op(f"{DOMAIN}::{_node_name('maxpool', _nd, False)}", x, **attrs)
         else:
             def symbolic(g, x, output_size, _kind=kind, _nd=nd, _name=name):
                 attrs = {"output_size_i": _ts_sizes(x, output_size, _nd, _name)}
@@ -253,7 +300,7 @@ def _ts_symbolics():
 def translations(strategy: str = "auto", targets: Sequence[str] | None = None) -> Iterator[None]:
     """Install adapool's translations around your own ``torch.onnx.export`` call(s).
 
-    Inside the block ``torch.onnx.export`` exports aten's adaptive pools and avg_pool2d exactly,
+    Inside the block ``torch.onnx.export`` exports aten's adaptive and strided pools exactly,
     with either exporter, and lowers them with ``strategy``; on exit torch's symbolic registry,
     ``torch.onnx.export`` and onnx's schema registry are as they were (custom symbolics you had
     registered for these ops are put back). Inside the block, ``dynamo=True`` returns torch's
@@ -547,7 +594,7 @@ def export(model: torch.nn.Module | torch.export.ExportedProgram, args: tuple[An
            targets: Sequence[str] | None = None, check: bool = False, **kwargs: Any) -> onnx.ModelProto:
     """``torch.onnx.export(model, args, f, **kwargs)`` with adapool's exact pooling translations.
 
-    Each aten adaptive pool and avg_pool2d call is exported as one adapool-domain node, then
+    Each aten adaptive or strided pool call is exported as one adapool-domain node, then
     lowered (:func:`onnx_export.lower`) to the strategy's standard-op graph for the shapes ONNX
     shape inference finds: static sizes get static graphs, unknown sizes the dynamic form.
 

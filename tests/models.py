@@ -96,10 +96,67 @@ class ConvNeXtBlock(nn.Module):
 
 
 # name -> (factory, example input shape, other input shapes for dynamic H/W)
+class StridedStem(nn.Module):
+    """ResNet's stem pooling with ceil_mode, then the map flattened and pooled along it:
+    conv -> MaxPool2d(3, 2, 1, ceil_mode=True) -> flatten -> AvgPool1d(3, 2, 1, ceil_mode=True,
+    count_include_pad=False)."""
+
+    def __init__(self, channels=8):
+        super().__init__()
+        self.conv = nn.Conv2d(3, channels, 3, padding=1)
+        self.pool = nn.MaxPool2d(3, 2, 1, ceil_mode=True)
+        self.pool1d = nn.AvgPool1d(3, 2, 1, ceil_mode=True, count_include_pad=False)
+
+    def forward(self, x):
+        return self.pool1d(torch.flatten(self.pool(torch.relu(self.conv(x))), 2))
+
+
+class MaxPoolIndices(nn.Module):
+    """conv -> MaxPool2d(3, 2, 1, return_indices=True): values and indices (as for MaxUnpool2d)."""
+
+    def __init__(self, channels=8):
+        super().__init__()
+        self.conv = nn.Conv2d(3, channels, 3, padding=1)
+        self.pool = nn.MaxPool2d(3, 2, 1, return_indices=True)
+
+    def forward(self, x):
+        return self.pool(self.conv(x))
+
+
+class StridedVideo(nn.Module):
+    """conv3d -> MaxPool3d(2, 2) -> AvgPool3d(3, 2, 1, ceil_mode=True, divisor_override=5)."""
+
+    def __init__(self, channels=4):
+        super().__init__()
+        self.conv = nn.Conv3d(3, channels, 3, padding=1)
+        self.pool = nn.MaxPool3d(2, 2)
+        self.avg = nn.AvgPool3d(3, 2, 1, ceil_mode=True, divisor_override=5)
+
+    def forward(self, x):
+        return self.avg(self.pool(self.conv(x)))
+
+
+class MaxPool1dHead(nn.Module):
+    """conv1d -> MaxPool1d(3, 2, dilation=2) -> MaxPool1d(2, return_indices=True)."""
+
+    def __init__(self, channels=4):
+        super().__init__()
+        self.conv = nn.Conv1d(3, channels, 3, padding=1)
+        self.pool = nn.MaxPool1d(3, 2, dilation=2)
+        self.pool2 = nn.MaxPool1d(2, return_indices=True)
+
+    def forward(self, x):
+        return self.pool2(self.pool(self.conv(x)))
+
+
 MODELS = {
     "resnet_head": (ResNetHead, (2, 3, 30, 30), [(1, 3, 45, 37), (3, 3, 64, 64)]),
     "pspnet_ppm": (PyramidPooling, (2, 16, 15, 17), [(1, 16, 23, 9), (2, 16, 40, 41)]),
     "max_indices": (MaxWithIndices, (2, 3, 15, 13), [(1, 3, 22, 9), (2, 3, 31, 40)]),
     "video3d": (Video3d, (2, 3, 5, 9, 13), [(1, 3, 7, 10, 11), (3, 3, 6, 12, 8)]),
     "divisor_override": (DivisorPool, (2, 3, 13, 14), [(1, 3, 20, 9), (2, 3, 31, 32)]),
+    "strided_stem": (StridedStem, (2, 3, 14, 13), [(1, 3, 21, 9), (2, 3, 32, 31)]),
+    "max_pool_indices": (MaxPoolIndices, (2, 3, 14, 13), [(1, 3, 21, 9), (2, 3, 32, 31)]),
+    "strided_video": (StridedVideo, (2, 3, 8, 9, 10), [(1, 3, 9, 12, 11), (2, 3, 10, 8, 14)]),
+    "max_pool1d_head": (MaxPool1dHead, (2, 3, 17), [(1, 3, 26), (2, 3, 40)]),
 }

@@ -808,18 +808,25 @@ def export_calls(draw, cli: bool = False):
     rank = draw(st.sampled_from([nd, nd + 1, nd + 2, nd + 3] if hostile else [nd + 1, nd + 2]), "rank")
     dim = st.one_of(st.integers(1, 20), st.sampled_from(DIM_NAMES), *([st.sampled_from([0, -1])] if hostile else []))
     shape = tuple(draw(dim, f"dim{i}") for i in range(rank))
-    if kind == "avgpool":
+    if kind in ("avgpool", "maxpool"):
         k = st.integers(0, 6) if hostile else st.integers(1, 4)
         s = st.integers(0, 4) if hostile else st.integers(1, 4)
         p = st.integers(0, 3) if hostile else st.integers(0, 2)
-        kernels = [k, st.tuples(k, k)] + ([st.lists(st.integers(1, 4), min_size=1, max_size=3)] if hostile else [])
+        per_axis = lambda v: st.tuples(*[v] * nd)   # noqa: E731
+        kernels = [k, per_axis(k)] + ([st.lists(st.integers(1, 4), min_size=1, max_size=3)] if hostile else [])
         kw = dict(kernel_size=draw(st.one_of(*kernels), "kernel_size"),
-                  stride=draw(st.one_of(st.none(), s, st.tuples(s, s), *([] if cli else [st.just([])])), "stride"),
-                  padding=draw(st.one_of(p, st.tuples(p, p)), "padding"),
-                  ceil_mode=draw(st.booleans(), "ceil_mode"),
-                  count_include_pad=draw(st.booleans(), "count_include_pad"),
-                  divisor_override=draw(st.one_of(st.none(), st.integers(-2, 12) if hostile else st.integers(1, 12)),
-                                        "divisor_override"))
+                  stride=draw(st.one_of(st.none(), s, per_axis(s), *([] if cli else [st.just([])])), "stride"),
+                  padding=draw(st.one_of(p, per_axis(p)), "padding"),
+                  ceil_mode=draw(st.booleans(), "ceil_mode"))
+        if kind == "maxpool":
+            d = st.integers(0, 4) if hostile else st.integers(1, 3)
+            kw["dilation"] = draw(st.one_of(d, per_axis(d)), "dilation")
+            kw["return_indices"] = draw(st.booleans(), "return_indices")
+        else:
+            kw["count_include_pad"] = draw(st.booleans(), "count_include_pad")
+            if op != "avg_pool1d":
+                kw["divisor_override"] = draw(st.one_of(st.none(), st.integers(-2, 12) if hostile
+                                                        else st.integers(1, 12)), "divisor_override")
     else:
         size = st.integers(-1, 12) if hostile else st.integers(0 if kind == "avg" else 1, 9)
         lengths = st.lists(st.one_of(size, st.none()), min_size=max(1, nd - 1), max_size=nd + 1).map(tuple)
@@ -873,9 +880,13 @@ def cli_argv(op, shape, kw, dtype, opset, strategy, out, validate_it):
         argv.append("--padding=" + _cli_list(kw["padding"]))
         if kw["ceil_mode"]:
             argv.append("--ceil-mode")
-        if not kw["count_include_pad"]:
+        if "dilation" in kw:
+            argv.append("--dilation=" + _cli_list(kw["dilation"]))
+        if kw.get("return_indices"):
+            argv.append("--return-indices")
+        if not kw.get("count_include_pad", True):
             argv.append("--no-count-include-pad")
-        if kw["divisor_override"] is not None:
+        if kw.get("divisor_override") is not None:
             argv.append(f"--divisor-override={kw['divisor_override']}")
     if not validate_it:
         argv.append("--no-validate")

@@ -65,13 +65,46 @@ def run_and_compare(ort, torch, model, proto, shapes, seed=0):
 
 @pytest.mark.parametrize("dynamic", [False, True], ids=["static", "dynamic"])
 @pytest.mark.parametrize("dynamo", [False, True], ids=["torchscript", "dynamo"])
-@pytest.mark.parametrize("name", ["resnet_head", "pspnet_ppm", "max_indices", "video3d", "divisor_override"])
+@pytest.mark.parametrize("name", ["resnet_head", "pspnet_ppm", "max_indices", "video3d", "divisor_override",
+                                  "strided_stem", "max_pool_indices"])
 def test_architectures(name, dynamo, dynamic, bridge, torch_oracle, ort):
     torch = torch_oracle
     model, x, proto, others = export_model(bridge, torch, name, dynamo, dynamic)
     assert not any(n.domain == "adapool" for n in proto.graph.node)   # lowered to standard ops
     onnx.checker.check_model(proto)
     run_and_compare(ort, torch, model, proto, [tuple(x.shape)] + (others if dynamic else []))
+
+
+@pytest.mark.parametrize("dynamic", [False, True], ids=["static", "dynamic"])
+@pytest.mark.parametrize("dynamo", [False, True], ids=["torchscript", "dynamo"])
+@pytest.mark.parametrize("name", ["strided_video", "max_pool1d_head"])
+def test_strided_models_as_far_as_torch_captures_them(name, dynamo, dynamic, bridge, torch_oracle, ort):
+    """Exact wherever torch's capture keeps the sizes dynamic. Under dynamo with dynamic sizes
+    torch.export itself refuses avg_pool3d with ceil_mode (it emits the guard
+    2*(D//2) < 1 + D, then reports it violated for D >= 4), and fixes the length of a
+    max_pool1d without indices to the example's: the first fails in torch's own exporter too,
+    the second is the bridge's warning (a dim torch fixed) and a static model."""
+    torch = torch_oracle
+    import models
+    factory, shape, others = models.MODELS[name]
+    if not (dynamo and dynamic):
+        model, x, proto, others = export_model(bridge, torch, name, dynamo, dynamic)
+        assert not any(n.domain == "adapool" for n in proto.graph.node)
+        onnx.checker.check_model(proto)
+        run_and_compare(ort, torch, model, proto, [tuple(x.shape)] + (others if dynamic else []))
+        return
+    model, x = factory().eval(), torch.randn(*shape)
+    kwargs = dynamic_kwargs(torch, True, len(shape))
+    if name == "strided_video":
+        with pytest.raises(Exception, match="export"):
+            torch.onnx.export(model, (x,), dynamo=True, **kwargs)
+        with pytest.raises(Exception, match="export"):
+            bridge.export(model, (x,), dynamo=True, **kwargs)
+        return
+    with pytest.warns(UserWarning, match="17"):
+        proto = bridge.export(model, (x,), dynamo=True, **kwargs)
+    assert proto.graph.input[0].type.tensor_type.shape.dim[2].dim_value == 17
+    run_and_compare(ort, torch, model, proto, [tuple(x.shape)])
 
 
 def test_strategy_function_keeps_one_node_per_call(bridge, models, torch_oracle, ort):
