@@ -144,3 +144,15 @@ def test_auto_says_what_the_cuda_ep_refuses():
         warnings.simplefilter("error")   # measured exact on the GPU: no warning
         onnx_export.export("adaptive_avg_pool2d", (1, 3, 14, 14), output_size=7, targets=CUDA_TARGETS)
         onnx_export.export("adaptive_max_pool2d", (1, 3, 15, 13), output_size=(4, 5), targets=CUDA_TARGETS)
+
+
+def test_ops_never_run_on_the_cuda_ep_are_not_claimed_there():
+    # the GPU run covered the adaptive pools and avg_pool2d: the strided max pools and the 1-d/3-d
+    # average pools exported since are not claimed exact on the CUDA EP
+    with pytest.warns(UserWarning, match="max_pool2d graphs have not run on onnxruntime's CUDA EP"):
+        onnx_export.export("max_pool2d", (1, 3, 14, 14), kernel_size=3, stride=2, padding=1, targets=CUDA_TARGETS)
+    with pytest.warns(UserWarning, match="avg_pool3d graphs have not run"):
+        onnx_export.export("avg_pool3d", (1, 3, 6, 6, 6), kernel_size=2, targets=CUDA_TARGETS)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        onnx_export.export("avg_pool2d", (1, 3, 14, 14), kernel_size=3, stride=2, padding=1, targets=CUDA_TARGETS)
