@@ -149,14 +149,7 @@ def _forward(nd: int, name: str, input, indices, kernel_size, stride, padding, o
     y = _empty(x.shape[:-nd] + sizes, x.dtype, channels_last)
     if y.size == 0:   # nothing to write, and torch checks no index then
         return y
-    xk, ik = _dense(x, nd, channels_last), _dense(ind, nd, channels_last)
-    n, c = _nc(x.shape, nd)
-    nthreads, block = _plan(n, c, 1, x.size + y.size, channels_last)
-    try:
-        _kernels.max_unpool_forward(nd, xk, ik, y, channels_last, block, nthreads)
-    except IndexError:
-        raise _invalid_index(nd, ind, sizes, channels_last) from None
-    return y
+    return _run(_kernels.max_unpool_forward, nd, x, ind, y, sizes, channels_last)
 
 
 def _backward(nd: int, name: str, grad_output, indices, input_shape, kernel_size, stride, padding,
@@ -178,14 +171,22 @@ def _backward(nd: int, name: str, grad_output, indices, input_shape, kernel_size
         return gi
     if go.size == 0:   # every index is outside an empty plane
         raise _invalid_index(nd, ind, sizes, channels_last)
-    gk, ik = _dense(go, nd, channels_last), _dense(ind, nd, channels_last)
-    n, c = _nc(input_shape, nd)
-    nthreads, block = _plan(n, c, 1, gi.size + go.size, channels_last)
+    return _run(_kernels.max_unpool_backward, nd, go, ind, gi, sizes, channels_last)
+
+
+def _run(kernel, nd: int, src: np.ndarray, ind: np.ndarray, dst: np.ndarray, sizes: tuple,
+         channels_last: bool) -> np.ndarray:
+    """The scatter (forward) or gather (backward) ``kernel`` from ``src`` into ``dst`` at the
+    per-plane ``ind``, both read in ``dst``'s layout; the kernel raises IndexError for an index
+    outside the plane (nothing is written outside ``dst``), reworded here in torch's terms."""
+    sk, ik = _dense(src, nd, channels_last), _dense(ind, nd, channels_last)
+    n, c = _nc(dst.shape, nd)
+    nthreads, block = _plan(n, c, 1, src.size + dst.size, channels_last)
     try:
-        _kernels.max_unpool_backward(nd, gk, ik, gi, channels_last, block, nthreads)
+        kernel(nd, sk, ik, dst, channels_last, block, nthreads)
     except IndexError:
         raise _invalid_index(nd, ind, sizes, channels_last) from None
-    return gi
+    return dst
 
 
 def _forward_doc(nd: int) -> str:

@@ -82,6 +82,26 @@ def run_in_threads(calls, repeat):
     return results
 
 
+def assert_same_bits_on_1_and_2_threads(calls):
+    """Each zero-argument call gives the same bits (every array of a tuple result too) with
+    adapool on one thread and on two."""
+    import adapool
+
+    before = adapool.get_num_threads()
+    try:
+        results = []
+        for threads in (1, 2):
+            adapool.set_num_threads(threads)
+            results.append([c() for c in calls])
+    finally:
+        adapool.set_num_threads(before)
+    for a, b in zip(*results):
+        for u, v in zip(a if isinstance(a, tuple) else (a,), b if isinstance(b, tuple) else (b,)):
+            assert u.dtype == v.dtype and u.shape == v.shape
+            bits = np.dtype(f"u{u.itemsize}")   # NaN payloads and -0.0 included
+            assert np.array_equal(u.view(bits), v.view(bits)), "results differ between 1 and 2 threads"
+
+
 def sample_values(draw, shape, neg_inf=0.1):
     """Test data for pooling, drawn with hypothesis's ``draw``: normal values, or small integers
     (full of ties), or ties with NaN and -inf mixed in."""

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 import adapool
-from layouts import sample_values, with_layout
+from layouts import assert_same_bits_on_1_and_2_threads, sample_values, with_layout
 from reference import adaptive_max_pool_backward_ref, fractional_max_pool_ref, fractional_starts_ref
 
 DTYPES = [np.float16, np.float32, np.float64]
@@ -340,17 +340,7 @@ def test_results_do_not_depend_on_thread_count(layout):
     s, s3 = rng.random((4, 32, 2)).astype(np.float32), rng.random((2, 16, 3)).astype(np.float32)
     calls = [lambda: adapool.fractional_max_pool2d(x, 3, (15, 16), return_indices=True, _random_samples=s),
              lambda: adapool.fractional_max_pool3d(x3, 2, (4, 5, 6), return_indices=True, _random_samples=s3)]
-    before = adapool.get_num_threads()
-    try:
-        results = []
-        for threads in (1, 2):
-            adapool.set_num_threads(threads)
-            results.append([c() for c in calls])
-    finally:
-        adapool.set_num_threads(before)
-    for a, b in zip(*results):
-        for u, v in zip(a, b):
-            np.testing.assert_array_equal(u, v)
+    assert_same_bits_on_1_and_2_threads(calls)
 
 
 def test_kernel_wrapper_checks_its_arrays():

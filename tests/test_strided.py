@@ -7,7 +7,7 @@ import pytest
 from hypothesis import assume, given, settings, strategies as st
 
 import adapool
-from layouts import LAYOUTS, sample_values, with_layout
+from layouts import LAYOUTS, assert_same_bits_on_1_and_2_threads, sample_values, with_layout
 from reference import (strided_avg_backward_ref, strided_max_backward_ref, strided_max_empty_windows,
                        strided_ref)
 
@@ -300,17 +300,7 @@ def test_strided_results_do_not_depend_on_thread_count(layout):
              lambda: adapool.avg_pool2d(x, 3, 2, 1, ceil_mode=True),
              lambda: adapool.max_pool1d(x[:, :, 0], 3, 2, 1, return_indices=True),
              lambda: adapool.avg_pool3d(x[:, :, :9], 3, 2, 1)]
-    before = adapool.get_num_threads()
-    try:
-        results = []
-        for threads in (1, 2):
-            adapool.set_num_threads(threads)
-            results.append([c() for c in calls])
-    finally:
-        adapool.set_num_threads(before)
-    for a, b in zip(*results):
-        for u, v in zip(a if isinstance(a, tuple) else (a,), b if isinstance(b, tuple) else (b,)):
-            np.testing.assert_array_equal(u, v)
+    assert_same_bits_on_1_and_2_threads(calls)
 
 
 # ---- errors: torch's words ----------------------------------------------------------------------

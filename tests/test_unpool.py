@@ -10,7 +10,7 @@ from hypothesis import assume, given, settings, strategies as st
 
 import adapool
 from adapool._dispatch import kernels
-from layouts import LAYOUTS, sample_values, with_layout
+from layouts import LAYOUTS, assert_same_bits_on_1_and_2_threads, sample_values, with_layout
 from reference import max_unpool_backward_ref, max_unpool_ref, unpool_default_size
 
 DTYPES = [np.float16, np.float32, np.float64]
@@ -368,16 +368,7 @@ def test_results_do_not_depend_on_thread_count(layout):
              lambda: adapool.max_unpool1d(x[:, :, 0], crowded[:, :, 0], 3, 2, 1),
              lambda: adapool.max_unpool3d(x[:, :, :4], crowded[:, :, :4], 2),
              lambda: adapool.max_unpool2d_backward(go, uniform, x.shape, 2)]
-    before = adapool.get_num_threads()
-    try:
-        results = []
-        for threads in (1, 2):
-            adapool.set_num_threads(threads)
-            results.append([c() for c in calls])
-    finally:
-        adapool.set_num_threads(before)
-    for a, b in zip(*results):
-        np.testing.assert_array_equal(a.view(np.uint32), b.view(np.uint32))
+    assert_same_bits_on_1_and_2_threads(calls)
 
 
 # ---- errors: torch's words ----------------------------------------------------------------------
