@@ -855,15 +855,115 @@ cdef inline Py_ssize_t _find_in_window(const real_t* plane, const Geom* g, Py_ss
     return (d0 * g.h + h0) * g.w + w0   # all -inf: the window's first element
 
 
+# Runs of equal windows at a fixed step (every strided pool's interior, and adaptive windows
+# when sizes divide): the outputs of a block are independent lanes, pooled offset by offset
+# across the block, which vectorises over the outputs. One output at a time the select chain
+# costs ~20 cycles an output (7.4 ns on rows past the tile path's 4096 elements, 10x torch's
+# max_pool1d); same rule, same picks: take a value when greater or NaN, start from the first.
+
+cdef enum:
+    _RUN_BLOCK = 256   # outputs per block: their maxima and offsets stay in L1
+
+
+cdef struct Run:
+    Py_ssize_t lo, hi, step, k   # outputs [lo, hi) have windows [w0[lo] + (o - lo) * step, ... + k)
+
+
+cdef inline Run _uniform_run(const Win* w, const Geom* g) noexcept nogil:
+    """The longest run of full-length windows at one step (none: hi - lo < 16)."""
+    cdef Run r
+    cdef Py_ssize_t o, k = 0, lo, step
+    r.lo = r.hi = r.step = r.k = 0
+    for o in range(g.ow):
+        k = max(k, <Py_ssize_t>(w.w1[o] - w.w0[o]))
+    if k < 2:
+        return r
+    o = 0
+    while o < g.ow:
+        if w.w1[o] - w.w0[o] != k or o + 1 >= g.ow or w.w1[o + 1] - w.w0[o + 1] != k:
+            o += 1
+            continue
+        lo = o
+        step = w.w0[o + 1] - w.w0[o]
+        o += 1
+        while o + 1 < g.ow and w.w1[o + 1] - w.w0[o + 1] == k and w.w0[o + 1] - w.w0[o] == step:
+            o += 1
+        if o + 1 - lo > r.hi - r.lo and step > 0:
+            r.lo, r.hi, r.step, r.k = lo, o + 1, step, k
+        o += 1
+    if r.hi - r.lo < 16:
+        r.hi = r.lo
+    return r
+
+
+cdef inline void _max_run_block(const real_t* src, Py_ssize_t step, Py_ssize_t k, Py_ssize_t nb,
+                                real_t* best, int32_t* at) noexcept nogil:
+    """best[t] (and at[t] unless ``at`` is NULL): torch's pick among src[t * step + j], j < k,
+    for t < nb (float/double)."""
+    cdef Py_ssize_t t, j
+    cdef real_t v
+    cdef bint take
+    if real_t is not half_bits:   # float16 bits need their conversion: the one-at-a-time path
+        for t in range(nb):
+            best[t] = src[t * step]
+        if at == NULL:
+            for j in range(1, k):
+                for t in range(nb):
+                    v = src[t * step + j]
+                    best[t] = v if (v > best[t]) | (v != v) else best[t]
+            return
+        for t in range(nb):
+            at[t] = 0
+        for j in range(1, k):
+            for t in range(nb):
+                v = src[t * step + j]
+                take = (v > best[t]) | (v != v)
+                best[t] = v if take else best[t]
+                at[t] = <int32_t>j if take else at[t]
+
+
+cdef inline void _max_run(const real_t* row, real_t* y, int64_t* yi, const Win* w, const Geom* g,
+                          const Run* r, Py_ssize_t o, Py_ssize_t base) noexcept nogil:
+    cdef real_t best[_RUN_BLOCK]
+    cdef int32_t at_buf[_RUN_BLOCK]
+    cdef int32_t* at = at_buf if yi != NULL else NULL
+    cdef Py_ssize_t b, t, nb, first
+    b = r.lo
+    while b < r.hi:
+        nb = min(<Py_ssize_t>_RUN_BLOCK, r.hi - b)
+        first = w.w0[b]
+        # the common steps as constants: gcc turns their strided loads into shuffles
+        if r.step == 1:
+            _max_run_block(row + first, 1, r.k, nb, best, at)
+        elif r.step == 2:
+            _max_run_block(row + first, 2, r.k, nb, best, at)
+        else:
+            _max_run_block(row + first, r.step, r.k, nb, best, at)
+        for t in range(nb):
+            y[o + (b + t) * g.ys[4]] = best[t]   # the element itself (a select, never arithmetic)
+        if yi != NULL:
+            for t in range(nb):
+                yi[o + (b + t) * g.ys[4]] = base + first + t * r.step + at[t]
+        b += nb
+
+
 cdef inline void _max_row_windows(const real_t* row, real_t* y, int64_t* yi, const Win* w,
-                                  const Geom* g, Py_ssize_t o, Py_ssize_t base) noexcept nogil:
+                                  const Geom* g, Py_ssize_t o, Py_ssize_t base,
+                                  const Run* run) noexcept nogil:
     """Every output of one output row whose windows lie in the input row ``row`` (W unit
-    stride); ``o``: the output row's offset, ``base``: the row's first plane index."""
+    stride); ``o``: the output row's offset, ``base``: the row's first plane index; ``run``:
+    outputs pooled as a uniform run (float/double input)."""
     cdef Py_ssize_t ow, iw
     cdef int64_t pick, mask
     cdef uint64_t vb, bb
     cdef double v, best
+    if real_t is not half_bits:
+        if run.hi > run.lo:
+            _max_run(row, y, yi, w, g, run, o, base)
     for ow in range(g.ow):
+        if real_t is not half_bits:
+            if run.lo <= ow < run.hi:
+                continue
         best = -INFINITY
         pick = w.w0[ow]
         for iw in range(w.w0[ow], w.w1[ow]):
@@ -898,6 +998,7 @@ cdef void _max_fwd_planar(const real_t* x, real_t* y, int64_t* yi, const Win* w,
     cdef real_t v
     cdef double vh, best
     cdef bint has_nan, first
+    cdef Run run = _uniform_run(w, g)
     for it in range(begin, end):
         n, c, od, oh = at.i0, at.i1, at.i2, at.i3
         plane = x + n * g.xs[0] + c * g.xs[1]
@@ -907,7 +1008,7 @@ cdef void _max_fwd_planar(const real_t* x, real_t* y, int64_t* yi, const Win* w,
             # (the pick scan's branch mispredicts once per window), this ~2.
             _max_row_windows(plane + w.d0[od] * g.xs[2] + w.h0[oh] * g.xs[3], y, yi, w, g,
                              n * g.ys[0] + c * g.ys[1] + od * g.ys[2] + oh * g.ys[3],
-                             (w.d0[od] * g.h + w.h0[oh]) * g.w)
+                             (w.d0[od] * g.h + w.h0[oh]) * g.w, &run)
             _step(&at)
             continue
         first = True
@@ -1263,6 +1364,8 @@ cdef inline Py_ssize_t _tile_channels(int kind, const Geom* g, Py_ssize_t itemsi
     cdef Py_ssize_t P = g.d * g.h * g.w, t, nb
     if g.c < _TILE_MIN or P > (_TILE_PLANE_AVG if kind == AVG_FWD else _TILE_PLANE_MAX):
         return 0
+    if kind == MAX_FWD and g.d == 1 and g.h == 1 and g.w >= 512:
+        return 0   # long 1-d rows: the planar kernel's uniform runs vectorise over the outputs (2-3x faster)
     t = max(<Py_ssize_t>_TILE_MIN, min(<Py_ssize_t>_TILE_MAX, _TILE_BYTES // (P * itemsize)))
     nb = (g.c + t - 1) // t
     return (((g.c + nb - 1) // nb) + 7) & ~(<Py_ssize_t>7)

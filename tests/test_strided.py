@@ -440,3 +440,30 @@ def test_max_values_without_indices_equal_those_with(call, layout, dtype):
         x = with_layout(x, layout)
         values, _ = call(x, return_indices=True)
         _assert_max_equal(call(x), values)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("k, s, p", [(2, 2, 0), (3, 2, 1), (3, 1, 1), (5, 3, 2), (4, 4, 0)])
+@pytest.mark.parametrize("length", [600, 5000])
+def test_max_pool1d_long_rows_uniform_runs(torch_oracle, dtype, k, s, p, length):
+    # Rows past the tile path pool their uniform windows a block of outputs at a time
+    # (vectorised over the outputs): torch's pick rule with ties, NaN runs, -inf runs and
+    # -0.0/+0.0 across block boundaries, values and indices against the reference and torch
+    rng = np.random.default_rng(length + k)
+    x = rng.integers(-3, 4, (2, 3, length)).astype(dtype)      # many ties
+    x[0, 0, 100:140] = np.nan
+    x[0, 1, 250:270] = -np.inf
+    x[1, 2, ::7] = -0.0
+    x[1, 0, 255:258] = np.nan                                  # across the 256-output block edge
+    x[1, 1, rng.integers(0, length, 50)] = np.nan
+    for indices in (False, True):
+        ours = adapool.max_pool1d(x, k, s, p, return_indices=indices)
+        want_v, want_i = strided_ref("max_pool1d", x, (k,), (s,), (p,), (1,))
+        got_v = ours[0] if indices else ours
+        np.testing.assert_array_equal(got_v, want_v)
+        assert np.array_equal(np.signbit(got_v), np.signbit(want_v))
+        if indices:
+            np.testing.assert_array_equal(ours[1], want_i)
+    tv, ti = torch_oracle.nn.functional.max_pool1d(torch_oracle.from_numpy(x), k, s, p, return_indices=True)
+    np.testing.assert_array_equal(adapool.max_pool1d(x, k, s, p, return_indices=True)[1], ti.numpy())
+    np.testing.assert_array_equal(adapool.max_pool1d(x, k, s, p), tv.numpy())
