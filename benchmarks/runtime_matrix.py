@@ -13,7 +13,7 @@ left out and the graph is counted under "limitation" instead of "wrong".
 It also checks each row of ``onnx_export.STRATEGIES``: a graph that is not exact on a runtime and
 dtype its ``exact_on`` claims is listed as a broken claim (the run exits 1).
 
-    python benchmarks/runtime_matrix.py [--strategies auto|all] [--json out.json]
+    python benchmarks/runtime_matrix.py [--strategies auto|all] [--calls all|adaptive|strided] [--json out.json]
 
 Needs the test extra (pip install -e '.[test]'): the call list and inputs are the tests'.
 """
@@ -36,6 +36,11 @@ from onnx_export import _export, _spec  # noqa: E402
 from onnx_export._runtimes import OPTIMIZERS, RUNTIMES  # noqa: E402
 from onnx_export._validate import TOLERANCES, _compare  # noqa: E402
 from test_onnx_export import CASES, as_list, dynamic_shape, known_gap, run_sizes, runtime_inputs  # noqa: E402
+from test_onnx_strided import CASES as STRIDED_CASES  # noqa: E402
+
+# --calls: the export test matrix's calls (adaptive pools and avg_pool2d), the strided pools'
+# (tests/test_onnx_strided.py), or both
+CALLS = {"adaptive": CASES, "strided": STRIDED_CASES, "all": CASES + STRIDED_CASES}
 
 # (label, runtime, optimizer applied first)
 TARGETS = [("onnxruntime-cpu", "onnxruntime-cpu", None), ("openvino", "openvino", None), ("tract", "tract", None),
@@ -55,9 +60,9 @@ def _same(got, want, dtype) -> bool:
     return not _compare(got, want, lambda dt: TOLERANCES[np.dtype(dt)])[2]
 
 
-def _graphs(strategies: str):
+def _graphs(strategies: str, calls: str = "all"):
     """(call label, strategy, dtype, dynamic, spec, model) for every graph export accepts."""
-    for op, kw, shape in CASES:
+    for op, kw, shape in CALLS[calls]:
         nd = _spec.OPS[op][1]
         for dynamic in (False, True):
             in_shape = dynamic_shape(shape, nd) if dynamic else shape
@@ -96,7 +101,7 @@ def _run(label, runtime, optimizer, model, spec, dtype, xs, wants):
     return ("limitation", "") if len(keep) < len(xs) else ("exact", "")
 
 
-def run(strategies: str):
+def run(strategies: str, calls: str = "all"):
     missing = {label: RUNTIMES[rt].missing() or (OPTIMIZERS[opt].missing() if opt else None)
                for label, rt, opt in TARGETS}
     targets = [t for t in TARGETS if not missing[t[0]]]
@@ -105,7 +110,7 @@ def run(strategies: str):
     reasons = defaultdict(Counter)         # (strategy, target, outcome) -> Counter of reasons
     broken = []
     graphs = 0
-    for call, chosen, dtype, dynamic, spec, model in _graphs(strategies):
+    for call, chosen, dtype, dynamic, spec, model in _graphs(strategies, calls):
         graphs += 1
         op, kw, shape, in_shape = call
         nd = _spec.OPS[op][1]
@@ -167,9 +172,10 @@ def table(strategies, targets, missing, counts, reasons, broken, graphs):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--strategies", choices=["auto", "all"], default="all")
+    parser.add_argument("--calls", choices=sorted(CALLS), default="all")
     parser.add_argument("--json")
     args = parser.parse_args()
-    targets, missing, counts, reasons, broken, graphs = run(args.strategies)
+    targets, missing, counts, reasons, broken, graphs = run(args.strategies, args.calls)
     text = table(args.strategies, targets, missing, counts, reasons, broken, graphs)
     data = {"strategies": args.strategies, "graphs": graphs, "broken": broken,
             "counts": {f"{s} | {t}": dict(c) for (s, t), c in counts.items()}}

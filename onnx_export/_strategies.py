@@ -2,6 +2,7 @@
 the short function that emits it. ``choose`` reads the table; nothing else decides."""
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from dataclasses import dataclass, field
 from typing import Callable
@@ -203,6 +204,9 @@ def _masked_sum_average(b: Builder, spec, x: str, axes) -> str:
     but it reads every window whole, so it only runs when the MatMul form met a non-finite value."""
     nd = spec.nd
     dt = compute_dtype(spec)
+    if spec.rank == 2:   # (C, L) runs as (1, C, L): OpenVINO's CPU plugin gave wrong averages for
+        # non-uniform windows on the rank-2 form (adaptive_avg_pool1d (3, 11) -> 4 with an inf)
+        return b.squeeze(_masked_sum_average(b, _with_batch(spec), b.unsqueeze(x, 0), axes), 0)
     for i in reversed(range(nd)):
         ax = axes[i]
         if ax.identity:
@@ -218,6 +222,11 @@ def _masked_sum_average(b: Builder, spec, x: str, axes) -> str:
             w = b.unsqueeze(w, *range(1, 1 + trailing))
         x = b.op("Mul", b.reduce("ReduceSum", g, [a], keepdims=False), w)
     return x
+
+
+def _with_batch(spec):
+    """The spec of the same call on a (1, ...) batched input."""
+    return dataclasses.replace(spec, shape=(1,) + tuple(spec.shape))
 
 
 def _branch_axes(axes, rebuild):
