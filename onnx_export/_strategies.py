@@ -397,13 +397,20 @@ def empty_outputs(b: Builder, spec, x: str):
     them). None when no output dim is 0."""
     lead = spec.rank - spec.nd
     empty_lead = any(d == 0 for d in spec.shape[:lead])
-    if spec.kind in STRIDED or not (empty_lead or any(o == 0 for o in spec.out)):
+    if spec.kind in STRIDED:   # output sizes are never 0; an empty batch with static sizes only
+        # (OpenVINO refuses MaxPool/AveragePool over a static batch of 0: "Batch size is zero")
+        if not (empty_lead and spec.static_spatial):
+            return None
+        out = spec.output_shape()[lead:]
+    elif not (empty_lead or any(o == 0 for o in spec.out)):
         return None
+    else:
+        out = spec.out
     dims = [b.dims(x, 0, lead)] + [o if o is not None else b.dims(x, lead + i, lead + i + 1)
-                                   for i, o in enumerate(spec.out)]
+                                   for i, o in enumerate(out)]
     shape = size_vector(b, dims)
     # empty where the output is (OpenVINO broadcasts a 0-length axis against 1 to 1)
-    ends = [1] * lead + [0 if o == 0 else 1 for o in spec.out]
+    ends = [1] * lead + [0 if o == 0 else 1 for o in out]
     corner = b.op("Slice", x, b.ints(*[0] * spec.rank), b.ints(*ends))
     zeros = b.op("ConstantOfShape", shape, value=onnx.numpy_helper.from_array(np.zeros(1, spec.dtype)))
     y = b.op("Add", zeros, corner)
