@@ -13,7 +13,7 @@ left out and the graph is counted under "limitation" instead of "wrong".
 It also checks each row of ``onnx_export.STRATEGIES``: a graph that is not exact on a runtime and
 dtype its ``exact_on`` claims is listed as a broken claim (the run exits 1).
 
-    python benchmarks/runtime_matrix.py [--strategies auto|all] [--json out.json]
+    python benchmarks/runtime_matrix.py [--strategies auto|all] [--calls all|adaptive|strided] [--json out.json]
 
 Needs the test extra (pip install -e '.[test]'): the call list and inputs are the tests'.
 """
@@ -37,6 +37,11 @@ from onnx_export._builder import DEFAULT_TARGETS  # noqa: E402
 from onnx_export._runtimes import OPTIMIZERS, RUNTIMES  # noqa: E402
 from onnx_export._validate import TOLERANCES, _compare  # noqa: E402
 from test_onnx_export import CASES, as_list, dynamic_shape, known_gap, run_sizes, runtime_inputs  # noqa: E402
+from test_onnx_strided import CASES as STRIDED_CASES  # noqa: E402
+
+# --calls: the export test matrix's calls (adaptive pools and avg_pool2d), the strided pools'
+# (tests/test_onnx_strided.py), or both
+CALLS = {"adaptive": CASES, "strided": STRIDED_CASES, "all": CASES + STRIDED_CASES}
 
 # (label, runtime, optimizer applied first)
 TARGETS = [("onnxruntime-cpu", "onnxruntime-cpu", None), ("onnxruntime-cuda", "onnxruntime-cuda", None),
@@ -58,9 +63,9 @@ def _same(got, want, dtype) -> bool:
     return not _compare(got, want, lambda dt: TOLERANCES[np.dtype(dt)])[2]
 
 
-def _graphs(strategies: str, targets=None):
+def _graphs(strategies: str, calls: str = "all", targets=None):
     """(call label, strategy, dtype, dynamic, spec, model) for every graph export accepts."""
-    for op, kw, shape in CASES:
+    for op, kw, shape in CALLS[calls]:
         nd = _spec.OPS[op][1]
         for dynamic in (False, True):
             in_shape = dynamic_shape(shape, nd) if dynamic else shape
@@ -106,7 +111,7 @@ def _no_cuda() -> str | None:
     return "CUDAExecutionProvider not available (pip install onnxruntime-gpu, instead of onnxruntime, on a CUDA machine)"
 
 
-def run(strategies: str, only=None):
+def run(strategies: str, calls: str = "all", only=None):
     chosen_targets = [t for t in TARGETS if only is None or t[0] in only]
     missing = {label: RUNTIMES[rt].missing() or (OPTIMIZERS[opt].missing() if opt else None)
                or (_no_cuda() if rt == "onnxruntime-cuda" else None)
@@ -120,7 +125,7 @@ def run(strategies: str, only=None):
     # graphs for the CUDA EP are built for it (the TF32-safe MatMul forms); the others as exported by default
     export_targets = (DEFAULT_TARGETS + ("onnxruntime-cuda",)
                       if any(rt == "onnxruntime-cuda" for _, rt, _ in targets) else None)
-    for call, chosen, dtype, dynamic, spec, model in _graphs(strategies, export_targets):
+    for call, chosen, dtype, dynamic, spec, model in _graphs(strategies, calls, export_targets):
         graphs += 1
         op, kw, shape, in_shape = call
         nd = _spec.OPS[op][1]
@@ -182,12 +187,13 @@ def table(strategies, targets, missing, counts, reasons, broken, graphs):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--strategies", choices=["auto", "all"], default="all")
+    parser.add_argument("--calls", choices=sorted(CALLS), default="all")
     parser.add_argument("--json")
     parser.add_argument("--targets", help="comma-separated target labels (default: all); e.g. "
                         "onnxruntime-cuda for the strict CUDA EP run on a GPU machine")
     args = parser.parse_args()
     only = None if args.targets is None else set(args.targets.split(","))
-    targets, missing, counts, reasons, broken, graphs = run(args.strategies, only)
+    targets, missing, counts, reasons, broken, graphs = run(args.strategies, args.calls, only)
     text = table(args.strategies, targets, missing, counts, reasons, broken, graphs)
     data = {"strategies": args.strategies, "graphs": graphs, "broken": broken,
             "counts": {f"{s} | {t}": dict(c) for (s, t), c in counts.items()}}

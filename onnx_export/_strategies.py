@@ -2,6 +2,7 @@
 the short function that emits it. ``choose`` reads the table; nothing else decides."""
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from dataclasses import dataclass, field
 from typing import Callable
@@ -235,6 +236,9 @@ def _masked_sum_average(b: Builder, spec, x: str, axes) -> str:
     but it reads every window whole, so it only runs when the MatMul form met a non-finite value."""
     nd = spec.nd
     dt = compute_dtype(spec)
+    if spec.rank == 2:   # (C, L) runs as (1, C, L): OpenVINO's CPU plugin gave wrong averages for
+        # non-uniform windows on the rank-2 form (adaptive_avg_pool1d (3, 11) -> 4 with an inf)
+        return b.squeeze(_masked_sum_average(b, _with_batch(spec), b.unsqueeze(x, 0), axes), 0)
     for i in reversed(range(nd)):
         ax = axes[i]
         if ax.identity:
@@ -250,6 +254,11 @@ def _masked_sum_average(b: Builder, spec, x: str, axes) -> str:
             w = b.unsqueeze(w, *range(1, 1 + trailing))
         x = b.op("Mul", b.reduce("ReduceSum", g, [a], keepdims=False), w)
     return x
+
+
+def _with_batch(spec):
+    """The spec of the same call on a (1, ...) batched input."""
+    return dataclasses.replace(spec, shape=(1,) + tuple(spec.shape))
 
 
 def _branch_axes(axes, rebuild):
@@ -420,13 +429,20 @@ def empty_outputs(b: Builder, spec, x: str):
     them). None when no output dim is 0."""
     lead = spec.rank - spec.nd
     empty_lead = any(d == 0 for d in spec.shape[:lead])
-    if spec.kind in STRIDED or not (empty_lead or any(o == 0 for o in spec.out)):
+    if spec.kind in STRIDED:   # output sizes are never 0; an empty batch with static sizes only
+        # (OpenVINO refuses MaxPool/AveragePool over a static batch of 0: "Batch size is zero")
+        if not (empty_lead and spec.static_spatial):
+            return None
+        out = spec.output_shape()[lead:]
+    elif not (empty_lead or any(o == 0 for o in spec.out)):
         return None
+    else:
+        out = spec.out
     dims = [b.dims(x, 0, lead)] + [o if o is not None else b.dims(x, lead + i, lead + i + 1)
-                                   for i, o in enumerate(spec.out)]
+                                   for i, o in enumerate(out)]
     shape = size_vector(b, dims)
     # empty where the output is (OpenVINO broadcasts a 0-length axis against 1 to 1)
-    ends = [1] * lead + [0 if o == 0 else 1 for o in spec.out]
+    ends = [1] * lead + [0 if o == 0 else 1 for o in out]
     corner = b.op("Slice", x, b.ints(*[0] * spec.rank), b.ints(*ends))
     zeros = b.op("ConstantOfShape", shape, value=onnx.numpy_helper.from_array(np.zeros(1, spec.dtype)))
     y = b.op("Add", zeros, corner)
