@@ -100,8 +100,9 @@ def _run_ort(provider: str):
 
 
 def _holds_bfloat16(model: onnx.ModelProto) -> bool:
-    graph = model.graph
-    return any(v.type.tensor_type.elem_type == onnx.TensorProto.BFLOAT16 for v in list(graph.input) + list(graph.output))
+    """Whether a graph input or output is bfloat16 (what onnxruntime's NumPy API can't pass)."""
+    values = list(model.graph.input) + list(model.graph.output)
+    return any(v.type.tensor_type.elem_type == onnx.TensorProto.BFLOAT16 for v in values)
 
 
 def _ort_bfloat16_run(sess):

@@ -46,7 +46,7 @@ _DYNAMIC_SIZES = {"batch": (2, 1, 3), "channels": (3, 2, 5), "spatial": (11, 16,
 _NP_DTYPES = {onnx.TensorProto.FLOAT16: np.float16, onnx.TensorProto.FLOAT: np.float32,
               onnx.TensorProto.DOUBLE: np.float64, onnx.TensorProto.BFLOAT16: BFLOAT16}
 # Runtimes that can't run bfloat16 graphs at all: their refusal is reported as a limitation
-_NO_BFLOAT16 = {"tract": DTYPE_GAPS[("tract", "bfloat16")]}
+_BFLOAT16_REFUSED = {"tract": DTYPE_GAPS[("tract", "bfloat16")]}
 _F32_MAX = float(np.finfo(np.float32).max)
 _OPENVINO_F64 = "OpenVINO computes float64 in float32"
 _AGREE = "the runtimes agree node by node; the graph itself differs from the reference"
@@ -656,6 +656,7 @@ def _is_float(dtype) -> bool:
 
 
 def _holds_bfloat16(model: onnx.ModelProto) -> bool:
+    """Whether any top-level value is bfloat16, or a Cast makes one."""
     g = model.graph
     values = list(g.input) + list(g.output) + list(g.value_info)
     return any(v.type.tensor_type.elem_type == onnx.TensorProto.BFLOAT16 for v in values) or any(
@@ -712,8 +713,8 @@ def _row(label: str, name: str, model, cases: list, expected: list, tolerance: C
         return Row(label, provider="mixed", status="failed", detail=str(e))
     except Exception as e:   # a runtime refusing the graph is a result, not a crash
         msg = _first_line(e)
-        if name in _NO_BFLOAT16 and _holds_bfloat16(model):
-            return Row(label, status="limitation", detail=f"{_NO_BFLOAT16[name]} ({msg[:200]})")
+        if name in _BFLOAT16_REFUSED and _holds_bfloat16(model):
+            return Row(label, status="limitation", detail=f"{_BFLOAT16_REFUSED[name]} ({msg[:200]})")
         fault = _known_fault(model, name, "crash: " + msg)
         return Row(label, status="known fault" if fault else "failed",
                    detail=f"{fault} ({msg[:200]})" if fault else msg)

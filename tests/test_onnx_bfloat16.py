@@ -127,6 +127,18 @@ def test_every_strategy_is_the_float32_graph_rounded_once(case, dynamic, ort, rn
     assert len(exported) >= (2 if not dynamic else 0 if dilated else 1), exported
 
 
+@pytest.mark.parametrize("op,shape,kw,run", [
+    ("adaptive_avg_pool2d", (2, 3, 5, 5), dict(output_size=(0, 2)), (2, 3, 5, 5)),
+    ("adaptive_max_pool2d", ("N", 3, "H", "W"), dict(output_size=2, return_indices=True), (0, 3, 5, 5)),
+    ("avg_pool1d", (0, 3, 9), dict(kernel_size=3), (0, 3, 9)),
+])
+def test_empty_outputs(op, shape, kw, run, ort):
+    """An output size of 0 and an empty batch: the float32 empty form between the Casts."""
+    model = export_quiet(op, shape, dtype="bfloat16", **kw)
+    x = np.ones(run, BFLOAT16)
+    assert_bfloat16_close(ort_run(model, x), as_list(getattr(adapool, op)(x, **kw)), op, exact=True)
+
+
 # ---- what each runtime's Cast does ---------------------------------------------------------------
 
 # float32 bit patterns: exact ties (even and odd bfloat16 below), near-ties, the largest float
