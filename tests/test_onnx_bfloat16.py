@@ -139,6 +139,26 @@ def test_empty_outputs(op, shape, kw, run, ort):
     assert_bfloat16_close(ort_run(model, x), as_list(getattr(adapool, op)(x, **kw)), op, exact=True)
 
 
+@pytest.mark.parametrize("op,kw", [("avg_pool2d", dict(kernel_size=3, stride=2, padding=1)),
+                                   ("adaptive_avg_pool2d", dict(output_size=7))])
+def test_average_pool_rounds_as_torch(op, kw, ort, torch_oracle, rng):
+    """A bfloat16 window's float32 sum is mostly exact, so its mean is often an exact bfloat16
+    tie: AveragePool (sum, then divide) rounds those as torch does, bit for bit; the MatMul
+    forms (weights 1/n applied before summing) land a float32 ulp off and round some the other
+    way, within one ulp. That is why auto takes `pool` for bfloat16 averages on any plane."""
+    torch = torch_oracle
+    x = rng.standard_normal((4, 8, 64, 64)).astype(BFLOAT16)
+    t = torch.from_numpy(x.view(np.int16)).view(torch.bfloat16)
+    want = getattr(torch.nn.functional, op)(t, **kw).view(torch.int16).numpy().view(BFLOAT16)
+    model = export(op, x.shape, dtype="bfloat16", targets=("onnxruntime",), **kw)
+    assert {p.key: p.value for p in model.metadata_props}["adapool.strategy"] == "pool"
+    assert_bfloat16_close(ort_run(model, x), [want], op, same_bits=True)
+    (got,) = ort_run(export(op, x.shape, dtype="bfloat16", strategy="matmul", **kw), x)
+    differ = (bits(got) != bits(want)).sum()
+    assert 0 < differ < got.size // 50, differ
+    assert_bfloat16_close([got], [want], op + " matmul")
+
+
 # ---- what each runtime's Cast does ---------------------------------------------------------------
 
 # float32 bit patterns: exact ties (even and odd bfloat16 below), near-ties, the largest float
@@ -246,8 +266,10 @@ def test_exact_on_and_auto_warnings():
         export("adaptive_avg_pool2d", ("N", 3, "H", "W"), dtype="bfloat16", output_size=7)
     with pytest.warns(UserWarning, match="openvino, tract"):
         model = export("adaptive_avg_pool2d", (1, 3, 64, 64), dtype="bfloat16", output_size=7)
-    # the strategy auto takes for its speed all the same (matmul above 32x32 planes)
-    assert {p.key: p.value for p in model.metadata_props}["adapool.strategy"] == "matmul"
+    # the strategy auto takes all the same: AveragePool for bfloat16 (test_average_pool_rounds_as_torch)
+    assert {p.key: p.value for p in model.metadata_props}["adapool.strategy"] == "pool"
+    model = export("adaptive_avg_pool2d", (1, 3, 64, 64), dtype="bfloat16", output_size=6, targets=("onnxruntime",))
+    assert {p.key: p.value for p in model.metadata_props}["adapool.strategy"] == "matmul"   # windows not uniform
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         export("adaptive_avg_pool2d", (1, 3, 8, 8), dtype="bfloat16", output_size=3, targets=("onnxruntime",))
