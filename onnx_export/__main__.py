@@ -57,7 +57,7 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--ceil-mode", action="store_true", help="strided ops")
     e.add_argument("--no-count-include-pad", action="store_true", help="avg_pool1d/2d/3d")
     e.add_argument("--divisor-override", type=int, help="avg_pool2d/3d")
-    e.add_argument("--dtype", default="float32", choices=["float16", "float32", "float64"])
+    e.add_argument("--dtype", default="float32", choices=["float16", "float32", "float64", "bfloat16"])
     e.add_argument("--strategy", default="auto")
     e.add_argument("--targets", help="comma-separated runtimes the graph must be exact on "
                                      "(onnxruntime,openvino,tract,onnxruntime-cuda; default: the first three)")

@@ -9,6 +9,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from adapool._bfloat16 import BFLOAT16
+
 MIN_OPSET = 13        # Unsqueeze/Squeeze/ReduceSum take axes as inputs from 13 on
 DEFAULT_OPSET = 18
 DOMAIN = "adapool"    # custom-domain ops (the "function" strategy)
@@ -23,6 +25,7 @@ _ONNX_DTYPES = {
     np.dtype(np.float16): TensorProto.FLOAT16,
     np.dtype(np.float32): TensorProto.FLOAT,
     np.dtype(np.float64): TensorProto.DOUBLE,
+    BFLOAT16: TensorProto.BFLOAT16,
     np.dtype(np.int64): TensorProto.INT64,
     np.dtype(np.bool_): TensorProto.BOOL,
 }

@@ -15,7 +15,7 @@ from onnx import helper
 
 from ._builder import DEFAULT_OPSET, DEFAULT_TARGETS, DOMAIN, DOMAIN_VERSION, MIN_OPSET, TARGETS, Builder, onnx_dtype
 from ._spec import make_spec
-from ._strategies import ExportError, check_opset_for, choose, empty_outputs
+from ._strategies import ExportError, check_opset_for, choose, emit
 
 MAX_OPSET = onnx.defs.onnx_opset_version()
 _CALLS = itertools.count()   # default name prefixes: unique for every build() in a process
@@ -81,7 +81,8 @@ def build(op: str, input_name: str, input_shape: Sequence[int | str | None], *,
         Name of the graph value the nodes read.
     input_shape : sequence
         ints for static dims; a str (a symbolic name) or None for dynamic dims.
-    dtype : {"float16", "float32", "float64"} or numpy dtype
+    dtype : {"float16", "float32", "float64", "bfloat16"} or numpy dtype
+        bfloat16 (``ml_dtypes.bfloat16``): the float32 graph between Casts, rounded once.
     opset : int, optional
         Default 18; the supported range is 13 to the newest opset the installed onnx knows.
     strategy : str
@@ -117,7 +118,7 @@ def build(op: str, input_name: str, input_shape: Sequence[int | str | None], *,
         An unknown op or strategy; the op's arguments fail adapool's checks (the NumPy call's
         message).
     TypeError
-        ``dtype`` not float16/32/64; ``opset`` not an int; unknown or missing op arguments, or
+        ``dtype`` not float16/32/64 or bfloat16; ``opset`` not an int; unknown or missing op arguments, or
         arguments of the wrong type (the NumPy call's message).
     """
     opset = check_opset(opset)
@@ -130,7 +131,7 @@ def build(op: str, input_name: str, input_shape: Sequence[int | str | None], *,
     elif if_budget == -1:
         if_budget = 1
     b = Builder(opset, prefix=prefix or f"{op}_{next(_CALLS)}", targets=targets, if_budget=if_budget)
-    outputs = empty_outputs(b, spec, input_name) or chosen.build(b, spec, input_name)
+    outputs = emit(b, chosen, spec, input_name)
     imports = {"": opset}
     functions = []
     for fspec, proto in b.functions.values():
@@ -171,7 +172,8 @@ def export(op: str, input_shape: Sequence[int | str | None], *, dtype: npt.DType
         ``avg_pool1d/2d/3d`` or ``max_pool1d/2d/3d``.
     input_shape : sequence
         ints for static dims; a str (a symbolic name) or None for dynamic dims.
-    dtype : {"float16", "float32", "float64"} or numpy dtype
+    dtype : {"float16", "float32", "float64", "bfloat16"} or numpy dtype
+        bfloat16 (``ml_dtypes.bfloat16``): the float32 graph between Casts, rounded once.
     opset : int, optional
         Default 18; the supported range is 13 to the newest opset the installed onnx knows.
     strategy : str
@@ -205,7 +207,7 @@ def export(op: str, input_shape: Sequence[int | str | None], *, dtype: npt.DType
         An unknown op or strategy; the op's arguments fail adapool's checks (the NumPy call's
         message).
     TypeError
-        ``dtype`` not float16/32/64; ``opset`` not an int; unknown or missing op arguments, or
+        ``dtype`` not float16/32/64 or bfloat16; ``opset`` not an int; unknown or missing op arguments, or
         arguments of the wrong type (the NumPy call's message).
     """
     built = build(op, "input", input_shape, dtype=dtype, opset=opset, strategy=strategy, prefix=op,

@@ -12,7 +12,7 @@ from ._export import _rename, build, ir_version_for
 from ._strategies import ExportError, call_from_node
 
 _ELEM_DTYPES = {onnx.TensorProto.FLOAT16: "float16", onnx.TensorProto.FLOAT: "float32",
-                onnx.TensorProto.DOUBLE: "float64"}
+                onnx.TensorProto.DOUBLE: "float64", onnx.TensorProto.BFLOAT16: "bfloat16"}
 
 
 def _value_types(model: onnx.ModelProto) -> dict:
@@ -29,7 +29,8 @@ def _value_types(model: onnx.ModelProto) -> dict:
 def _input_shape(tp, node, rank_hint):
     t = tp.tensor_type if tp is not None else None
     if t is None or t.elem_type not in _ELEM_DTYPES:
-        raise ExportError(f"{node.op_type} node {node.name!r}: its input's type is unknown or not float16/32/64")
+        raise ExportError(f"{node.op_type} node {node.name!r}: its input's type is unknown or not float16/32/64 "
+                          "or bfloat16")
     if t.HasField("shape"):
         return [d.dim_value if d.HasField("dim_value") else None for d in t.shape.dim], _ELEM_DTYPES[t.elem_type]
     if rank_hint is None:
@@ -76,7 +77,7 @@ def lower(model: onnx.ModelProto, strategy: str = "auto",
     ------
     ExportError
         The model imports no default ONNX opset; a node's input type is unknown or not
-        float16/32/64, or its rank can't be inferred; ``strategy`` is not exact for a node's
+        float16/32/64 or bfloat16, or its rank can't be inferred; ``strategy`` is not exact for a node's
         shapes. (A ValueError.)
     ValueError
         An unknown adapool-domain op, or a node missing an attribute or whose arguments fail

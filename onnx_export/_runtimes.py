@@ -7,6 +7,7 @@ Runtimes are imported only when a model is run, so importing this module imports
 """
 from __future__ import annotations
 
+import ctypes
 import importlib.util
 import json
 import os
@@ -86,7 +87,8 @@ def _run_ort(provider: str):
         # profiling files go to a temporary directory, never the working directory
         with tempfile.TemporaryDirectory() as tmp:
             sess = _ort_session(model.SerializeToString(), provider, tmp)
-            outs = [sess.run(None, dict(f)) for f in feeds]
+            run_one = _ort_bfloat16_run(sess) if _holds_bfloat16(model) else (lambda f: sess.run(None, dict(f)))
+            outs = [run_one(f) for f in feeds]
             used = sess.get_providers()[0]
             if provider == "CUDAExecutionProvider":
                 providers = _profile_providers(sess.end_profiling())
@@ -95,6 +97,52 @@ def _run_ort(provider: str):
                 used = "CUDAExecutionProvider (every node, from profiling)"
         return outs, used
     return run
+
+
+def _holds_bfloat16(model: onnx.ModelProto) -> bool:
+    """Whether a graph input or output is bfloat16 (what onnxruntime's NumPy API can't pass)."""
+    values = list(model.graph.input) + list(model.graph.output)
+    return any(v.type.tensor_type.elem_type == onnx.TensorProto.BFLOAT16 for v in values)
+
+
+def _ort_bfloat16_run(sess):
+    """onnxruntime's Python API has no NumPy type for bfloat16 (``sess.run`` refuses such feeds
+    and outputs: "No corresponding Numpy type for Tensor Type. bfloat16"): feeds go in as
+    OrtValues reinterpreting the uint16 bits, outputs are bound to CPU memory and their bytes
+    copied out as ml_dtypes bfloat16 arrays."""
+    import onnxruntime as ort
+    from adapool._bfloat16 import BFLOAT16
+    names = [o.name for o in sess.get_outputs()]
+
+    def run(feeds):
+        binding = sess.io_binding()
+        keep = []   # an OrtValue made from an array doesn't own it
+        for name, value in feeds.items():
+            value = np.ascontiguousarray(value)
+            keep.append(value)
+            if value.dtype == BFLOAT16:
+                ort_value = ort.OrtValue.ortvalue_from_numpy_with_onnx_type(value.view(np.uint16),
+                                                                            onnx.TensorProto.BFLOAT16)
+            else:
+                ort_value = ort.OrtValue.ortvalue_from_numpy(value)
+            keep.append(ort_value)
+            binding.bind_ortvalue_input(name, ort_value)
+        for name in names:
+            binding.bind_output(name, "cpu")
+        sess.run_with_iobinding(binding)
+        return [_ort_value_array(v, BFLOAT16) for v in binding.get_outputs()]
+    return run
+
+
+def _ort_value_array(value, bfloat16) -> np.ndarray:
+    if value.data_type() != "tensor(bfloat16)":
+        return value.numpy()
+    shape = tuple(value.shape())
+    count = int(np.prod(shape, dtype=np.int64))
+    if count == 0:
+        return np.zeros(shape, dtype=bfloat16)
+    raw = (ctypes.c_uint16 * count).from_address(value.data_ptr())
+    return np.frombuffer(raw, dtype=np.uint16).copy().reshape(shape).view(bfloat16)
 
 
 # ---- OpenVINO ---------------------------------------------------------------------------------
@@ -138,6 +186,7 @@ def _run_openvino(config: dict):
         core = ov.Core()
         compiled = core.compile_model(core.read_model(model=model.SerializeToString(), weights=b""), "CPU", config)
         names = [o.name for o in model.graph.output]
+        bfloat16_outputs = [o.type.tensor_type.elem_type == onnx.TensorProto.BFLOAT16 for o in model.graph.output]
         # OpenVINO drops a graph input nothing reads: feed only the ports the compiled model has
         ports = {n for i in compiled.inputs for n in i.get_names()}
         outs = []
@@ -149,10 +198,20 @@ def _run_openvino(config: dict):
                 for n in port.get_names():
                     by_name[n] = value
             # an output OpenVINO renamed while fusing: its place in the graph's output list
-            outs.append([by_name[n] if n in by_name else values[i] for i, n in enumerate(names)])
+            outs.append([_openvino_bfloat16(by_name[n] if n in by_name else values[i], bf16)
+                         for i, (n, bf16) in enumerate(zip(names, bfloat16_outputs))])
         hint = config.get("INFERENCE_PRECISION_HINT")
         return outs, f"CPU ({hint})" if hint else "CPU (default precision)"
     return run
+
+
+def _openvino_bfloat16(value: np.ndarray, bfloat16_output: bool) -> np.ndarray:
+    """OpenVINO's Python API hands a bfloat16 output back as a float16 array holding the
+    bfloat16 bits (2026.4): reinterpreted, not converted."""
+    if bfloat16_output and value.dtype == np.float16:
+        from adapool._bfloat16 import BFLOAT16
+        return value.view(BFLOAT16)
+    return value
 
 
 # ---- tract ------------------------------------------------------------------------------------

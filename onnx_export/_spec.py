@@ -9,6 +9,7 @@ import numpy as np
 
 import adapool
 from adapool import _validation
+from adapool._bfloat16 import BFLOAT16
 from adapool._windows import pool_output_size
 
 # op name -> (kind, number of spatial axes); kind "avg" / "max" are adaptive, "avgpool" and
@@ -28,7 +29,8 @@ OPS = {
     "max_pool2d": ("maxpool", 2),
     "max_pool3d": ("maxpool", 3),
 }
-DTYPES = ("float16", "float32", "float64")
+# bfloat16 calls are exported as their float32 graph between two Casts (_strategies.emit)
+DTYPES = ("float16", "float32", "float64", "bfloat16")
 _ROLE_NAMES = {1: "L", 2: "HW", 3: "DHW"}
 # A stand-in for a dynamic spatial size while avg_pool2d's arguments are checked: large enough
 # for any kernel that can be exported, far below the int64 overflow guard.
@@ -155,7 +157,8 @@ def make_spec(op: str, input_shape, dtype="float32", **kwargs) -> PoolSpec:
     if op not in OPS:
         raise ValueError(f"unknown op {op!r}; exportable ops: {', '.join(OPS)}")
     kind, nd = OPS[op]
-    dt = np.dtype(dtype) if not isinstance(dtype, str) or dtype in DTYPES else None
+    dt = BFLOAT16 if isinstance(dtype, str) and dtype == "bfloat16" else \
+        np.dtype(dtype) if not isinstance(dtype, str) or dtype in DTYPES else None
     if dt is None or dt.name not in DTYPES:
         raise TypeError(f"{op}: dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
     shape = _shape(input_shape, nd, op)

@@ -12,6 +12,7 @@ import onnx
 import onnx.numpy_helper
 from onnx import helper
 
+from adapool._bfloat16 import BFLOAT16
 from adapool._windows import adaptive_windows, pool_output_size
 
 from ._builder import DEFAULT_TARGETS, DOMAIN, Builder, onnx_dtype
@@ -418,6 +419,21 @@ def _from_compute(b: Builder, spec, y: str) -> str:
 
 
 # ---- the strategies ---------------------------------------------------------------------------
+
+def emit(b: Builder, strategy: "Strategy", spec, x: str) -> list:
+    """The call's output values, by ``strategy`` (or the empty-output form). A bfloat16 call is
+    its float32 graph between two Casts, as adapool and torch compute it: widening is exact,
+    and each float result is rounded once, to nearest even where the runtime's Cast does
+    (onnxruntime's and onnx's reference evaluator's do; OpenVINO's doesn't, see
+    ``_openvino_bfloat16``). Max pooling's values are inputs, so they come back exact
+    whatever the rounding; indices are the float32 graph's."""
+    if spec.dtype != BFLOAT16:
+        return list(empty_outputs(b, spec, x) or strategy.build(b, spec, x))
+    inner = dataclasses.replace(spec, dtype=np.dtype(np.float32))
+    x32 = b.cast(x, np.float32)
+    outs = list(empty_outputs(b, inner, x32) or strategy.build(b, inner, x32))
+    return [b.cast(outs[0], BFLOAT16)] + outs[1:]
+
 
 def empty_outputs(b: Builder, spec, x: str):
     """An output size of 0 gives an empty result whatever the strategy: ConstantOfShape, not a
@@ -889,13 +905,37 @@ def _sliding_refuses(spec):
     return _static(spec) or _pooling_op_runs(spec)
 
 
-_ALL_DTYPES = ("float16", "float32", "float64")
-_EVERYWHERE = {"onnxruntime": _ALL_DTYPES, "openvino": _ALL_DTYPES, "tract": _ALL_DTYPES,
-               "onnxruntime-cuda": _ALL_DTYPES}
+_ALL_DTYPES = ("float16", "float32", "float64", "bfloat16")
+# tract 0.23 has no bfloat16 at all: a bfloat16 graph input fails to load ("translating to
+# fact: ... Bfloat16"), and so does a Cast to bfloat16 ("Building node (Cast)"). bfloat16 on
+# onnxruntime's CUDA EP has not been measured.
+_NO_BFLOAT16 = ("float16", "float32", "float64")
+_EVERYWHERE = {"onnxruntime": _ALL_DTYPES, "openvino": _ALL_DTYPES, "tract": _NO_BFLOAT16,
+               "onnxruntime-cuda": _NO_BFLOAT16}
+# Why a runtime lacks a dtype in every strategy's exact_on (auto's warning says it)
+DTYPE_GAPS = {("tract", "bfloat16"): "tract loads no bfloat16 tensor (graph input, output or Cast)",
+              ("onnxruntime-cuda", "bfloat16"): "bfloat16 graphs have not run on onnxruntime's CUDA EP yet"}
 # Runtimes that compute float64 in float32: no graph is exact there in float64, which is the
 # runtime's limitation (validate() reports it as such), so it doesn't steer `auto`
 # (OpenVINO's CPU plugin clamps float64 ±inf to ±FLT_MAX: openvinotoolkit/openvino#37968).
 FLOAT64_IN_FLOAT32 = frozenset({"openvino"})
+
+
+def _openvino_bfloat16(spec):
+    """OpenVINO 2026.4's CPU plugin converts float32 to bfloat16 two ways, both measured wrong
+    (tests/test_onnx_bfloat16.py::test_cast_rounding, ::test_openvino_bfloat16_graphs). In a
+    graph with a dynamic dim it doesn't round to nearest even: a value whose bfloat16 truncation
+    is even is truncated (0x3F808001 -> 0x3F80, not 0x3F81: one ulp low on about a quarter of
+    all float32 values), and NaNs with low payload bits become ±0 or inf; a max pool's values
+    are bfloat16 inputs, which it gives back exactly. In a graph of static shape it rounds to
+    nearest even but flushes subnormal results to zero, max pools' too."""
+    if spec.dtype != BFLOAT16:
+        return None
+    if all(isinstance(d, int) for d in spec.shape):
+        return "OpenVINO flushes subnormal bfloat16 results to zero in graphs of static shape"
+    if spec.kind in ("avg", "avgpool"):
+        return "OpenVINO's Cast to bfloat16 truncates where it should round up (one ulp low) at dynamic shapes"
+    return None
 
 
 def _cuda_shape_nodes_refuse(spec):
@@ -975,19 +1015,24 @@ class Strategy:
 STRATEGIES = {s.name: s for s in (
     Strategy("global", ("avg", "max"), "GlobalAveragePool / GlobalMaxPool (output 1)",
              lambda spec: _all_ones(spec) or _pooling_op_runs(spec), _build_global,
-             exact_on={**_EVERYWHERE, "onnxruntime": ("float16", "float32")},
+             exact_on={**_EVERYWHERE, "onnxruntime": ("float16", "float32", "bfloat16")},
+             target_refuses={"openvino": _openvino_bfloat16},
              notes="onnxruntime's CPU EP has no float64 GlobalAveragePool/GlobalMaxPool kernel"),
     Strategy("reduce", ("avg", "max"), "ReduceMean / ReduceMax over the pooled axes (output 1)",
-             _all_ones, _build_reduce, target_refuses={"onnxruntime-cuda": _cuda_unmeasured}),
+             _all_ones, _build_reduce,
+             target_refuses={"onnxruntime-cuda": _cuda_unmeasured, "openvino": _openvino_bfloat16}),
     # onnxruntime's CPU EP has no float64 AveragePool: `auto` takes the MatMul form there
     # onnxruntime's CPU AveragePool is ~2x slower than the MatMul form on planes above 32x32
-    # (benchmarks/README.md): `auto` takes it for adaptive averages of small planes only
+    # (benchmarks/README.md): `auto` takes it for adaptive averages of small planes only, and
+    # for every bfloat16 one: it sums (a bfloat16 window's float32 sum is mostly exact) and then
+    # divides, so it rounds as torch does, where the MatMul forms' weights (1/n applied before
+    # summing) put ~0.6% of bfloat16 results one ulp off (test_onnx_bfloat16.py)
     Strategy("pool", ("avg", "max", "avgpool", "maxpool"),
              "AveragePool / MaxPool (uniform windows; the strided pools, with pads for ceil_mode's windows)",
              lambda spec: _divisible(spec) or _pooling_op_runs(spec), _build_pool,
-             exact_on={**_EVERYWHERE, "onnxruntime": ("float16", "float32")},
-             auto_if=lambda spec: spec.kind != "avg" or int(np.prod(spec.spatial)) <= 1024,
-             target_refuses={"onnxruntime-cuda": _cuda_indices_refuse},
+             exact_on={**_EVERYWHERE, "onnxruntime": ("float16", "float32", "bfloat16")},
+             auto_if=lambda spec: spec.kind != "avg" or spec.dtype == BFLOAT16 or int(np.prod(spec.spatial)) <= 1024,
+             target_refuses={"onnxruntime-cuda": _cuda_indices_refuse, "openvino": _openvino_bfloat16},
              notes="onnxruntime's CPU EP has no float64 AveragePool kernel; the CUDA EP places part of the "
                    "indices graph on CPU"),
     # The CUDA EP's TF32 MatMul made the plain float32 form ~1e-3 off (H200, onnxruntime-gpu
@@ -995,21 +1040,25 @@ STRATEGIES = {s.name: s for s in (
     # run on a GPU yet, so float32 is not claimed there
     Strategy("matmul", ("avg", "avgpool"), "exact separable MatMul with constant pooling matrices",
              _static, _build_matmul, exact_on={**_EVERYWHERE, "onnxruntime-cuda": ("float16", "float64")},
-             target_refuses={"onnxruntime-cuda": _cuda_unmeasured},
+             target_refuses={"onnxruntime-cuda": _cuda_unmeasured, "openvino": _openvino_bfloat16},
              notes="onnxruntime-cuda: float32 not measured in its TF32-safe form"),
     Strategy("sliding", ("max",), "sliding-window max (dilated MaxPool doubling), then Gather of each window's two halves",
-             _sliding_refuses, _build_sliding, target_refuses={"onnxruntime-cuda": _cuda_unmeasured}),
+             _sliding_refuses, _build_sliding,
+             target_refuses={"onnxruntime-cuda": _cuda_unmeasured, "openvino": _openvino_bfloat16}),
     Strategy("gather", ("max", "maxpool"), "Gather of each window's indices, then ReduceMax (ArgMax for indices)",
-             _static, _build_gather, target_refuses={"onnxruntime-cuda": _cuda_indices_refuse},
+             _static, _build_gather,
+             target_refuses={"onnxruntime-cuda": _cuda_indices_refuse, "openvino": _openvino_bfloat16},
              notes="the CUDA EP places part of the indices graph on CPU"),
     Strategy("dynamic", ("avg", "max", "avgpool", "maxpool"), "windows computed in the graph from Shape: any size",
              _dynamic_refuses, _build_dynamic,
-             target_refuses={"tract": _tract_dynamic_refuses, "onnxruntime-cuda": _cuda_shape_nodes_refuse},
+             target_refuses={"tract": _tract_dynamic_refuses, "onnxruntime-cuda": _cuda_shape_nodes_refuse,
+                             "openvino": _openvino_bfloat16},
              notes="tract: not with return_indices, nor avg_pool2d at dynamic sizes (see target_refuses)"),
     Strategy("function", ("avg", "max", "avgpool", "maxpool"),
              "one adapool-domain node whose model-local function body is the dynamic graph",
              _dynamic_refuses, _build_function,
-             target_refuses={"tract": _tract_function_refuses, "onnxruntime-cuda": _cuda_shape_nodes_refuse},
+             target_refuses={"tract": _tract_function_refuses, "onnxruntime-cuda": _cuda_shape_nodes_refuse,
+                             "openvino": _openvino_bfloat16},
              notes="OpenVINO and tract run it once inlined (export(inline=True); validate() inlines for them)"),
 )}
 
@@ -1035,14 +1084,17 @@ def choose(spec, strategy: str, opset: int, targets=DEFAULT_TARGETS) -> Strategy
             if not s.not_exact_on(spec, targets) and s.auto_if(spec):
                 return s
         # dynamic serves every call; only a target's own limits leave nothing exact everywhere
-        # fewest targets missed; among those, the one exact on onnxruntime, then OpenVINO
+        # fewest targets missed; among those, the one exact on onnxruntime, then OpenVINO, then
+        # the one auto picks for its speed (a bfloat16 call misses tract with every strategy)
         s = min(usable, key=lambda s: (len(s.not_exact_on(spec, targets)),
                                        "onnxruntime" in s.not_exact_on(spec, targets),
-                                       "openvino" in s.not_exact_on(spec, targets)))
+                                       "openvino" in s.not_exact_on(spec, targets), not s.auto_if(spec)))
         missing = s.not_exact_on(spec, targets)
-        refusals = {t: s.target_refuses[t](spec) for t in missing if t in s.target_refuses}
+        refusals = {t: DTYPE_GAPS.get((t, spec.dtype.name)) if spec.dtype.name not in s.exact_on.get(t, ())
+                    else s.target_refuses[t](spec) if t in s.target_refuses else None for t in missing}
         reasons = "; ".join(f"{t}: {why}" for t, why in refusals.items() if why)
-        what = ("which those runtimes refuse to load or run" if all(refusals.get(t) for t in missing)
+        what = ("which is not exact there, for those reasons" if spec.dtype == BFLOAT16 and all(refusals.values())
+                else "which those runtimes refuse to load or run" if all(refusals.get(t) for t in missing)
                 else f"which is not known to be exact there in {spec.dtype.name}")
         warnings.warn(f"{spec.op}: no strategy is exact on {', '.join(missing)} for this call ({reasons or 'dtype'}); "
                       f"using {s.name!r}, {what} (pass targets= without them to silence this)", stacklevel=4)

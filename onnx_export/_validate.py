@@ -12,20 +12,24 @@ import numpy.typing as npt
 import onnx
 
 import adapool
+from adapool._bfloat16 import BFLOAT16
 
 from ._builder import DOMAIN
 from ._export import inline_functions
 from ._runtimes import DEFAULT_RUNTIMES, OPTIMIZERS, RUNTIMES as RUNTIME_TABLE, MixedProviders, RuntimeSkipped
 from ._runtimes import optimize as run_optimizer
 from ._spec import OPS
-from ._strategies import call_from_node
+from ._strategies import DTYPE_GAPS, call_from_node
 
 # Tolerances against adapool's kernel, per dtype: a few ulps of the result for float16 (both
-# round once from float32), sum-order differences of float32/float64 sums.
+# round once from float32), sum-order differences of float32/float64 sums; for bfloat16 one
+# ulp (2**-7 of the value), since a float32 result a few float32 ulps off can round to the
+# neighbouring bfloat16 near a tie (the atol: float32's, for sums that cancel to near 0).
 TOLERANCES = {
     np.dtype(np.float16): (2e-3, 1e-3),
     np.dtype(np.float32): (2e-5, 2e-6),
     np.dtype(np.float64): (1e-12, 1e-13),
+    BFLOAT16: (2.0**-7, 2e-6),
 }
 # Tolerances against a reference runtime or expected outputs (a whole model: convolutions and
 # matmuls sum in each runtime's own order, and torch's kernels differ from all of them).
@@ -33,13 +37,16 @@ MODEL_TOLERANCES = {
     np.dtype(np.float16): (1e-2, 1e-3),
     np.dtype(np.float32): (1e-4, 1e-5),
     np.dtype(np.float64): (1e-9, 1e-10),
+    BFLOAT16: (2.0**-4, 2.0**-7),   # float16's, scaled by the ulps' ratio (8)
 }
 # The names validate runs by default (the whole table is onnx_export._runtimes.RUNTIMES).
 RUNTIMES = DEFAULT_RUNTIMES
 # Sizes tried for each dynamic dimension: batch, channels, spatial (odd and even, non-divisible).
 _DYNAMIC_SIZES = {"batch": (2, 1, 3), "channels": (3, 2, 5), "spatial": (11, 16, 23)}
 _NP_DTYPES = {onnx.TensorProto.FLOAT16: np.float16, onnx.TensorProto.FLOAT: np.float32,
-              onnx.TensorProto.DOUBLE: np.float64}
+              onnx.TensorProto.DOUBLE: np.float64, onnx.TensorProto.BFLOAT16: BFLOAT16}
+# Runtimes that can't run bfloat16 graphs at all: their refusal is reported as a limitation
+_BFLOAT16_REFUSED = {"tract": DTYPE_GAPS[("tract", "bfloat16")]}
 _F32_MAX = float(np.finfo(np.float32).max)
 _OPENVINO_F64 = "OpenVINO computes float64 in float32"
 _AGREE = "the runtimes agree node by node; the graph itself differs from the reference"
@@ -458,8 +465,8 @@ def random_inputs(model: onnx.ModelProto, seed: int = 0, sizes: Mapping | None =
         if inp.elem not in _NP_DTYPES and inp.elem != onnx.TensorProto.INT64:
             name = onnx.TensorProto.DataType.Name(inp.elem) if inp.elem in onnx.TensorProto.DataType.values() \
                 else str(inp.elem)
-            raise UnsupportedModel(f"input {inp.name!r} has element type {name}; validate generates float16/32/64 "
-                                   "and int64 inputs: pass inputs= (a list of dicts input name -> array)")
+            raise UnsupportedModel(f"input {inp.name!r} has element type {name}; validate generates float16/32/64, "
+                                   "bfloat16 and int64 inputs: pass inputs= (a list of dicts input name -> array)")
     rng = np.random.default_rng(seed)
     cases = []
     for shapes in _case_shapes(inputs, sizes, nd, extra):
@@ -620,7 +627,7 @@ def _compare(got: list, want: list, tolerance: Callable) -> tuple[float, float, 
         g, w = np.asarray(g), np.asarray(w)
         if g.shape != w.shape:
             return float("nan"), float("nan"), f"shape {list(g.shape)}, expected {list(w.shape)}"
-        if w.dtype.kind != "f":
+        if not _is_float(w.dtype):
             if g.dtype != w.dtype or not np.array_equal(g, w):
                 kind = "indices" if w.dtype == np.int64 else "values"
                 problem = problem or (f"{int(np.sum(g != w))} {kind} differ" if g.dtype.kind == w.dtype.kind
@@ -636,10 +643,24 @@ def _compare(got: list, want: list, tolerance: Callable) -> tuple[float, float, 
         if finite.any():
             err = np.abs(g64[finite] - w64[finite])
             max_abs = max(max_abs, float(err.max()))
-            max_rel = max(max_rel, float((err / np.maximum(np.abs(w64[finite]), np.finfo(w.dtype).tiny)).max()))
+            tiny = float(np.finfo(np.float32 if w.dtype == BFLOAT16 else w.dtype).tiny)   # bfloat16's is float32's
+            max_rel = max(max_rel, float((err / np.maximum(np.abs(w64[finite]), tiny)).max()))
             if np.any(err > atol + rtol * np.abs(w64[finite])):
                 problem = problem or f"beyond rtol={rtol:g}, atol={atol:g}"
     return max_abs, max_rel, problem
+
+
+def _is_float(dtype) -> bool:
+    """NumPy's float kinds, and bfloat16 (ml_dtypes' dtypes are of kind "V")."""
+    return dtype.kind == "f" or dtype == BFLOAT16
+
+
+def _holds_bfloat16(model: onnx.ModelProto) -> bool:
+    """Whether any top-level value is bfloat16, or a Cast makes one."""
+    g = model.graph
+    values = list(g.input) + list(g.output) + list(g.value_info)
+    return any(v.type.tensor_type.elem_type == onnx.TensorProto.BFLOAT16 for v in values) or any(
+        n.op_type == "Cast" and _attrs(n).get("to") == onnx.TensorProto.BFLOAT16 for n in g.node)
 
 
 def _computes_float64(model: onnx.ModelProto) -> bool:
@@ -692,6 +713,8 @@ def _row(label: str, name: str, model, cases: list, expected: list, tolerance: C
         return Row(label, provider="mixed", status="failed", detail=str(e))
     except Exception as e:   # a runtime refusing the graph is a result, not a crash
         msg = _first_line(e)
+        if name in _BFLOAT16_REFUSED and _holds_bfloat16(model):
+            return Row(label, status="limitation", detail=f"{_BFLOAT16_REFUSED[name]} ({msg[:200]})")
         fault = _known_fault(model, name, "crash: " + msg)
         return Row(label, status="known fault" if fault else "failed",
                    detail=f"{fault} ({msg[:200]})" if fault else msg)

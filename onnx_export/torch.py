@@ -25,6 +25,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from typing import IO, Any
 
+import numpy as np
 import onnx
 from onnx import defs
 
@@ -676,10 +677,20 @@ def export(model: torch.nn.Module | torch.export.ExportedProgram, args: tuple[An
 
 # ---- checking an exported model against torch eager --------------------------------------------
 
+def _array(t: torch.Tensor) -> np.ndarray:
+    """A tensor as a NumPy array; bfloat16 (which ``.numpy()`` refuses) as ml_dtypes' bfloat16,
+    bit for bit."""
+    t = t.detach().cpu()
+    if t.dtype == torch.bfloat16:
+        from adapool._bfloat16 import BFLOAT16
+        return t.contiguous().view(torch.int16).numpy().view(BFLOAT16)
+    return t.numpy()
+
+
 def _flatten(value) -> list:
     """torch outputs (a tensor, or nested tuples/lists/dicts of them) as a flat list of arrays."""
     if isinstance(value, torch.Tensor):
-        return [value.detach().cpu().numpy()]
+        return [_array(value)]
     if isinstance(value, dict):
         return [a for v in value.values() for a in _flatten(v)]
     if isinstance(value, (list, tuple)):
@@ -778,5 +789,5 @@ def validate_torch(model: torch.nn.Module | torch.export.ExportedProgram, onnx_m
     with torch.no_grad():
         for case, names in _torch_cases(onnx_model, args, sizes):
             expected.append(_flatten(model(*case)))
-            feeds.append({n: t.detach().cpu().numpy() for n, t in zip(names, case)})
+            feeds.append({n: _array(t) for n, t in zip(names, case)})
     return validate(onnx_model, feeds, expected=expected, runtimes=runtimes)
