@@ -76,7 +76,8 @@ def build(op: str, input_name: str, input_shape: Sequence[int | str | None], *,
     ----------
     op : str
         An adapool forward op: ``adaptive_avg_pool1d/2d/3d``, ``adaptive_max_pool1d/2d/3d``,
-        ``avg_pool1d/2d/3d`` or ``max_pool1d/2d/3d``.
+        ``avg_pool1d/2d/3d``, ``max_pool1d/2d/3d`` or ``lp_pool1d/2d/3d`` (torch's composition
+        of powers around the strided pool's graph: the strategy names that pool's form).
     input_name : str
         Name of the graph value the nodes read.
     input_shape : sequence
@@ -99,7 +100,7 @@ def build(op: str, input_name: str, input_shape: Sequence[int | str | None], *,
         holds one.
     **op_kwargs
         The op's torch arguments (``output_size``, ``return_indices``, ``kernel_size``,
-        ``dilation``, ...).
+        ``dilation``, ``norm_type``, ...). lp_pool's ``norm_type``: a Python int or float.
 
     Returns
     -------
@@ -119,6 +120,8 @@ def build(op: str, input_name: str, input_shape: Sequence[int | str | None], *,
     TypeError
         ``dtype`` not float16/32/64; ``opset`` not an int; unknown or missing op arguments, or
         arguments of the wrong type (the NumPy call's message).
+    ZeroDivisionError
+        lp_pool's ``norm_type`` = 0 (the NumPy call's, torch's ``1.0 / norm_type``).
     """
     opset = check_opset(opset)
     targets = check_targets(targets)
@@ -168,7 +171,8 @@ def export(op: str, input_shape: Sequence[int | str | None], *, dtype: npt.DType
     ----------
     op : str
         An adapool forward op: ``adaptive_avg_pool1d/2d/3d``, ``adaptive_max_pool1d/2d/3d``,
-        ``avg_pool1d/2d/3d`` or ``max_pool1d/2d/3d``.
+        ``avg_pool1d/2d/3d``, ``max_pool1d/2d/3d`` or ``lp_pool1d/2d/3d`` (torch's composition
+        of powers around the strided pool's graph: the strategy names that pool's form).
     input_shape : sequence
         ints for static dims; a str (a symbolic name) or None for dynamic dims.
     dtype : {"float16", "float32", "float64"} or numpy dtype
@@ -186,7 +190,7 @@ def export(op: str, input_shape: Sequence[int | str | None], *, dtype: npt.DType
         tract don't run model-local functions); no effect on other strategies.
     **op_kwargs
         The op's torch arguments (``output_size``, ``return_indices``, ``kernel_size``,
-        ``dilation``, ...).
+        ``dilation``, ``norm_type``, ...). lp_pool's ``norm_type``: a Python int or float.
 
     Returns
     -------
@@ -207,6 +211,8 @@ def export(op: str, input_shape: Sequence[int | str | None], *, dtype: npt.DType
     TypeError
         ``dtype`` not float16/32/64; ``opset`` not an int; unknown or missing op arguments, or
         arguments of the wrong type (the NumPy call's message).
+    ZeroDivisionError
+        lp_pool's ``norm_type`` = 0 (the NumPy call's, torch's ``1.0 / norm_type``).
     """
     built = build(op, "input", input_shape, dtype=dtype, opset=opset, strategy=strategy, prefix=op,
                   targets=targets, **op_kwargs)

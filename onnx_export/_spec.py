@@ -3,16 +3,17 @@ validated with adapool's own checks so an export fails with the message the call
 from __future__ import annotations
 
 import inspect
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 import adapool
-from adapool import _validation
+from adapool import _lp, _validation
 from adapool._windows import pool_output_size
 
 # op name -> (kind, number of spatial axes); kind "avg" / "max" are adaptive, "avgpool" and
-# "maxpool" the strided pools (avg_pool1d/2d/3d, max_pool1d/2d/3d)
+# "maxpool" the strided pools (avg_pool1d/2d/3d, max_pool1d/2d/3d), "lppool" lp_pool1d/2d/3d
+# (torch's composition of powers around a strided pool: see ``inner_spec``)
 STRIDED = ("avgpool", "maxpool")
 OPS = {
     "adaptive_avg_pool1d": ("avg", 1),
@@ -27,6 +28,9 @@ OPS = {
     "max_pool1d": ("maxpool", 1),
     "max_pool2d": ("maxpool", 2),
     "max_pool3d": ("maxpool", 3),
+    "lp_pool1d": ("lppool", 1),
+    "lp_pool2d": ("lppool", 2),
+    "lp_pool3d": ("lppool", 3),
 }
 DTYPES = ("float16", "float32", "float64")
 _ROLE_NAMES = {1: "L", 2: "HW", 3: "DHW"}
@@ -51,6 +55,7 @@ class PoolSpec:
     ceil_mode: bool = False
     count_include_pad: bool = True
     divisor_override: int | None = None
+    norm_type: float | None = None   # lp_pool: p (a Python int or float, ±inf included)
 
     @property
     def batched(self) -> bool:
@@ -70,6 +75,9 @@ class PoolSpec:
 
     def kwargs(self) -> dict:
         """The call's torch arguments, as adapool's op takes them."""
+        if self.kind == "lppool":   # lp_pool1d multiplies by its kernel_size: an int there
+            return dict(norm_type=self.norm_type, kernel_size=self.kernel[0] if self.nd == 1 else list(self.kernel),
+                        stride=list(self.stride), ceil_mode=self.ceil_mode)
         if self.kind == "maxpool":
             return dict(kernel_size=list(self.kernel), stride=list(self.stride), padding=list(self.padding),
                         dilation=list(self.dilation), ceil_mode=self.ceil_mode,
@@ -89,7 +97,7 @@ class PoolSpec:
     def output_shape(self) -> tuple:
         """Static output dims as ints, dynamic ones as None (batch and channel names are kept)."""
         lead = self.shape[:-self.nd]
-        if self.kind in STRIDED:   # each static axis has a static output size
+        if self.kind in STRIDED or self.kind == "lppool":   # each static axis has a static output size
             return lead + tuple(
                 None if not isinstance(c, int) else pool_output_size(c, k, s, p, self.ceil_mode, d)
                 for c, k, s, p, d in zip(self.spatial, self.kernel, self.stride, self.padding, self.dilations))
@@ -161,6 +169,8 @@ def make_spec(op: str, input_shape, dtype="float32", **kwargs) -> PoolSpec:
     shape = _shape(input_shape, nd, op)
     args = _kwargs_for(op, kwargs)
     static = tuple(s if isinstance(s, int) else None for s in shape)
+    if kind == "lppool":
+        return _lp_spec(op, nd, input_shape, dt, args)
     if kind in STRIDED and op != "avg_pool2d":
         return _strided_spec(op, kind, nd, shape, dt, static, args)
     if kind == "avgpool":
@@ -217,3 +227,41 @@ def _strided_spec(op, kind, nd, shape, dt, static, args) -> PoolSpec:
     divisor = extra["divisor_override"]
     return PoolSpec(op, kind, nd, shape, dt, (), count_include_pad=bool(rest[0]),
                     divisor_override=None if divisor is None else int(divisor), **common)
+
+
+def inner_spec(spec: PoolSpec) -> PoolSpec:
+    """The strided pool inside an lp_pool call, as torch composes it: ``avg_poolNd(x ** p,
+    kernel, stride, 0, ceil_mode)`` (count_include_pad, no divisor), or ``max_poolNd(|x|, kernel,
+    stride, 0, 1, ceil_mode)`` for p = ±inf. It keeps the lp_pool op name, for messages."""
+    if _infinite_norm(spec.norm_type):
+        return replace(spec, kind="maxpool", dilation=(1,) * spec.nd, norm_type=None)
+    return replace(spec, kind="avgpool", count_include_pad=True, divisor_override=None, norm_type=None)
+
+
+def _infinite_norm(p) -> int:
+    return _lp._infinite(p)
+
+
+def _lp_spec(op, nd, input_shape, dt, args) -> PoolSpec:
+    """lp_pool1d/2d/3d: adapool's checks in its order (the kernel's unpacking, norm_type's type,
+    the inner pool's arguments, lp_pool1d's int kernel, p = 0), then the inner pool's spec."""
+    p, kernel_size = args["norm_type"], args["kernel_size"]
+    _lp._kernel_area(kernel_size, nd)
+    if not _lp._infinite(p):
+        _lp._norm_type(p)
+    if isinstance(p, np.floating) and not isinstance(p, float):
+        # torch reads a float32 p as itself (1/p a float32 quotient, inf not the max path): the
+        # graph's constants are built from a Python number
+        raise TypeError(f"{op}: export takes norm_type as a Python int or float, got {type(p).__name__}")
+    pool = f"max_pool{nd}d" if _lp._infinite(p) else f"avg_pool{nd}d"
+    inner = make_spec(pool, input_shape, dt, kernel_size=kernel_size, stride=args["stride"], padding=0,
+                      ceil_mode=args["ceil_mode"])
+    if not _lp._infinite(p):
+        if nd == 1:
+            _lp._check_1d_factor(kernel_size)
+        _lp._inverse(p)   # p = 0: torch's ZeroDivisionError
+        p = _lp._norm_type(p)
+    else:
+        p = float(p)
+    return replace(inner, op=op, kind="lppool", dilation=(), return_indices=False, count_include_pad=True,
+                   divisor_override=None, norm_type=p)

@@ -3,7 +3,7 @@ the short function that emits it. ``choose`` reads the table; nothing else decid
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 import numpy as np
@@ -11,10 +11,11 @@ import onnx
 import onnx.numpy_helper
 from onnx import helper
 
+from adapool import _lp
 from adapool._windows import adaptive_windows, pool_output_size
 
 from ._builder import DEFAULT_TARGETS, DOMAIN, Builder, onnx_dtype
-from ._spec import STRIDED
+from ._spec import STRIDED, inner_spec
 from ._windows import dynamic_axes, size_product, size_vector, static_axes
 
 
@@ -420,7 +421,7 @@ def empty_outputs(b: Builder, spec, x: str):
     them). None when no output dim is 0."""
     lead = spec.rank - spec.nd
     empty_lead = any(d == 0 for d in spec.shape[:lead])
-    if spec.kind in STRIDED or not (empty_lead or any(o == 0 for o in spec.out)):
+    if spec.kind in STRIDED or spec.kind == "lppool" or not (empty_lead or any(o == 0 for o in spec.out)):
         return None
     dims = [b.dims(x, 0, lead)] + [o if o is not None else b.dims(x, lead + i, lead + i + 1)
                                    for i, o in enumerate(spec.out)]
@@ -1007,14 +1008,91 @@ AUTO_ORDER = {
 }
 
 
+# ---- lp_pool: powers around the strided pools' own forms -----------------------------------------
+
+def _lp_steps(b: Builder, spec):
+    """torch's elementwise steps as adapool's lp_pool computes them (adapool._lp._Steps): float16
+    in float32, rounded to float16 after every op; float32 and float64 as they are."""
+    half = spec.dtype == np.float16
+    work = np.dtype(np.float32) if half else spec.dtype
+    up = (lambda v: b.cast(v, np.float32)) if half else (lambda v: v)             # noqa: E731
+    down = (lambda v: b.cast(v, np.float16)) if half else (lambda v: v)           # noqa: E731
+
+    def power(v, e):
+        """``v ** e`` with torch's special cases, each rounding as torch's (adapool._lp._pow)."""
+        if e == 0:   # NaN ** 0 is 1 too
+            return b.op("ConstantOfShape", b.op("Shape", v), value=onnx.numpy_helper.from_array(np.ones(1, work)))
+        if e == 1:
+            return v
+        if e in (2, 3, -2):
+            square = b.op("Mul", v, v)
+            return {2: square, 3: b.op("Mul", square, v), -2: b.op("Div", b.scalar(1, work), square)}[e]
+        if e == 0.5:
+            return b.op("Sqrt", v)
+        if e == -0.5:
+            return b.op("Div", b.scalar(1, work), b.op("Sqrt", v))
+        if e == -1:
+            return b.op("Div", b.scalar(1, work), v)
+        return b.op("Pow", v, b.scalar(e, work))
+    return work, up, down, power
+
+
+def _build_lp(b: Builder, spec, x: str, pool: Callable) -> list:
+    """lp_pool as torch composes it: ``pool`` (the chosen strategy's builder for the inner
+    avg/max pool, ``inner_spec``) between the powers. p = ±inf: ±max_pool(±|x|)."""
+    inner = inner_spec(spec)
+    direction = _lp._infinite(spec.norm_type)
+    if direction:
+        a = b.op("Abs", x)
+        if direction < 0:
+            return [b.op("Neg", pool(b, inner, b.op("Neg", a))[0])]
+        return pool(b, inner, a)
+    steps = _lp._Steps(spec.dtype)
+    p, e = steps.exponent(spec.norm_type), steps.exponent(_lp._inverse(spec.norm_type))
+    work, up, down, power = _lp_steps(b, spec)
+    pooled = pool(b, inner, down(power(up(x), p)))[0]
+    scaled = b.op("Mul", up(pooled), b.scalar(float(np.prod(spec.kernel)), work))
+    # torch's sign(s) * relu(|s|) makes -0.0 +0.0 (-0.0 ** -1 would be -inf); not s + 0.0, which
+    # graph optimizers may drop
+    scaled = b.op("Where", b.op("Equal", scaled, b.scalar(0, work)), b.scalar(0, work), scaled)
+    if spec.dtype == np.float16:
+        scaled = up(down(scaled))
+    return [down(power(scaled, e))]
+
+
+def _lp_strategy(s: Strategy) -> Strategy:
+    """``s`` for lp_pool: it refuses what it refuses for the inner pool, and builds the powers
+    around its graph. The CUDA EP has not run these graphs."""
+    def refuses(spec):
+        inner = inner_spec(spec)
+        if inner.kind not in s.kinds:
+            return f"it doesn't serve {'max' if inner.kind == 'maxpool' else 'average'} pooling (the inner pool here)"
+        return s.refuses(inner)
+
+    wrapped = {t: (lambda spec, f=f: f(inner_spec(spec))) for t, f in s.target_refuses.items()}
+    wrapped["onnxruntime-cuda"] = lambda spec: "lp_pool graphs have not run on onnxruntime's CUDA EP yet"
+    return replace(s, kinds=("lppool",), refuses=refuses, build=lambda b, spec, x: _build_lp(b, spec, x, s.build),
+                   auto_if=lambda spec: s.auto_if(inner_spec(spec)), target_refuses=wrapped)
+
+
+# the forms of the inner strided pools; `auto` takes them in their own order
+LP_STRATEGIES = {name: _lp_strategy(s) for name, s in STRATEGIES.items() if {"avgpool", "maxpool"} & set(s.kinds)}
+
+
+def _table(spec) -> tuple:
+    """(the strategies serving ``spec``'s kind, auto's order of them)."""
+    if spec.kind == "lppool":
+        return LP_STRATEGIES, [n for n in AUTO_ORDER[inner_spec(spec).kind]]
+    return STRATEGIES, AUTO_ORDER[spec.kind]
+
+
 def choose(spec, strategy: str, opset: int, targets=DEFAULT_TARGETS) -> Strategy:
+    table, order = _table(spec)
     if strategy == "auto":
-        usable = [STRATEGIES[n] for n in AUTO_ORDER[spec.kind]
-                  if STRATEGIES[n].refuses(spec) is None and opset >= STRATEGIES[n].min_opset]
+        usable = [table[n] for n in order if table[n].refuses(spec) is None and opset >= table[n].min_opset]
         if not usable:   # never a wrong graph: say what each form lacks
             raise ExportError(f"{spec.op}: no strategy exports this call exactly: " + "; ".join(
-                f"{n}: {STRATEGIES[n].refuses(spec) or f'needs opset >= {STRATEGIES[n].min_opset}'}"
-                for n in AUTO_ORDER[spec.kind]))
+                f"{n}: {table[n].refuses(spec) or f'needs opset >= {table[n].min_opset}'}" for n in order))
         for s in usable:
             if not s.not_exact_on(spec, targets) and s.auto_if(spec):
                 return s
@@ -1033,7 +1111,7 @@ def choose(spec, strategy: str, opset: int, targets=DEFAULT_TARGETS) -> Strategy
         return s
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown strategy {strategy!r}; choose one of: auto, {', '.join(STRATEGIES)}")
-    s = STRATEGIES[strategy]
+    s = table.get(strategy, STRATEGIES[strategy])
     if spec.kind not in s.kinds:
         raise ExportError(f"{spec.op}: strategy {strategy!r} does not serve this op "
                           f"(it serves {', '.join(k for k in s.kinds)} pooling)")

@@ -388,7 +388,7 @@ def test_build_into_a_shared_graph(ort, rng):
 # ---- errors ----------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("args,kwargs,exc,match", [
-    (("lp_pool2d", (1, 1, 4, 4)), dict(norm_type=2, kernel_size=2), ValueError, "unknown op 'lp_pool2d'"),
+    (("lp_pool2d_backward", (1, 1, 4, 4)), dict(kernel_size=2), ValueError, "unknown op 'lp_pool2d_backward'"),
     (("adaptive_avg_pool2d", (1, 1, 4, 4)), dict(output_size=2, strategy="fast"), ValueError, "unknown strategy 'fast'"),
     (("adaptive_avg_pool2d", (1, 1, 11, 11)), dict(output_size=4, strategy="pool"), ExportError, "uniform windows"),
     (("adaptive_avg_pool2d", ("N", 1, "H", "W")), dict(output_size=2, strategy="matmul"), ExportError, "static spatial"),
