@@ -57,10 +57,12 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     e = sub.add_parser("export", help="export one pooling call to an ONNX file")
     e.add_argument("op", help="adaptive_avg_pool1d/2d/3d, adaptive_max_pool1d/2d/3d, avg_pool1d/2d/3d, "
-                              "max_pool1d/2d/3d or lp_pool1d/2d/3d")
+                              "max_pool1d/2d/3d, lp_pool1d/2d/3d or max_unpool1d/2d/3d (a second input, "
+                              "indices)")
     e.add_argument("--input-shape", required=True, type=_shape,
                    help="comma-separated dims; a name (N, H, ...) makes that dim dynamic, e.g. N,16,H,W")
-    e.add_argument("--output-size", help="adaptive ops: ints, comma-separated; None keeps a dim")
+    e.add_argument("--output-size", help="adaptive ops: ints, comma-separated; None keeps a dim. "
+                                            "max_unpool: the output's spatial sizes")
     e.add_argument("--return-indices", action="store_true", help="max ops: also output int64 indices")
     e.add_argument("--kernel-size", help="strided ops: one int per pooled axis (kH,kW), or one for all")
     e.add_argument("--stride", help="strided ops: as --kernel-size (default: the kernel size)")
@@ -111,6 +113,22 @@ def _export(args) -> int:
         # lp_pool1d multiplies by its kernel_size: an int there, as torch takes it
         kwargs = dict(norm_type=args.norm_type, kernel_size=kernel[0] if len(kernel) == 1 else kernel,
                       stride=None if args.stride is None else _ints(args.stride, "--stride"), ceil_mode=args.ceil_mode)
+    elif args.op.startswith("max_unpool"):
+        misplaced = [flag for flag, value in (
+            ("--return-indices", args.return_indices), ("--dilation", args.dilation is not None),
+            ("--ceil-mode", args.ceil_mode), ("--norm-type", args.norm_type is not None),
+            ("--no-count-include-pad", args.no_count_include_pad),
+            ("--divisor-override", args.divisor_override is not None)) if value]
+        if misplaced:
+            raise ValueError(f"{', '.join(misplaced)} {'does' if len(misplaced) == 1 else 'do'} not apply to {args.op}")
+        if args.kernel_size is None:
+            raise ValueError(f"{args.op} needs --kernel-size")
+        # one int stands for every axis (torch's max_unpool reads a 1-element list as one axis)
+        one = lambda v: v[0] if len(v) == 1 else v   # noqa: E731
+        kwargs = dict(kernel_size=one(_ints(args.kernel_size, "--kernel-size")),
+                      stride=None if args.stride is None else one(_ints(args.stride, "--stride")),
+                      padding=one(_ints(args.padding, "--padding")),
+                      output_size=None if args.output_size is None else _ints(args.output_size, "--output-size"))
     elif args.norm_type is not None:
         raise ValueError(f"--norm-type applies to lp_pool1d/2d/3d, not {args.op}")
     elif args.op.startswith(("avg_pool", "max_pool")):

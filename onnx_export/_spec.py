@@ -8,12 +8,18 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 import adapool
-from adapool import _lp, _validation
+
+
+class ExportError(ValueError):
+    """The call can't be exported exactly with the requested strategy or opset."""
+
+from adapool import _lp, _unpool, _validation
 from adapool._windows import pool_output_size
 
 # op name -> (kind, number of spatial axes); kind "avg" / "max" are adaptive, "avgpool" and
 # "maxpool" the strided pools (avg_pool1d/2d/3d, max_pool1d/2d/3d), "lppool" lp_pool1d/2d/3d
-# (torch's composition of powers around a strided pool: see ``inner_spec``)
+# (torch's composition of powers around a strided pool: see ``inner_spec``), "unpool"
+# max_unpool1d/2d/3d (two inputs: the values and torch's per-plane int64 indices)
 STRIDED = ("avgpool", "maxpool")
 OPS = {
     "adaptive_avg_pool1d": ("avg", 1),
@@ -31,6 +37,9 @@ OPS = {
     "lp_pool1d": ("lppool", 1),
     "lp_pool2d": ("lppool", 2),
     "lp_pool3d": ("lppool", 3),
+    "max_unpool1d": ("unpool", 1),
+    "max_unpool2d": ("unpool", 2),
+    "max_unpool3d": ("unpool", 3),
 }
 DTYPES = ("float16", "float32", "float64")
 _ROLE_NAMES = {1: "L", 2: "HW", 3: "DHW"}
@@ -75,6 +84,9 @@ class PoolSpec:
 
     def kwargs(self) -> dict:
         """The call's torch arguments, as adapool's op takes them."""
+        if self.kind == "unpool":   # out: the output's spatial sizes, fixed at export
+            return dict(kernel_size=list(self.kernel), stride=list(self.stride), padding=list(self.padding),
+                        output_size=list(self.out))
         if self.kind == "lppool":   # lp_pool1d multiplies by its kernel_size: an int there
             return dict(norm_type=self.norm_type, kernel_size=self.kernel[0] if self.nd == 1 else list(self.kernel),
                         stride=list(self.stride), ceil_mode=self.ceil_mode)
@@ -102,6 +114,11 @@ class PoolSpec:
                 None if not isinstance(c, int) else pool_output_size(c, k, s, p, self.ceil_mode, d)
                 for c, k, s, p, d in zip(self.spatial, self.kernel, self.stride, self.padding, self.dilations))
         return lead + tuple(s if o is None else o for o, s in zip(self.out, self.spatial))
+
+    @property
+    def inputs(self) -> int:
+        """How many graph inputs the call reads: max_unpool's values and indices, else one."""
+        return 2 if self.kind == "unpool" else 1
 
     @property
     def dilations(self) -> tuple:
@@ -141,15 +158,15 @@ def _shape(input_shape, nd: int, op: str) -> tuple:
 def _kwargs_for(op: str, kwargs: dict) -> dict:
     """Bind ``kwargs`` to the op's own signature (so defaults and unknown names behave as they do
     for the NumPy call)."""
-    params = list(inspect.signature(getattr(adapool, op)).parameters.values())[1:]
-    names = [p.name for p in params if p.name != "out"]
+    # max_unpool's indices are the graph's second input, not an argument
+    skip = ("out", "indices") if OPS[op][0] == "unpool" else ("out",)
+    params = [p for p in list(inspect.signature(getattr(adapool, op)).parameters.values())[1:] if p.name not in skip]
+    names = [p.name for p in params]
     unknown = set(kwargs) - set(names)
     if unknown:
         raise TypeError(f"{op}() got an unexpected keyword argument {sorted(unknown)[0]!r}")
     bound = {}
     for p in params:
-        if p.name == "out":
-            continue
         if p.name in kwargs:
             bound[p.name] = kwargs[p.name]
         elif p.default is inspect.Parameter.empty:
@@ -171,6 +188,8 @@ def make_spec(op: str, input_shape, dtype="float32", **kwargs) -> PoolSpec:
     static = tuple(s if isinstance(s, int) else None for s in shape)
     if kind == "lppool":
         return _lp_spec(op, nd, input_shape, dt, args)
+    if kind == "unpool":
+        return _unpool_spec(op, nd, _shape(input_shape, nd, op), dt, args)
     if kind in STRIDED and op != "avg_pool2d":
         return _strided_spec(op, kind, nd, shape, dt, static, args)
     if kind == "avgpool":
@@ -265,3 +284,18 @@ def _lp_spec(op, nd, input_shape, dt, args) -> PoolSpec:
         p = float(p)
     return replace(inner, op=op, kind="lppool", dilation=(), return_indices=False, count_include_pad=True,
                    divisor_override=None, norm_type=p)
+
+
+def _unpool_spec(op, nd, shape, dt, args) -> PoolSpec:
+    """max_unpool1d/2d/3d: the output size comes from the input's spatial sizes (torch's
+    ``_unpool_output_size``), so they must be static; batch and channels may be dynamic."""
+    if not all(isinstance(s, int) for s in shape[-nd:]):
+        raise ExportError(f"{op}: export needs static spatial sizes (the output size is computed from them)")
+    probe = tuple(1 if not isinstance(s, int) else s for s in shape)
+    sizes, step, pad = _unpool._output_size(op, nd, probe, args["kernel_size"], args["stride"], args["padding"],
+                                            args["output_size"])
+    kernel = _unpool._ints(_unpool._ntuple(args["kernel_size"], nd), op, "kernel_size")
+    # the NumPy call's checks, with indices of the input's shape as the graph's input will be
+    _unpool._check(nd, probe, np.broadcast_to(np.int64(0), probe), sizes, step, pad)
+    return PoolSpec(op, "unpool", nd, shape, dt, tuple(sizes), kernel=tuple(kernel[:nd]), stride=tuple(step[:nd]),
+                    padding=tuple(pad[:nd]))

@@ -15,12 +15,10 @@ from adapool import _lp
 from adapool._windows import adaptive_windows, pool_output_size
 
 from ._builder import DEFAULT_TARGETS, DOMAIN, Builder, onnx_dtype
-from ._spec import STRIDED, inner_spec
+from ._spec import STRIDED, ExportError, inner_spec  # noqa: F401 (ExportError is re-exported)
 from ._windows import dynamic_axes, size_product, size_vector, static_axes
 
 
-class ExportError(ValueError):
-    """The call can't be exported exactly with the requested strategy or opset."""
 
 
 # onnxruntime's CPU EP has no float64 kernel for these: `auto` avoids them for float64 graphs.
@@ -1005,7 +1003,40 @@ AUTO_ORDER = {
     "max": ("reduce", "pool", "sliding", "gather", "dynamic"),
     "avgpool": ("pool", "matmul", "dynamic"),
     "maxpool": ("pool", "gather", "dynamic"),
+    "unpool": ("scatter",),
 }
+
+
+# ---- max_unpool: a scatter into zeros ------------------------------------------------------------
+
+def _build_scatter(b: Builder, spec, xs) -> list:
+    """max_unpool: each plane flattened, its values written at torch's per-plane indices into a
+    zero plane of the output's size (ScatterElements along the last axis), reshaped back.
+    Indices the graph can't check as torch does: an index past the plane fails at run time
+    (onnxruntime's ScatterElements checks bounds); a negative one in [-size, 0) counts from
+    the plane's end (ONNX's rule; torch raises); repeated indices write in an order ONNX leaves
+    open (torch: the last one wins), which can't matter for max pooling's, whose repeats carry
+    the same value."""
+    x, idx = xs
+    lead = spec.rank - spec.nd
+    n_in, n_out = int(np.prod(spec.spatial)), int(np.prod(spec.out))
+    # leading dims spelled out (an N of 0 must not read as "copy"); allowzero arrived in opset 14
+    zero_ok = {"allowzero": 1} if b.opset >= 14 else {}
+    lead_dims = [b.dims(x, 0, lead)] if b.opset >= 14 else [0] * lead
+    flat = size_vector(b, lead_dims + [n_in])
+    zeros = b.op("ConstantOfShape", size_vector(b, [b.dims(x, 0, lead), n_out]),
+                 value=onnx.numpy_helper.from_array(np.zeros(1, spec.dtype)))
+    y = b.op("ScatterElements", zeros, b.op("Reshape", idx, flat, **zero_ok), b.op("Reshape", x, flat, **zero_ok),
+             axis=-1)
+    return [b.op("Reshape", y, size_vector(b, lead_dims + list(spec.out)), **zero_ok)]
+
+
+# max_unpool's one form (it has no other kind's windows)
+STRATEGIES["scatter"] = Strategy(
+    "scatter", ("unpool",), "ScatterElements of each plane's values at its indices into zeros (max_unpool)",
+    lambda spec: None, _build_scatter, target_refuses={"onnxruntime-cuda": lambda spec: "max_unpool graphs have "
+                                                       "not run on onnxruntime's CUDA EP yet"},
+    notes="indices past the plane fail at run time; negative ones count from the plane's end (torch raises)")
 
 
 # ---- lp_pool: powers around the strided pools' own forms -----------------------------------------

@@ -333,3 +333,128 @@ def test_lp_property(call, seed, ort):
         for strategy in ("auto", "dynamic"):
             model = export_quiet(op, shape, dtype=dtype, strategy=strategy, **kw)
             assert_close(run_model(model, x.copy(), ort), want, dtype, kw["norm_type"], f"{strategy}: {op} {kw} {shape}")
+
+
+# ---- max_unpool1d/2d/3d ------------------------------------------------------------------------
+
+UNPOOL_CASES = [
+    ("max_unpool1d", dict(kernel_size=3, stride=2, padding=1), (3, 6)),
+    ("max_unpool1d", dict(kernel_size=2, output_size=[9]), (2, 3, 4)),
+    ("max_unpool2d", dict(kernel_size=2), (2, 3, 4, 5)),
+    ("max_unpool2d", dict(kernel_size=3, stride=(2, 1), padding=1, output_size=(8, 5)), (3, 4, 5)),
+    ("max_unpool3d", dict(kernel_size=2, stride=(1, 2, 2)), (1, 2, 3, 3, 4)),
+]
+
+
+def run_unpool(model, x, idx, ort):
+    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    return sess.run(None, {"input": x, "indices": idx})
+
+
+def pooled_indices(op, kw, shape, dtype, rng):
+    """The values and indices max pooling gives (overlapping windows repeat an index, with one
+    value), pooled from an input of the unpooled size, with ties, NaN and ±inf."""
+    nd = OPS[op][1]
+    out = make_spec(op, shape, **kw).out
+    big = np.round(rng.standard_normal(shape[:-nd] + tuple(out)) * 2).astype(dtype)
+    big.reshape(-1)[:: 7] = np.nan
+    big.reshape(-1)[3:: 11] = -np.inf
+    pool = dict(kernel_size=kw["kernel_size"], stride=kw.get("stride"), padding=kw.get("padding", 0))
+    values, idx = getattr(adapool, f"max_pool{nd}d")(big, return_indices=True, **pool)
+    return values, idx
+
+
+@pytest.mark.parametrize("dtype", ["float16", "float32", "float64"])
+@pytest.mark.parametrize("case", UNPOOL_CASES, ids=case_id)
+def test_unpool_matches_adapool_and_torch(case, dtype, ort, torch_oracle, rng):
+    """Scatter of each plane: distinct indices (a permutation's head) and max pooling's own
+    (repeats carry one value), against adapool's kernel and torch, bit for bit."""
+    op, kw, shape = case
+    nd = OPS[op][1]
+    model = export(op, shape, dtype=dtype, **kw)
+    assert [i.name for i in model.graph.input] == ["input", "indices"]
+    out = make_spec(op, shape, **kw).out
+    n_in, n_out = int(np.prod(shape[-nd:])), int(np.prod(out))
+    planes = int(np.prod(shape[:-nd]))
+    distinct = np.stack([rng.permutation(n_out)[:n_in] for _ in range(planes)]).reshape(shape)
+    feeds = [(rng.standard_normal(shape).astype(dtype), distinct)]
+    values, idx = pooled_indices(op, kw, shape, dtype, rng)
+    if values.shape == shape:   # max pooling of the unpooled size gives back this shape
+        feeds.append((values, idx))
+    for x, i in feeds:
+        (got,) = run_unpool(model, x, i, ort)
+        want = getattr(adapool, op)(x, i, **kw)
+        np.testing.assert_array_equal(got, want)
+        if dtype != "float16" or nd < 3:   # torch's CPU max_unpool3d has float16 too; keep it to 1/2-d
+            t = getattr(torch_oracle.nn.functional, op)(torch_oracle.from_numpy(x), torch_oracle.from_numpy(i), **kw)
+            np.testing.assert_array_equal(got, t.numpy())
+
+
+@pytest.mark.parametrize("dtype", ["float16", "float32", "float64"])
+def test_unpool_exact_on_every_runtime(dtype):
+    for op, kw, shape in UNPOOL_CASES[1:4]:
+        nd = OPS[op][1]
+        for in_shape in (shape, ("N",) * (len(shape) - nd) + shape[-nd:]):   # batch and channels may be dynamic
+            model = export(op, in_shape, dtype=dtype, **kw)
+            report = validate(model, runtimes=RUNTIMES)
+            for row in report.rows:
+                assert row.passed, str(report)
+            assert report.ok and len(report.cases) >= 2
+
+
+def test_unpool_needs_static_spatial_sizes():
+    """The output size is computed from the input's spatial sizes: static ones only."""
+    with pytest.raises(ExportError, match="static spatial sizes"):
+        export("max_unpool2d", (1, 3, "H", 5), kernel_size=2)
+    model = export("max_unpool2d", ("N", "C", 4, 5), kernel_size=2)
+    assert [d.dim_value for d in model.graph.output[0].type.tensor_type.shape.dim][2:] == [8, 10]
+
+
+def test_unpool_indices_the_graph_cannot_check(ort):
+    """torch raises on an index outside the output plane; a graph can't raise with its words:
+    onnxruntime's ScatterElements fails past the plane, and a negative index in [-size, 0)
+    counts from the plane's end (ONNX's rule). Documented in the strategy's notes."""
+    model = export("max_unpool1d", (1, 1, 2), kernel_size=2)
+    x = np.array([[[1.0, 2.0]]], np.float32)
+    with pytest.raises(ValueError, match="index"):
+        adapool.max_unpool1d(x, np.array([[[0, 4]]]), 2)
+    with pytest.raises(Exception):
+        run_unpool(model, x, np.array([[[0, 4]]]), ort)
+    (got,) = run_unpool(model, x, np.array([[[0, -1]]]), ort)
+    np.testing.assert_array_equal(got, [[[1, 0, 0, 2]]])
+    assert "negative" in STRATEGIES["scatter"].notes
+
+
+@pytest.mark.parametrize("op,shape,kw", [
+    ("max_unpool2d", (1, 3, 4, 4), dict(kernel_size=2, output_size=(3, 3))),   # outside one stride
+    ("max_unpool3d", (1, 3, 4, 4, 4), dict(kernel_size=2, stride=0)),         # (2-d accepts stride 0, as torch)
+    ("max_unpool2d", (1, 3, 4, 4), dict(kernel_size=2.0)),
+    ("max_unpool3d", (1, 3, 4, 4), dict(kernel_size=2, output_size=(8, 8))),
+    ("max_unpool1d", (1, 3, 4), dict(kernel_size=(2, 2))),
+])
+def test_unpool_errors_match_the_numpy_call(op, shape, kw):
+    x = np.zeros(shape, np.float32)
+    with pytest.raises((ValueError, TypeError)) as numpy_error:
+        getattr(adapool, op)(x, np.zeros(shape, np.int64), **kw)
+    with pytest.raises(type(numpy_error.value)) as export_error:
+        export(op, shape, **kw)
+    assert str(export_error.value) == str(numpy_error.value)
+
+
+def test_unpool_checker_metadata_and_command_line(tmp_path):
+    for op, kw, shape in UNPOOL_CASES:
+        model = export(op, shape, **kw)
+        onnx.checker.check_model(model, full_check=True)
+        inferred = onnx.shape_inference.infer_shapes(model, strict_mode=True)
+        dims = [d.dim_value for d in inferred.graph.output[0].type.tensor_type.shape.dim]
+        assert dims == list(make_spec(op, shape, **kw).output_shape())
+    meta = {p.key: p.value for p in export("max_unpool2d", (1, 3, 4, 5), kernel_size=2).metadata_props}
+    assert json.loads(meta["adapool.kwargs"]) == dict(kernel_size=[2, 2], stride=[2, 2], padding=[0, 0],
+                                                      output_size=[8, 10])
+    from onnx_export.__main__ import main
+    out = tmp_path / "u.onnx"
+    assert main(["export", "max_unpool2d", "--input-shape", "N,3,4,5", "--kernel-size", "2", "--output-size", "9,10",
+                 "-o", str(out)]) == 0
+    assert [i.name for i in onnx.load(out).graph.input] == ["input", "indices"]
+    assert main(["export", "max_unpool2d", "--input-shape", "1,3,4,5", "--kernel-size", "2", "--ceil-mode",
+                 "-o", str(out), "--no-validate"]) == 2
