@@ -13,13 +13,14 @@ import adapool
 class ExportError(ValueError):
     """The call can't be exported exactly with the requested strategy or opset."""
 
-from adapool import _lp, _unpool, _validation
+from adapool import _fractional, _lp, _unpool, _validation
 from adapool._windows import pool_output_size
 
 # op name -> (kind, number of spatial axes); kind "avg" / "max" are adaptive, "avgpool" and
 # "maxpool" the strided pools (avg_pool1d/2d/3d, max_pool1d/2d/3d), "lppool" lp_pool1d/2d/3d
 # (torch's composition of powers around a strided pool: see ``inner_spec``), "unpool"
-# max_unpool1d/2d/3d (two inputs: the values and torch's per-plane int64 indices)
+# max_unpool1d/2d/3d (two inputs: the values and torch's per-plane int64 indices),
+# "fractional" fractional_max_pool2d/3d (static shapes, its samples given at export)
 STRIDED = ("avgpool", "maxpool")
 OPS = {
     "adaptive_avg_pool1d": ("avg", 1),
@@ -40,6 +41,8 @@ OPS = {
     "max_unpool1d": ("unpool", 1),
     "max_unpool2d": ("unpool", 2),
     "max_unpool3d": ("unpool", 3),
+    "fractional_max_pool2d": ("fractional", 2),
+    "fractional_max_pool3d": ("fractional", 3),
 }
 DTYPES = ("float16", "float32", "float64")
 _ROLE_NAMES = {1: "L", 2: "HW", 3: "DHW"}
@@ -65,6 +68,7 @@ class PoolSpec:
     count_include_pad: bool = True
     divisor_override: int | None = None
     norm_type: float | None = None   # lp_pool: p (a Python int or float, ±inf included)
+    samples: tuple = ()   # fractional max pool: _random_samples[:N] flattened, as Python floats
 
     @property
     def batched(self) -> bool:
@@ -84,6 +88,9 @@ class PoolSpec:
 
     def kwargs(self) -> dict:
         """The call's torch arguments, as adapool's op takes them."""
+        if self.kind == "fractional":
+            return dict(kernel_size=list(self.kernel), output_size=list(self.out), return_indices=self.return_indices,
+                        _random_samples=fractional_samples(self).tolist())
         if self.kind == "unpool":   # out: the output's spatial sizes, fixed at export
             return dict(kernel_size=list(self.kernel), stride=list(self.stride), padding=list(self.padding),
                         output_size=list(self.out))
@@ -190,6 +197,8 @@ def make_spec(op: str, input_shape, dtype="float32", **kwargs) -> PoolSpec:
         return _lp_spec(op, nd, input_shape, dt, args)
     if kind == "unpool":
         return _unpool_spec(op, nd, _shape(input_shape, nd, op), dt, args)
+    if kind == "fractional":
+        return _fractional_spec(op, nd, _shape(input_shape, nd, op), dt, args)
     if kind in STRIDED and op != "avg_pool2d":
         return _strided_spec(op, kind, nd, shape, dt, static, args)
     if kind == "avgpool":
@@ -299,3 +308,31 @@ def _unpool_spec(op, nd, shape, dt, args) -> PoolSpec:
     _unpool._check(nd, probe, np.broadcast_to(np.int64(0), probe), sizes, step, pad)
     return PoolSpec(op, "unpool", nd, shape, dt, tuple(sizes), kernel=tuple(kernel[:nd]), stride=tuple(step[:nd]),
                     padding=tuple(pad[:nd]))
+
+
+def fractional_samples(spec: PoolSpec) -> np.ndarray:
+    """The call's samples, (N, C, nd) in its dtype (N = 1 for unbatched input)."""
+    planes = spec.shape[:-spec.nd] if spec.batched else (1,) + spec.shape[:-spec.nd]
+    return np.array(spec.samples, dtype=spec.dtype).reshape(planes + (spec.nd,))
+
+
+def _fractional_spec(op, nd, shape, dt, args) -> PoolSpec:
+    """fractional_max_pool2d/3d: every plane's windows come from its samples, so the graph's
+    windows are constants: static N, C and sizes, and ``_random_samples`` given. adapool's own
+    call on zeros of the shape checks everything, in torch's words, and gives the output size."""
+    if not all(isinstance(s, int) for s in shape):
+        raise ExportError(f"{op}: export needs static N, C and spatial sizes (each plane's windows are "
+                          "constants computed from its samples)")
+    if args["_random_samples"] is None:
+        raise ExportError(f"{op}: export needs _random_samples (torch draws them with torch.rand at each call; "
+                          "a graph with constant windows needs them given)")
+    if args.get("rng") is not None:
+        raise ExportError(f"{op}: rng draws samples at call time; pass _random_samples instead")
+    y = getattr(adapool, op)(np.zeros(shape, dt), args["kernel_size"], args["output_size"], args["output_ratio"],
+                             False, args["_random_samples"])
+    kernel = _fractional._per_axis(args["kernel_size"], nd, op, "kernel_size", 2)
+    n = shape[0] if len(shape) == nd + 2 else 1
+    samples = np.asarray(args["_random_samples"])[:n]
+    return PoolSpec(op, "fractional", nd, shape, dt, tuple(y.shape[-nd:]),
+                    return_indices=bool(args["return_indices"]), kernel=tuple(kernel),
+                    samples=tuple(float(v) for v in samples.reshape(-1)))

@@ -11,11 +11,12 @@ import onnx
 import onnx.numpy_helper
 from onnx import helper
 
+import adapool
 from adapool import _lp
 from adapool._windows import adaptive_windows, pool_output_size
 
 from ._builder import DEFAULT_TARGETS, DOMAIN, Builder, onnx_dtype
-from ._spec import STRIDED, ExportError, inner_spec  # noqa: F401 (ExportError is re-exported)
+from ._spec import STRIDED, ExportError, fractional_samples, inner_spec  # noqa: F401 (ExportError is re-exported)
 from ._windows import dynamic_axes, size_product, size_vector, static_axes
 
 
@@ -345,6 +346,29 @@ def _flat_indices(b: Builder, spec, axes, static: bool, x: str) -> str:
     return b.op("Reshape", total, b.ints(-1))
 
 
+def _torch_max_rule(b: Builder, g: str, dt, window) -> tuple:
+    """torch's max over the last axis of ``g`` (each window's elements in row-major order): the
+    last NaN if there is one, else the first maximum. (values without that axis, the slot k
+    with it kept.) ArgMax and ReduceMax only ever see NaN-free data (NaN -> -inf), so no
+    runtime's NaN handling matters."""
+    isnan = b.isnan(g, dt)
+    nan01 = b.cast(isnan, dt)
+    clean = b.op("Where", isnan, b.scalar(-np.inf, dt), g)
+    first_max = b.op("ArgMax", clean, axis=-1, keepdims=1, select_last_index=0)
+    last_nan = b.op("ArgMax", nan01, axis=-1, keepdims=1, select_last_index=1)
+    has_nan = b.op("Greater", b.reduce("ReduceMax", nan01, [-1], keepdims=True), b.scalar(0, dt))
+    k = b.op("Where", has_nan, last_nan, first_max)
+    # the element at k itself, not ReduceMax: OpenVINO's and tract's ReduceMax of a row of
+    # -inf is the lowest finite float (OpenVINO's CPU reduce starts from -FLT_MAX, see
+    # openvinotoolkit/openvino#5494). Summing the one selected slot with zeros is exact for
+    # any value, inf and NaN included (GatherElements would do, but onnx's reference
+    # evaluator rejects an index tensor narrower than the data on the other axes).
+    slots = b.op("Range", b.scalar(0, np.int64), b.squeeze(window, 0) if not isinstance(window, int)
+                 else b.scalar(window, np.int64), b.scalar(1, np.int64))
+    picked = b.op("Where", b.op("Equal", slots, k), g, b.scalar(0, dt))
+    return b.reduce("ReduceSum", picked, [-1], keepdims=False), k
+
+
 def _max_with_indices(b: Builder, spec, x: str, axes, static: bool) -> list:
     """Gather every window whole (padded by repeating its last index), then torch's rule over
     its elements in row-major order: the last NaN if there is one, else the first maximum.
@@ -365,23 +389,7 @@ def _max_with_indices(b: Builder, spec, x: str, axes, static: bool) -> list:
     # (allowzero arrived in opset 14; `choose` refuses zero sizes with indices before that)
     zero_ok = {"allowzero": 1} if b.opset >= 14 else {}
     g = b.op("Reshape", g, size_vector(b, ([b.dims(x, 0, lead)] if lead else []) + outs + [window]), **zero_ok)
-    dt = spec.dtype
-    isnan = b.isnan(g, dt)
-    nan01 = b.cast(isnan, dt)
-    clean = b.op("Where", isnan, b.scalar(-np.inf, dt), g)
-    first_max = b.op("ArgMax", clean, axis=-1, keepdims=1, select_last_index=0)
-    last_nan = b.op("ArgMax", nan01, axis=-1, keepdims=1, select_last_index=1)
-    has_nan = b.op("Greater", b.reduce("ReduceMax", nan01, [-1], keepdims=True), b.scalar(0, dt))
-    k = b.op("Where", has_nan, last_nan, first_max)
-    # the element at k itself, not ReduceMax: OpenVINO's and tract's ReduceMax of a row of
-    # -inf is the lowest finite float (OpenVINO's CPU reduce starts from -FLT_MAX, see
-    # openvinotoolkit/openvino#5494). Summing the one selected slot with zeros is exact for
-    # any value, inf and NaN included (GatherElements would do, but onnx's reference
-    # evaluator rejects an index tensor narrower than the data on the other axes).
-    slots = b.op("Range", b.scalar(0, np.int64), b.squeeze(window, 0) if not isinstance(window, int)
-                 else b.scalar(window, np.int64), b.scalar(1, np.int64))
-    picked = b.op("Where", b.op("Equal", slots, k), g, b.scalar(0, dt))
-    values = b.reduce("ReduceSum", picked, [-1], keepdims=False)
+    values, k = _torch_max_rule(b, g, spec.dtype, window)
     # position of (output, slot) in the flat table: linear(output) * window + slot
     if static:
         n_out = int(np.prod([ax.out_size for ax in axes]))
@@ -419,7 +427,7 @@ def empty_outputs(b: Builder, spec, x: str):
     them). None when no output dim is 0."""
     lead = spec.rank - spec.nd
     empty_lead = any(d == 0 for d in spec.shape[:lead])
-    if spec.kind in STRIDED or spec.kind == "lppool" or not (empty_lead or any(o == 0 for o in spec.out)):
+    if spec.kind in STRIDED or spec.kind in ("lppool", "fractional") or not (empty_lead or any(o == 0 for o in spec.out)):
         return None
     dims = [b.dims(x, 0, lead)] + [o if o is not None else b.dims(x, lead + i, lead + i + 1)
                                    for i, o in enumerate(spec.out)]
@@ -1004,6 +1012,7 @@ AUTO_ORDER = {
     "avgpool": ("pool", "matmul", "dynamic"),
     "maxpool": ("pool", "gather", "dynamic"),
     "unpool": ("scatter",),
+    "fractional": ("constant",),
 }
 
 
@@ -1037,6 +1046,68 @@ STRATEGIES["scatter"] = Strategy(
     lambda spec: None, _build_scatter, target_refuses={"onnxruntime-cuda": lambda spec: "max_unpool graphs have "
                                                        "not run on onnxruntime's CUDA EP yet"},
     notes="indices past the plane fail at run time; negative ones count from the plane's end (torch raises)")
+
+
+# ---- fractional max pooling: constant per-plane windows -------------------------------------------
+
+def fractional_tables(spec) -> np.ndarray:
+    """(planes, prod(out), prod(kernel)): each plane's windows as flat in-plane input indices,
+    row-major within a window, found by adapool's own kernel: pooling a ramp along one axis
+    (constant along the others) with the call's samples, its index is each window's last
+    position on that axis (the largest value; ties elsewhere keep the first), less kernel - 1
+    its start. So the starts are the kernel's, in the samples' own float type."""
+    nd, spatial, kernel, out = spec.nd, spec.spatial, spec.kernel, spec.out
+    samples = fractional_samples(spec)
+    full = samples.shape[:2] + spatial
+    planes = full[0] * full[1]
+    strides = [int(np.prod(spatial[j + 1:])) for j in range(nd)]
+    total = np.zeros((planes,) + tuple(out) + tuple(kernel), np.int64)
+    for j in range(nd):
+        ramp = np.arange(spatial[j], dtype=spec.dtype).reshape([-1 if i == j else 1 for i in range(nd)])
+        _, idx = getattr(adapool, spec.op)(np.ascontiguousarray(np.broadcast_to(ramp, full)), list(kernel),
+                                           list(out), None, True, samples)
+        last = np.unravel_index(idx.reshape(planes, -1), spatial)[j].reshape((planes,) + tuple(out))
+        starts = last[(slice(None),) + tuple(slice(None) if i == j else 0 for i in range(nd))] - (kernel[j] - 1)
+        shape = [planes] + [1] * (2 * nd)
+        shape[1 + j] = out[j]
+        offsets = [1] * (1 + 2 * nd)
+        offsets[1 + nd + j] = kernel[j]
+        total += (starts.reshape(shape) + np.arange(kernel[j]).reshape(offsets)) * strides[j]
+    return total.reshape(planes, int(np.prod(out)), int(np.prod(kernel)))
+
+
+def _fractional_refuses(spec):
+    # the ramp's positions must be exact in the dtype for the probe to find the windows
+    if spec.dtype == np.float16 and max(spec.spatial) > 2048:
+        return "float16 windows are found on a ramp of positions, exact up to 2048"
+    return _tables_fit(spec) if spec.out else None
+
+
+def _build_fractional(b: Builder, spec, x: str) -> list:
+    """Each plane's windows (constants, offset by the plane's start) gathered from the flattened
+    input, then torch's rule (last NaN, else first maximum) over each window; indices are the
+    table's entry at the chosen slot. Gather, not GatherElements, whose onnx reference
+    implementation fails on these shapes."""
+    table = fractional_tables(spec)
+    planes, n_out, window = table.shape
+    plane = int(np.prod(spec.spatial))
+    offsets = (np.arange(planes, dtype=np.int64) * plane).reshape(planes, 1, 1)
+    g = b.op("Gather", b.op("Reshape", x, b.ints(-1)), b.const(table + offsets), axis=0)   # (planes, out, window)
+    values, k = _torch_max_rule(b, g, spec.dtype, window)
+    shape = b.ints(*spec.output_shape())
+    outs = [b.op("Reshape", values, shape)]
+    if spec.return_indices:   # the table's entry at (plane, output, k)
+        base = (np.arange(planes * n_out, dtype=np.int64) * window).reshape(planes, n_out, 1)
+        outs.append(b.op("Reshape", b.op("Gather", b.const(table.reshape(-1)), b.op("Add", b.const(base), k), axis=0),
+                         shape))
+    return outs
+
+
+STRATEGIES["constant"] = Strategy(
+    "constant", ("fractional",), "fractional max pooling: each plane's constant windows gathered, torch's max "
+    "rule by ArgMax", _fractional_refuses, _build_fractional,
+    target_refuses={"onnxruntime-cuda": lambda spec: "fractional max pool graphs have not run on onnxruntime's "
+                                                     "CUDA EP yet"})
 
 
 # ---- lp_pool: powers around the strided pools' own forms -----------------------------------------

@@ -249,6 +249,12 @@ def _describe(model: onnx.ModelProto) -> _Call:
         if not isinstance(kwargs, dict):
             raise UnsupportedModel("adapool.kwargs metadata must be a JSON object")
         inits = {i.name for i in model.graph.initializer}
+        if OPS[op][0] == "fractional" and "_random_samples" in kwargs:   # JSON lists: the input's dtype again
+            elem = model.graph.input[0].type.tensor_type.elem_type
+            try:
+                kwargs["_random_samples"] = np.asarray(kwargs["_random_samples"], _NP_DTYPES.get(elem, np.float64))
+            except (TypeError, ValueError) as e:
+                raise UnsupportedModel(f"unreadable _random_samples in adapool.kwargs: {e}") from None
         n_inputs = sum(i.name not in inits for i in model.graph.input)
         if n_inputs != (2 if OPS[op][0] == "unpool" else 1):   # max_unpool: values and indices
             raise UnsupportedModel(f"the model has {n_inputs} inputs; adapool's kernel computes one-input "

@@ -304,11 +304,11 @@ def test_uniform_windows(out, size, expected):
 
 
 def test_auto_order_is_the_table():
-    assert set(AUTO_ORDER) == {"avg", "max", "avgpool", "maxpool", "unpool"}
+    assert set(AUTO_ORDER) == {"avg", "max", "avgpool", "maxpool", "unpool", "fractional"}
     for kind, names in AUTO_ORDER.items():
         # always exact, but for a max pool's dilation at dynamic sizes (tests/test_onnx_strided.py);
-        # max_unpool has one form (static spatial sizes; tests/test_onnx_family.py)
-        assert names[-1] == ("scatter" if kind == "unpool" else "dynamic")
+        # max_unpool and fractional max pooling have one form each (static sizes; tests/test_onnx_family.py)
+        assert names[-1] == {"unpool": "scatter", "fractional": "constant"}.get(kind, "dynamic")
         assert all(kind in STRATEGIES[n].kinds for n in names)
 
 

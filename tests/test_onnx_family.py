@@ -458,3 +458,121 @@ def test_unpool_checker_metadata_and_command_line(tmp_path):
     assert [i.name for i in onnx.load(out).graph.input] == ["input", "indices"]
     assert main(["export", "max_unpool2d", "--input-shape", "1,3,4,5", "--kernel-size", "2", "--ceil-mode",
                  "-o", str(out), "--no-validate"]) == 2
+
+
+# ---- fractional_max_pool2d/3d --------------------------------------------------------------------
+
+FRACTIONAL_CASES = [
+    ("fractional_max_pool2d", dict(kernel_size=2, output_size=(4, 5)), (2, 3, 9, 10)),
+    ("fractional_max_pool2d", dict(kernel_size=(3, 2), output_ratio=(0.5, 0.7)), (3, 11, 7)),
+    ("fractional_max_pool2d", dict(kernel_size=1, output_size=(9, 1)), (1, 2, 9, 4)),   # one window, every row
+    ("fractional_max_pool3d", dict(kernel_size=2, output_size=(3, 4, 4)), (1, 2, 6, 7, 8)),
+    ("fractional_max_pool3d", dict(kernel_size=(1, 2, 3), output_ratio=0.5), (2, 6, 7, 9)),
+]
+
+
+def samples_for(op, shape, dtype, rng):
+    nd = OPS[op][1]
+    n = shape[0] if len(shape) == nd + 2 else 1
+    return adapool._fractional.draw_samples(rng, (n, shape[-nd - 1], nd), dtype)
+
+
+def tricky(shape, dtype, rng):
+    """Ties, NaN (several in some windows) and -inf (whole windows of it in places)."""
+    x = np.round(rng.standard_normal(shape) * 2).astype(dtype)
+    x.reshape(-1)[:: 7] = np.nan
+    x.reshape(-1)[3:: 5] = -np.inf
+    return x
+
+
+@pytest.mark.parametrize("dtype", ["float16", "float32", "float64"])
+@pytest.mark.parametrize("case", FRACTIONAL_CASES, ids=case_id)
+def test_fractional_matches_adapool_and_torch(case, dtype, ort, torch_oracle, rng):
+    """Each plane's own windows, from its samples: values and indices bit for bit, with NaN,
+    ties and -inf windows; against torch too (float32/float64: its CPU 3-d op has no float16)."""
+    op, kw, shape = case
+    for return_indices in (False, True):
+        s = samples_for(op, shape, dtype, rng)
+        model = export(op, shape, dtype=dtype, return_indices=return_indices, _random_samples=s, **kw)
+        for x in (rng.standard_normal(shape).astype(dtype), tricky(shape, dtype, rng)):
+            got = ort.InferenceSession(model.SerializeToString(),
+                                       providers=["CPUExecutionProvider"]).run(None, {"input": x})
+            want = getattr(adapool, op)(x, return_indices=return_indices, _random_samples=s, **kw)
+            want = list(want) if return_indices else [want]
+            assert len(got) == len(want)
+            for g, w in zip(got, want):
+                np.testing.assert_array_equal(g, w)
+            if dtype != "float16" and return_indices:
+                t = getattr(torch_oracle.nn.functional, op)(torch_oracle.from_numpy(x), return_indices=True,
+                                                             _random_samples=torch_oracle.from_numpy(s), **kw)
+                np.testing.assert_array_equal(got[0], t[0].numpy())
+                np.testing.assert_array_equal(got[1], t[1].numpy())
+
+
+@pytest.mark.parametrize("dtype", ["float16", "float32", "float64"])
+def test_fractional_exact_on_every_runtime(dtype, rng):
+    for op, kw, shape in (FRACTIONAL_CASES[0], FRACTIONAL_CASES[4]):
+        for return_indices in (False, True):
+            model = export(op, shape, dtype=dtype, return_indices=return_indices,
+                           _random_samples=samples_for(op, shape, dtype, rng), **kw)
+            report = validate(model, runtimes=RUNTIMES)
+            for row in report.rows:
+                assert row.passed, str(report)
+            assert report.ok
+
+
+def test_fractional_windows_are_the_kernels(rng):
+    """The constant tables are the windows adapool's kernel pools: every window starts where
+    torch's interval generation puts it (the last at size - kernel) and is kernel long."""
+    from onnx_export._strategies import fractional_tables
+    op, kw, shape = FRACTIONAL_CASES[0]
+    s = samples_for(op, shape, "float32", rng)
+    spec = make_spec(op, shape, _random_samples=s, **kw)
+    table = fractional_tables(spec)
+    assert table.shape == (6, 20, 4)
+    rows, cols = np.unravel_index(table, (9, 10))
+    assert np.all(rows.max(-1) - rows.min(-1) == 1) and np.all(cols.max(-1) - cols.min(-1) == 1)
+    assert np.all(rows[:, -1].min(-1) == 9 - 2) and np.all(cols[:, -1].min(-1) == 10 - 2)
+    # planes with different samples get different windows
+    assert len({table[p].tobytes() for p in range(6)}) > 1
+
+
+def test_fractional_needs_static_shapes_and_samples(rng):
+    op, kw, shape = FRACTIONAL_CASES[0]
+    s = samples_for(op, shape, "float32", rng)
+    with pytest.raises(ExportError, match="_random_samples"):
+        export(op, shape, **kw)
+    with pytest.raises(ExportError, match="static N, C and spatial"):
+        export(op, ("N", 3, 9, 10), _random_samples=s, **kw)
+    with pytest.raises(ExportError, match="static N, C and spatial"):
+        export(op, (2, 3, "H", 10), _random_samples=s, **kw)
+    with pytest.raises(TypeError, match="same dtype"):   # the NumPy call's check: samples in the input's dtype
+        export(op, shape, dtype="float64", _random_samples=s, **kw)
+
+
+@pytest.mark.parametrize("kw", [
+    dict(kernel_size=4, output_size=(7, 5)),                                     # window too large
+    dict(kernel_size=2),                                                          # neither size nor ratio
+    dict(kernel_size=2, output_size=(4, 5, 6)),
+])
+def test_fractional_errors_match_the_numpy_call(kw, rng):
+    shape = (2, 3, 9, 10)
+    s = samples_for("fractional_max_pool2d", shape, "float32", rng)
+    with pytest.raises((ValueError, TypeError)) as numpy_error:
+        adapool.fractional_max_pool2d(np.zeros(shape, np.float32), _random_samples=s, **kw)
+    with pytest.raises(type(numpy_error.value)) as export_error:
+        export("fractional_max_pool2d", shape, _random_samples=s, **kw)
+    assert str(export_error.value) == str(numpy_error.value)
+
+
+def test_fractional_checker_and_metadata(rng):
+    for op, kw, shape in FRACTIONAL_CASES:
+        s = samples_for(op, shape, "float16", rng)
+        model = export(op, shape, dtype="float16", return_indices=True, _random_samples=s, **kw)
+        onnx.checker.check_model(model, full_check=True)
+        inferred = onnx.shape_inference.infer_shapes(model, strict_mode=True)
+        for out in inferred.graph.output:
+            assert [d.dim_value for d in out.type.tensor_type.shape.dim] == list(make_spec(
+                op, shape, dtype="float16", _random_samples=s, **kw).output_shape())
+        meta = json.loads({p.key: p.value for p in model.metadata_props}["adapool.kwargs"])
+        np.testing.assert_array_equal(np.asarray(meta["_random_samples"], np.float16), s)
