@@ -516,6 +516,8 @@ def _unpool_inputs(model, feeds: dict, names: list, rng, cases: list) -> None:
     else:
         idx = rng.integers(0, max(n_out, 1), (planes, n_in))
     feeds[i_name] = idx.reshape(x.shape).astype(np.int64)
+    if not planes:   # an empty batch: nothing to repeat
+        return
     repeats = rng.integers(0, max(n_out, 1), (planes, n_in)) if n_out else np.zeros((planes, n_in), np.int64)
     table = rng.standard_normal((planes, max(n_out, 1))).astype(x.dtype)
     flat = table.reshape(-1)

@@ -576,3 +576,40 @@ def test_fractional_checker_and_metadata(rng):
                 op, shape, dtype="float16", _random_samples=s, **kw).output_shape())
         meta = json.loads({p.key: p.value for p in model.metadata_props}["adapool.kwargs"])
         np.testing.assert_array_equal(np.asarray(meta["_random_samples"], np.float16), s)
+
+
+def test_fractional_refuses_tables_too_large(monkeypatch, rng):
+    """One constant entry per plane, output and window slot: past TABLE_LIMIT a clear
+    ExportError, not a model protobuf can't hold."""
+    import onnx_export._strategies as strategies
+    op, kw, shape = FRACTIONAL_CASES[0]
+    s = samples_for(op, shape, "float32", rng)
+    monkeypatch.setattr(strategies, "TABLE_LIMIT", 6 * 20 * 4 - 1)
+    with pytest.raises(ExportError, match="constant window tables would hold 480 entries"):
+        export(op, shape, _random_samples=s, **kw)
+    monkeypatch.setattr(strategies, "TABLE_LIMIT", 6 * 20 * 4)
+    assert strategy_of(export(op, shape, _random_samples=s, **kw)) == "constant"
+
+
+def test_fractional_empty_calls_are_refused(rng):
+    """An output size or a batch of 0: no form is exact on every target yet (OpenVINO rejects
+    empty constants; tract hands back ConstantOfShape's int64 as TDim): an ExportError."""
+    s = samples_for("fractional_max_pool2d", (2, 3, 9, 10), "float32", rng)
+    for shape, out in (((2, 3, 9, 10), (0, 5)), ((0, 3, 9, 10), (4, 5))):
+        assert getattr(adapool, "fractional_max_pool2d")(np.zeros(shape, np.float32), 2, out,
+                                                           _random_samples=s).size == 0
+        with pytest.raises(ExportError, match="empty"):
+            export("fractional_max_pool2d", shape, kernel_size=2, output_size=out, _random_samples=s)
+
+
+def test_unpool_empty_batch_and_output(ort):
+    """An empty batch (static or dynamic) and an output size of 0 (kernel 2, padding 1 on a
+    length-1 axis): empty results of the right shape on every runtime."""
+    for shape, kw, sizes in (((0, 3, 4, 5), dict(kernel_size=2), None), ((2, 3, 1, 5), dict(kernel_size=2, padding=1), None),
+                             (("N", 3, 4, 5), dict(kernel_size=2), {"N": [0, 2]})):
+        model = export("max_unpool2d", shape, **kw)
+        report = validate(model, runtimes=RUNTIMES, sizes=sizes)
+        assert report.ok, str(report)
+    x = np.zeros((2, 3, 1, 5), np.float32)
+    (got,) = run_unpool(export("max_unpool2d", x.shape, kernel_size=2, padding=1), x, np.zeros(x.shape, np.int64), ort)
+    assert got.shape == (2, 3, 0, 8)
