@@ -99,6 +99,9 @@ def _export(args) -> int:
 
     from . import export, validate
     kwargs = {}
+    if args.op.startswith("fractional_max_pool"):
+        raise ValueError(f"{args.op} needs its _random_samples array at export: export it from Python "
+                         "(onnx_export.export(..., _random_samples=samples))")
     if args.op.startswith("lp_pool"):
         misplaced = [flag for flag, value in (
             ("--output-size", args.output_size is not None), ("--return-indices", args.return_indices),

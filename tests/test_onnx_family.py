@@ -578,6 +578,13 @@ def test_fractional_checker_and_metadata(rng):
         np.testing.assert_array_equal(np.asarray(meta["_random_samples"], np.float16), s)
 
 
+def test_fractional_command_line_says_to_use_python(tmp_path, capsys):
+    from onnx_export.__main__ import main
+    assert main(["export", "fractional_max_pool2d", "--input-shape", "1,3,9,9", "--kernel-size", "2",
+                 "--output-size", "4,4", "-o", str(tmp_path / "f.onnx")]) == 2
+    assert "_random_samples" in capsys.readouterr().err and not (tmp_path / "f.onnx").exists()
+
+
 def test_fractional_refuses_tables_too_large(monkeypatch, rng):
     """One constant entry per plane, output and window slot: past TABLE_LIMIT a clear
     ExportError, not a model protobuf can't hold."""
