@@ -28,6 +28,18 @@ def _shape(text: str) -> list:
     return dims
 
 
+def _norm(text: str):
+    """lp_pool's p: an int stays an int (torch's pow special-cases some), else a float."""
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--norm-type: expected a number, got {text!r}") from None
+
+
 def _sizes(text: str) -> dict:
     """'N=1,2;H=9,16' -> {'N': [1, 2], 'H': [9, 16]}."""
     out = {}
@@ -44,16 +56,19 @@ def _parser() -> argparse.ArgumentParser:
                                 description="Exact ONNX export of adapool's pooling calls, validated across runtimes.")
     sub = p.add_subparsers(dest="command", required=True)
     e = sub.add_parser("export", help="export one pooling call to an ONNX file")
-    e.add_argument("op", help="adaptive_avg_pool1d/2d/3d, adaptive_max_pool1d/2d/3d, avg_pool1d/2d/3d or "
-                              "max_pool1d/2d/3d")
+    e.add_argument("op", help="adaptive_avg_pool1d/2d/3d, adaptive_max_pool1d/2d/3d, avg_pool1d/2d/3d, "
+                              "max_pool1d/2d/3d, lp_pool1d/2d/3d or max_unpool1d/2d/3d (a second input, "
+                              "indices)")
     e.add_argument("--input-shape", required=True, type=_shape,
                    help="comma-separated dims; a name (N, H, ...) makes that dim dynamic, e.g. N,16,H,W")
-    e.add_argument("--output-size", help="adaptive ops: ints, comma-separated; None keeps a dim")
+    e.add_argument("--output-size", help="adaptive ops: ints, comma-separated; None keeps a dim. "
+                                            "max_unpool: the output's spatial sizes")
     e.add_argument("--return-indices", action="store_true", help="max ops: also output int64 indices")
     e.add_argument("--kernel-size", help="strided ops: one int per pooled axis (kH,kW), or one for all")
     e.add_argument("--stride", help="strided ops: as --kernel-size (default: the kernel size)")
     e.add_argument("--padding", default="0", help="strided ops: as --kernel-size")
     e.add_argument("--dilation", help="max_pool1d/2d/3d: as --kernel-size (default 1)")
+    e.add_argument("--norm-type", type=_norm, help="lp_pool1d/2d/3d: p, an int or float (inf; -inf as --norm-type=-inf)")
     e.add_argument("--ceil-mode", action="store_true", help="strided ops")
     e.add_argument("--no-count-include-pad", action="store_true", help="avg_pool1d/2d/3d")
     e.add_argument("--divisor-override", type=int, help="avg_pool2d/3d")
@@ -84,7 +99,42 @@ def _export(args) -> int:
 
     from . import export, validate
     kwargs = {}
-    if args.op.startswith(("avg_pool", "max_pool")):
+    if args.op.startswith("fractional_max_pool"):
+        raise ValueError(f"{args.op} needs its _random_samples array at export: export it from Python "
+                         "(onnx_export.export(..., _random_samples=samples))")
+    if args.op.startswith("lp_pool"):
+        misplaced = [flag for flag, value in (
+            ("--output-size", args.output_size is not None), ("--return-indices", args.return_indices),
+            ("--padding", args.padding != "0"), ("--dilation", args.dilation is not None),
+            ("--no-count-include-pad", args.no_count_include_pad),
+            ("--divisor-override", args.divisor_override is not None)) if value]
+        if misplaced:
+            raise ValueError(f"{', '.join(misplaced)} {'does' if len(misplaced) == 1 else 'do'} not apply to {args.op}")
+        if args.kernel_size is None or args.norm_type is None:
+            raise ValueError(f"{args.op} needs --norm-type and --kernel-size")
+        kernel = _ints(args.kernel_size, "--kernel-size")
+        # lp_pool1d multiplies by its kernel_size: an int there, as torch takes it
+        kwargs = dict(norm_type=args.norm_type, kernel_size=kernel[0] if len(kernel) == 1 else kernel,
+                      stride=None if args.stride is None else _ints(args.stride, "--stride"), ceil_mode=args.ceil_mode)
+    elif args.op.startswith("max_unpool"):
+        misplaced = [flag for flag, value in (
+            ("--return-indices", args.return_indices), ("--dilation", args.dilation is not None),
+            ("--ceil-mode", args.ceil_mode), ("--norm-type", args.norm_type is not None),
+            ("--no-count-include-pad", args.no_count_include_pad),
+            ("--divisor-override", args.divisor_override is not None)) if value]
+        if misplaced:
+            raise ValueError(f"{', '.join(misplaced)} {'does' if len(misplaced) == 1 else 'do'} not apply to {args.op}")
+        if args.kernel_size is None:
+            raise ValueError(f"{args.op} needs --kernel-size")
+        # one int stands for every axis (torch's max_unpool reads a 1-element list as one axis)
+        one = lambda v: v[0] if len(v) == 1 else v   # noqa: E731
+        kwargs = dict(kernel_size=one(_ints(args.kernel_size, "--kernel-size")),
+                      stride=None if args.stride is None else one(_ints(args.stride, "--stride")),
+                      padding=one(_ints(args.padding, "--padding")),
+                      output_size=None if args.output_size is None else _ints(args.output_size, "--output-size"))
+    elif args.norm_type is not None:
+        raise ValueError(f"--norm-type applies to lp_pool1d/2d/3d, not {args.op}")
+    elif args.op.startswith(("avg_pool", "max_pool")):
         is_max = args.op.startswith("max_pool")
         if args.output_size is not None or (args.return_indices and not is_max):
             raise ValueError(f"--output-size{'' if is_max else ' and --return-indices'} apply to the adaptive "
@@ -150,7 +200,8 @@ def main(argv=None) -> int:
     args = _parser().parse_args(argv)
     try:
         return _export(args) if args.command == "export" else _check(args)
-    except (ValueError, TypeError, OSError, MemoryError, RecursionError, argparse.ArgumentTypeError) as e:
+    except (ValueError, TypeError, ZeroDivisionError, OSError, MemoryError, RecursionError,
+            argparse.ArgumentTypeError) as e:   # ZeroDivisionError: lp_pool's p = 0, torch's error
         # every failure we can name is one line: a corrupt file, an unsupported op, a bad size
         message = " ".join(str(e).split()) or type(e).__name__
         print(f"error: {message}", file=sys.stderr)

@@ -63,7 +63,7 @@ def check_targets(targets) -> tuple:
 def build(op: str, input_name: str, input_shape: Sequence[int | str | None], *,
           dtype: npt.DTypeLike = "float32", opset: int | None = None, strategy: str = "auto",
           prefix: str | None = None, targets: Sequence[str] | None = None, if_budget: int | None = -1,
-          **op_kwargs: Any) -> Built:
+          indices_name: str = "indices", **op_kwargs: Any) -> Built:
     """Emit the nodes of one pooling call reading ``input_name`` into a graph being assembled.
 
     ``export`` uses it and wraps the result into a checked model; ``lower`` uses it to replace
@@ -76,7 +76,10 @@ def build(op: str, input_name: str, input_shape: Sequence[int | str | None], *,
     ----------
     op : str
         An adapool forward op: ``adaptive_avg_pool1d/2d/3d``, ``adaptive_max_pool1d/2d/3d``,
-        ``avg_pool1d/2d/3d`` or ``max_pool1d/2d/3d``.
+        ``avg_pool1d/2d/3d``, ``max_pool1d/2d/3d``, ``lp_pool1d/2d/3d`` (torch's composition
+        of powers around the strided pool's graph: the strategy names that pool's form) or
+        ``max_unpool1d/2d/3d`` (static spatial sizes; a second input, the int64 indices) or
+        ``fractional_max_pool2d/3d`` (static shapes, ``_random_samples`` given).
     input_name : str
         Name of the graph value the nodes read.
     input_shape : sequence
@@ -94,13 +97,15 @@ def build(op: str, input_name: str, input_shape: Sequence[int | str | None], *,
         The runtimes the graph must be exact on: any of "onnxruntime", "openvino", "tract",
         "onnxruntime-cuda" (default: the first three). `auto` takes the fastest strategy exact on all of them, and
         constructs a target can't run are built another way (see ``Builder.if_free``).
+    indices_name : str
+        max_unpool1d/2d/3d: the graph value holding its int64 indices (the input's shape).
     if_budget : int, optional
         With tract among the targets: how many If nodes the call may add to the graph's top
         level (tract loads one at most). -1 (default): one; ``lower`` passes 0 once the graph
         holds one.
     **op_kwargs
         The op's torch arguments (``output_size``, ``return_indices``, ``kernel_size``,
-        ``dilation``, ...).
+        ``dilation``, ``norm_type``, ...). lp_pool's ``norm_type``: a Python int or float.
 
     Returns
     -------
@@ -120,6 +125,8 @@ def build(op: str, input_name: str, input_shape: Sequence[int | str | None], *,
     TypeError
         ``dtype`` not float16/32/64 or bfloat16; ``opset`` not an int; unknown or missing op arguments, or
         arguments of the wrong type (the NumPy call's message).
+    ZeroDivisionError
+        lp_pool's ``norm_type`` = 0 (the NumPy call's, torch's ``1.0 / norm_type``).
     """
     opset = check_opset(opset)
     targets = check_targets(targets)
@@ -131,7 +138,8 @@ def build(op: str, input_name: str, input_shape: Sequence[int | str | None], *,
     elif if_budget == -1:
         if_budget = 1
     b = Builder(opset, prefix=prefix or f"{op}_{next(_CALLS)}", targets=targets, if_budget=if_budget)
-    outputs = emit(b, chosen, spec, input_name)
+    # max_unpool reads two values: its input and the indices
+    outputs = emit(b, chosen, spec, input_name, indices_name if spec.inputs == 2 else None)
     imports = {"": opset}
     functions = []
     for fspec, proto in b.functions.values():
@@ -169,7 +177,10 @@ def export(op: str, input_shape: Sequence[int | str | None], *, dtype: npt.DType
     ----------
     op : str
         An adapool forward op: ``adaptive_avg_pool1d/2d/3d``, ``adaptive_max_pool1d/2d/3d``,
-        ``avg_pool1d/2d/3d`` or ``max_pool1d/2d/3d``.
+        ``avg_pool1d/2d/3d``, ``max_pool1d/2d/3d``, ``lp_pool1d/2d/3d`` (torch's composition
+        of powers around the strided pool's graph: the strategy names that pool's form) or
+        ``max_unpool1d/2d/3d`` (static spatial sizes; a second input, the int64 indices) or
+        ``fractional_max_pool2d/3d`` (static shapes, ``_random_samples`` given).
     input_shape : sequence
         ints for static dims; a str (a symbolic name) or None for dynamic dims.
     dtype : {"float16", "float32", "float64", "bfloat16"} or numpy dtype
@@ -188,12 +199,12 @@ def export(op: str, input_shape: Sequence[int | str | None], *, dtype: npt.DType
         tract don't run model-local functions); no effect on other strategies.
     **op_kwargs
         The op's torch arguments (``output_size``, ``return_indices``, ``kernel_size``,
-        ``dilation``, ...).
+        ``dilation``, ``norm_type``, ...). lp_pool's ``norm_type``: a Python int or float.
 
     Returns
     -------
     onnx.ModelProto
-        One input "input"; output "output" (and "indices", int64, with return_indices). It passes
+        One input "input" (max_unpool: and "indices", int64, the input's shape); output "output" (and "indices", int64, with return_indices). It passes
         ``onnx.checker.check_model(full_check=True)``. The call is recorded in the model's
         metadata (``adapool.op``, ``adapool.kwargs``, ``adapool.strategy``) so ``validate`` can
         recompute it.
@@ -209,6 +220,8 @@ def export(op: str, input_shape: Sequence[int | str | None], *, dtype: npt.DType
     TypeError
         ``dtype`` not float16/32/64 or bfloat16; ``opset`` not an int; unknown or missing op arguments, or
         arguments of the wrong type (the NumPy call's message).
+    ZeroDivisionError
+        lp_pool's ``norm_type`` = 0 (the NumPy call's, torch's ``1.0 / norm_type``).
     """
     built = build(op, "input", input_shape, dtype=dtype, opset=opset, strategy=strategy, prefix=op,
                   targets=targets, **op_kwargs)
@@ -223,8 +236,10 @@ def export(op: str, input_shape: Sequence[int | str | None], *, dtype: npt.DType
     outputs = [_value_info("output", elem, spec.output_shape())]
     if len(names) == 2:
         outputs.append(_value_info("indices", onnx.TensorProto.INT64, spec.output_shape()))
-    graph = helper.make_graph(built.nodes, f"{op}_{built.strategy}", [_value_info("input", elem, spec.shape)],
-                              outputs, initializer=built.initializers)
+    inputs = [_value_info("input", elem, spec.shape)]
+    if spec.inputs == 2:   # max_unpool: torch's per-plane indices, the input's shape
+        inputs.append(_value_info("indices", onnx.TensorProto.INT64, spec.shape))
+    graph = helper.make_graph(built.nodes, f"{op}_{built.strategy}", inputs, outputs, initializer=built.initializers)
     model = helper.make_model(
         graph, opset_imports=[helper.make_opsetid(d, v) for d, v in built.opset_imports.items()],
         functions=built.functions, producer_name="adapool.onnx_export",

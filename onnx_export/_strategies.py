@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 import numpy as np
@@ -12,16 +12,15 @@ import onnx
 import onnx.numpy_helper
 from onnx import helper
 
+from adapool import _fractional, _lp
 from adapool._bfloat16 import BFLOAT16
 from adapool._windows import adaptive_windows, pool_output_size
 
 from ._builder import DEFAULT_TARGETS, DOMAIN, Builder, onnx_dtype
-from ._spec import STRIDED
+from ._spec import STRIDED, ExportError, fractional_samples, inner_spec  # noqa: F401 (ExportError is re-exported)
 from ._windows import dynamic_axes, size_product, size_vector, static_axes
 
 
-class ExportError(ValueError):
-    """The call can't be exported exactly with the requested strategy or opset."""
 
 
 # onnxruntime's CPU EP has no float64 kernel for these: `auto` avoids them for float64 graphs.
@@ -356,6 +355,29 @@ def _flat_indices(b: Builder, spec, axes, static: bool, x: str) -> str:
     return b.op("Reshape", total, b.ints(-1))
 
 
+def _torch_max_rule(b: Builder, g: str, dt, window) -> tuple:
+    """torch's max over the last axis of ``g`` (each window's elements in row-major order): the
+    last NaN if there is one, else the first maximum. (values without that axis, the slot k
+    with it kept.) ArgMax and ReduceMax only ever see NaN-free data (NaN -> -inf), so no
+    runtime's NaN handling matters."""
+    isnan = b.isnan(g, dt)
+    nan01 = b.cast(isnan, dt)
+    clean = b.op("Where", isnan, b.scalar(-np.inf, dt), g)
+    first_max = b.op("ArgMax", clean, axis=-1, keepdims=1, select_last_index=0)
+    last_nan = b.op("ArgMax", nan01, axis=-1, keepdims=1, select_last_index=1)
+    has_nan = b.op("Greater", b.reduce("ReduceMax", nan01, [-1], keepdims=True), b.scalar(0, dt))
+    k = b.op("Where", has_nan, last_nan, first_max)
+    # the element at k itself, not ReduceMax: OpenVINO's and tract's ReduceMax of a row of
+    # -inf is the lowest finite float (OpenVINO's CPU reduce starts from -FLT_MAX, see
+    # openvinotoolkit/openvino#5494). Summing the one selected slot with zeros is exact for
+    # any value, inf and NaN included (GatherElements would do, but onnx's reference
+    # evaluator rejects an index tensor narrower than the data on the other axes).
+    slots = b.op("Range", b.scalar(0, np.int64), b.squeeze(window, 0) if not isinstance(window, int)
+                 else b.scalar(window, np.int64), b.scalar(1, np.int64))
+    picked = b.op("Where", b.op("Equal", slots, k), g, b.scalar(0, dt))
+    return b.reduce("ReduceSum", picked, [-1], keepdims=False), k
+
+
 def _max_with_indices(b: Builder, spec, x: str, axes, static: bool) -> list:
     """Gather every window whole (padded by repeating its last index), then torch's rule over
     its elements in row-major order: the last NaN if there is one, else the first maximum.
@@ -376,23 +398,7 @@ def _max_with_indices(b: Builder, spec, x: str, axes, static: bool) -> list:
     # (allowzero arrived in opset 14; `choose` refuses zero sizes with indices before that)
     zero_ok = {"allowzero": 1} if b.opset >= 14 else {}
     g = b.op("Reshape", g, size_vector(b, ([b.dims(x, 0, lead)] if lead else []) + outs + [window]), **zero_ok)
-    dt = spec.dtype
-    isnan = b.isnan(g, dt)
-    nan01 = b.cast(isnan, dt)
-    clean = b.op("Where", isnan, b.scalar(-np.inf, dt), g)
-    first_max = b.op("ArgMax", clean, axis=-1, keepdims=1, select_last_index=0)
-    last_nan = b.op("ArgMax", nan01, axis=-1, keepdims=1, select_last_index=1)
-    has_nan = b.op("Greater", b.reduce("ReduceMax", nan01, [-1], keepdims=True), b.scalar(0, dt))
-    k = b.op("Where", has_nan, last_nan, first_max)
-    # the element at k itself, not ReduceMax: OpenVINO's and tract's ReduceMax of a row of
-    # -inf is the lowest finite float (OpenVINO's CPU reduce starts from -FLT_MAX, see
-    # openvinotoolkit/openvino#5494). Summing the one selected slot with zeros is exact for
-    # any value, inf and NaN included (GatherElements would do, but onnx's reference
-    # evaluator rejects an index tensor narrower than the data on the other axes).
-    slots = b.op("Range", b.scalar(0, np.int64), b.squeeze(window, 0) if not isinstance(window, int)
-                 else b.scalar(window, np.int64), b.scalar(1, np.int64))
-    picked = b.op("Where", b.op("Equal", slots, k), g, b.scalar(0, dt))
-    values = b.reduce("ReduceSum", picked, [-1], keepdims=False)
+    values, k = _torch_max_rule(b, g, spec.dtype, window)
     # position of (output, slot) in the flat table: linear(output) * window + slot
     if static:
         n_out = int(np.prod([ax.out_size for ax in axes]))
@@ -420,18 +426,22 @@ def _from_compute(b: Builder, spec, y: str) -> str:
 
 # ---- the strategies ---------------------------------------------------------------------------
 
-def emit(b: Builder, strategy: "Strategy", spec, x: str) -> list:
+def emit(b: Builder, strategy: "Strategy", spec, x: str, indices: str | None = None) -> list:
     """The call's output values, by ``strategy`` (or the empty-output form). A bfloat16 call is
     its float32 graph between two Casts, as adapool and torch compute it: widening is exact,
     and each float result is rounded once, to nearest even where the runtime's Cast does
     (onnxruntime's and onnx's reference evaluator's do; OpenVINO's doesn't, see
     ``_openvino_bfloat16``). Max pooling's values are inputs, so they come back exact
-    whatever the rounding; indices are the float32 graph's."""
+    whatever the rounding; indices are the float32 graph's. ``indices``: max_unpool's second
+    input (int64, never cast)."""
+    def source(v):
+        return v if indices is None else (v, indices)
+
     if spec.dtype != BFLOAT16:
-        return list(empty_outputs(b, spec, x) or strategy.build(b, spec, x))
-    inner = dataclasses.replace(spec, dtype=np.dtype(np.float32))
+        return list(empty_outputs(b, spec, x) or strategy.build(b, spec, source(x)))
+    inner = dataclasses.replace(spec, dtype=np.dtype(np.float32), bfloat16_windows=True)
     x32 = b.cast(x, np.float32)
-    outs = list(empty_outputs(b, inner, x32) or strategy.build(b, inner, x32))
+    outs = list(empty_outputs(b, inner, x32) or strategy.build(b, inner, source(x32)))
     return [b.cast(outs[0], BFLOAT16)] + outs[1:]
 
 
@@ -445,6 +455,8 @@ def empty_outputs(b: Builder, spec, x: str):
     them). None when no output dim is 0."""
     lead = spec.rank - spec.nd
     empty_lead = any(d == 0 for d in spec.shape[:lead])
+    if spec.kind in ("lppool", "fractional"):   # lp_pool: its inner pool's graph decides; fractional: refused
+        return None
     if spec.kind in STRIDED:   # output sizes are never 0; an empty batch with static sizes only
         # (OpenVINO refuses MaxPool/AveragePool over a static batch of 0: "Batch size is zero")
         if not (empty_lead and spec.static_spatial):
@@ -1069,17 +1081,199 @@ AUTO_ORDER = {
     "max": ("reduce", "pool", "sliding", "gather", "dynamic"),
     "avgpool": ("pool", "matmul", "dynamic"),
     "maxpool": ("pool", "gather", "dynamic"),
+    "unpool": ("scatter",),
+    "fractional": ("constant",),
 }
 
 
+# ---- max_unpool: a scatter into zeros ------------------------------------------------------------
+
+def _build_scatter(b: Builder, spec, xs) -> list:
+    """max_unpool: each plane flattened, its values written at torch's per-plane indices into a
+    zero plane of the output's size (ScatterElements along the last axis), reshaped back.
+    Indices the graph can't check as torch does: an index past the plane fails at run time
+    (onnxruntime's ScatterElements checks bounds); a negative one in [-size, 0) counts from
+    the plane's end (ONNX's rule; torch raises); repeated indices write in an order ONNX leaves
+    open (torch: the last one wins), which can't matter for max pooling's, whose repeats carry
+    the same value."""
+    x, idx = xs
+    lead = spec.rank - spec.nd
+    n_in, n_out = int(np.prod(spec.spatial)), int(np.prod(spec.out))
+    # leading dims spelled out (an N of 0 must not read as "copy"); allowzero arrived in opset 14
+    zero_ok = {"allowzero": 1} if b.opset >= 14 else {}
+    lead_dims = [b.dims(x, 0, lead)] if b.opset >= 14 else [0] * lead
+    flat = size_vector(b, lead_dims + [n_in])
+    zeros = b.op("ConstantOfShape", size_vector(b, [b.dims(x, 0, lead), n_out]),
+                 value=onnx.numpy_helper.from_array(np.zeros(1, spec.dtype)))
+    y = b.op("ScatterElements", zeros, b.op("Reshape", idx, flat, **zero_ok), b.op("Reshape", x, flat, **zero_ok),
+             axis=-1)
+    return [b.op("Reshape", y, size_vector(b, lead_dims + list(spec.out)), **zero_ok)]
+
+
+# max_unpool's one form (it has no other kind's windows)
+STRATEGIES["scatter"] = Strategy(
+    "scatter", ("unpool",), "ScatterElements of each plane's values at its indices into zeros (max_unpool)",
+    lambda spec: None, _build_scatter, target_refuses={"onnxruntime-cuda": lambda spec: "max_unpool graphs have "
+                                                       "not run on onnxruntime's CUDA EP yet"},
+    notes="indices past the plane fail at run time; negative ones count from the plane's end (torch raises)")
+
+
+# ---- fractional max pooling: constant per-plane windows -------------------------------------------
+
+def fractional_tables(spec) -> np.ndarray:
+    """(planes, prod(out), prod(kernel)): each plane's windows as flat in-plane input indices,
+    row-major within a window, found by adapool's own kernel: pooling a ramp along one axis
+    (constant along the others) with the call's samples, its index is each window's last
+    position on that axis (the largest value; ties elsewhere keep the first), less kernel - 1
+    its start. So the starts are the kernel's, in the samples' own float type."""
+    nd, spatial, kernel, out = spec.nd, spec.spatial, spec.kernel, spec.out
+    samples = fractional_samples(spec)
+    full = samples.shape[:2] + spatial
+    planes = full[0] * full[1]
+    strides = [int(np.prod(spatial[j + 1:])) for j in range(nd)]
+    total = np.zeros((planes,) + tuple(out) + tuple(kernel), np.int64)
+    for j in range(nd):
+        ramp = np.arange(spatial[j], dtype=spec.dtype).reshape([-1 if i == j else 1 for i in range(nd)])
+        ramp = np.ascontiguousarray(np.broadcast_to(ramp, full))
+        # a bfloat16 call's windows: its samples' bfloat16 arithmetic, on a float32 ramp
+        _, idx = _fractional._fractional_forward(nd, ramp, list(kernel), list(out), None, True, samples, None,
+                                                 bf16=spec.bfloat16_windows)
+        last = np.unravel_index(idx.reshape(planes, -1), spatial)[j].reshape((planes,) + tuple(out))
+        starts = last[(slice(None),) + tuple(slice(None) if i == j else 0 for i in range(nd))] - (kernel[j] - 1)
+        shape = [planes] + [1] * (2 * nd)
+        shape[1 + j] = out[j]
+        offsets = [1] * (1 + 2 * nd)
+        offsets[1 + nd + j] = kernel[j]
+        total += (starts.reshape(shape) + np.arange(kernel[j]).reshape(offsets)) * strides[j]
+    return total.reshape(planes, int(np.prod(out)), int(np.prod(kernel)))
+
+
+def _fractional_refuses(spec):
+    if 0 in spec.shape or 0 in spec.out:
+        # OpenVINO rejects the empty constant tables, and tract returns the empty int64 indices
+        # of the ConstantOfShape form as TDim: no graph is exact everywhere yet
+        return "an empty input or output (a batch or an output size of 0) is not exported yet"
+    # the ramp's positions must be exact in the dtype for the probe to find the windows
+    if spec.dtype == np.float16 and max(spec.spatial) > 2048:
+        return "float16 windows are found on a ramp of positions, exact up to 2048"
+    entries = int(np.prod(spec.shape[:-spec.nd])) * int(np.prod(spec.out)) * int(np.prod(spec.kernel))
+    if entries > TABLE_LIMIT:   # one table entry per plane, output and window slot
+        return f"its constant window tables would hold {entries:,} entries (over {TABLE_LIMIT:,})"
+    return None
+
+
+def _build_fractional(b: Builder, spec, x: str) -> list:
+    """Each plane's windows (constants, offset by the plane's start) gathered from the flattened
+    input, then torch's rule (last NaN, else first maximum) over each window; indices are the
+    table's entry at the chosen slot. Gather, not GatherElements, whose onnx reference
+    implementation fails on these shapes."""
+    table = fractional_tables(spec)
+    planes, n_out, window = table.shape
+    plane = int(np.prod(spec.spatial))
+    offsets = (np.arange(planes, dtype=np.int64) * plane).reshape(planes, 1, 1)
+    g = b.op("Gather", b.op("Reshape", x, b.ints(-1)), b.const(table + offsets), axis=0)   # (planes, out, window)
+    values, k = _torch_max_rule(b, g, spec.dtype, window)
+    shape = b.ints(*spec.output_shape())
+    outs = [b.op("Reshape", values, shape)]
+    if spec.return_indices:   # the table's entry at (plane, output, k)
+        base = (np.arange(planes * n_out, dtype=np.int64) * window).reshape(planes, n_out, 1)
+        outs.append(b.op("Reshape", b.op("Gather", b.const(table.reshape(-1)), b.op("Add", b.const(base), k), axis=0),
+                         shape))
+    return outs
+
+
+STRATEGIES["constant"] = Strategy(
+    "constant", ("fractional",), "fractional max pooling: each plane's constant windows gathered, torch's max "
+    "rule by ArgMax", _fractional_refuses, _build_fractional,
+    target_refuses={"onnxruntime-cuda": lambda spec: "fractional max pool graphs have not run on onnxruntime's "
+                                                     "CUDA EP yet"})
+
+
+# ---- lp_pool: powers around the strided pools' own forms -----------------------------------------
+
+def _lp_steps(b: Builder, spec):
+    """torch's elementwise steps as adapool's lp_pool computes them (adapool._lp._Steps): float16
+    in float32, rounded to float16 after every op; float32 and float64 as they are."""
+    half = spec.dtype == np.float16
+    work = np.dtype(np.float32) if half else spec.dtype
+    up = (lambda v: b.cast(v, np.float32)) if half else (lambda v: v)             # noqa: E731
+    down = (lambda v: b.cast(v, np.float16)) if half else (lambda v: v)           # noqa: E731
+
+    def power(v, e):
+        """``v ** e`` with torch's special cases, each rounding as torch's (adapool._lp._pow)."""
+        if e == 0:   # NaN ** 0 is 1 too
+            return b.op("ConstantOfShape", b.op("Shape", v), value=onnx.numpy_helper.from_array(np.ones(1, work)))
+        if e == 1:
+            return v
+        if e in (2, 3, -2):
+            square = b.op("Mul", v, v)
+            return {2: square, 3: b.op("Mul", square, v), -2: b.op("Div", b.scalar(1, work), square)}[e]
+        if e == 0.5:
+            return b.op("Sqrt", v)
+        if e == -0.5:
+            return b.op("Div", b.scalar(1, work), b.op("Sqrt", v))
+        if e == -1:
+            return b.op("Div", b.scalar(1, work), v)
+        return b.op("Pow", v, b.scalar(e, work))
+    return work, up, down, power
+
+
+def _build_lp(b: Builder, spec, x: str, pool: Callable) -> list:
+    """lp_pool as torch composes it: ``pool`` (the chosen strategy's builder for the inner
+    avg/max pool, ``inner_spec``) between the powers. p = ±inf: ±max_pool(±|x|)."""
+    inner = inner_spec(spec)
+    direction = _lp._infinite(spec.norm_type)
+    if direction:
+        a = b.op("Abs", x)
+        if direction < 0:
+            return [b.op("Neg", pool(b, inner, b.op("Neg", a))[0])]
+        return pool(b, inner, a)
+    steps = _lp._Steps(spec.dtype)
+    p, e = steps.exponent(spec.norm_type), steps.exponent(_lp._inverse(spec.norm_type))
+    work, up, down, power = _lp_steps(b, spec)
+    pooled = pool(b, inner, down(power(up(x), p)))[0]
+    scaled = b.op("Mul", up(pooled), b.scalar(float(np.prod(spec.kernel)), work))
+    # torch's sign(s) * relu(|s|) makes -0.0 +0.0 (-0.0 ** -1 would be -inf); not s + 0.0, which
+    # graph optimizers may drop
+    scaled = b.op("Where", b.op("Equal", scaled, b.scalar(0, work)), b.scalar(0, work), scaled)
+    if spec.dtype == np.float16:
+        scaled = up(down(scaled))
+    return [down(power(scaled, e))]
+
+
+def _lp_strategy(s: Strategy) -> Strategy:
+    """``s`` for lp_pool: it refuses what it refuses for the inner pool, and builds the powers
+    around its graph. The CUDA EP has not run these graphs."""
+    def refuses(spec):
+        inner = inner_spec(spec)
+        if inner.kind not in s.kinds:
+            return f"it doesn't serve {'max' if inner.kind == 'maxpool' else 'average'} pooling (the inner pool here)"
+        return s.refuses(inner)
+
+    wrapped = {t: (lambda spec, f=f: f(inner_spec(spec))) for t, f in s.target_refuses.items()}
+    wrapped["onnxruntime-cuda"] = lambda spec: "lp_pool graphs have not run on onnxruntime's CUDA EP yet"
+    return replace(s, kinds=("lppool",), refuses=refuses, build=lambda b, spec, x: _build_lp(b, spec, x, s.build),
+                   auto_if=lambda spec: s.auto_if(inner_spec(spec)), target_refuses=wrapped)
+
+
+# the forms of the inner strided pools; `auto` takes them in their own order
+LP_STRATEGIES = {name: _lp_strategy(s) for name, s in STRATEGIES.items() if {"avgpool", "maxpool"} & set(s.kinds)}
+
+
+def _table(spec) -> tuple:
+    """(the strategies serving ``spec``'s kind, auto's order of them)."""
+    if spec.kind == "lppool":
+        return LP_STRATEGIES, [n for n in AUTO_ORDER[inner_spec(spec).kind]]
+    return STRATEGIES, AUTO_ORDER[spec.kind]
+
+
 def choose(spec, strategy: str, opset: int, targets=DEFAULT_TARGETS) -> Strategy:
+    table, order = _table(spec)
     if strategy == "auto":
-        usable = [STRATEGIES[n] for n in AUTO_ORDER[spec.kind]
-                  if STRATEGIES[n].refuses(spec) is None and opset >= STRATEGIES[n].min_opset]
+        usable = [table[n] for n in order if table[n].refuses(spec) is None and opset >= table[n].min_opset]
         if not usable:   # never a wrong graph: say what each form lacks
             raise ExportError(f"{spec.op}: no strategy exports this call exactly: " + "; ".join(
-                f"{n}: {STRATEGIES[n].refuses(spec) or f'needs opset >= {STRATEGIES[n].min_opset}'}"
-                for n in AUTO_ORDER[spec.kind]))
+                f"{n}: {table[n].refuses(spec) or f'needs opset >= {table[n].min_opset}'}" for n in order))
         for s in usable:
             if not s.not_exact_on(spec, targets) and s.auto_if(spec):
                 return s
@@ -1101,7 +1295,7 @@ def choose(spec, strategy: str, opset: int, targets=DEFAULT_TARGETS) -> Strategy
         return s
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown strategy {strategy!r}; choose one of: auto, {', '.join(STRATEGIES)}")
-    s = STRATEGIES[strategy]
+    s = table.get(strategy, STRATEGIES[strategy])
     if spec.kind not in s.kinds:
         raise ExportError(f"{spec.op}: strategy {strategy!r} does not serve this op "
                           f"(it serves {', '.join(k for k in s.kinds)} pooling)")

@@ -256,8 +256,14 @@ def _describe(model: onnx.ModelProto) -> _Call:
         if not isinstance(kwargs, dict):
             raise UnsupportedModel("adapool.kwargs metadata must be a JSON object")
         inits = {i.name for i in model.graph.initializer}
+        if OPS[op][0] == "fractional" and "_random_samples" in kwargs:   # JSON lists: the input's dtype again
+            elem = model.graph.input[0].type.tensor_type.elem_type
+            try:
+                kwargs["_random_samples"] = np.asarray(kwargs["_random_samples"], _NP_DTYPES.get(elem, np.float64))
+            except (TypeError, ValueError) as e:
+                raise UnsupportedModel(f"unreadable _random_samples in adapool.kwargs: {e}") from None
         n_inputs = sum(i.name not in inits for i in model.graph.input)
-        if n_inputs != 1:
+        if n_inputs != (2 if OPS[op][0] == "unpool" else 1):   # max_unpool: values and indices
             raise UnsupportedModel(f"the model has {n_inputs} inputs; adapool's kernel computes one-input "
                                    "pooling models")
         return _Call(op, kwargs)
@@ -286,7 +292,9 @@ def _describe(model: onnx.ModelProto) -> _Call:
 
 def _kernel(call: _Call) -> Callable:
     """A function input array -> list of outputs, computed by adapool's kernel."""
-    def run(x):
+    def run(x, *more):   # more: max_unpool's indices
+        if more:
+            return _run_call(call, x, *more)
         if call.node is not None:   # a standard node: auto_pad and ceil_mode resolve at this size
             resolved = _standard_node(call.node, x.ndim, x.shape[2:])
             resolved.mode = call.mode if call.mode == "crop+onnx_indices" else resolved.mode
@@ -302,10 +310,10 @@ def _kernel(call: _Call) -> Callable:
     return run
 
 
-def _run_call(call: _Call, x) -> list:
+def _run_call(call: _Call, x, *more) -> list:
     fn = getattr(adapool, call.op)
     if call.mode is None:
-        y = fn(x, **call.kwargs)
+        y = fn(x, *more, **call.kwargs)
         return list(y) if isinstance(y, tuple) else [y]
     if call.mode == "unsqueeze":
         return [fn(x[..., None, :], **call.kwargs)[..., 0, :]]
@@ -482,6 +490,12 @@ def random_inputs(model: onnx.ModelProto, seed: int = 0, sizes: Mapping | None =
                 feeds[inp.name] = rng.standard_normal(s).astype(_NP_DTYPES[inp.elem])
         cases.append(feeds)
         x = feeds[inputs[0].name]
+        if call is not None and OPS[call.op][0] == "unpool":
+            _unpool_inputs(model, feeds, [i.name for i in inputs], rng, cases)
+            continue
+        if call is not None and call.op.startswith("lp_pool") and x.size:
+            _lp_inputs(feeds, inputs[0].name, call.kwargs.get("norm_type"), rng, cases)
+            continue
         if call is not None and "max" in call.op and x.size:
             tricky = np.round(x * 2).astype(x.dtype)
             flat = tricky.reshape(-1)
@@ -489,6 +503,64 @@ def random_inputs(model: onnx.ModelProto, seed: int = 0, sizes: Mapping | None =
             flat[rng.integers(0, flat.size, max(1, flat.size // 20))] = -np.inf
             cases.append({inputs[0].name: tricky})
     return cases
+
+
+def _unpool_inputs(model, feeds: dict, names: list, rng, cases: list) -> None:
+    """max_unpool's cases: indices torch accepts, per plane in [0, output plane size). First
+    distinct ones (a random permutation's head, where the output plane has room), then repeats
+    carrying one value each (what max pooling's overlapping windows give, where ONNX leaves the
+    write order open), with NaN and ±inf among the values."""
+    x_name, i_name = names
+    x = feeds[x_name]
+    out = [d.dim_value for d in model.graph.output[0].type.tensor_type.shape.dim]
+    call = _describe(model)
+    nd = OPS[call.op][1]
+    n_in, n_out = _elements(x.shape[-nd:]), _elements(out[-nd:])
+    planes = _elements(x.shape[:-nd])
+    if n_in <= n_out:
+        idx = np.stack([rng.permutation(n_out)[:n_in] for _ in range(planes)]) if planes else \
+            np.zeros((0, n_in), np.int64)
+    else:
+        idx = rng.integers(0, max(n_out, 1), (planes, n_in))
+    feeds[i_name] = idx.reshape(x.shape).astype(np.int64)
+    if not planes:   # an empty batch: nothing to repeat
+        return
+    repeats = rng.integers(0, max(n_out, 1), (planes, n_in)) if n_out else np.zeros((planes, n_in), np.int64)
+    table = rng.standard_normal((planes, max(n_out, 1))).astype(x.dtype)
+    flat = table.reshape(-1)
+    flat[rng.integers(0, flat.size, max(1, flat.size // 20))] = np.nan
+    flat[rng.integers(0, flat.size, max(1, flat.size // 20))] = -np.inf
+    values = np.take_along_axis(table, repeats, axis=1)
+    cases.append({x_name: values.reshape(x.shape), i_name: repeats.reshape(x.shape).astype(np.int64)})
+
+
+def _odd_power(p) -> bool:
+    return isinstance(p, (int, float)) and float(p).is_integer() and int(p) % 2 == 1
+
+
+def _lp_inputs(feeds: dict, name: str, p, rng, cases: list) -> None:
+    """lp_pool's cases: the normal data, and a copy with ties, zeros, NaN and ±inf. With an
+    odd integer p, magnitudes only: signed powers cancel in a window's sum, where any other
+    summation order (a MatMul's) gives a wholly different tiny sum."""
+    x = feeds[name]
+    if _odd_power(p):
+        feeds[name] = x = np.abs(x)
+    tricky = np.round(x * 2).astype(x.dtype)
+    flat = tricky.reshape(-1)
+    for value in (np.nan, np.inf, -np.inf if not _odd_power(p) else np.inf):
+        flat[rng.integers(0, flat.size, max(1, flat.size // 20))] = value
+    cases.append({name: tricky})
+
+
+def _lp_tolerance(tolerance: Callable, p) -> Callable:
+    """A result ``s ** (1/p)`` carries |1/p| times the relative error of the pooled sum ``s``
+    (a different summation order): the relative tolerance grows with it."""
+    scale = 1.0 if isinstance(p, (int, float)) and np.isinf(p) else 1.0 + abs(1.0 / float(p))
+
+    def scaled(dtype):
+        rtol, atol = tolerance(dtype)
+        return rtol * scale, atol
+    return scaled
 
 
 def _given_inputs(inputs, specs: list) -> list:
@@ -539,10 +611,10 @@ def _check_output_size(call: _Call, x) -> None:
 def _kernel_expected(call: _Call, cases: list) -> list:
     run = _kernel(call)
     try:
-        xs = [next(iter(feeds.values())) for feeds in cases]
+        xs = [list(feeds.values()) for feeds in cases]   # the input first; max_unpool's indices next
         for x in xs:
-            _check_output_size(call, x)
-        return [run(x) for x in xs]
+            _check_output_size(call, x[0])
+        return [run(*x) for x in xs]
     except UnsupportedModel as e:
         raise UnsupportedModel(f"adapool rejects the inputs: {e}") from None
     except (ValueError, TypeError, MemoryError) as e:
@@ -932,6 +1004,8 @@ def validate(model: onnx.ModelProto | bytes | str | os.PathLike,
         label, table = f"runtime {ref_name}", MODEL_TOLERANCES
         ref_row = Row(ref_name, provider=used, status="reference", detail="the reference")
     tolerance = _tolerance(table, rtol, atol)
+    if call is not None and call.op.startswith("lp_pool") and rtol is None and table is TOLERANCES:
+        tolerance = _lp_tolerance(tolerance, call.kwargs.get("norm_type"))
     rows = []
     for prefix, variant in [("", model)] + [(opt, None) for opt in optimizers]:
         if prefix:

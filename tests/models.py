@@ -149,6 +149,19 @@ class MaxPool1dHead(nn.Module):
         return self.pool2(self.pool(self.conv(x)))
 
 
+class LpPoolHead(nn.Module):
+    """conv -> LPPool2d(2, 3, stride=2, ceil_mode=True): torch decomposes lp_pool into pow,
+    avg_pool2d, sign, relu, mul and pow, so the bridge only translates the avg_pool2d."""
+
+    def __init__(self, channels=4):
+        super().__init__()
+        self.conv = nn.Conv2d(3, channels, 3)
+        self.pool = nn.LPPool2d(2, 3, stride=2, ceil_mode=True)
+
+    def forward(self, x):
+        return self.pool(self.conv(x))
+
+
 MODELS = {
     "resnet_head": (ResNetHead, (2, 3, 30, 30), [(1, 3, 45, 37), (3, 3, 64, 64)]),
     "pspnet_ppm": (PyramidPooling, (2, 16, 15, 17), [(1, 16, 23, 9), (2, 16, 40, 41)]),
@@ -159,4 +172,5 @@ MODELS = {
     "max_pool_indices": (MaxPoolIndices, (2, 3, 14, 13), [(1, 3, 21, 9), (2, 3, 32, 31)]),
     "strided_video": (StridedVideo, (2, 3, 8, 9, 10), [(1, 3, 9, 12, 11), (2, 3, 10, 8, 14)]),
     "max_pool1d_head": (MaxPool1dHead, (2, 3, 17), [(1, 3, 26), (2, 3, 40)]),
+    "lp_pool_head": (LpPoolHead, (2, 3, 17, 16), [(1, 3, 20, 23), (3, 3, 14, 19)]),
 }

@@ -304,10 +304,11 @@ def test_uniform_windows(out, size, expected):
 
 
 def test_auto_order_is_the_table():
-    assert set(AUTO_ORDER) == {"avg", "max", "avgpool", "maxpool"}
+    assert set(AUTO_ORDER) == {"avg", "max", "avgpool", "maxpool", "unpool", "fractional"}
     for kind, names in AUTO_ORDER.items():
-        # always exact, but for a max pool's dilation at dynamic sizes (tests/test_onnx_strided.py)
-        assert names[-1] == "dynamic"
+        # always exact, but for a max pool's dilation at dynamic sizes (tests/test_onnx_strided.py);
+        # max_unpool and fractional max pooling have one form each (static sizes; tests/test_onnx_family.py)
+        assert names[-1] == {"unpool": "scatter", "fractional": "constant"}.get(kind, "dynamic")
         assert all(kind in STRATEGIES[n].kinds for n in names)
 
 
@@ -388,7 +389,7 @@ def test_build_into_a_shared_graph(ort, rng):
 # ---- errors ----------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("args,kwargs,exc,match", [
-    (("lp_pool2d", (1, 1, 4, 4)), dict(norm_type=2, kernel_size=2), ValueError, "unknown op 'lp_pool2d'"),
+    (("lp_pool2d_backward", (1, 1, 4, 4)), dict(kernel_size=2), ValueError, "unknown op 'lp_pool2d_backward'"),
     (("adaptive_avg_pool2d", (1, 1, 4, 4)), dict(output_size=2, strategy="fast"), ValueError, "unknown strategy 'fast'"),
     (("adaptive_avg_pool2d", (1, 1, 11, 11)), dict(output_size=4, strategy="pool"), ExportError, "uniform windows"),
     (("adaptive_avg_pool2d", ("N", 1, "H", "W")), dict(output_size=2, strategy="matmul"), ExportError, "static spatial"),

@@ -808,7 +808,15 @@ def export_calls(draw, cli: bool = False):
     rank = draw(st.sampled_from([nd, nd + 1, nd + 2, nd + 3] if hostile else [nd + 1, nd + 2]), "rank")
     dim = st.one_of(st.integers(1, 20), st.sampled_from(DIM_NAMES), *([st.sampled_from([0, -1])] if hostile else []))
     shape = tuple(draw(dim, f"dim{i}") for i in range(rank))
-    if kind in ("avgpool", "maxpool"):
+    if kind == "lppool":   # p: torch's special cases, general ones, ±inf, and 0 (ZeroDivisionError) when hostile
+        k = st.integers(0, 6) if hostile else st.integers(1, 4)
+        per_axis = lambda v: st.tuples(*[v] * nd)   # noqa: E731
+        kw = dict(norm_type=draw(st.sampled_from([1, 2, 3, 1.5, -0.5, -1, float("inf"), -float("inf")]
+                                                 + ([0, -2.5] if hostile else [])), "norm_type"),
+                  kernel_size=draw(k if nd == 1 else st.one_of(k, per_axis(k)), "kernel_size"),
+                  stride=draw(st.one_of(st.none(), per_axis(st.integers(0 if hostile else 1, 4))), "stride"),
+                  ceil_mode=draw(st.booleans(), "ceil_mode"))
+    elif kind in ("avgpool", "maxpool"):
         k = st.integers(0, 6) if hostile else st.integers(1, 4)
         s = st.integers(0, 4) if hostile else st.integers(1, 4)
         p = st.integers(0, 3) if hostile else st.integers(0, 2)
@@ -847,7 +855,7 @@ def test_export_never_writes_a_model_the_checker_rejects(call):
         m = export(op, shape, dtype=dtype, opset=opset, strategy=strategy, **kw)
     except onnx.checker.ValidationError:   # export's own final check: it built a model the checker rejects
         raise
-    except (ExportError, ValueError, TypeError) as e:
+    except (ExportError, ValueError, TypeError, ZeroDivisionError) as e:   # lp_pool's p = 0: torch's error
         assert str(e).strip(), f"{type(e).__name__} without a message"
         event(f"refused: {type(e).__name__}")
         return
@@ -877,7 +885,10 @@ def cli_argv(op, shape, kw, dtype, opset, strategy, out, validate_it):
         argv.append("--kernel-size=" + _cli_list(kw["kernel_size"]))
         if kw["stride"] is not None:
             argv.append("--stride=" + _cli_list(kw["stride"]))
-        argv.append("--padding=" + _cli_list(kw["padding"]))
+        if "norm_type" in kw:
+            argv.append(f"--norm-type={kw['norm_type']}")
+        else:
+            argv.append("--padding=" + _cli_list(kw["padding"]))
         if kw["ceil_mode"]:
             argv.append("--ceil-mode")
         if "dilation" in kw:

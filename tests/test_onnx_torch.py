@@ -66,7 +66,7 @@ def run_and_compare(ort, torch, model, proto, shapes, seed=0):
 @pytest.mark.parametrize("dynamic", [False, True], ids=["static", "dynamic"])
 @pytest.mark.parametrize("dynamo", [False, True], ids=["torchscript", "dynamo"])
 @pytest.mark.parametrize("name", ["resnet_head", "pspnet_ppm", "max_indices", "video3d", "divisor_override",
-                                  "strided_stem", "max_pool_indices"])
+                                  "strided_stem", "max_pool_indices", "lp_pool_head"])
 def test_architectures(name, dynamo, dynamic, bridge, torch_oracle, ort):
     torch = torch_oracle
     model, x, proto, others = export_model(bridge, torch, name, dynamo, dynamic)
