@@ -9,8 +9,6 @@ whole arrays (the same layout in and out), a few times faster than ml_dtypes' ca
 """
 from __future__ import annotations
 
-import functools
-import inspect
 
 import ml_dtypes
 import numpy as np

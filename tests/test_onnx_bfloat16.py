@@ -399,7 +399,8 @@ def test_torch_bridge_exports_a_bfloat16_model(dynamo, torch_oracle, ort):
 
 @st.composite
 def bfloat16_calls(draw):
-    op = draw(st.sampled_from(sorted(OPS)))
+    # the pooling ops proper (lp_pool, max_unpool and fractional max pool: named tests below)
+    op = draw(st.sampled_from(sorted(o for o, (kind, _) in OPS.items() if kind in ("avg", "max", "avgpool", "maxpool"))))
     kind, nd = OPS[op]
     sizes = [draw(st.integers(3, 10)) for _ in range(nd)]
     if kind in ("avg", "max"):
@@ -430,3 +431,22 @@ def test_bfloat16_property(call, seed, ort):
     in_shape = dynamic_shape(shape, OPS[op][1]) if dynamic else shape
     model = export_quiet(op, in_shape, dtype="bfloat16", **kw)
     assert_bfloat16_close(ort_run(model, x), want, f"{op} {kw} {in_shape}", exact="max" in op)
+
+
+def test_bfloat16_lp_unpool_and_fractional_graphs(ort):
+    """The newer ops in bfloat16 under onnxruntime: lp_pool within an ulp of adapool's (which
+    rounds each step as torch does; the graph rounds once), max_unpool and fractional max pool
+    exactly, the latter with its windows from bfloat16 arithmetic on a 500-long axis (float32
+    arithmetic on the same samples gives other windows there)."""
+    rng = np.random.default_rng(3)
+    samples = to_bfloat16(rng.random((1, 2, 2)).astype(np.float32))
+    calls = [("lp_pool2d", (2, 3, 15, 13), dict(norm_type=2, kernel_size=3, stride=2, ceil_mode=True)),
+             ("max_unpool2d", (2, 3, 7, 7), dict(kernel_size=2)),
+             ("fractional_max_pool2d", (1, 2, 40, 500), dict(kernel_size=2, output_size=(20, 400),
+                                                              _random_samples=samples, return_indices=True))]
+    for op, shape, kw in calls:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model = export(op, shape, dtype="bfloat16", targets=("onnxruntime",), **kw)
+        report = validate(model, runtimes=["onnxruntime-cpu", "onnx-reference"])
+        assert report.ok, str(report)
