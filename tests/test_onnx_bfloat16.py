@@ -21,7 +21,7 @@ from onnx_export._runtimes import RUNTIMES as RUNTIME_TABLE
 from onnx_export._spec import OPS
 from onnx_export._strategies import DTYPE_GAPS
 from onnx_export._validate import MODEL_TOLERANCES, TOLERANCES
-from test_onnx_export import as_list, case_id, dynamic_shape, nasty_input, run_sizes
+from test_onnx_export import as_list, case_id, dynamic_shape, export_quiet, nasty_input, run_sizes
 
 # (op, kwargs, input shape): each op family, with indices, ceil_mode's extra window, dilation,
 # non-divisible adaptive windows, output 1, unbatched input.
@@ -49,12 +49,6 @@ def ort_run(model, x):
     outputs as OrtValues; onnxruntime's numpy API refuses them)."""
     outs, _ = RUNTIME_TABLE["onnxruntime-cpu"].run(model, [{"input": x}])
     return outs[0]
-
-
-def export_quiet(*args, **kwargs):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")   # auto's warning: tract has no bfloat16, OpenVINO rounds averages low
-        return export(*args, **kwargs)
 
 
 def bits(a):

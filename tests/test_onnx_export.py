@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 import adapool
 import onnx_export
-from onnx_export import ExportError, STRATEGIES, build, export
+from onnx_export import ExportError, STRATEGIES, build, export, validate
 from onnx_export._strategies import AUTO_ORDER, ORT_CPU_NO_FLOAT64
 
 TOL = {"float16": (2e-3, 1e-3), "float32": (2e-5, 2e-6), "float64": (1e-12, 1e-13)}
@@ -52,6 +52,37 @@ CASES = [
     ("avg_pool2d", dict(kernel_size=2, stride=3, ceil_mode=True, divisor_override=-3), (3, 11, 10)),
     ("avg_pool2d", dict(kernel_size=(2, 4), stride=(4, 1), padding=(1, 2)), (1, 2, 9, 8)),
 ]
+
+
+def strategy_of(model):
+    return {p.key: p.value for p in model.metadata_props}["adapool.strategy"]
+
+
+def export_quiet(*args, **kwargs):
+    """export() without auto's warnings (for the forms tract refuses, the bfloat16 gaps)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return export(*args, **kwargs)
+
+
+VALIDATE_RUNTIMES = ["onnxruntime-cpu", "openvino", "tract", "onnx-reference"]
+
+
+def assert_validated(model, spec, table=None, **kwargs):
+    """validate() under every runtime: each row passes, or is tract refusing a form that
+    ``table`` (default: STRATEGIES) says tract refuses."""
+    def admitted(row):
+        if not (row.runtime.endswith("tract") and row.status == "failed"):
+            return False
+        refuses = (STRATEGIES if table is None else table)[strategy_of(model)].target_refuses.get("tract")
+        return refuses is not None and bool(refuses(spec))
+
+    report = validate(model, runtimes=VALIDATE_RUNTIMES, **kwargs)
+    for row in report.rows:
+        if row.status == "skipped":
+            pytest.skip(row.detail)   # a runtime that isn't installed (the test extra has them all)
+        assert row.passed or admitted(row), str(report)
+    return report
 
 
 def case_id(case):

@@ -4,7 +4,6 @@ against adapool's kernel, auto's graphs against torch, every runtime through val
 the edge cases (pow's special cases, -0.0 window sums, p = ±inf, ceil_mode's extra window,
 torch's error order) by name."""
 import json
-import warnings
 
 import numpy as np
 import onnx
@@ -16,10 +15,10 @@ import adapool
 from onnx_export import STRATEGIES, ExportError, export, validate
 from onnx_export._spec import OPS, make_spec
 from onnx_export._strategies import LP_STRATEGIES
-from test_onnx_export import TOL, case_id, dynamic_shape, run_model, run_sizes
+from test_onnx_export import (TOL, VALIDATE_RUNTIMES, assert_validated, case_id, dynamic_shape, export_quiet, run_model,
+                              run_sizes, strategy_of)
 
 INF = float("inf")
-RUNTIMES = ["onnxruntime-cpu", "openvino", "tract", "onnx-reference"]
 # torch's pow special cases (1, 2, 3, 0.5, -0.5, -1, -2 as exponent p or 1/p), general powers,
 # an int and a float of the same p, and the max paths
 NORMS = [1, 2, 3, 2.0, 4, 1.5, 0.5, -0.5, -1, -2, -1.5, INF, -INF]
@@ -32,16 +31,6 @@ CASES = [
     ("lp_pool2d", dict(kernel_size=(3, 2), stride=(1, 2)), (3, 8, 9)),
     ("lp_pool3d", dict(kernel_size=(2, 3, 2), stride=(1, 2, 3), ceil_mode=True), (1, 2, 5, 7, 8)),
 ]
-
-
-def strategy_of(model):
-    return {p.key: p.value for p in model.metadata_props}["adapool.strategy"]
-
-
-def export_quiet(*args, **kwargs):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")   # auto's warning for the forms tract refuses
-        return export(*args, **kwargs)
 
 
 def odd(p):
@@ -112,21 +101,6 @@ def test_auto_graphs_match_torch(case, ort, torch_oracle, rng):
 
 # ---- every runtime, through validate() ---------------------------------------------------------
 
-def _admitted(row, model, spec):
-    """A row that may fail: tract refusing a form the strategy table says it refuses."""
-    refuses = LP_STRATEGIES[strategy_of(model)].target_refuses.get("tract")
-    return row.runtime.endswith("tract") and row.status == "failed" and refuses is not None and bool(refuses(spec))
-
-
-def assert_validated(model, spec, **kwargs):
-    report = validate(model, runtimes=RUNTIMES, **kwargs)
-    for row in report.rows:
-        if row.status == "skipped":
-            pytest.skip(row.detail)   # a runtime that isn't installed (the test extra has them all)
-        assert row.passed or _admitted(row, model, spec), str(report)
-    return report
-
-
 @pytest.mark.parametrize("p", [2, 3, 0.5, -1.5, -INF])
 @pytest.mark.parametrize("dtype", ["float16", "float32", "float64"])
 def test_auto_graphs_exact_on_every_runtime(p, dtype):
@@ -135,7 +109,7 @@ def test_auto_graphs_exact_on_every_runtime(p, dtype):
         # dynamic graphs in float32 for two p only: the average ones with ceil_mode load slowly
         for in_shape in (shape, dynamic_shape(shape, nd))[:2 if dtype == "float32" and p in (2, -INF) else 1]:
             model = export_quiet(op, in_shape, dtype=dtype, norm_type=p, **kw)
-            assert_validated(model, make_spec(op, in_shape, dtype=dtype, norm_type=p, **kw))
+            assert_validated(model, make_spec(op, in_shape, dtype=dtype, norm_type=p, **kw), LP_STRATEGIES)
 
 
 def test_optimized_graphs_stay_exact():
@@ -143,7 +117,7 @@ def test_optimized_graphs_stay_exact():
     for p in (1, 2, INF):
         op, kw, shape = CASES[2]
         model = export_quiet(op, shape, norm_type=p, **kw)
-        report = assert_validated(model, make_spec(op, shape, norm_type=p, **kw),
+        report = assert_validated(model, make_spec(op, shape, norm_type=p, **kw), LP_STRATEGIES,
                                   optimize=["onnxsim", "onnxslim", "onnxoptimizer"])
         assert any("onnxslim" in row.runtime for row in report.rows)
 
@@ -396,7 +370,7 @@ def test_unpool_exact_on_every_runtime(dtype):
         nd = OPS[op][1]
         for in_shape in (shape, ("N",) * (len(shape) - nd) + shape[-nd:]):   # batch and channels may be dynamic
             model = export(op, in_shape, dtype=dtype, **kw)
-            report = validate(model, runtimes=RUNTIMES)
+            report = validate(model, runtimes=VALIDATE_RUNTIMES)
             for row in report.rows:
                 assert row.passed, str(report)
             assert report.ok and len(report.cases) >= 2
@@ -515,7 +489,7 @@ def test_fractional_exact_on_every_runtime(dtype, rng):
         for return_indices in (False, True):
             model = export(op, shape, dtype=dtype, return_indices=return_indices,
                            _random_samples=samples_for(op, shape, dtype, rng), **kw)
-            report = validate(model, runtimes=RUNTIMES)
+            report = validate(model, runtimes=VALIDATE_RUNTIMES)
             for row in report.rows:
                 assert row.passed, str(report)
             assert report.ok
@@ -615,7 +589,7 @@ def test_unpool_empty_batch_and_output(ort):
     for shape, kw, sizes in (((0, 3, 4, 5), dict(kernel_size=2), None), ((2, 3, 1, 5), dict(kernel_size=2, padding=1), None),
                              (("N", 3, 4, 5), dict(kernel_size=2), {"N": [0, 2]})):
         model = export("max_unpool2d", shape, **kw)
-        report = validate(model, runtimes=RUNTIMES, sizes=sizes)
+        report = validate(model, runtimes=VALIDATE_RUNTIMES, sizes=sizes)
         assert report.ok, str(report)
     x = np.zeros((2, 3, 1, 5), np.float32)
     (got,) = run_unpool(export("max_unpool2d", x.shape, kernel_size=2, padding=1), x, np.zeros(x.shape, np.int64), ort)

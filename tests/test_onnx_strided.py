@@ -4,7 +4,6 @@ kernel, auto's graphs against torch, under every runtime and optimizer through v
 the edge cases (ceil_mode's extra windows, windows that hold no element, dilation at dynamic
 sizes) by name."""
 import json
-import warnings
 
 import numpy as np
 import onnx
@@ -16,8 +15,8 @@ import adapool
 from onnx_export import STRATEGIES, ExportError, export, validate
 from onnx_export._spec import OPS, make_spec
 from onnx_export._strategies import AUTO_ORDER, call_from_node, strided_pads
-from test_onnx_export import (as_list, assert_same, case_id, dynamic_shape, nasty_input, run_model, run_sizes,
-                              torch_call)
+from test_onnx_export import (as_list, assert_same, assert_validated, case_id, dynamic_shape, export_quiet,
+                              nasty_input, run_model, run_sizes, strategy_of, torch_call)
 
 # (op, kwargs, input shape): every argument class of each op. ceil_mode that adds a window
 # (14 with k3 s2 p1: 8 windows, 7 without), dilation, a window with no element (L = 3, k 2,
@@ -45,16 +44,6 @@ CASES = [
     ("avg_pool1d", dict(kernel_size=3, stride=2, padding=1, ceil_mode=True), (3, 14)),
 ]
 STRIDED_OPS = sorted({op for op, _, _ in CASES} - {"avg_pool2d"} | {"max_pool1d", "max_pool2d", "max_pool3d"})
-
-
-def strategy_of(model):
-    return {p.key: p.value for p in model.metadata_props}["adapool.strategy"]
-
-
-def export_quiet(*args, **kwargs):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")   # auto's warning for the forms tract refuses
-        return export(*args, **kwargs)
 
 
 @pytest.mark.parametrize("dynamic", [False, True], ids=["static", "dynamic"])
@@ -100,25 +89,6 @@ def test_auto_graphs_match_torch(case, ort, torch_oracle, rng):
 
 
 # ---- every runtime, through validate() ---------------------------------------------------------
-
-RUNTIMES = ["onnxruntime-cpu", "openvino", "tract", "onnx-reference"]
-
-
-def _admitted(row, model, spec):
-    """A row that may fail: tract refusing a form the strategy table says it refuses."""
-    chosen = STRATEGIES[strategy_of(model)]
-    refuses = chosen.target_refuses.get("tract")
-    return row.runtime.endswith("tract") and row.status == "failed" and refuses is not None and bool(refuses(spec))
-
-
-def assert_validated(model, spec, **kwargs):
-    report = validate(model, runtimes=RUNTIMES, **kwargs)
-    for row in report.rows:
-        if row.status == "skipped":
-            pytest.skip(row.detail)   # a runtime that isn't installed (the test extra has them all)
-        assert row.passed or _admitted(row, model, spec), str(report)
-    return report
-
 
 # one sample of each op and argument class per dtype: OpenVINO and tract load slowly
 RUNTIME_CASES = [CASES[i] for i in (1, 2, 5, 6, 9, 10, 12, 14, 15, 18)]
