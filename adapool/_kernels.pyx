@@ -199,6 +199,53 @@ cdef extern from *:
             for (k = k0; k < cl; k++) t[j * tb + k] = src[k * cs + j];
     }
 
+    /* Global average pooling of small float32 planes: the sums of four planes (plane stride
+       ps elements) at once, each bit-identical to _sum_run's (the same eight float32 lanes,
+       flushed into float64 every 16 rows of 8, the same tree, then the tail in order). One
+       plane's sum is a chain of dependent adds: on 7x7 planes the per-plane loop waited on
+       it (~8 ns a plane); four independent chains halve that (measured in C, one thread:
+       65,536 planes of 49, 0.41 -> 0.21 ms). Only for planes of at most 64 elements: out of
+       cache, four interleaved streams of larger planes ran up to 2x slower on this EPYC. */
+    #if defined(__AVX__)
+    #define ADAPOOL_HAS_SUMS4 1
+    static void adapool_sums4_f32(const float* p, ptrdiff_t ps, ptrdiff_t P, double* out) {
+        ptrdiff_t rows = P / 8, b, j, j1, j0;
+        int k;
+        __m256d lo[4], hi[4];
+        __m256 f[4];
+        for (k = 0; k < 4; k++) { lo[k] = _mm256_setzero_pd(); hi[k] = _mm256_setzero_pd(); }
+        for (b = 0; b < rows; b += 16) {
+            j1 = b + 16 < rows ? b + 16 : rows;
+            for (k = 0; k < 4; k++) f[k] = _mm256_setzero_ps();
+            for (j = b; j < j1; j++) {
+                f[0] = _mm256_add_ps(f[0], _mm256_loadu_ps(p + 8 * j));
+                f[1] = _mm256_add_ps(f[1], _mm256_loadu_ps(p + ps + 8 * j));
+                f[2] = _mm256_add_ps(f[2], _mm256_loadu_ps(p + 2 * ps + 8 * j));
+                f[3] = _mm256_add_ps(f[3], _mm256_loadu_ps(p + 3 * ps + 8 * j));
+            }
+            for (k = 0; k < 4; k++) {
+                lo[k] = _mm256_add_pd(lo[k], _mm256_cvtps_pd(_mm256_castps256_ps128(f[k])));
+                hi[k] = _mm256_add_pd(hi[k], _mm256_cvtps_pd(_mm256_extractf128_ps(f[k], 1)));
+            }
+        }
+        for (k = 0; k < 4; k += 2) {
+            /* planes k, m = k + 1: (k01 m01 k23 m23) and (k45 m45 k67 m67), then
+               ((d0+d1)+(d2+d3)) + ((d4+d5)+(d6+d7)) for both, as _sum_run's tree */
+            __m256d h1 = _mm256_hadd_pd(lo[k], lo[k + 1]), h2 = _mm256_hadd_pd(hi[k], hi[k + 1]);
+            __m128d s1 = _mm_add_pd(_mm256_castpd256_pd128(h1), _mm256_extractf128_pd(h1, 1));
+            __m128d s2 = _mm_add_pd(_mm256_castpd256_pd128(h2), _mm256_extractf128_pd(h2, 1));
+            _mm_storeu_pd(out + k, _mm_add_pd(s1, s2));
+        }
+        for (k = 0; k < 4; k++)
+            for (j0 = rows * 8; j0 < P; j0++) out[k] += (double)p[k * ps + j0];
+    }
+    #else
+    #define ADAPOOL_HAS_SUMS4 0
+    static void adapool_sums4_f32(const float* p, ptrdiff_t ps, ptrdiff_t P, double* out) {
+        (void)p; (void)ps; (void)P; (void)out;   /* never called: ADAPOOL_HAS_SUMS4 is 0 */
+    }
+    #endif
+
     /* IEEE binary16 <-> binary64, exact conversion and round-to-nearest-even, in plain C so
        that the build needs no F16C instructions and no compiler-specific _Float16. */
     static inline double adapool_half_to_double(uint16_t h) {
@@ -257,6 +304,8 @@ cdef extern from *:
     void adapool_tile_b64(const double* src, Py_ssize_t cs, Py_ssize_t n, Py_ssize_t cl,
                           double* t, Py_ssize_t tb) noexcept nogil
     unsigned short adapool_double_to_half(double d) noexcept nogil
+    bint ADAPOOL_HAS_SUMS4
+    void adapool_sums4_f32(const float* p, Py_ssize_t ps, Py_ssize_t P, double* out) noexcept nogil
 
 
 # numpy float16 arrays reach the kernels viewed as uint16: Cython has no half type.
@@ -309,6 +358,7 @@ cdef inline Py_ssize_t _pad8(Py_ssize_t k) noexcept nogil:
 cdef enum:
     _F32_FLUSH = 16
     _NARROW = 16          # rows at most this long are summed per window, not per row
+    _SUMS4_MAX = 64       # global planes at most this large are summed four at a time
     _SMALL_PLANE = 1024   # planes at most this large take their gradient per plane (measured:
                           # faster at 7x7..15x15, slower than the row path at 56x56)
 
@@ -545,12 +595,23 @@ cdef inline bint _is_global_dense(const Win* w, const Geom* g, bint channels_las
 cdef void _avg_fwd_global(const real_t* x, real_t* y, const Geom* g, Py_ssize_t begin,
                           Py_ssize_t end) noexcept nogil:
     cdef Walk at = _walk_from(begin, 1, 1, g.c)
-    cdef Py_ssize_t P = g.d * g.h * g.w, it
+    cdef Py_ssize_t P = g.d * g.h * g.w, it = begin, k
     cdef double inv_area = 1.0 / <double>P
-    for it in range(begin, end):
-        _store(y + at.i0 * g.ys[0] + at.i3 * g.ys[1],
-               _sum_run(x + at.i0 * g.xs[0] + at.i3 * g.xs[1], P) * inv_area)
-        _step(&at)
+    cdef double sums[4]
+    while it < end:
+        if (real_t is float and ADAPOOL_HAS_SUMS4 and P <= _SUMS4_MAX and it + 4 <= end
+                and at.i3 + 4 <= g.c):
+            # four planes of one image: same bits as four _sum_run calls, twice as fast
+            adapool_sums4_f32(<const float*>(x + at.i0 * g.xs[0] + at.i3 * g.xs[1]), g.xs[1], P, sums)
+            for k in range(4):
+                _store(y + at.i0 * g.ys[0] + at.i3 * g.ys[1], sums[k] * inv_area)
+                _step(&at)
+            it += 4
+        else:
+            _store(y + at.i0 * g.ys[0] + at.i3 * g.ys[1],
+                   _sum_run(x + at.i0 * g.xs[0] + at.i3 * g.xs[1], P) * inv_area)
+            _step(&at)
+            it += 1
 
 
 # Average pooling forward, channels-last layout (C has unit stride: NHWC viewed as NCHW).
