@@ -10,7 +10,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ._dispatch import kernels as _kernels
-from ._pooling import _adaptive_max_backward
+from ._pooling import _PLANS, _adaptive_max_backward, _exact_ints, _remember
 from ._threads import threads_for
 from ._bfloat16 import in_float32, is_bfloat16, to_float32
 from ._validation import as_float_array
@@ -111,8 +111,40 @@ def draw_samples(rng, shape: tuple, dtype, bf16: bool = False) -> np.ndarray:
     return gen.random(shape, dtype=dtype)
 
 
+class _Plan:
+    """What validating one call found (see _PLANS in _pooling.py): the result's shape, N and C
+    (N = 1 unbatched) and the kernel size as the kernel takes it."""
+    __slots__ = ("nd", "shape", "n", "c", "batched", "kernel")
+
+    def __init__(self, nd, shape, n, c, batched, kernel):
+        self.nd, self.shape, self.n, self.c, self.batched, self.kernel = nd, shape, n, c, batched, kernel
+
+
+def _planned_samples(samples, rng, plan: _Plan, dtype, bf16: bool):
+    """The samples of a planned call, or None when they need torch's checks (the call then
+    takes the checked path, which raises in torch's order)."""
+    if samples is None:
+        return draw_samples(rng, (plan.n, plan.c, plan.nd), dtype, bf16)
+    if (type(samples) is np.ndarray and samples.dtype == dtype and samples.ndim == 3
+            and samples.shape[0] >= plan.n and samples.shape[1] == plan.c and samples.shape[2] == plan.nd):
+        return samples
+    return None
+
+
 def _fractional_forward(nd, input, kernel_size, output_size, output_ratio, return_indices, samples, rng,
                         bf16: bool = False):
+    # Tiny calls: as the other forward ops (_PLANS in _pooling.py), a call with an aligned
+    # ndarray, exact-int sizes and a bool return_indices is validated once per (sizes, bf16,
+    # shape, strides, dtype); the samples are checked (or drawn) on every call.
+    key = None
+    if (type(input) is np.ndarray and output_size is not None and output_ratio is None
+            and type(return_indices) is bool and _exact_ints(kernel_size) and _exact_ints(output_size)):
+        key = ("fractional", nd, kernel_size, output_size, bf16, input.shape, input.strides, input.dtype)
+        plan = _PLANS.get(key)
+        if plan is not None and input.flags.aligned:
+            s = _planned_samples(samples, rng, plan, input.dtype, bf16)
+            if s is not None:
+                return _run(plan, input, s, return_indices, bf16)
     name = f"fractional_max_pool{nd}d"
     if is_bfloat16(input):
         # widened to float32, with the window starts computed as c10::BFloat16 computes them
@@ -158,28 +190,36 @@ def _fractional_forward(nd, input, kernel_size, output_size, output_ratio, retur
         s = draw_samples(rng, (n, c, nd), x.dtype, bf16)
     else:
         s = _samples(samples, x, n, c, nd)
-    y = np.empty(result_shape, x.dtype)
+    plan = _Plan(nd, result_shape, n, c, batched, ((1,) if nd == 2 else ()) + kernel)
+    if key is not None and x is input:   # no copy was needed: the plan holds for the key
+        _remember(key, plan)
+    return _run(plan, x, s, return_indices, bf16)
+
+
+def _run(plan: _Plan, x: np.ndarray, s: np.ndarray, return_indices, bf16: bool):
+    """Pool ``x`` (validated, in a layout the kernel takes) with checked samples ``s``."""
+    y = np.empty(plan.shape, x.dtype)
     # torch's boolean_dispatch reads return_indices by truth value
-    indices = np.empty(result_shape, np.int64) if return_indices else None
+    indices = np.empty(plan.shape, np.int64) if return_indices else None
     if y.size:
+        n, c, nd = plan.n, plan.c, plan.nd
         # Each plane's samples for its (D, H, W) axes: torch's 2-d kernel reads (W, H), the
         # 3-d one (T, H, W); a 2-d call's D axis (length 1, kernel 1) needs none.
         u = s[:n].reshape(n * c, nd)
         u3 = np.zeros((n * c, 3), x.dtype)
         u3[:, 3 - nd:] = u[:, ::-1] if nd == 2 else u
         # any layout: the kernel reads planes in place or gathers them per block of channels
-        xk = x if batched else x[None]
-        kd = (1,) if nd == 2 else ()
+        batched = plan.batched
         try:
             _kernels.fractional_max_pool_forward(
-                nd, xk, y if batched else y[None],
+                nd, x if batched else x[None], y if batched else y[None],
                 None if indices is None else (indices if batched else indices[None]),
-                u3, kd + kernel, threads_for(x.size, n * c), bf16)
+                u3, plan.kernel, threads_for(x.size, n * c), bf16)
         except ValueError as e:
             if "outside the input" not in str(e):
                 raise
-            raise ValueError(f"{name}(): _random_samples give a window outside the input (torch's "
-                             "kernel fails an internal assert or reads outside it)") from None
+            raise ValueError(f"fractional_max_pool{nd}d(): _random_samples give a window outside the input "
+                             "(torch's kernel fails an internal assert or reads outside it)") from None
     return (y, indices) if return_indices else y
 
 

@@ -193,3 +193,79 @@ def test_gradient_arguments_are_validated_after_a_plan(op, rng):
         with pytest.raises(ValueError, match="outside"):
             grad_call(op, go, bad, (1, 2, 8, 8))
         np.testing.assert_array_equal(grad_call(op, go, ind, (1, 2, 8, 8)), want)
+
+
+# ---- fractional max pooling's plans ---------------------------------------------------------
+
+@pytest.mark.parametrize("nd", [2, 3])
+@pytest.mark.parametrize("batched", [True, False])
+@pytest.mark.parametrize("return_indices", [False, True])
+def test_a_planned_fractional_call_gives_the_same_bits(nd, batched, return_indices, rng, monkeypatch):
+    from adapool import _fractional
+    shape = ((2,) if batched else ()) + (3,) + (9, 10, 11)[:nd]
+    x = rng.standard_normal(shape).astype(np.float32)
+    f = getattr(adapool, f"fractional_max_pool{nd}d")
+    samples = rng.random((2 if batched else 1, 3, nd), dtype=np.float32)
+    _pooling._PLANS.clear()
+    first = f(x, 2, output_size=4, return_indices=return_indices, _random_samples=samples)
+    assert len(_pooling._PLANS) == 1   # planned
+
+    def not_again(*args):
+        raise AssertionError("validated again")
+    monkeypatch.setattr(_fractional, "_per_axis", not_again)
+    again = f(x.copy(), 2, output_size=4, return_indices=return_indices, _random_samples=samples.copy())
+    for a, b in zip(first if return_indices else (first,), again if return_indices else (again,)):
+        np.testing.assert_array_equal(a, b)
+        assert a.shape == b.shape and a.strides == b.strides
+    other = rng.random(samples.shape, dtype=np.float32)   # the samples are read afresh
+    monkeypatch.undo()
+    fresh = f(x, 2, output_size=4, return_indices=return_indices, _random_samples=other)
+    _pooling._PLANS.clear()
+    unplanned = f(x, 2, output_size=4, return_indices=return_indices, _random_samples=other)
+    for a, b in zip(fresh if return_indices else (fresh,), unplanned if return_indices else (unplanned,)):
+        np.testing.assert_array_equal(a, b)
+    # drawn samples: the rng is used on the planned path as on the checked one
+    a = f(x, 2, output_size=4, rng=np.random.default_rng(5))
+    b = f(x, 2, output_size=4, rng=np.random.default_rng(5))
+    np.testing.assert_array_equal(a, b)
+    assert len(_pooling._PLANS) == 1
+
+
+def test_fractional_samples_are_checked_after_a_plan(rng):
+    x = rng.standard_normal((2, 3, 9, 9)).astype(np.float32)
+    s = rng.random((2, 3, 2), dtype=np.float32)
+    want = adapool.fractional_max_pool2d(x, 2, output_size=4, _random_samples=s)   # planned
+    with pytest.raises(TypeError, match="same dtype"):
+        adapool.fractional_max_pool2d(x, 2, output_size=4, _random_samples=s.astype(np.float64))
+    with pytest.raises(ValueError, match="no less then input batch size"):
+        adapool.fractional_max_pool2d(x, 2, output_size=4, _random_samples=s[:1])
+    with pytest.raises(ValueError, match="equals to input channel size"):
+        adapool.fractional_max_pool2d(x, 2, output_size=4, _random_samples=s[:, :2])
+    # float16 spacing at 3000 is 2: (i + u) rounds, and a window starts past the end (as in
+    # test_fractional's test_samples_outside_unit_interval)
+    h = x[:1, :1, :6, :6].astype(np.float16)
+    adapool.fractional_max_pool2d(h, 1, output_size=5, _random_samples=np.full((1, 1, 2), 0.5, np.float16))
+    with pytest.raises(ValueError, match="outside the input"):
+        adapool.fractional_max_pool2d(h, 1, output_size=5, _random_samples=np.full((1, 1, 2), 3000, np.float16))
+    with pytest.raises(TypeError, match="rng must be"):
+        adapool.fractional_max_pool2d(x, 2, output_size=4, rng=5)
+    np.testing.assert_array_equal(adapool.fractional_max_pool2d(x, 2, output_size=4, _random_samples=s.astype(">f4")),
+                                  want)
+    longer = np.concatenate([s, rng.random((1, 3, 2), dtype=np.float32)])   # N' > N: the first N rows
+    np.testing.assert_array_equal(adapool.fractional_max_pool2d(x, 2, output_size=4, _random_samples=longer), want)
+    with pytest.raises(ValueError, match="too large"):
+        adapool.fractional_max_pool2d(x, 2, output_size=9, _random_samples=s)
+
+
+def test_fractional_bfloat16_and_float32_plans_stay_apart(rng):
+    import ml_dtypes
+    x = rng.standard_normal((1, 2, 300, 9)).astype(np.float32)
+    s = np.full((1, 2, 2), 0.7, np.float32)
+    _pooling._PLANS.clear()
+    xb = x.astype(ml_dtypes.bfloat16)
+    adapool.fractional_max_pool2d(xb, 2, output_size=(160, 4), _random_samples=s.astype(ml_dtypes.bfloat16),
+                                  return_indices=True)
+    planned = adapool.fractional_max_pool2d(x, 2, output_size=(160, 4), _random_samples=s, return_indices=True)
+    _pooling._PLANS.clear()
+    fresh = adapool.fractional_max_pool2d(x, 2, output_size=(160, 4), _random_samples=s, return_indices=True)
+    np.testing.assert_array_equal(planned[1], fresh[1])
