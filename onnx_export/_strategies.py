@@ -569,22 +569,23 @@ def _argmax_form(spec, kernel, stride):
     """Which ArgMax form serves uniform windows, or None (MaxPool's Indices then): windows that
     tile the plane and are runs of it (every axis after the first pooled whole: global pooling,
     1-d, (o, 1) outputs) take one ArgMax over each run, no copy; tiling 2-d windows take the
-    separable form, from planes of ``SEPARABLE_MIN_KERNEL`` elements a window (onnxruntime's
-    reductions over rows of 2 cost more than MaxPool's Indices: benchmarks/README.md)."""
+    separable form where their rows hold ``SEPARABLE_MIN_ROW`` elements or more (onnxruntime's
+    ArgMax and ReduceMax along shorter rows, 8x8 and 10x10 windows, cost more than MaxPool's
+    Indices output: benchmarks/README.md)."""
     if any(k != s or o * k != c for k, s, o, c in zip(kernel, stride, spec.out, spec.spatial)):
         return None
     if all(o == 1 for o in spec.out[1:]):
         return "runs"
     # kh <= 32: onnx's reference evaluator gathers along an axis of at most 32 (numpy 1's
     # np.choose) or 64 choices
-    if spec.nd == 2 and kernel[0] * kernel[1] >= SEPARABLE_MIN_KERNEL and kernel[0] <= 32:
+    if spec.nd == 2 and kernel[1] >= SEPARABLE_MIN_ROW and kernel[0] <= 32:
         return "separable"
     return None
 
 
-# window area from which tiling 2-d windows take the separable ArgMax form (measured:
+# window row length from which tiling 2-d windows take the separable ArgMax form (measured:
 # benchmarks/README.md, "Max pooling with indices as an ONNX graph, wave 3")
-SEPARABLE_MIN_KERNEL = 16
+SEPARABLE_MIN_ROW = 16
 
 
 def _argmax_pool_with_indices(b, spec, x, kernel, form) -> list:
@@ -593,7 +594,7 @@ def _argmax_pool_with_indices(b, spec, x, kernel, form) -> list:
     first maximum keeps its sign), behind the same NaN/-inf check as ``_maxpool_indices``.
 
     "runs": each window is a run of the flattened plane, (lead, o, plane / o): one ArgMax.
-    "separable" (2-d, (kh, kw) windows): ArgMax and ReduceMax over each row's kw elements
+    "separable" (2-d, (kh, kw) windows): ArgMax and ReduceMax over each window row's kw elements
     (one pass over the input), then ArgMax of the row maxima over each window's kh rows picks
     the first row holding the window's maximum; that row's first maximum is torch's (row-major
     order). Indices are per plane from the start, at any batch size."""
