@@ -570,8 +570,8 @@ def _argmax_form(spec, kernel, stride):
     tile the plane and are runs of it (every axis after the first pooled whole: global pooling,
     1-d, (o, 1) outputs) take one ArgMax over each run, no copy; tiling 2-d windows take the
     separable form where their rows hold ``SEPARABLE_MIN_ROW`` elements or more (onnxruntime's
-    ArgMax and ReduceMax along shorter rows, 8x8 and 10x10 windows, cost more than MaxPool's
-    Indices output: benchmarks/README.md)."""
+    ArgMax and ReduceMax along rows of 2, 14 -> 7, cost more than MaxPool's Indices output:
+    benchmarks/README.md)."""
     if any(k != s or o * k != c for k, s, o, c in zip(kernel, stride, spec.out, spec.spatial)):
         return None
     if all(o == 1 for o in spec.out[1:]):
@@ -585,26 +585,28 @@ def _argmax_form(spec, kernel, stride):
 
 # window row length from which tiling 2-d windows take the separable ArgMax form (measured:
 # benchmarks/README.md, "Max pooling with indices as an ONNX graph, wave 3")
-SEPARABLE_MIN_ROW = 16
+SEPARABLE_MIN_ROW = 4
 
 
 def _argmax_pool_with_indices(b, spec, x, kernel, form) -> list:
     """Max pooling with indices over windows that tile the plane, by ArgMax (first maximum:
-    torch's rule on NaN-free data) and GatherElements of the element at each index (so a -0.0
-    first maximum keeps its sign), behind the same NaN/-inf check as ``_maxpool_indices``.
+    torch's rule on NaN-free data), behind the same NaN/-inf check as ``_maxpool_indices``.
+    Values are the elements at the indices, so a -0.0 first maximum stays -0.0.
 
-    "runs": each window is a run of the flattened plane, (lead, o, plane / o): one ArgMax.
-    "separable" (2-d, (kh, kw) windows): ArgMax and ReduceMax over each window row's kw elements
-    (one pass over the input), then ArgMax of the row maxima over each window's kh rows picks
-    the first row holding the window's maximum; that row's first maximum is torch's (row-major
-    order). Indices are per plane from the start, at any batch size."""
+    "runs": each window is a run of the flattened plane, (rows, plane / o): one ArgMax, the
+    element by GatherElements. "separable" (2-d, (kh, kw) windows): ArgMax and ReduceMax
+    along each window row's kw elements, then ArgMax of the row maxima over each window's kh
+    rows picks the first row holding the window's maximum; that row's first maximum is
+    torch's (row-major order). The value is that row maximum, unless some maximum is zero
+    (then the elements themselves, see ``exact``). Indices are per plane from the start, at
+    any batch size."""
     nd, lead = spec.nd, spec.rank - spec.nd
     # the leading dims as Reshape sizes: ints, or Shape(x)'s (not Reshape's 0, which
     # onnxoptimizer's fusion of consecutive Reshapes copies from the wrong tensor)
     lead_dims = list(spec.shape[:lead]) if all(isinstance(d, int) for d in spec.shape[:lead]) else [b.dims(x, 0, lead)]
 
-    def shaped(v, *dims):
-        return b.op("Reshape", v, size_vector(b, lead_dims + list(dims)))
+    def shaped(v, *dims, builder=b):
+        return builder.op("Reshape", v, size_vector(builder, lead_dims + list(dims)))
 
     out = list(spec.out)
     plane = int(np.prod(spec.spatial))
@@ -629,10 +631,26 @@ def _argmax_pool_with_indices(b, spec, x, kernel, form) -> list:
         c = b.op("GatherElements", shaped(col, oh, kh, ow), r, axis=lead + 1)
         corner = (np.arange(oh, dtype=np.int64) * kh * W).reshape(oh, 1, 1) + (np.arange(ow, dtype=np.int64) * kw)
         flat = shaped(b.op("Add", b.op("Add", b.op("Mul", r, b.scalar(W, np.int64)), c), b.const(corner)), oh * ow)
-        # the element itself (ReduceMax's row maxima may hold either zero where the first
-        # maximum is -0.0); GatherND: GatherElements along the plane fails in onnx's evaluator
-        y = b.op("GatherND", shaped(x, plane), b.unsqueeze(flat, lead + 1), batch_dims=lead)
-        y, indices = shaped(y, oh, ow), shaped(flat, oh, ow)
+        indices = shaped(flat, oh, ow)
+        # the window's maximum: the row maximum ArgMax picked (a small gather)
+        y = shaped(b.op("GatherElements", shaped(row_max, oh, kh, ow), r, axis=lead + 1), oh, ow)
+
+        def exact(sub):
+            """ReduceMax's row maxima may hold either zero where the first maximum is -0.0 (or
+            +0.0 after a -0.0): where some maximum is zero, the elements themselves, by GatherND
+            (GatherElements along the plane fails in onnx's evaluator; GatherND cost as much as
+            the rest of the graph, so only then). Not a Where: onnxruntime's turns -0.0 into +0.0."""
+            def elements(subsub):
+                return shaped(subsub.op("GatherND", shaped(x, plane, builder=subsub), subsub.unsqueeze(flat, lead + 1),
+                                        batch_dims=lead), oh, ow, builder=subsub)
+            if sub.if_free:
+                return [elements(sub), indices]
+            smallest = sub.reduce("ReduceMin", sub.op("Concat", sub.op("Reshape", sub.op("Abs", y), sub.ints(-1)),
+                                                      sub.const(np.array([1], spec.dtype)), axis=0), [0], keepdims=False)
+            zero = sub.op("Equal", smallest, sub.scalar(0, spec.dtype))
+            return [_if(sub, zero, elements, lambda subsub: y, spec.dtype), indices]
+        return _if(b, _suspect(b, spec, x, y), lambda sub: _max_with_indices(sub, spec, x, static_axes(sub, spec), static=True),
+                   exact, [spec.dtype, np.int64])
     return _if(b, _suspect(b, spec, x, y), lambda sub: _max_with_indices(sub, spec, x, static_axes(sub, spec), static=True),
                lambda sub: [y, indices], [spec.dtype, np.int64])
 
