@@ -369,13 +369,13 @@ def _torch_max_rule(b: Builder, g: str, dt, window) -> tuple:
     k = b.op("Where", has_nan, last_nan, first_max)
     # the element at k itself, not ReduceMax: OpenVINO's and tract's ReduceMax of a row of
     # -inf is the lowest finite float (OpenVINO's CPU reduce starts from -FLT_MAX, see
-    # openvinotoolkit/openvino#5494). Summing the one selected slot with zeros is exact for
-    # any value, inf and NaN included (GatherElements would do, but onnx's reference
-    # evaluator rejects an index tensor narrower than the data on the other axes).
-    slots = b.op("Range", b.scalar(0, np.int64), b.squeeze(window, 0) if not isinstance(window, int)
-                 else b.scalar(window, np.int64), b.scalar(1, np.int64))
-    picked = b.op("Where", b.op("Equal", slots, k), g, b.scalar(0, dt))
-    return b.reduce("ReduceSum", picked, [-1], keepdims=False), k
+    # openvinotoolkit/openvino#5494); nor a Where of it summed with zeros: onnxruntime's Where
+    # returns -0.0 as +0.0, where torch returns the -0.0 it picked. GatherElements from (rows,
+    # window) by a (rows, 1) index, axis 1: onnx's reference evaluator rejects a negative axis,
+    # an index narrower than the data on the other axes, and more than 64 choices unless 2-d.
+    rows = b.op("Reshape", g, size_vector(b, [-1, window]))
+    picked = b.op("GatherElements", rows, b.op("Reshape", k, b.ints(-1, 1)), axis=1)
+    return b.op("Reshape", picked, b.dims(k, 0, -1)), k
 
 
 def _max_with_indices(b: Builder, spec, x: str, axes, static: bool) -> list:
@@ -555,8 +555,104 @@ def _pool_with_indices(b, spec, x, kernel, stride) -> list:
     is torch's rule, except where a window holds NaN (MaxPool skips it; torch reports the last
     NaN) or is all -inf (MaxPool starts from the lowest float). Those are caught as
     ``_exact_max`` catches them (the input's sum is NaN, or an output is at or below the lowest
-    float) and both outputs come from the gather form then (one If with two outputs)."""
+    float) and both outputs come from the gather form then (one If with two outputs).
+
+    Windows that tile the plane (kernel == stride, out * kernel == size) skip MaxPool's Indices
+    output, onnxruntime's slow scalar kernel: ArgMax over each window (see ``_argmax_form``)."""
+    form = _argmax_form(spec, kernel, stride)
+    if form is not None and not b.if_free:
+        return _argmax_pool_with_indices(b, spec, x, kernel, form)
     return _maxpool_indices(b, spec, x, x, spec.spatial, kernel, stride)
+
+
+def _argmax_form(spec, kernel, stride):
+    """Which ArgMax form serves uniform windows, or None (MaxPool's Indices then): windows that
+    tile the plane and are runs of it (every axis after the first pooled whole: global pooling,
+    1-d, (o, 1) outputs) take one ArgMax over each run, no copy; tiling 2-d windows take the
+    separable form where their rows hold ``SEPARABLE_MIN_ROW`` elements or more (onnxruntime's
+    ArgMax and ReduceMax along rows of 2, 14 -> 7, cost more than MaxPool's Indices output:
+    benchmarks/README.md)."""
+    if any(k != s or o * k != c for k, s, o, c in zip(kernel, stride, spec.out, spec.spatial)):
+        return None
+    if all(o == 1 for o in spec.out[1:]):
+        return "runs"
+    # kh <= 32: onnx's reference evaluator gathers along an axis of at most 32 (numpy 1's
+    # np.choose) or 64 choices
+    if spec.nd == 2 and kernel[1] >= SEPARABLE_MIN_ROW and kernel[0] <= 32:
+        return "separable"
+    return None
+
+
+# window row length from which tiling 2-d windows take the separable ArgMax form (measured:
+# benchmarks/README.md, "Max pooling with indices as an ONNX graph, wave 3")
+SEPARABLE_MIN_ROW = 4
+
+
+def _argmax_pool_with_indices(b, spec, x, kernel, form) -> list:
+    """Max pooling with indices over windows that tile the plane, by ArgMax (first maximum:
+    torch's rule on NaN-free data), behind the same NaN/-inf check as ``_maxpool_indices``.
+    Values are the elements at the indices, so a -0.0 first maximum stays -0.0.
+
+    "runs": each window is a run of the flattened plane, (rows, plane / o): one ArgMax, the
+    element by GatherElements. "separable" (2-d, (kh, kw) windows): ArgMax and ReduceMax
+    along each window row's kw elements, then ArgMax of the row maxima over each window's kh
+    rows picks the first row holding the window's maximum; that row's first maximum is
+    torch's (row-major order). The value is that row maximum, unless some maximum is zero
+    (then the elements themselves, see ``exact``). Indices are per plane from the start, at
+    any batch size."""
+    nd, lead = spec.nd, spec.rank - spec.nd
+    # the leading dims as Reshape sizes: ints, or Shape(x)'s (not Reshape's 0, which
+    # onnxoptimizer's fusion of consecutive Reshapes copies from the wrong tensor)
+    lead_dims = list(spec.shape[:lead]) if all(isinstance(d, int) for d in spec.shape[:lead]) else [b.dims(x, 0, lead)]
+
+    def shaped(v, *dims, builder=b):
+        return builder.op("Reshape", v, size_vector(builder, lead_dims + list(dims)))
+
+    out = list(spec.out)
+    plane = int(np.prod(spec.spatial))
+    # axes are counted from the front: onnx's reference evaluator misreads a negative
+    # GatherElements axis, and gathers along an axis of more than 64 (numpy's np.choose limit)
+    # only from a 2-d (rows, 1) index
+    if form == "runs":
+        run = plane // out[0]
+        g = b.op("Reshape", x, b.ints(-1, run))
+        k = b.op("ArgMax", g, axis=1, keepdims=1)                                # (rows, 1)
+        y = shaped(b.op("GatherElements", g, k, axis=1), *out)
+        indices = b.op("Add", shaped(k, *out), b.const((np.arange(out[0], dtype=np.int64) * run).reshape([-1] + [1] * (nd - 1))))
+    else:
+        (H, W), (oh, ow), (kh, kw) = spec.spatial, out, kernel
+        rows = shaped(x, H, ow, kw)
+        col = b.op("ArgMax", rows, axis=lead + 2, keepdims=0)                    # (lead, H, ow)
+        row_max = b.reduce("ReduceMax", rows, [lead + 2], keepdims=False)
+        # the window's row maxima along axis lead + 1; ArgMax picks the first row holding the
+        # maximum (rows of -inf: lowest float on OpenVINO and tract, never above a maximum that
+        # passed the check below)
+        r = b.op("ArgMax", shaped(row_max, oh, kh, ow), axis=lead + 1, keepdims=1)
+        c = b.op("GatherElements", shaped(col, oh, kh, ow), r, axis=lead + 1)
+        corner = (np.arange(oh, dtype=np.int64) * kh * W).reshape(oh, 1, 1) + (np.arange(ow, dtype=np.int64) * kw)
+        flat = shaped(b.op("Add", b.op("Add", b.op("Mul", r, b.scalar(W, np.int64)), c), b.const(corner)), oh * ow)
+        indices = shaped(flat, oh, ow)
+        # the window's maximum: the row maximum ArgMax picked (a small gather)
+        y = shaped(b.op("GatherElements", shaped(row_max, oh, kh, ow), r, axis=lead + 1), oh, ow)
+
+        def exact(sub):
+            """ReduceMax's row maxima may hold either zero where the first maximum is -0.0 (or
+            +0.0 after a -0.0): where some maximum is zero, the elements themselves, by GatherND
+            (GatherElements along the plane fails in onnx's evaluator; GatherND cost as much as
+            the rest of the graph, so only then). Not a Where: onnxruntime's turns -0.0 into +0.0."""
+            def elements(subsub):
+                return shaped(subsub.op("GatherND", shaped(x, plane, builder=subsub), subsub.unsqueeze(flat, lead + 1),
+                                        batch_dims=lead), oh, ow, builder=subsub)
+            if sub.if_free:
+                return [elements(sub), indices]
+            smallest = sub.reduce("ReduceMin", sub.op("Concat", sub.op("Reshape", sub.op("Abs", y), sub.ints(-1)),
+                                                      sub.const(np.array([1], spec.dtype)), axis=0), [0], keepdims=False)
+            zero = sub.op("Equal", smallest, sub.scalar(0, spec.dtype))
+            return [_if(sub, zero, elements, lambda subsub: y, spec.dtype), indices]
+        return _if(b, _suspect(b, spec, x, y), lambda sub: _max_with_indices(sub, spec, x, static_axes(sub, spec), static=True),
+                   exact, [spec.dtype, np.int64])
+    return _if(b, _suspect(b, spec, x, y), lambda sub: _max_with_indices(sub, spec, x, static_axes(sub, spec), static=True),
+               lambda sub: [y, indices], [spec.dtype, np.int64])
 
 
 def _maxpool_indices(b, spec, x, src, src_spatial, kernel, stride, lookup=None, pads=None, dilations=None) -> list:
