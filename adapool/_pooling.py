@@ -277,15 +277,15 @@ class _ForwardPlan:
                  strided=False):
         self.nd, self.is_max, self.channels_last, self.dilated = nd, is_max, channels_last, dilated
         self.out_cl, self.shape, self.nc, self.table = out_cl, shape, (n, c), table
-        # max_pool1d on rows with unit stride and avg_pool1d channels-last have their own
-        # kernels (issue 15: torch's 1-d kernels beat the general ones there); the kernel
-        # declines calls outside what it takes (float16 max, short runs, another result layout)
-        # and the general kernel runs them. Without indices only, for max (_run_plan checks).
+        # max_pool1d without indices and avg_pool1d channels-last have their own kernels
+        # (issue 15: torch's 1-d kernels beat the general ones there); the kernel declines
+        # calls outside what it takes (float16 max, short runs, another result layout) and the
+        # general kernel runs them. Max with indices keeps the general kernel (_run_plan checks).
         self.path1d = None
         if strided and nd == 1 and not dilated and table is not None:
-            if is_max and not channels_last:
-                self.path1d = "max"
-            elif not is_max and channels_last:
+            if is_max:
+                self.path1d = "max_cl" if channels_last else "max"
+            elif channels_last:
                 self.path1d = "avg"
         self.table1d = table
         self.rows = _rows_of(shape[-nd:])

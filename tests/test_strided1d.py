@@ -1,7 +1,7 @@
 """The 1-d pools' own paths (issue 15, adapool/_strided1d.pxi): max_pool1d without indices on
 rows with unit stride (rows of < 512 elements and >= 8 rows: transposed tiles; longer rows, or
-fewer: uniform runs a vector block at a time) and avg_pool1d on channels-last input into a
-channels-last result. Each path against the float64 reference, torch, and the general kernel
+fewer: uniform runs a vector block at a time) and on channels-last input (lanes over C), and
+avg_pool1d on channels-last input into a channels-last result. Each path against the float64 reference, torch, and the general kernel
 (adapool._dispatch.kernels' max_pool_forward / avg_pool_forward, which the paths replace) bit
 for bit, across the thresholds, layouts and dtypes, with NaN, -inf, ties and -0.0.
 """
@@ -54,10 +54,12 @@ def _sizes(L, k, s, p, ceil_mode):
 
 
 def _general_max(x, k, s, p, ceil_mode):
-    """What the general kernel gives (the path before issue 15), values only."""
+    """What the general kernel gives (the path before issue 15), values only, into a C-order
+    result (torch's for max_pool1d without indices, in either layout)."""
     sizes = _sizes(x.shape[-1], k, s, p, ceil_mode)
     y = np.empty(x.shape[:-1] + sizes[1], x.dtype)
-    kernels.max_pool_forward(1, x, y, None, _pooling._max_pool_table(*sizes, (1,)), False, x.shape[-2], 1)
+    xk, channels_last = _pooling._kernel_layout(x, 1)
+    kernels.max_pool_forward(1, xk, y, None, _pooling._max_pool_table(*sizes, (1,)), channels_last, x.shape[-2], 1)
     return y
 
 
@@ -89,17 +91,17 @@ def max_calls(draw):
 
 @settings(max_examples=40, deadline=None)
 @given(call=max_calls(), dtype=st.sampled_from(DTYPES), kind=st.sampled_from(["normal", "ties", "specials"]),
-       layout=st.sampled_from(["contiguous", "strided_rows", "negative"]), seed=st.integers(0, 2**16))
-def test_max_pool1d_rows_match_reference_and_general_kernel(call, dtype, kind, layout, seed):
+       layout=st.sampled_from(["contiguous", "strided_rows", "negative", "channels_last", "strided_cl"]),
+       seed=st.integers(0, 2**16))
+def test_max_pool1d_without_indices_matches_reference_and_general_kernel(call, dtype, kind, layout, seed):
     shape, k, s, p, ceil_mode = call
     x = _data(np.random.default_rng(seed), shape, dtype, kind)
     xl = with_layout(x, layout, batched=len(shape) == 3)
     y = adapool.max_pool1d(xl, k, s, p, ceil_mode=ceil_mode)
     values, _ = strided_ref("max_pool1d", x, (k,), (s,), (p,), (1,), ceil_mode)
     _assert_max_equal(y, values)
-    assert y.dtype == dtype and y.flags.c_contiguous
-    batched = x if x.ndim == 3 else x[None]
-    np.testing.assert_array_equal(_bits(y if x.ndim == 3 else y[None]), _bits(_general_max(batched, k, s, p, ceil_mode)))
+    assert y.dtype == dtype and y.flags.c_contiguous   # torch's layout without indices
+    np.testing.assert_array_equal(_bits(y), _bits(_general_max(xl, k, s, p, ceil_mode)))
 
 
 @st.composite
@@ -168,6 +170,9 @@ def test_pool1d_fast_declines_what_it_does_not_take():
     yc = np.zeros((2, 16, sizes[1][0]), np.float32)   # a C-order result: the general kernel's
     assert not kernels.pool1d_fast("avg", xc, yc, _pooling._pool2d_table(*sizes, True, None), 1)
     assert not yc.any()
+    xc16 = with_layout(np.ones((2, 16, 40), np.float16), "channels_last", batched=True)
+    assert not kernels.pool1d_fast("max_cl", xc16, y, _pooling._max_pool_table(*sizes, (1,)), 1)   # float16
+    assert not y.any()
     with pytest.raises(ValueError, match="op must be"):
         kernels.pool1d_fast("min", xc, yc, _pooling._pool2d_table(*sizes, True, None), 1)
 
@@ -190,11 +195,13 @@ def test_max_pool1d_specials_across_tiles_and_blocks(length):
     assert adapool.max_pool1d(x, 3, 2, 1).view(np.uint32)[0, 32, 3] == 0x7FC01234
 
 
-@pytest.mark.parametrize("view", ["reversed_rows", "reversed_batch", "row_slice", "stepped_channels"])
-def test_max_pool1d_views_with_unit_stride_rows(view):
+@pytest.mark.parametrize("view", ["reversed_rows", "reversed_batch", "row_slice", "stepped_channels",
+                                  "cl_reversed_pixels", "cl_channel_slice"])
+def test_max_pool1d_views(view):
     x = np.random.default_rng(2).standard_normal((3, 40, 230)).astype(np.float32)
+    cl = with_layout(x, "channels_last", batched=True)
     xv = {"reversed_rows": x[:, ::-1], "reversed_batch": x[::-1], "row_slice": x[:, :, 3:-4],
-          "stepped_channels": x[:, ::3]}[view]
+          "stepped_channels": x[:, ::3], "cl_reversed_pixels": cl[:, :, ::-1], "cl_channel_slice": cl[:, 5:-3]}[view]
     y = adapool.max_pool1d(xv, 3, 2, 1)
     _assert_max_equal(y, adapool.max_pool1d(np.ascontiguousarray(xv), 3, 2, 1, return_indices=True)[0])
 
@@ -232,6 +239,7 @@ def test_new_paths_same_bits_on_1_and_2_threads():
     cl = with_layout(_data(rng, (1, 16, 6000), np.float32, "normal"), "channels_last", batched=True)
     assert_same_bits_on_1_and_2_threads([
         lambda: adapool.max_pool1d(short, 3, 2, 1), lambda: adapool.max_pool1d(long, 4, 3, 1),
+        lambda: adapool.max_pool1d(cl, 3, 2, 1), lambda: adapool.max_pool1d(with_layout(short, "channels_last"), 5, 3, 2),
         lambda: adapool.avg_pool1d(cl, 3, 2, 1), lambda: adapool.avg_pool1d(cl, 20, 5, 10, count_include_pad=False)])
 
 
@@ -241,9 +249,29 @@ def test_against_torch(torch_oracle, shape):
     F = torch.nn.functional
     x = _data(np.random.default_rng(7), shape, np.float32, "specials")
     _assert_max_equal(adapool.max_pool1d(x, 3, 2, 1), F.max_pool1d(torch.from_numpy(x), 3, 2, 1).numpy())
+    xcl = with_layout(x, "channels_last", batched=True)
+    y, ty = adapool.max_pool1d(xcl, 3, 2, 1), F.max_pool1d(torch.from_numpy(xcl), 3, 2, 1)
+    _assert_max_equal(y, ty.numpy())
+    assert y.flags.c_contiguous == ty.is_contiguous()   # C order without indices, as torch's
     cl = with_layout(np.nan_to_num(x, nan=0.5, neginf=-1.0, posinf=1.0), "channels_last", batched=True)
     t = torch.from_numpy(cl)   # the same strides on torch's side
     for args in ((3, 2, 1), (4, 4, 0, True, False)):
         y, ty = adapool.avg_pool1d(cl, *args), F.avg_pool1d(t, *args)
         assert y.flags.c_contiguous == ty.is_contiguous()   # the same layout (channels-last for C > 1)
         np.testing.assert_allclose(y, ty.numpy(), rtol=2e-6, atol=2e-6)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_pool1d_fast_takes_channels_last_calls(dtype):
+    # the channels-last paths take these calls (float16 max excepted) and give the general
+    # kernel's values: max into a C-order result, avg into a channels-last one
+    x = with_layout(_data(np.random.default_rng(8), (2, 70, 75), dtype, "specials"), "channels_last", batched=True)
+    sizes = _sizes(75, 3, 2, 1, True)
+    y = np.zeros((2, 70, sizes[1][0]), dtype)
+    taken = kernels.pool1d_fast("max_cl", x, y, _pooling._max_pool_table(*sizes, (1,)), 2)
+    assert taken == (dtype != np.float16)
+    if taken:
+        np.testing.assert_array_equal(_bits(y), _bits(_general_max(x, 3, 2, 1, True)))
+    ya = np.zeros((2, sizes[1][0], 70), dtype).transpose(0, 2, 1)
+    assert kernels.pool1d_fast("avg", x, ya, _pooling._pool2d_table(*sizes, False, None), 2)
+    _same_sums(ya, _general_avg_cl(x, 3, 2, 1, True, False))
