@@ -1,26 +1,27 @@
 # The 1-d strided pools' own paths (included from _kernels.pyx: it uses the .pyx's Geom, Win,
-# Walk, Run, _uniform_run, _geometry, _int64_table, _check_writeable and _raise_for). Issue 15:
-# torch's 1-d kernels beat the general (D, H, W) kernels on two kinds of call, and these two
-# kernels take them:
+# Walk, Run, _uniform_run, _max_run_block, _transpose, _tile_stride, _geometry, _int64_table,
+# _check_writeable and _raise_for). Issue 15: torch's 1-d kernels beat the general (D, H, W)
+# kernels on these calls, which pool1d_fast takes (the Python layer falls back to the general
+# kernel where it declines):
 #
-# - max_pool1d without indices on rows with unit stride (contiguous input): the general path
-#   pools rows shorter than 512 through a channels-last tile (two transposes per call) and
-#   longer ones a 256-output block at a time, whose vector loops pay their prologue and scalar
-#   tail on every row. Here each row's uniform run (its interior) is pooled in blocks of a fixed
-#   _ROW_LANES outputs, the last block overlapping the one before it (a max is idempotent, so
-#   outputs written twice get the same bits), and the few clipped windows at the row's ends one
-#   element at a time. Item = one row.
-# - avg_pool1d on channels-last input into a channels-last result (C has unit stride on both
-#   sides): the general kernel keeps an accumulator row per output column and walks windows
-#   through a table per item; with few channels (N = 1, C = 16) that bookkeeping is most of the
-#   work. Here an output pixel sums its window's pixel vectors into a short register-sized
-#   accumulator, vectorised over C, and writes them. Item = one image and block of _PIXELS
-#   output pixels, so that N = 1 still splits over threads.
+# - max_pool1d without indices, rows with unit stride (contiguous input). Rows shorter than
+#   _LONG_ROW (with >= 8 rows): the rows are the lanes of a transposed tile (_max1d_tiles).
+#   Longer rows: each row's uniform run (its interior) a block of a multiple of 8 outputs at a
+#   time, the last block overlapping the one before it (a max is idempotent: outputs written
+#   twice get the same bits), the clipped windows at the ends one element at a time
+#   (_max1d_rows). The general path paid two transposes and pick tracking on short rows, and a
+#   vector prologue and scalar tail per row on long ones.
+# - max_pool1d without indices on channels-last input (_max1d_cl) and avg_pool1d on
+#   channels-last input into a channels-last result (_avg1d_cl): per output pixel, the window's
+#   pixel vectors in lanes over C, no per-item scratch rows. Item = one image and _PIXELS
+#   output pixels, so that N = 1 splits over threads. With few channels (N = 1, C = 16) the
+#   general kernel's per-item bookkeeping was most of its time.
 #
 # Same values as the general kernels (and torch): max takes torch's pick (greater, or NaN, the
 # element itself: NaN payloads and -0.0 kept); the average sums a window's pixels in order from
 # +0.0 (float32 in float32, flushed into float64 every _F32_FLUSH pixels; float64 and float16 in
-# float64) and multiplies once by 1 / divisor, as _avg_fwd_cl does.
+# float64) and multiplies once by 1 / divisor, as _avg_fwd_cl does. float16 max keeps the
+# general path (its compares need the conversion).
 
 ctypedef fused float_t:   # the max rows compare and select natively: float16 keeps the general path
     float
