@@ -1913,6 +1913,9 @@ def max_pool_backward(int nd, cnp.ndarray grad_output, cnp.ndarray indices, cnp.
 # Max unpooling and its gradient: their own file, so that edits there and here do not collide.
 include "_unpool.pxi"
 
+# The 1-d pools' own paths (issue 15): their own file, as the unpooling kernels.
+include "_strided1d.pxi"
+
 
 def openmp_enabled():
     """Whether this build of the extension was compiled with OpenMP."""

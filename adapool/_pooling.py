@@ -271,11 +271,23 @@ class _ForwardPlan:
     avg_pool2d's window table takes the place of the adaptive one). ``shape`` is the result's
     shape as torch gives it ((N, C, *out) or, unbatched, (C, *out))."""
     __slots__ = ("nd", "is_max", "channels_last", "out_cl", "shape", "nc", "rows", "table",
-                 "serial_block", "dilated", "as_rows")
+                 "serial_block", "dilated", "as_rows", "path1d", "table1d")
 
-    def __init__(self, nd, is_max, channels_last, out_cl, n, c, shape, table, elements, dilated=False):
+    def __init__(self, nd, is_max, channels_last, out_cl, n, c, shape, table, elements, dilated=False,
+                 strided=False):
         self.nd, self.is_max, self.channels_last, self.dilated = nd, is_max, channels_last, dilated
         self.out_cl, self.shape, self.nc, self.table = out_cl, shape, (n, c), table
+        # max_pool1d without indices and avg_pool1d channels-last have their own kernels
+        # (issue 15: torch's 1-d kernels beat the general ones there); the kernel declines
+        # calls outside what it takes (float16 max, short runs, another result layout) and the
+        # general kernel runs them. Max with indices keeps the general kernel (_run_plan checks).
+        self.path1d = None
+        if strided and nd == 1 and not dilated and table is not None:
+            if is_max:
+                self.path1d = "max_cl" if channels_last else "max"
+            elif channels_last:
+                self.path1d = "avg"
+        self.table1d = table
         self.rows = _rows_of(shape[-nd:])
         # 1-d channels-last input with long outputs runs as (..., L, 1): L on the kernels' row
         # axis. The channels-last kernels keep every output column of a row in scratch, which
@@ -304,6 +316,10 @@ def _planned(key, input: np.ndarray, return_indices: bool = False):
 def _run_plan(plan: _ForwardPlan, x: np.ndarray, y: np.ndarray, return_indices: bool):
     """Run a planned forward call on ``x`` (the input, or its copy in a layout the kernels take,
     in torch's shape) into ``y`` (the result)."""
+    if plan.path1d is not None and y.size and not return_indices:
+        nthreads, _ = plan.serial_block or _plan(*plan.nc, plan.rows, x.size, plan.channels_last)
+        if _kernels.pool1d_fast(plan.path1d, x, y, plan.table1d, nthreads):
+            return y
     nd, xk, yk = plan.nd, x, y
     if plan.as_rows:
         nd, xk, yk = 2, x[..., None], y[..., None]
@@ -703,7 +719,8 @@ def _strided_forward(op: str, input, kernel_size, stride, padding, dilation, cei
     table = None
     if y.size:
         table = _max_pool_table(*args.key) if is_max else _pool2d_table(*args.key)
-    plan = _ForwardPlan(nd, is_max, channels_last, out_cl, *_nc(x.shape, nd), shape, table, x.size, dilated)
+    plan = _ForwardPlan(nd, is_max, channels_last, out_cl, *_nc(x.shape, nd), shape, table, x.size, dilated,
+                        strided=True)
     if key is not None and xk is input:   # as in _adaptive_forward
         _remember(key, plan)
     result = _run_plan(plan, xk, y, bool(return_indices))
