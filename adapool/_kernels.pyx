@@ -309,8 +309,8 @@ cdef inline Py_ssize_t _pad8(Py_ssize_t k) noexcept nogil:
 cdef enum:
     _F32_FLUSH = 16
     _NARROW = 16          # rows at most this long are summed per window, not per row
-    _SMALL_PLANE = 1024   # planes at most this large take their gradient per plane (measured:
-                          # faster at 7x7..15x15, slower than the row path at 56x56)
+    _SMALL_PLANE = 1024   # planes at most this large take the average gradient as a gather per
+                          # image and block of channels (_avg_bwd_gather)
 
 
 cdef inline void _sum_rows(const real_t* base, Py_ssize_t L,
@@ -726,34 +726,176 @@ cdef void _avg_bwd_planar(const real_t* go, real_t* gi, const Win* w, const Geom
         _step(&at)
 
 
-# Average backward for small planes: item = one plane, torch's scatter order. Per-row
-# bookkeeping costs more than a 7x7 plane's arithmetic, so a plane is zeroed in float64
-# scratch, each output's grad / divisor is added over its window, and the plane is rounded
-# once into grad_input (dense, allocated by the Python layer).
+# Average backward on small planes, either layout, as a gather vectorised over channels. Item =
+# one image and block of channels. Each output's grad / divisor is computed once into a float64
+# tile of (output pixel, channel) rows; then every input pixel adds up, channel vector by
+# channel vector, the rows of the outputs whose windows contain it, in increasing (od, oh, ow)
+# order, from 0: the same float64 sums, term for term, as the per-plane scatter this replaces
+# (torch's order) and the row gather of _avg_bwd_cl, so the same bits. Channels-last
+# gradients are stored from there; planar ones go through a channels-last output tile and the
+# small-plane transposes (a store per plane per pixel would touch a cache line per channel).
+# Replaces, for planes of at most _SMALL_PLANE elements: the per-plane scatter (scalar, ~6 ns
+# an element on 7x7 planes) and the per-row gather (scratch rows as wide as the image).
 
-cdef void _avg_bwd_small_planes(const real_t* go, real_t* gi, const Win* w, const Geom* g,
-                                double* acc, Py_ssize_t begin, Py_ssize_t end) noexcept nogil:
-    cdef Walk at = _walk_from(begin, 1, 1, g.c)
-    cdef Py_ssize_t P = g.d * g.h * g.w, it, od, oh, ow, id, ih, iw, i
+# One input pixel's gradient over cl channels: the float64 sum, from 0, of the term rows
+# (od * OH + oh) * OW + ow of the output ranges given, in that order, rounded once into ``out``.
+# Sixteen channels a step in registers (GCC/clang vector extensions); the loop it replaces
+# loaded and stored a float64 row in scratch for every term (half its time).
+cdef extern from *:
+    """
+    #if defined(__GNUC__) || defined(__clang__)
+    #define ADAPOOL_VECTOR_GATHER 1
+    typedef double adapool_g4d __attribute__((vector_size(32), aligned(8), may_alias));
+    typedef float adapool_g4f __attribute__((vector_size(16), aligned(4), may_alias));
+    #define ADAPOOL_GATHER_SUM(NAME, T, STORE4)                                                \\
+    static void NAME(const double* terms, ptrdiff_t sb, ptrdiff_t d0, ptrdiff_t d1,            \\
+                     ptrdiff_t h0, ptrdiff_t h1, ptrdiff_t w0, ptrdiff_t w1, ptrdiff_t OH,     \\
+                     ptrdiff_t OW, ptrdiff_t cl, T* out) {                                     \\
+        ptrdiff_t k = 0, od, oh, ow;                                                           \\
+        for (; k + 16 <= cl; k += 16) {                                                        \\
+            adapool_g4d a0 = {0, 0, 0, 0}, a1 = a0, a2 = a0, a3 = a0;                          \\
+            for (od = d0; od < d1; od++)                                                       \\
+                for (oh = h0; oh < h1; oh++)                                                   \\
+                    for (ow = w0; ow < w1; ow++) {                                             \\
+                        const double* t = terms + ((od * OH + oh) * OW + ow) * sb + k;         \\
+                        a0 += *(const adapool_g4d*)t;                                          \\
+                        a1 += *(const adapool_g4d*)(t + 4);                                    \\
+                        a2 += *(const adapool_g4d*)(t + 8);                                    \\
+                        a3 += *(const adapool_g4d*)(t + 12);                                   \\
+                    }                                                                          \\
+            STORE4(out + k, a0); STORE4(out + k + 4, a1);                                      \\
+            STORE4(out + k + 8, a2); STORE4(out + k + 12, a3);                                 \\
+        }                                                                                      \\
+        for (; k < cl; k++) {                                                                  \\
+            double a = 0;                                                                      \\
+            for (od = d0; od < d1; od++)                                                       \\
+                for (oh = h0; oh < h1; oh++)                                                   \\
+                    for (ow = w0; ow < w1; ow++)                                               \\
+                        a += terms[((od * OH + oh) * OW + ow) * sb + k];                       \\
+            out[k] = (T)a;                                                                     \\
+        }                                                                                      \\
+    }
+    #define ADAPOOL_STORE4_F32(p, v) (*(adapool_g4f*)(p) = __builtin_convertvector((v), adapool_g4f))
+    #define ADAPOOL_STORE4_F64(p, v) (*(adapool_g4d*)(p) = (v))
+    ADAPOOL_GATHER_SUM(adapool_gather_sum_f32, float, ADAPOOL_STORE4_F32)
+    ADAPOOL_GATHER_SUM(adapool_gather_sum_f64, double, ADAPOOL_STORE4_F64)
+    #else
+    #define ADAPOOL_VECTOR_GATHER 0
+    static void adapool_gather_sum_f32(const double* terms, ptrdiff_t sb, ptrdiff_t d0,
+        ptrdiff_t d1, ptrdiff_t h0, ptrdiff_t h1, ptrdiff_t w0, ptrdiff_t w1, ptrdiff_t OH,
+        ptrdiff_t OW, ptrdiff_t cl, float* out) {}
+    static void adapool_gather_sum_f64(const double* terms, ptrdiff_t sb, ptrdiff_t d0,
+        ptrdiff_t d1, ptrdiff_t h0, ptrdiff_t h1, ptrdiff_t w0, ptrdiff_t w1, ptrdiff_t OH,
+        ptrdiff_t OW, ptrdiff_t cl, double* out) {}
+    #endif
+    """
+    int ADAPOOL_VECTOR_GATHER
+    void adapool_gather_sum_f32(const double* terms, Py_ssize_t sb, Py_ssize_t d0, Py_ssize_t d1,
+                                Py_ssize_t h0, Py_ssize_t h1, Py_ssize_t w0, Py_ssize_t w1,
+                                Py_ssize_t OH, Py_ssize_t OW, Py_ssize_t cl, float* out) noexcept nogil
+    void adapool_gather_sum_f64(const double* terms, Py_ssize_t sb, Py_ssize_t d0, Py_ssize_t d1,
+                                Py_ssize_t h0, Py_ssize_t h1, Py_ssize_t w0, Py_ssize_t w1,
+                                Py_ssize_t OH, Py_ssize_t OW, Py_ssize_t cl, double* out) noexcept nogil
+
+
+cdef inline Py_ssize_t _gather_block(const Geom* g, bint channels_last, Py_ssize_t itemsize) noexcept nogil:
+    """Channels pooled together by _avg_bwd_gather (a multiple of 8): the float64 tile of the
+    outputs' terms (and the planar output tile) within ~256 KiB, at most 256 channels."""
+    cdef Py_ssize_t O = g.od * g.oh * g.ow, P = g.d * g.h * g.w
+    cdef Py_ssize_t per_channel = 8 * O + (0 if channels_last else P * itemsize)
+    return max(<Py_ssize_t>8, min(<Py_ssize_t>4096 if channels_last else <Py_ssize_t>256,
+                                  (<Py_ssize_t>262144 // per_channel) & ~(<Py_ssize_t>7)))
+
+
+cdef inline Py_ssize_t _gather_scratch(const Geom* g, bint channels_last, Py_ssize_t sb,
+                                       Py_ssize_t itemsize) noexcept nogil:
+    """Per-thread scratch of _avg_bwd_gather, in doubles: the terms (O x sb), one pixel's sums
+    (sb), each input column's range of output columns (2 W), the planar output tile."""
+    cdef Py_ssize_t n = _pad8(g.od * g.oh * g.ow * sb) + _pad8(sb) + _pad8(2 * g.w)
+    if not channels_last:
+        n += _doubles(g.d * g.h * g.w * _tile_stride(sb, itemsize), itemsize)
+    return n
+
+
+cdef void _avg_bwd_gather(const real_t* go, real_t* gi, const Win* w, const Geom* g,
+                          bint channels_last, Py_ssize_t cblock, double* scratch,
+                          Py_ssize_t begin, Py_ssize_t end) noexcept nogil:
+    cdef Py_ssize_t nblocks = (g.c + cblock - 1) // cblock
+    cdef Walk at = _walk_from(begin, 1, 1, nblocks)
+    cdef Py_ssize_t O = g.od * g.oh * g.ow, P = g.d * g.h * g.w
+    cdef Py_ssize_t sb = _gather_block(g, channels_last, sizeof(real_t))
+    cdef Py_ssize_t ts = _tile_stride(sb, sizeof(real_t))
+    cdef double* terms = scratch
+    cdef double* acc = terms + _pad8(O * sb)
+    cdef Py_ssize_t* wlo = <Py_ssize_t*>(acc + _pad8(sb))
+    cdef Py_ssize_t* whi = wlo + g.w
+    cdef real_t* otile = <real_t*>(<double*>wlo + _pad8(2 * g.w))
+    cdef Py_ssize_t it, n, b0, bl, c0, cl, k, o, od, oh, ow, id, ih, iw, lo, hi
+    cdef Py_ssize_t ysc = g.ys[1]
     cdef const real_t* gp
-    cdef double* row
-    cdef real_t* plane
-    cdef double v
+    cdef const real_t* src
+    cdef const double* t
+    cdef real_t* out
+    cdef double inv
+    # Each input column's output columns [wlo, whi), as windows_containing gives them (windows
+    # are non-decreasing in start and end; an empty range for columns no window reads).
+    lo = hi = 0
+    for iw in range(g.w):
+        while lo < g.ow and w.w1[lo] <= iw:
+            lo += 1
+        while hi < g.ow and w.w0[hi] <= iw:
+            hi += 1
+        wlo[iw] = lo
+        whi[iw] = max(hi, lo)
     for it in range(begin, end):
-        memset(acc, 0, P * sizeof(double))
-        gp = go + at.i0 * g.ys[0] + at.i3 * g.ys[1]
-        for od in range(g.od):
-            for oh in range(g.oh):
-                for ow in range(g.ow):
-                    v = _load(gp[od * g.ys[2] + oh * g.ys[3] + ow * g.ys[4]]) * _inv(w, g, od, oh, ow)
-                    for id in range(w.d0[od], w.d1[od]):
-                        for ih in range(w.h0[oh], w.h1[oh]):
-                            row = acc + (id * g.h + ih) * g.w
-                            for iw in range(w.w0[ow], w.w1[ow]):
-                                row[iw] += v
-        plane = gi + at.i0 * g.xs[0] + at.i3 * g.xs[1]
-        for i in range(P):
-            _store(plane + i, acc[i])
+        n = at.i0
+        b0 = at.i3 * cblock
+        bl = min(cblock, g.c - b0)
+        c0 = b0
+        while c0 < b0 + bl:
+            cl = min(sb, b0 + bl - c0)
+            # The terms: grad / divisor of every output, a row of cl channels per output pixel.
+            gp = go + n * g.ys[0] + c0 * ysc
+            o = 0
+            for od in range(g.od):
+                for oh in range(g.oh):
+                    for ow in range(g.ow):
+                        inv = _inv(w, g, od, oh, ow)
+                        src = gp + od * g.ys[2] + oh * g.ys[3] + ow * g.ys[4]
+                        if ysc == 1:
+                            for k in range(cl):
+                                terms[o * sb + k] = _load(src[k]) * inv
+                        else:
+                            for k in range(cl):
+                                terms[o * sb + k] = _load(src[k * ysc]) * inv
+                        o += 1
+            for id in range(g.d):
+                for ih in range(g.h):
+                    for iw in range(g.w):
+                        if channels_last:   # grad_input dense channels-last: C unit stride
+                            out = gi + n * g.xs[0] + c0 + id * g.xs[2] + ih * g.xs[3] + iw * g.xs[4]
+                        else:
+                            out = otile + ((id * g.h + ih) * g.w + iw) * ts
+                        if real_t is float and ADAPOOL_VECTOR_GATHER:
+                            adapool_gather_sum_f32(terms, sb, w.dlo[id], w.dhi[id], w.hlo[ih], w.hhi[ih],
+                                                   wlo[iw], whi[iw], g.oh, g.ow, cl, out)
+                            continue
+                        if real_t is double and ADAPOOL_VECTOR_GATHER:
+                            adapool_gather_sum_f64(terms, sb, w.dlo[id], w.dhi[id], w.hlo[ih], w.hhi[ih],
+                                                   wlo[iw], whi[iw], g.oh, g.ow, cl, out)
+                            continue
+                        memset(acc, 0, cl * sizeof(double))
+                        for od in range(w.dlo[id], w.dhi[id]):
+                            for oh in range(w.hlo[ih], w.hhi[ih]):
+                                for ow in range(wlo[iw], whi[iw]):
+                                    t = terms + ((od * g.oh + oh) * g.ow + ow) * sb
+                                    for k in range(cl):
+                                        acc[k] += t[k]
+                        for k in range(cl):
+                            _store(out + k, acc[k])
+            if not channels_last:   # grad_input dense planar: planes of P elements
+                _transpose(otile, ts, cl, P, gi + n * g.xs[0] + c0 * g.xs[1], g.xs[1])
+            c0 += sb
         _step(&at)
 
 
@@ -1649,8 +1791,8 @@ cdef inline int _range(int kind, const real_t* src, real_t* dst, int64_t* idx, c
     elif kind == AVG_BWD:
         if _is_global_dense(w, g, cl):
             _avg_bwd_global(src, dst, g, begin, end)
-        elif not cl and g.d * g.h * g.w <= _SMALL_PLANE:
-            _avg_bwd_small_planes(src, dst, w, g, scratch, begin, end)
+        elif g.d * g.h * g.w <= _SMALL_PLANE:
+            _avg_bwd_gather(src, dst, w, g, cl, cblock, scratch, begin, end)
         elif cl:
             _avg_bwd_cl(src, dst, w, g, cblock, scratch, begin, end)
         else:
@@ -1723,9 +1865,13 @@ cdef int _run(int kind, const real_t* src, real_t* dst, int64_t* idx, const int6
         per_thread = _tiled_scratch(kind, &g, tb, sizeof(real_t))
     elif kind != MAX_BWD and kind != MAX_FWD_DILATED and _is_global_dense(&w, &g, cl):
         nitems = g.n * g.c          # the global paths take one plane per item
-    elif kind == AVG_BWD and not cl and g.d * g.h * g.w <= _SMALL_PLANE:
-        nitems = g.n * g.c          # so do small planes' gradients
-        per_thread = max(per_thread, g.d * g.h * g.w)
+    elif kind == AVG_BWD and g.d * g.h * g.w <= _SMALL_PLANE:
+        # Small planes' gradients: one image and block of channels per item (planar: the
+        # gather's own block; channels-last: the caller's, for the thread split).
+        if not cl:
+            cblock = _gather_block(&g, cl, sizeof(real_t))
+        nitems = g.n * ((g.c + cblock - 1) // cblock)
+        per_thread = _gather_scratch(&g, cl, _gather_block(&g, cl, sizeof(real_t)), sizeof(real_t))
     if nitems == 0:
         return 0
     per_thread = _pad8(per_thread)
