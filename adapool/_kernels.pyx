@@ -1592,7 +1592,7 @@ cdef int _max_bwd_cl(const real_t* go, const int64_t* ind, real_t* gi, const Geo
                      Py_ssize_t cblock, Py_ssize_t begin, Py_ssize_t end) noexcept nogil:
     cdef Py_ssize_t nblocks = (g.c + cblock - 1) // cblock
     cdef Walk at = _walk_from(begin, 1, 1, nblocks)
-    cdef Py_ssize_t P = g.d * g.h * g.w, it, od, oh, ow, o, k, c0, cl, px
+    cdef Py_ssize_t P = g.d * g.h * g.w, it, od, oh, ow, o, k, c0, cl, px, C = g.c
     cdef Py_ssize_t ysc = g.ys[1]
     cdef int64_t i
     cdef real_t* image
@@ -1611,6 +1611,9 @@ cdef int _max_bwd_cl(const real_t* go, const int64_t* ind, real_t* gi, const Geo
             for oh in range(g.oh):
                 for ow in range(g.ow):
                     o = at.i0 * g.ys[0] + c0 * ysc + od * g.ys[2] + oh * g.ys[3] + ow * g.ys[4]
+                    if ysc == 1:
+                        bad |= _scatter_pixel(image, go + o, ind + o, cl, P, C)
+                        continue
                     for k in range(cl):
                         i = ind[o + k * ysc]
                         if i < 0 or i >= P:
@@ -1622,6 +1625,25 @@ cdef int _max_bwd_cl(const real_t* go, const int64_t* ind, real_t* gi, const Geo
                         else:
                             q[0] += go[o + k * ysc]
         _step(&at)
+    return bad
+
+
+cdef inline int _scatter_pixel(real_t* image, const real_t* go, const int64_t* ind, Py_ssize_t cl,
+                               Py_ssize_t P, Py_ssize_t C) noexcept nogil:
+    """One output pixel's channels into a channels-last image: image[ind[k] * C + k] += go[k],
+    in channel order, or 1 (nothing written there) for an index outside [0, P). The geometry is
+    in locals: through Geom, every store (gcc may not assume it can't alias) reloaded it."""
+    cdef Py_ssize_t k
+    cdef uint64_t i
+    cdef int bad = 0
+    for k in range(cl):
+        i = <uint64_t>ind[k]
+        if i >= <uint64_t>P:
+            bad = 1
+        elif real_t is half_bits:
+            _store(image + i * C + k, _load(image[i * C + k]) + _load(go[k]))
+        else:
+            image[i * C + k] += go[k]
     return bad
 
 

@@ -229,3 +229,42 @@ def test_small_plane_avg_gradient_does_not_depend_on_thread_count():
              lambda: adapool.adaptive_avg_pool2d_backward(gcl, (6, 300, 17, 13)),
              lambda: adapool.avg_pool2d_backward(gcl.astype(np.float64), (6, 300, 16, 16), 2)]
     assert_same_bits_on_1_and_2_threads(calls)
+
+
+# ---- max gradients, channels-last -----------------------------------------------------------------
+
+def _ordered_max_backward(go, ind, input_shape):
+    """grad_input[index] += grad_output per (n, c) plane, in output order, in go's dtype."""
+    n, c = go.shape[:2]
+    gi = np.zeros((n, c, int(np.prod(input_shape[2:]))), dtype=go.dtype)
+    flat_go, flat_ind = go.reshape(n, c, -1), ind.reshape(n, c, -1)
+    for a in range(n):
+        for b in range(c):
+            np.add.at(gi[a, b], flat_ind[a, b], flat_go[a, b])
+    return gi.reshape(input_shape)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("c", [1, 5, 16, 33, 259])
+@pytest.mark.parametrize("indices", ["forward", "repeated"])
+def test_channels_last_max_gradient_is_the_ordered_scatter(indices, c, dtype, rng):
+    shape = (2, c, 9, 8)
+    x = _layout(hostile(rng, shape, dtype), "channels_last")
+    _, ind = adapool.max_pool2d(x, 3, 2, 1, return_indices=True)   # channels-last
+    if indices == "repeated":   # any index of the plane, many outputs on one element
+        ind[...] = rng.integers(0, 4, ind.shape) * 17
+    go = _layout((rng.standard_normal(ind.shape) * 3).astype(dtype), "channels_last")
+    gi = adapool.max_pool2d_backward(go, ind, shape, 3, 2, 1)
+    assert gi.transpose(0, 2, 3, 1).flags.c_contiguous or c == 1
+    _assert_same_bits(gi, _ordered_max_backward(go, ind, shape))
+    adaptive = adapool.adaptive_max_pool2d_backward(go, ind, shape)
+    _assert_same_bits(adaptive, gi)
+
+
+def test_channels_last_max_gradient_refuses_an_index_outside_the_plane(rng):
+    go = _layout(rng.standard_normal((1, 40, 3, 3)).astype(np.float32), "channels_last")
+    ind = _layout(rng.integers(0, 36, go.shape), "channels_last")
+    for bad in (36, -1):
+        ind[0, 37, 2, 1] = bad
+        with pytest.raises(ValueError, match=r"outside \[0, 36\)"):
+            adapool.adaptive_max_pool2d_backward(go, ind, (1, 40, 6, 6))
