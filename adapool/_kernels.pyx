@@ -726,16 +726,50 @@ cdef void _avg_bwd_planar(const real_t* go, real_t* gi, const Win* w, const Geom
         _step(&at)
 
 
+# Average backward for small planes with fewer than _TILE_MIN channels: item = one plane,
+# torch's scatter order (each element's sum in increasing output order from 0, as the gather
+# below). Per-row bookkeeping costs more than a 7x7 plane's arithmetic, so a plane is zeroed
+# in float64 scratch, each output's grad / divisor is added over its window, and the plane is
+# rounded once into grad_input (dense, allocated by the Python layer). The gather's per-pixel
+# calls cost more than this on so few channels (1x1x8x8: 4.7 -> 5.4 us a call).
+
+cdef void _avg_bwd_small_planes(const real_t* go, real_t* gi, const Win* w, const Geom* g,
+                                double* acc, Py_ssize_t begin, Py_ssize_t end) noexcept nogil:
+    cdef Walk at = _walk_from(begin, 1, 1, g.c)
+    cdef Py_ssize_t P = g.d * g.h * g.w, it, od, oh, ow, id, ih, iw, i
+    cdef const real_t* gp
+    cdef double* row
+    cdef real_t* plane
+    cdef double v
+    for it in range(begin, end):
+        memset(acc, 0, P * sizeof(double))
+        gp = go + at.i0 * g.ys[0] + at.i3 * g.ys[1]
+        for od in range(g.od):
+            for oh in range(g.oh):
+                for ow in range(g.ow):
+                    v = _load(gp[od * g.ys[2] + oh * g.ys[3] + ow * g.ys[4]]) * _inv(w, g, od, oh, ow)
+                    for id in range(w.d0[od], w.d1[od]):
+                        for ih in range(w.h0[oh], w.h1[oh]):
+                            row = acc + (id * g.h + ih) * g.w
+                            for iw in range(w.w0[ow], w.w1[ow]):
+                                row[iw] += v
+        plane = gi + at.i0 * g.xs[0] + at.i3 * g.xs[1]
+        for i in range(P):
+            _store(plane + i, acc[i])
+        _step(&at)
+
+
 # Average backward on small planes, either layout, as a gather vectorised over channels. Item =
 # one image and block of channels. Each output's grad / divisor is computed once into a float64
 # tile of (output pixel, channel) rows; then every input pixel adds up, channel vector by
 # channel vector, the rows of the outputs whose windows contain it, in increasing (od, oh, ow)
-# order, from 0: the same float64 sums, term for term, as the per-plane scatter this replaces
-# (torch's order) and the row gather of _avg_bwd_cl, so the same bits. Channels-last
+# order, from 0: the same float64 sums, term for term, as the per-plane scatter (torch's order)
+# and the row gather of _avg_bwd_cl, so the same bits. Channels-last
 # gradients are stored from there; planar ones go through a channels-last output tile and the
 # small-plane transposes (a store per plane per pixel would touch a cache line per channel).
-# Replaces, for planes of at most _SMALL_PLANE elements: the per-plane scatter (scalar, ~6 ns
-# an element on 7x7 planes) and the per-row gather (scratch rows as wide as the image).
+# Runs planes of at most _SMALL_PLANE elements in place of the per-plane scatter above (scalar,
+# ~6 ns an element on 7x7 planes; kept for fewer than _TILE_MIN planar channels) and of the
+# per-row gather (scratch rows as wide as the image).
 
 # One input pixel's gradient over cl channels: the float64 sum, from 0, of the term rows
 # (od * OH + oh) * OW + ow of the output ranges given, in that order, rounded once into ``out``.
@@ -1813,6 +1847,8 @@ cdef inline int _range(int kind, const real_t* src, real_t* dst, int64_t* idx, c
     elif kind == AVG_BWD:
         if _is_global_dense(w, g, cl):
             _avg_bwd_global(src, dst, g, begin, end)
+        elif g.d * g.h * g.w <= _SMALL_PLANE and not cl and g.c < _TILE_MIN:
+            _avg_bwd_small_planes(src, dst, w, g, scratch, begin, end)
         elif g.d * g.h * g.w <= _SMALL_PLANE:
             _avg_bwd_gather(src, dst, w, g, cl, cblock, scratch, begin, end)
         elif cl:
@@ -1887,11 +1923,19 @@ cdef int _run(int kind, const real_t* src, real_t* dst, int64_t* idx, const int6
         per_thread = _tiled_scratch(kind, &g, tb, sizeof(real_t))
     elif kind != MAX_BWD and kind != MAX_FWD_DILATED and _is_global_dense(&w, &g, cl):
         nitems = g.n * g.c          # the global paths take one plane per item
+    elif kind == AVG_BWD and not cl and g.c < _TILE_MIN and g.d * g.h * g.w <= _SMALL_PLANE:
+        nitems = g.n * g.c          # per plane (_avg_bwd_small_planes)
+        per_thread = max(per_thread, g.d * g.h * g.w)
     elif kind == AVG_BWD and g.d * g.h * g.w <= _SMALL_PLANE:
         # Small planes' gradients: one image and block of channels per item (planar: the
         # gather's own block; channels-last: the caller's, for the thread split).
         if not cl:
             cblock = _gather_block(&g, cl, sizeof(real_t))
+        else:
+            # The caller's block counts output rows as items (the row kernel's); here an item is
+            # a whole image, so one image (N = 1) would run on one thread: split its channels.
+            while cblock > 16 and g.n * ((g.c + cblock - 1) // cblock) < 2 * nthreads:
+                cblock = (cblock + 1) // 2
         nitems = g.n * ((g.c + cblock - 1) // cblock)
         per_thread = _gather_scratch(&g, cl, _gather_block(&g, cl, sizeof(real_t)), sizeof(real_t))
     if nitems == 0:

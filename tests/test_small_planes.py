@@ -227,7 +227,8 @@ def test_small_plane_avg_gradient_does_not_depend_on_thread_count():
     calls = [lambda: adapool.avg_pool2d_backward(go, (6, 300, 15, 15), 3, 2, 1),
              lambda: adapool.avg_pool2d_backward(gcl, (6, 300, 15, 15), 3, 2, 1),
              lambda: adapool.adaptive_avg_pool2d_backward(gcl, (6, 300, 17, 13)),
-             lambda: adapool.avg_pool2d_backward(gcl.astype(np.float64), (6, 300, 16, 16), 2)]
+             lambda: adapool.avg_pool2d_backward(gcl.astype(np.float64), (6, 300, 16, 16), 2),
+             lambda: adapool.avg_pool2d_backward(gcl[:1], (1, 300, 15, 15), 3, 2, 1)]   # one image: split by channels
     assert_same_bits_on_1_and_2_threads(calls)
 
 
