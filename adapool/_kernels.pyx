@@ -359,8 +359,8 @@ cdef enum:
     _F32_FLUSH = 16
     _NARROW = 16          # rows at most this long are summed per window, not per row
     _SUMS4_MAX = 64       # global planes at most this large are summed four at a time
-    _SMALL_PLANE = 1024   # planes at most this large take their gradient per plane (measured:
-                          # faster at 7x7..15x15, slower than the row path at 56x56)
+    _SMALL_PLANE = 1024   # planes at most this large take the average gradient as a gather per
+                          # image and block of channels (_avg_bwd_gather)
 
 
 cdef inline void _sum_rows(const real_t* base, Py_ssize_t L,
@@ -787,10 +787,12 @@ cdef void _avg_bwd_planar(const real_t* go, real_t* gi, const Win* w, const Geom
         _step(&at)
 
 
-# Average backward for small planes: item = one plane, torch's scatter order. Per-row
-# bookkeeping costs more than a 7x7 plane's arithmetic, so a plane is zeroed in float64
-# scratch, each output's grad / divisor is added over its window, and the plane is rounded
-# once into grad_input (dense, allocated by the Python layer).
+# Average backward for small planes with fewer than _TILE_MIN channels: item = one plane,
+# torch's scatter order (each element's sum in increasing output order from 0, as the gather
+# below). Per-row bookkeeping costs more than a 7x7 plane's arithmetic, so a plane is zeroed
+# in float64 scratch, each output's grad / divisor is added over its window, and the plane is
+# rounded once into grad_input (dense, allocated by the Python layer). The gather's per-pixel
+# calls cost more than this on so few channels (1x1x8x8: 4.7 -> 5.4 us a call).
 
 cdef void _avg_bwd_small_planes(const real_t* go, real_t* gi, const Win* w, const Geom* g,
                                 double* acc, Py_ssize_t begin, Py_ssize_t end) noexcept nogil:
@@ -815,6 +817,180 @@ cdef void _avg_bwd_small_planes(const real_t* go, real_t* gi, const Win* w, cons
         plane = gi + at.i0 * g.xs[0] + at.i3 * g.xs[1]
         for i in range(P):
             _store(plane + i, acc[i])
+        _step(&at)
+
+
+# Average backward on small planes, either layout, as a gather vectorised over channels. Item =
+# one image and block of channels. Each output's grad / divisor is computed once into a float64
+# tile of (output pixel, channel) rows; then every input pixel adds up, channel vector by
+# channel vector, the rows of the outputs whose windows contain it, in increasing (od, oh, ow)
+# order, from 0: the same float64 sums, term for term, as the per-plane scatter (torch's order)
+# and the row gather of _avg_bwd_cl, so the same bits. Channels-last
+# gradients are stored from there; planar ones go through a channels-last output tile and the
+# small-plane transposes (a store per plane per pixel would touch a cache line per channel).
+# Runs planes of at most _SMALL_PLANE elements in place of the per-plane scatter above (scalar,
+# ~6 ns an element on 7x7 planes; kept for fewer than _TILE_MIN planar channels) and of the
+# per-row gather (scratch rows as wide as the image).
+
+# One input pixel's gradient over cl channels: the float64 sum, from 0, of the term rows
+# (od * OH + oh) * OW + ow of the output ranges given, in that order, rounded once into ``out``.
+# Sixteen channels a step in registers (GCC/clang vector extensions); the loop it replaces
+# loaded and stored a float64 row in scratch for every term (half its time).
+cdef extern from *:
+    """
+    #if defined(__GNUC__) || defined(__clang__)
+    #define ADAPOOL_VECTOR_GATHER 1
+    typedef double adapool_g4d __attribute__((vector_size(32), aligned(8), may_alias));
+    typedef float adapool_g4f __attribute__((vector_size(16), aligned(4), may_alias));
+    #define ADAPOOL_GATHER_SUM(NAME, T, STORE4)                                                \\
+    static void NAME(const double* terms, ptrdiff_t sb, ptrdiff_t d0, ptrdiff_t d1,            \\
+                     ptrdiff_t h0, ptrdiff_t h1, ptrdiff_t w0, ptrdiff_t w1, ptrdiff_t OH,     \\
+                     ptrdiff_t OW, ptrdiff_t cl, T* out) {                                     \\
+        ptrdiff_t k = 0, od, oh, ow;                                                           \\
+        for (; k + 16 <= cl; k += 16) {                                                        \\
+            adapool_g4d a0 = {0, 0, 0, 0}, a1 = a0, a2 = a0, a3 = a0;                          \\
+            for (od = d0; od < d1; od++)                                                       \\
+                for (oh = h0; oh < h1; oh++)                                                   \\
+                    for (ow = w0; ow < w1; ow++) {                                             \\
+                        const double* t = terms + ((od * OH + oh) * OW + ow) * sb + k;         \\
+                        a0 += *(const adapool_g4d*)t;                                          \\
+                        a1 += *(const adapool_g4d*)(t + 4);                                    \\
+                        a2 += *(const adapool_g4d*)(t + 8);                                    \\
+                        a3 += *(const adapool_g4d*)(t + 12);                                   \\
+                    }                                                                          \\
+            STORE4(out + k, a0); STORE4(out + k + 4, a1);                                      \\
+            STORE4(out + k + 8, a2); STORE4(out + k + 12, a3);                                 \\
+        }                                                                                      \\
+        for (; k < cl; k++) {                                                                  \\
+            double a = 0;                                                                      \\
+            for (od = d0; od < d1; od++)                                                       \\
+                for (oh = h0; oh < h1; oh++)                                                   \\
+                    for (ow = w0; ow < w1; ow++)                                               \\
+                        a += terms[((od * OH + oh) * OW + ow) * sb + k];                       \\
+            out[k] = (T)a;                                                                     \\
+        }                                                                                      \\
+    }
+    #define ADAPOOL_STORE4_F32(p, v) (*(adapool_g4f*)(p) = __builtin_convertvector((v), adapool_g4f))
+    #define ADAPOOL_STORE4_F64(p, v) (*(adapool_g4d*)(p) = (v))
+    ADAPOOL_GATHER_SUM(adapool_gather_sum_f32, float, ADAPOOL_STORE4_F32)
+    ADAPOOL_GATHER_SUM(adapool_gather_sum_f64, double, ADAPOOL_STORE4_F64)
+    #else
+    #define ADAPOOL_VECTOR_GATHER 0
+    static void adapool_gather_sum_f32(const double* terms, ptrdiff_t sb, ptrdiff_t d0,
+        ptrdiff_t d1, ptrdiff_t h0, ptrdiff_t h1, ptrdiff_t w0, ptrdiff_t w1, ptrdiff_t OH,
+        ptrdiff_t OW, ptrdiff_t cl, float* out) {}
+    static void adapool_gather_sum_f64(const double* terms, ptrdiff_t sb, ptrdiff_t d0,
+        ptrdiff_t d1, ptrdiff_t h0, ptrdiff_t h1, ptrdiff_t w0, ptrdiff_t w1, ptrdiff_t OH,
+        ptrdiff_t OW, ptrdiff_t cl, double* out) {}
+    #endif
+    """
+    int ADAPOOL_VECTOR_GATHER
+    void adapool_gather_sum_f32(const double* terms, Py_ssize_t sb, Py_ssize_t d0, Py_ssize_t d1,
+                                Py_ssize_t h0, Py_ssize_t h1, Py_ssize_t w0, Py_ssize_t w1,
+                                Py_ssize_t OH, Py_ssize_t OW, Py_ssize_t cl, float* out) noexcept nogil
+    void adapool_gather_sum_f64(const double* terms, Py_ssize_t sb, Py_ssize_t d0, Py_ssize_t d1,
+                                Py_ssize_t h0, Py_ssize_t h1, Py_ssize_t w0, Py_ssize_t w1,
+                                Py_ssize_t OH, Py_ssize_t OW, Py_ssize_t cl, double* out) noexcept nogil
+
+
+cdef inline Py_ssize_t _gather_block(const Geom* g, bint channels_last, Py_ssize_t itemsize) noexcept nogil:
+    """Channels pooled together by _avg_bwd_gather (a multiple of 8): the float64 tile of the
+    outputs' terms (and the planar output tile) within ~256 KiB, at most 256 channels."""
+    cdef Py_ssize_t O = g.od * g.oh * g.ow, P = g.d * g.h * g.w
+    cdef Py_ssize_t per_channel = 8 * O + (0 if channels_last else P * itemsize)
+    return max(<Py_ssize_t>8, min(<Py_ssize_t>4096 if channels_last else <Py_ssize_t>256,
+                                  (<Py_ssize_t>262144 // per_channel) & ~(<Py_ssize_t>7)))
+
+
+cdef inline Py_ssize_t _gather_scratch(const Geom* g, bint channels_last, Py_ssize_t sb,
+                                       Py_ssize_t itemsize) noexcept nogil:
+    """Per-thread scratch of _avg_bwd_gather, in doubles: the terms (O x sb), one pixel's sums
+    (sb), each input column's range of output columns (2 W), the planar output tile."""
+    cdef Py_ssize_t n = _pad8(g.od * g.oh * g.ow * sb) + _pad8(sb) + _pad8(2 * g.w)
+    if not channels_last:
+        n += _doubles(g.d * g.h * g.w * _tile_stride(sb, itemsize), itemsize)
+    return n
+
+
+cdef void _avg_bwd_gather(const real_t* go, real_t* gi, const Win* w, const Geom* g,
+                          bint channels_last, Py_ssize_t cblock, double* scratch,
+                          Py_ssize_t begin, Py_ssize_t end) noexcept nogil:
+    cdef Py_ssize_t nblocks = (g.c + cblock - 1) // cblock
+    cdef Walk at = _walk_from(begin, 1, 1, nblocks)
+    cdef Py_ssize_t O = g.od * g.oh * g.ow, P = g.d * g.h * g.w
+    cdef Py_ssize_t sb = _gather_block(g, channels_last, sizeof(real_t))
+    cdef Py_ssize_t ts = _tile_stride(sb, sizeof(real_t))
+    cdef double* terms = scratch
+    cdef double* acc = terms + _pad8(O * sb)
+    cdef Py_ssize_t* wlo = <Py_ssize_t*>(acc + _pad8(sb))
+    cdef Py_ssize_t* whi = wlo + g.w
+    cdef real_t* otile = <real_t*>(<double*>wlo + _pad8(2 * g.w))
+    cdef Py_ssize_t it, n, b0, bl, c0, cl, k, o, od, oh, ow, id, ih, iw, lo, hi
+    cdef Py_ssize_t ysc = g.ys[1]
+    cdef const real_t* gp
+    cdef const real_t* src
+    cdef const double* t
+    cdef real_t* out
+    cdef double inv
+    # Each input column's output columns [wlo, whi), as windows_containing gives them (windows
+    # are non-decreasing in start and end; an empty range for columns no window reads).
+    lo = hi = 0
+    for iw in range(g.w):
+        while lo < g.ow and w.w1[lo] <= iw:
+            lo += 1
+        while hi < g.ow and w.w0[hi] <= iw:
+            hi += 1
+        wlo[iw] = lo
+        whi[iw] = max(hi, lo)
+    for it in range(begin, end):
+        n = at.i0
+        b0 = at.i3 * cblock
+        bl = min(cblock, g.c - b0)
+        c0 = b0
+        while c0 < b0 + bl:
+            cl = min(sb, b0 + bl - c0)
+            # The terms: grad / divisor of every output, a row of cl channels per output pixel.
+            gp = go + n * g.ys[0] + c0 * ysc
+            o = 0
+            for od in range(g.od):
+                for oh in range(g.oh):
+                    for ow in range(g.ow):
+                        inv = _inv(w, g, od, oh, ow)
+                        src = gp + od * g.ys[2] + oh * g.ys[3] + ow * g.ys[4]
+                        if ysc == 1:
+                            for k in range(cl):
+                                terms[o * sb + k] = _load(src[k]) * inv
+                        else:
+                            for k in range(cl):
+                                terms[o * sb + k] = _load(src[k * ysc]) * inv
+                        o += 1
+            for id in range(g.d):
+                for ih in range(g.h):
+                    for iw in range(g.w):
+                        if channels_last:   # grad_input dense channels-last: C unit stride
+                            out = gi + n * g.xs[0] + c0 + id * g.xs[2] + ih * g.xs[3] + iw * g.xs[4]
+                        else:
+                            out = otile + ((id * g.h + ih) * g.w + iw) * ts
+                        if real_t is float and ADAPOOL_VECTOR_GATHER:
+                            adapool_gather_sum_f32(terms, sb, w.dlo[id], w.dhi[id], w.hlo[ih], w.hhi[ih],
+                                                   wlo[iw], whi[iw], g.oh, g.ow, cl, out)
+                            continue
+                        if real_t is double and ADAPOOL_VECTOR_GATHER:
+                            adapool_gather_sum_f64(terms, sb, w.dlo[id], w.dhi[id], w.hlo[ih], w.hhi[ih],
+                                                   wlo[iw], whi[iw], g.oh, g.ow, cl, out)
+                            continue
+                        memset(acc, 0, cl * sizeof(double))
+                        for od in range(w.dlo[id], w.dhi[id]):
+                            for oh in range(w.hlo[ih], w.hhi[ih]):
+                                for ow in range(wlo[iw], whi[iw]):
+                                    t = terms + ((od * g.oh + oh) * g.ow + ow) * sb
+                                    for k in range(cl):
+                                        acc[k] += t[k]
+                        for k in range(cl):
+                            _store(out + k, acc[k])
+            if not channels_last:   # grad_input dense planar: planes of P elements
+                _transpose(otile, ts, cl, P, gi + n * g.xs[0] + c0 * g.xs[1], g.xs[1])
+            c0 += sb
         _step(&at)
 
 
@@ -1170,6 +1346,138 @@ cdef void _max_fwd_global(const real_t* x, real_t* y, int64_t* yi, const Geom* g
 # values and indices fill SIMD lanes of the same width (float32 compared in float64 next to
 # int64 picks ran at a quarter of the lanes).
 
+# Channels-last max with its running maxima and picks in SIMD registers (GCC/clang vector
+# extensions: AVX2 in the AVX2 build, SSE2 pairs in the baseline one). Per output pixel and
+# chunk of channels the window is walked with the maxima held in registers and the result
+# stored once: the scratch-row kernel below loads and stores each output column's maxima and
+# picks for every window element (two loads and two stores per vector; (8,256,15,15) ran at
+# 0.55x torch). Same rule, same scan order, same bits: take a value when greater or NaN.
+cdef extern from *:
+    """
+    #if defined(__GNUC__) || defined(__clang__)
+    #define ADAPOOL_VECTOR_MAX_CL 1
+    typedef float adapool_v8f __attribute__((vector_size(32), aligned(4), may_alias));
+    typedef int32_t adapool_v8i __attribute__((vector_size(32), aligned(4), may_alias));
+    typedef int64_t adapool_v8l __attribute__((vector_size(64), aligned(8), may_alias));
+    typedef double adapool_v4d __attribute__((vector_size(32), aligned(8), may_alias));
+    typedef int64_t adapool_v4l __attribute__((vector_size(32), aligned(8), may_alias));
+
+    /* One output row's pixels (n, od, oh, *) over channels [c0, c0 + cl): x points at input
+       (n, c0, 0, 0, 0), y (and yi, or NULL) at output (n, c0, od, oh, 0); strides in elements,
+       the input's channel stride 1. Window rows [d0, d1) x [h0, h1), columns [w0[o], w1[o]);
+       picks are plane indices (id * H + ih) * W + iw (int32 lanes for float32: the caller
+       checks that a plane has fewer than 2**31 elements). */
+    #define ADAPOOL_MAX_CL(NAME, T, VT, IT, VIT, LANES, WIDE)                                   \\
+    static void NAME(const T* x, ptrdiff_t sd, ptrdiff_t sh, ptrdiff_t sw,                    \\
+                     ptrdiff_t d0, ptrdiff_t d1, ptrdiff_t h0, ptrdiff_t h1,                  \\
+                     const int64_t* w0, const int64_t* w1, ptrdiff_t now, ptrdiff_t H,        \\
+                     ptrdiff_t W, ptrdiff_t cl, T* y, ptrdiff_t ysw, ptrdiff_t ysc,           \\
+                     int64_t* yi) {                                                           \\
+        ptrdiff_t o, k0, k, id, ih, iw;                                                        \\
+        for (o = 0; o < now; o++) {                                                            \\
+            const ptrdiff_t wa = (ptrdiff_t)w0[o], wb = (ptrdiff_t)w1[o];                     \\
+            const IT first = (IT)((d0 * H + h0) * W + wa);                                     \\
+            T* yo = y + o * ysw;                                                               \\
+            int64_t* io = yi ? yi + o * ysw : NULL;                                            \\
+            k0 = 0;                                                                            \\
+            while (k0 < cl) {                                                                  \\
+                /* 4 vectors a step (independent chains), then one, then lane by lane */      \\
+                const ptrdiff_t nv = cl - k0 >= 4 * LANES ? 4 : (cl - k0 >= LANES ? 1 : 0);    \\
+                VT b0, b1, b2, b3; VIT i0, i1, i2, i3;                                         \\
+                T tb[LANES]; IT ti[LANES];                                                     \\
+                if (nv == 0) {                                                                 \\
+                    for (k = k0; k < cl; k++) {                                                \\
+                        T best = -INFINITY; IT at = first;                                     \\
+                        for (id = d0; id < d1; id++)                                           \\
+                            for (ih = h0; ih < h1; ih++) {                                     \\
+                                const T* r = x + id * sd + ih * sh + k;                        \\
+                                const IT base = (IT)((id * H + ih) * W);                       \\
+                                for (iw = wa; iw < wb; iw++) {                                 \\
+                                    T v = r[iw * sw];                                          \\
+                                    if (v > best || v != v) { best = v; at = base + (IT)iw; } \\
+                                }                                                              \\
+                            }                                                                  \\
+                        yo[k * ysc] = best;                                                    \\
+                        if (io) io[k * ysc] = at;                                              \\
+                    }                                                                          \\
+                    break;                                                                     \\
+                }                                                                              \\
+                b0 = b1 = b2 = b3 = (VT){0} - INFINITY;                                        \\
+                i0 = i1 = i2 = i3 = (VIT){0} + first;                                          \\
+                for (id = d0; id < d1; id++)                                                   \\
+                    for (ih = h0; ih < h1; ih++) {                                             \\
+                        const T* r = x + id * sd + ih * sh + k0;                               \\
+                        const IT base = (IT)((id * H + ih) * W);                               \\
+                        for (iw = wa; iw < wb; iw++) {                                         \\
+                            const T* p = r + iw * sw;                                          \\
+                            const VIT at = (VIT){0} + (base + (IT)iw);                         \\
+                            VT v; VIT t;                                                       \\
+                            /* take: greater, or NaN (v != v); selects through masks */       \\
+                            v = *(const VT*)p;                                                 \\
+                            t = (v > b0) | (v != v);                                           \\
+                            b0 = (VT)(((VIT)v & t) | ((VIT)b0 & ~t)); i0 = (at & t) | (i0 & ~t); \\
+                            if (nv == 4) {                                                     \\
+                                v = *(const VT*)(p + LANES);                                   \\
+                                t = (v > b1) | (v != v);                                       \\
+                                b1 = (VT)(((VIT)v & t) | ((VIT)b1 & ~t)); i1 = (at & t) | (i1 & ~t); \\
+                                v = *(const VT*)(p + 2 * LANES);                               \\
+                                t = (v > b2) | (v != v);                                       \\
+                                b2 = (VT)(((VIT)v & t) | ((VIT)b2 & ~t)); i2 = (at & t) | (i2 & ~t); \\
+                                v = *(const VT*)(p + 3 * LANES);                               \\
+                                t = (v > b3) | (v != v);                                       \\
+                                b3 = (VT)(((VIT)v & t) | ((VIT)b3 & ~t)); i3 = (at & t) | (i3 & ~t); \\
+                            }                                                                  \\
+                        }                                                                      \\
+                    }                                                                          \\
+                {                                                                              \\
+                    VT bs[4]; VIT is[4]; ptrdiff_t j;                                          \\
+                    bs[0] = b0; bs[1] = b1; bs[2] = b2; bs[3] = b3;                            \\
+                    is[0] = i0; is[1] = i1; is[2] = i2; is[3] = i3;                            \\
+                    for (j = 0; j < nv; j++) {                                                 \\
+                        T* yv = yo + (k0 + j * LANES) * ysc;                                   \\
+                        if (ysc == 1) {                                                        \\
+                            *(VT*)yv = bs[j];                                                  \\
+                            if (io) *(WIDE*)(io + k0 + j * LANES) = __builtin_convertvector(is[j], WIDE); \\
+                        } else {                                                               \\
+                            memcpy(tb, &bs[j], sizeof tb); memcpy(ti, &is[j], sizeof ti);      \\
+                            for (k = 0; k < LANES; k++) {                                      \\
+                                yv[k * ysc] = tb[k];                                           \\
+                                if (io) io[(k0 + j * LANES + k) * ysc] = ti[k];                \\
+                            }                                                                  \\
+                        }                                                                      \\
+                    }                                                                          \\
+                }                                                                              \\
+                k0 += nv * LANES;                                                              \\
+            }                                                                                  \\
+        }                                                                                      \\
+    }
+    ADAPOOL_MAX_CL(adapool_max_cl_f32, float, adapool_v8f, int32_t, adapool_v8i, 8, adapool_v8l)
+    ADAPOOL_MAX_CL(adapool_max_cl_f64, double, adapool_v4d, int64_t, adapool_v4l, 4, adapool_v4l)
+    #else
+    #define ADAPOOL_VECTOR_MAX_CL 0
+    static void adapool_max_cl_f32(const float* x, ptrdiff_t sd, ptrdiff_t sh, ptrdiff_t sw,
+        ptrdiff_t d0, ptrdiff_t d1, ptrdiff_t h0, ptrdiff_t h1, const int64_t* w0,
+        const int64_t* w1, ptrdiff_t now, ptrdiff_t H, ptrdiff_t W, ptrdiff_t cl, float* y,
+        ptrdiff_t ysw, ptrdiff_t ysc, int64_t* yi) {}
+    static void adapool_max_cl_f64(const double* x, ptrdiff_t sd, ptrdiff_t sh, ptrdiff_t sw,
+        ptrdiff_t d0, ptrdiff_t d1, ptrdiff_t h0, ptrdiff_t h1, const int64_t* w0,
+        const int64_t* w1, ptrdiff_t now, ptrdiff_t H, ptrdiff_t W, ptrdiff_t cl, double* y,
+        ptrdiff_t ysw, ptrdiff_t ysc, int64_t* yi) {}
+    #endif
+    """
+    int ADAPOOL_VECTOR_MAX_CL
+    void adapool_max_cl_f32(const float* x, Py_ssize_t sd, Py_ssize_t sh, Py_ssize_t sw,
+                            Py_ssize_t d0, Py_ssize_t d1, Py_ssize_t h0, Py_ssize_t h1,
+                            const int64_t* w0, const int64_t* w1, Py_ssize_t now, Py_ssize_t H,
+                            Py_ssize_t W, Py_ssize_t cl, float* y, Py_ssize_t ysw,
+                            Py_ssize_t ysc, int64_t* yi) noexcept nogil
+    void adapool_max_cl_f64(const double* x, Py_ssize_t sd, Py_ssize_t sh, Py_ssize_t sw,
+                            Py_ssize_t d0, Py_ssize_t d1, Py_ssize_t h0, Py_ssize_t h1,
+                            const int64_t* w0, const int64_t* w1, Py_ssize_t now, Py_ssize_t H,
+                            Py_ssize_t W, Py_ssize_t cl, double* y, Py_ssize_t ysw,
+                            Py_ssize_t ysc, int64_t* yi) noexcept nogil
+
+
 ctypedef fused pick_t:
     int32_t
     int64_t
@@ -1246,8 +1554,29 @@ cdef void _max_fwd_cl(const real_t* x, real_t* y, int64_t* yi, const Win* w, con
     cdef Walk at = _walk_from(begin, g.od, g.oh, nblocks)
     cdef Py_ssize_t span = g.ow * cblock, it
     cdef bint narrow = g.d * g.h * g.w <= 2147483647
+    cdef Py_ssize_t c0, od, oh, cl
+    cdef Py_ssize_t ysc = g.ys[1]
     for it in range(begin, end):
-        if narrow:
+        if real_t is not half_bits and ADAPOOL_VECTOR_MAX_CL and narrow:
+            c0, od, oh = at.i3 * cblock, at.i1, at.i2
+            cl = min(cblock, g.c - c0)
+            if real_t is float:
+                adapool_max_cl_f32(x + at.i0 * g.xs[0] + c0, g.xs[2], g.xs[3], g.xs[4],
+                                   w.d0[od], w.d1[od], w.h0[oh], w.h1[oh], w.w0, w.w1, g.ow,
+                                   g.h, g.w, cl,
+                                   y + at.i0 * g.ys[0] + c0 * ysc + od * g.ys[2] + oh * g.ys[3],
+                                   g.ys[4], ysc,
+                                   yi + at.i0 * g.ys[0] + c0 * ysc + od * g.ys[2] + oh * g.ys[3]
+                                   if yi != NULL else NULL)
+            else:
+                adapool_max_cl_f64(x + at.i0 * g.xs[0] + c0, g.xs[2], g.xs[3], g.xs[4],
+                                   w.d0[od], w.d1[od], w.h0[oh], w.h1[oh], w.w0, w.w1, g.ow,
+                                   g.h, g.w, cl,
+                                   y + at.i0 * g.ys[0] + c0 * ysc + od * g.ys[2] + oh * g.ys[3],
+                                   g.ys[4], ysc,
+                                   yi + at.i0 * g.ys[0] + c0 * ysc + od * g.ys[2] + oh * g.ys[3]
+                                   if yi != NULL else NULL)
+        elif narrow:
             _max_cl_item(x, y, yi, w, g, cblock, scratch, <int32_t*>(scratch + span),
                          at.i0, at.i1, at.i2, at.i3 * cblock)
         else:
@@ -1358,7 +1687,7 @@ cdef int _max_bwd_cl(const real_t* go, const int64_t* ind, real_t* gi, const Geo
                      Py_ssize_t cblock, Py_ssize_t begin, Py_ssize_t end) noexcept nogil:
     cdef Py_ssize_t nblocks = (g.c + cblock - 1) // cblock
     cdef Walk at = _walk_from(begin, 1, 1, nblocks)
-    cdef Py_ssize_t P = g.d * g.h * g.w, it, od, oh, ow, o, k, c0, cl, px
+    cdef Py_ssize_t P = g.d * g.h * g.w, it, od, oh, ow, o, k, c0, cl, px, C = g.c
     cdef Py_ssize_t ysc = g.ys[1]
     cdef int64_t i
     cdef real_t* image
@@ -1377,6 +1706,9 @@ cdef int _max_bwd_cl(const real_t* go, const int64_t* ind, real_t* gi, const Geo
             for oh in range(g.oh):
                 for ow in range(g.ow):
                     o = at.i0 * g.ys[0] + c0 * ysc + od * g.ys[2] + oh * g.ys[3] + ow * g.ys[4]
+                    if ysc == 1:
+                        bad |= _scatter_pixel(image, go + o, ind + o, cl, P, C)
+                        continue
                     for k in range(cl):
                         i = ind[o + k * ysc]
                         if i < 0 or i >= P:
@@ -1388,6 +1720,25 @@ cdef int _max_bwd_cl(const real_t* go, const int64_t* ind, real_t* gi, const Geo
                         else:
                             q[0] += go[o + k * ysc]
         _step(&at)
+    return bad
+
+
+cdef inline int _scatter_pixel(real_t* image, const real_t* go, const int64_t* ind, Py_ssize_t cl,
+                               Py_ssize_t P, Py_ssize_t C) noexcept nogil:
+    """One output pixel's channels into a channels-last image: image[ind[k] * C + k] += go[k],
+    in channel order, or 1 (nothing written there) for an index outside [0, P). The geometry is
+    in locals: through Geom, every store (gcc may not assume it can't alias) reloaded it."""
+    cdef Py_ssize_t k
+    cdef uint64_t i
+    cdef int bad = 0
+    for k in range(cl):
+        i = <uint64_t>ind[k]
+        if i >= <uint64_t>P:
+            bad = 1
+        elif real_t is half_bits:
+            _store(image + i * C + k, _load(image[i * C + k]) + _load(go[k]))
+        else:
+            image[i * C + k] += go[k]
     return bad
 
 
@@ -1557,8 +1908,10 @@ cdef inline int _range(int kind, const real_t* src, real_t* dst, int64_t* idx, c
     elif kind == AVG_BWD:
         if _is_global_dense(w, g, cl):
             _avg_bwd_global(src, dst, g, begin, end)
-        elif not cl and g.d * g.h * g.w <= _SMALL_PLANE:
+        elif g.d * g.h * g.w <= _SMALL_PLANE and not cl and g.c < _TILE_MIN:
             _avg_bwd_small_planes(src, dst, w, g, scratch, begin, end)
+        elif g.d * g.h * g.w <= _SMALL_PLANE:
+            _avg_bwd_gather(src, dst, w, g, cl, cblock, scratch, begin, end)
         elif cl:
             _avg_bwd_cl(src, dst, w, g, cblock, scratch, begin, end)
         else:
@@ -1631,9 +1984,21 @@ cdef int _run(int kind, const real_t* src, real_t* dst, int64_t* idx, const int6
         per_thread = _tiled_scratch(kind, &g, tb, sizeof(real_t))
     elif kind != MAX_BWD and kind != MAX_FWD_DILATED and _is_global_dense(&w, &g, cl):
         nitems = g.n * g.c          # the global paths take one plane per item
-    elif kind == AVG_BWD and not cl and g.d * g.h * g.w <= _SMALL_PLANE:
-        nitems = g.n * g.c          # so do small planes' gradients
+    elif kind == AVG_BWD and not cl and g.c < _TILE_MIN and g.d * g.h * g.w <= _SMALL_PLANE:
+        nitems = g.n * g.c          # per plane (_avg_bwd_small_planes)
         per_thread = max(per_thread, g.d * g.h * g.w)
+    elif kind == AVG_BWD and g.d * g.h * g.w <= _SMALL_PLANE:
+        # Small planes' gradients: one image and block of channels per item (planar: the
+        # gather's own block; channels-last: the caller's, for the thread split).
+        if not cl:
+            cblock = _gather_block(&g, cl, sizeof(real_t))
+        else:
+            # The caller's block counts output rows as items (the row kernel's); here an item is
+            # a whole image, so one image (N = 1) would run on one thread: split its channels.
+            while cblock > 16 and g.n * ((g.c + cblock - 1) // cblock) < 2 * nthreads:
+                cblock = (cblock + 1) // 2
+        nitems = g.n * ((g.c + cblock - 1) // cblock)
+        per_thread = _gather_scratch(&g, cl, _gather_block(&g, cl, sizeof(real_t)), sizeof(real_t))
     if nitems == 0:
         return 0
     per_thread = _pad8(per_thread)
