@@ -374,8 +374,16 @@ def _torch_max_rule(b: Builder, g: str, dt, window) -> tuple:
     # evaluator rejects an index tensor narrower than the data on the other axes).
     slots = b.op("Range", b.scalar(0, np.int64), b.squeeze(window, 0) if not isinstance(window, int)
                  else b.scalar(window, np.int64), b.scalar(1, np.int64))
-    picked = b.op("Where", b.op("Equal", slots, k), g, b.scalar(0, dt))
-    return b.reduce("ReduceSum", picked, [-1], keepdims=False), k
+    chosen = b.op("Equal", slots, k)
+    total = b.reduce("ReduceSum", b.op("Where", chosen, g, b.scalar(0, dt)), [-1], keepdims=False)
+    # torch keeps the window's first zero, -0.0 or +0.0, which the sum loses (it adds +0.0s, and
+    # onnxruntime 1.32's Where(c, X, Y) writes a chosen -0.0 of X as +0.0, in every float type):
+    # a chosen -0.0 (1/x < 0) is flagged, and those outputs made -0.0 through Where's second
+    # choice, the one that keeps the sign, under a condition that is no Not (onnxruntime fuses
+    # Where(Not(c), X, Y) into Where(c, Y, X))
+    negative_zero = b.op("And", b.op("Equal", g, b.scalar(0, dt)), b.op("Less", b.op("Reciprocal", g), b.scalar(0, dt)))
+    flagged = b.reduce("ReduceMax", b.cast(b.op("And", chosen, negative_zero), dt), [-1], keepdims=False)
+    return b.op("Where", b.op("Equal", flagged, b.scalar(0, dt)), total, b.op("Neg", b.op("Abs", total))), k
 
 
 def _max_with_indices(b: Builder, spec, x: str, axes, static: bool) -> list:
