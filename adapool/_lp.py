@@ -243,6 +243,9 @@ def lp_on_dask(nd: int, input, norm_type, kernel_size, stride, ceil_mode):
     """lp_pool of a dask array: the same composition over adapool.dask's pools (lazy)."""
     from . import dask as _dask
     x = _dask._check_input(input, f"lp_pool{nd}d")
+    if x.dtype == _dask.BFLOAT16:   # its steps widen and round NumPy arrays (adapool._bfloat16)
+        raise TypeError(f"adapool.dask.lp_pool{nd}d(): bfloat16 is not supported on dask arrays yet "
+                        "(use float32, or the NumPy function on each in-memory block)")
     _check_args(nd, tuple(int(s) for s in x.shape), norm_type, kernel_size, stride, ceil_mode)
     return _compose(nd, norm_type, kernel_size, stride, ceil_mode, _dask, x)
 
