@@ -10,7 +10,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ._dispatch import kernels as _kernels
-from ._pooling import _adaptive_max_backward
+from ._pooling import _adaptive_max_backward, _is_dask
 from ._threads import threads_for
 from ._bfloat16 import in_float32, is_bfloat16, to_float32
 from ._validation import as_float_array
@@ -111,19 +111,12 @@ def draw_samples(rng, shape: tuple, dtype, bf16: bool = False) -> np.ndarray:
     return gen.random(shape, dtype=dtype)
 
 
-def _fractional_forward(nd, input, kernel_size, output_size, output_ratio, return_indices, samples, rng,
-                        bf16: bool = False):
+def checked_call(nd: int, x: np.ndarray, kernel_size, output_size, output_ratio, samples, rng, bf16: bool = False):
+    """torch's checks of a call on ``x`` (read for its shape and dtype only) and the samples:
+    (kernel, output size, samples, N, C, batched, result shape). adapool.dask runs them on a
+    stand-in of the whole array."""
     name = f"fractional_max_pool{nd}d"
-    if is_bfloat16(input):
-        # widened to float32, with the window starts computed as c10::BFloat16 computes them
-        if samples is not None:
-            if not is_bfloat16(samples):
-                raise TypeError("Expect _random_samples to have the same dtype as input")
-            samples = to_float32(samples)
-        return in_float32(lambda x: _fractional_forward(nd, x, kernel_size, output_size, output_ratio,
-                                                        return_indices, samples, rng, bf16=True), input)
     cname = name if nd == 2 else name + "_out"   # the 3-d checks' prefix
-    x = as_float_array(input, name)
     shape = x.shape
     # torch's Python side, in its order
     if output_size is None and output_ratio is None:
@@ -158,6 +151,26 @@ def _fractional_forward(nd, input, kernel_size, output_size, output_ratio, retur
         s = draw_samples(rng, (n, c, nd), x.dtype, bf16)
     else:
         s = _samples(samples, x, n, c, nd)
+    return kernel, out, s, n, c, batched, result_shape
+
+
+def _fractional_forward(nd, input, kernel_size, output_size, output_ratio, return_indices, samples, rng,
+                        bf16: bool = False):
+    name = f"fractional_max_pool{nd}d"
+    if _is_dask(input):   # lazy, on adapool.dask
+        from . import dask as _dask
+        return getattr(_dask, name)(input, kernel_size, output_size, output_ratio, return_indices, samples, rng=rng)
+    if is_bfloat16(input):
+        # widened to float32, with the window starts computed as c10::BFloat16 computes them
+        if samples is not None:
+            if not is_bfloat16(samples):
+                raise TypeError("Expect _random_samples to have the same dtype as input")
+            samples = to_float32(samples)
+        return in_float32(lambda x: _fractional_forward(nd, x, kernel_size, output_size, output_ratio,
+                                                        return_indices, samples, rng, bf16=True), input)
+    x = as_float_array(input, name)
+    kernel, out, s, n, c, batched, result_shape = checked_call(nd, x, kernel_size, output_size, output_ratio,
+                                                               samples, rng, bf16)
     y = np.empty(result_shape, x.dtype)
     # torch's boolean_dispatch reads return_indices by truth value
     indices = np.empty(result_shape, np.int64) if return_indices else None

@@ -34,7 +34,7 @@ try:
 except ImportError as _e:   # pragma: no cover - exercised in a subprocess without dask
     raise ImportError("adapool.dask needs dask: pip install 'adapool[dask]' (or pip install 'dask[array]')") from _e
 
-from . import _unpool
+from . import _fractional, _unpool
 from ._bfloat16 import BFLOAT16, to_bfloat16, to_float32
 from ._dispatch import kernels as _kernels
 from ._pooling import _adaptive_axes, _max_pool_axes, _pack, _pool2d_axes
@@ -45,6 +45,7 @@ __all__ = [
     "adaptive_max_pool1d", "adaptive_max_pool2d", "adaptive_max_pool3d",
     "avg_pool1d", "avg_pool2d", "avg_pool3d", "max_pool1d", "max_pool2d", "max_pool3d",
     "lp_pool1d", "lp_pool2d", "lp_pool3d", "max_unpool1d", "max_unpool2d", "max_unpool3d",
+    "fractional_max_pool2d", "fractional_max_pool3d",
 ]
 
 # A max pool's partial result: the value (float64 holds every float16/32/64 exactly) and the
@@ -453,3 +454,68 @@ def max_unpool3d(input, indices, kernel_size, stride=None, padding=0, output_siz
     """:func:`adapool.max_unpool3d` of a dask array, lazily (see max_unpool1d: the spatial axes
     are rechunked to whole planes)."""
     return _max_unpool(3, input, indices, kernel_size, stride, padding, output_size)
+
+
+# ---- fractional max pooling: whole planes, each with its own samples --------------------------------
+
+def _fractional_block(block, *, nd: int, kernel: tuple, out: tuple, samples: np.ndarray, return_indices: bool,
+                      block_info=None):
+    """One block of whole planes, with its (n, c) rows of the samples. With indices, values and
+    indices come back together as (value, index) pairs (float64 holds every value exactly)."""
+    (n0, n1), (c0, c1) = block_info[0]["array-location"][:2]
+    result = _fractional._fractional_forward(nd, block, kernel, out, None, return_indices,
+                                             samples[n0:n1, c0:c1], None)
+    if not return_indices:
+        return result
+    pairs = np.empty(result[0].shape, _PART)
+    pairs["v"], pairs["i"] = result
+    return pairs
+
+
+def _fractional_max_pool(nd: int, input, kernel_size, output_size, output_ratio, return_indices, samples, rng):
+    """Every plane's windows depend on the whole plane and on its own samples, so each task holds
+    whole planes (the spatial axes rechunked to one chunk each, chunks along N and C kept) and
+    gets its (n, c) rows of the samples, drawn here once for the whole array when not given."""
+    name = f"fractional_max_pool{nd}d"
+    x = _check_input(input, name)
+    bf16 = x.dtype == BFLOAT16
+    # torch's checks, on a stand-in of the whole array (bfloat16: as the NumPy op runs them, on
+    # float32, with the samples widened and drawn as bfloat16 values)
+    stand_in = np.broadcast_to(np.zeros((), np.float32 if bf16 else x.dtype), x.shape)
+    if bf16 and samples is not None:
+        samples = np.asarray(samples)
+        if samples.dtype != BFLOAT16:
+            raise TypeError("Expect _random_samples to have the same dtype as input")
+        samples = to_float32(samples)
+    kernel, out, s, n, c, batched, result_shape = _fractional.checked_call(
+        nd, stand_in, kernel_size, output_size, output_ratio, samples, rng, bf16)
+    s = np.ascontiguousarray(to_bfloat16(s) if bf16 else s)[:n]   # exact: they are bfloat16 values
+    if not batched:
+        x = x[None]
+    x = x.rechunk(x.chunks[:2] + tuple((int(d),) for d in x.shape[2:]))
+    dtype = _PART if return_indices else x.dtype
+    y = x.map_blocks(_fractional_block, nd=nd, kernel=kernel, out=out, samples=s, return_indices=bool(return_indices),
+                     dtype=dtype, chunks=x.chunks[:2] + tuple((o,) for o in out), meta=_meta(x.ndim, dtype))
+    result = (y["v"].astype(x.dtype), y["i"]) if return_indices else y
+    if not batched:
+        result = tuple(r[0] for r in result) if return_indices else result[0]
+    return result
+
+
+def fractional_max_pool2d(input, kernel_size, output_size=None, output_ratio=None, return_indices: bool = False,
+                          _random_samples=None, *, rng=None):
+    """:func:`adapool.fractional_max_pool2d` of a dask array, lazily (values, or values and
+    indices). Each task pools whole planes: the spatial axes are rechunked to one chunk each
+    (chunks along N and C are kept), and each task gets its (n, c) rows of ``_random_samples``
+    (a NumPy array), or of the samples drawn from ``rng`` at call time as the NumPy function
+    draws them (so the same generator state gives the same result)."""
+    return _fractional_max_pool(2, input, kernel_size, output_size, output_ratio, return_indices,
+                                _random_samples, rng)
+
+
+def fractional_max_pool3d(input, kernel_size, output_size=None, output_ratio=None, return_indices: bool = False,
+                          _random_samples=None, *, rng=None):
+    """:func:`adapool.fractional_max_pool3d` of a dask array, lazily (see fractional_max_pool2d:
+    whole planes per task, the samples split by the N and C chunks)."""
+    return _fractional_max_pool(3, input, kernel_size, output_size, output_ratio, return_indices,
+                                _random_samples, rng)
