@@ -1098,15 +1098,22 @@ AUTO_ORDER = {
 
 def _build_scatter(b: Builder, spec, xs) -> list:
     """max_unpool: each plane flattened, its values written at torch's per-plane indices into a
-    zero plane of the output's size (ScatterElements along the last axis), reshaped back.
-    Indices the graph can't check as torch does: an index past the plane fails at run time
-    (onnxruntime's ScatterElements checks bounds); a negative one in [-size, 0) counts from
-    the plane's end (ONNX's rule; torch raises); repeated indices write in an order ONNX leaves
-    open (torch: the last one wins), which can't matter for max pooling's, whose repeats carry
-    the same value."""
+    zero plane of the output's size (ScatterElements along the last axis), reshaped back. A
+    dynamic spatial size's output size is torch's default, ``(in - 1) * stride + kernel - 2 *
+    padding``, computed from Shape. Indices the graph can't check as torch does: an index past
+    the plane fails at run time (onnxruntime's ScatterElements checks bounds); a negative one in
+    [-size, 0) counts from the plane's end (ONNX's rule; torch raises); repeated indices write in
+    an order ONNX leaves open (torch: the last one wins), which can't matter for max pooling's,
+    whose repeats carry the same value."""
     x, idx = xs
     lead = spec.rank - spec.nd
-    n_in, n_out = int(np.prod(spec.spatial)), int(np.prod(spec.out))
+    ins = [s if isinstance(s, int) else b.dims(x, lead + d, lead + d + 1) for d, s in enumerate(spec.spatial)]
+    outs = [o if o is not None else
+            b.op("Add", b.op("Mul", b.op("Sub", c, b.ints(1)), b.ints(st)), b.ints(k - 2 * p))
+            for o, c, st, k, p in zip(spec.out, ins, spec.stride, spec.kernel, spec.padding)]
+    n_in, n_out = ins[0], outs[0]
+    for c, o in zip(ins[1:], outs[1:]):
+        n_in, n_out = size_product(b, n_in, c), size_product(b, n_out, o)
     # leading dims spelled out (an N of 0 must not read as "copy"); allowzero arrived in opset 14
     zero_ok = {"allowzero": 1} if b.opset >= 14 else {}
     lead_dims = [b.dims(x, 0, lead)] if b.opset >= 14 else [0] * lead
@@ -1115,7 +1122,7 @@ def _build_scatter(b: Builder, spec, xs) -> list:
                  value=onnx.numpy_helper.from_array(np.zeros(1, spec.dtype)))
     y = b.op("ScatterElements", zeros, b.op("Reshape", idx, flat, **zero_ok), b.op("Reshape", x, flat, **zero_ok),
              axis=-1)
-    return [b.op("Reshape", y, size_vector(b, lead_dims + list(spec.out)), **zero_ok)]
+    return [b.op("Reshape", y, size_vector(b, lead_dims + outs), **zero_ok)]
 
 
 # max_unpool's one form (it has no other kind's windows)
