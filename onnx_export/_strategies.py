@@ -705,12 +705,40 @@ def _build_dynamic(b, spec, x, params=None):
     if spec.kind in ("max", "maxpool"):
         axes = dynamic_axes(b, spec, x, params)
         if spec.return_indices:
-            return _max_with_indices(b, spec, x, axes, static=False)
-        branch_axes = _branch_axes(axes, lambda sub: dynamic_axes(sub, spec, x, params))
-        return [_exact_max(b, spec, x, lambda sb, v: _separable_max(sb, spec, v, axes if sb is b else branch_axes(sb)))]
+            outs = _max_with_indices(b, spec, x, axes, static=False)
+        else:
+            branch_axes = _branch_axes(axes, lambda sub: dynamic_axes(sub, spec, x, params))
+            outs = [_exact_max(b, spec, x,
+                               lambda sb, v: _separable_max(sb, spec, v, axes if sb is b else branch_axes(sb)))]
+        if spec.kind == "maxpool" and any(d > 1 for d in spec.dilation) and any(spec.padding):
+            outs = _empty_windows(b, spec, axes, outs)
+        return outs
     xc = _to_compute(b, spec, x)
     return [_from_compute(b, spec, _average_matmul_exact(b, spec, xc, dynamic_axes(b, spec, xc, params),
                                                          rebuild=lambda sub: dynamic_axes(sub, spec, xc, params)))]
+
+
+def _empty_windows(b, spec, axes, outs) -> list:
+    """Dilation and padding can leave a window without an element at some sizes: -inf there,
+    with torch's index, the window's first in-bounds position on each axis (past its start,
+    possibly outside the plane), as the static tables give it (_strided_max_gather)."""
+    nd = spec.nd
+    empty, first, stride = None, None, None
+    for i in reversed(range(nd)):   # flat positions: the last axis first, its plane stride 1
+        ax = axes[i]
+        shape_axes = [j for j in range(nd) if j != i]
+        e = b.unsqueeze(ax.empty, *shape_axes) if shape_axes else ax.empty
+        f = b.unsqueeze(ax.first_in_bounds, *shape_axes) if shape_axes else ax.first_in_bounds
+        if stride is not None:
+            f = b.op("Mul", f, stride)
+        empty = e if empty is None else b.op("Or", empty, e)
+        first = f if first is None else b.op("Add", first, f)
+        stride = ax.in_size if stride is None else b.op("Mul", stride, ax.in_size)
+    # -inf as Where's first choice: the kept values, second, keep their signs under onnxruntime
+    outs = [b.op("Where", empty, b.scalar(-np.inf, spec.dtype), outs[0])] + outs[1:]
+    if spec.return_indices:
+        outs[1] = b.op("Where", empty, first, outs[1])
+    return outs
 
 
 FUNCTION_ATTRS = {
@@ -983,8 +1011,14 @@ def _cuda_indices_refuse(spec):
 
 
 def _dynamic_refuses(spec):
+    return None
+
+
+def _function_refuses(spec):
+    # one function body serves every call of its name in a model, whatever its dilation
+    # attribute: the body's windows are the contiguous ones
     if spec.kind == "maxpool" and any(d > 1 for d in spec.dilations):
-        return "dynamic windows with dilation > 1 are not supported yet (static spatial sizes are)"
+        return "its function body has no dilation yet (the dynamic strategy has)"
     return None
 
 
@@ -1076,7 +1110,7 @@ STRATEGIES = {s.name: s for s in (
              notes="tract: not with return_indices, nor avg_pool2d at dynamic sizes (see target_refuses)"),
     Strategy("function", ("avg", "max", "avgpool", "maxpool"),
              "one adapool-domain node whose model-local function body is the dynamic graph",
-             _dynamic_refuses, _build_function,
+             _function_refuses, _build_function,
              target_refuses={"tract": _tract_function_refuses, "onnxruntime-cuda": _cuda_shape_nodes_refuse,
                              "openvino": _openvino_bfloat16},
              notes="OpenVINO and tract run it once inlined (export(inline=True); validate() inlines for them)"),
