@@ -164,7 +164,19 @@ def test_bfloat16_equals_numpy(ad, dask_array, op, args, kw, rng):
         assert np.mean(bits(got_v) == bits(want_v)) > 0.99
 
 
-def test_bfloat16_lp_pool_is_refused(ad, dask_array):
-    x = dask_array.ones((2, 3, 8), chunks=2, dtype=BF16)
-    with pytest.raises(TypeError, match="bfloat16 is not supported on dask arrays yet"):
-        ad.lp_pool1d(x, 2, 3)
+@pytest.mark.parametrize("nd, p", [(1, 2), (2, 3), (2, 1.5), (3, 2), (2, float("inf")), (1, -float("inf"))])
+def test_bfloat16_lp_pool_equals_numpy(ad, dask_array, nd, p, rng):
+    """torch's composition rounded to bfloat16 after every step, chunk by chunk: bit for bit the
+    NumPy function's but where the float64 window sums (dask) and the kernel's round a tie
+    differently."""
+    shape = (2, 3) + (10, 9, 7)[:nd]
+    x = rng.standard_normal(shape).astype(BF16)
+    lazy = getattr(ad, f"lp_pool{nd}d")(dask_array.from_array(x, chunks=(1, 2) + (4, 5, 3)[:nd]), p, 3, 2,
+                                         ceil_mode=True)
+    want = getattr(adapool, f"lp_pool{nd}d")(x, p, 3, 2, ceil_mode=True)
+    assert lazy.dtype == BF16 and lazy._meta.dtype == BF16
+    got = lazy.compute()
+    assert got.dtype == BF16 and got.shape == want.shape
+    np.testing.assert_array_equal(np.isnan(got.astype(np.float32)), np.isnan(want.astype(np.float32)))
+    np.testing.assert_allclose(got.astype(np.float64), want.astype(np.float64), rtol=2 ** -6, atol=0)
+    assert np.mean(bits(got) == bits(want)) > 0.99
