@@ -380,10 +380,12 @@ def _torch_max_rule(b: Builder, g: str, dt, window) -> tuple:
     # onnxruntime 1.32's Where(c, X, Y) writes a chosen -0.0 of X as +0.0, in every float type):
     # a chosen -0.0 (1/x < 0) is flagged, and those outputs made -0.0 through Where's second
     # choice, the one that keeps the sign, under a condition that is no Not (onnxruntime fuses
-    # Where(Not(c), X, Y) into Where(c, Y, X))
+    # Where(Not(c), X, Y) into Where(c, Y, X)). -0.0 as |sum| times a -1 computed from the flag:
+    # OpenVINO's Neg of 0.0 is 0.0, and at dynamic shapes so is its product by a constant -1
     negative_zero = b.op("And", b.op("Equal", g, b.scalar(0, dt)), b.op("Less", b.op("Reciprocal", g), b.scalar(0, dt)))
     flagged = b.reduce("ReduceMax", b.cast(b.op("And", chosen, negative_zero), dt), [-1], keepdims=False)
-    return b.op("Where", b.op("Equal", flagged, b.scalar(0, dt)), total, b.op("Neg", b.op("Abs", total))), k
+    minus_zero = b.op("Mul", b.op("Abs", total), b.op("Sub", b.scalar(1, dt), b.op("Mul", flagged, b.scalar(2, dt))))
+    return b.op("Where", b.op("Equal", flagged, b.scalar(0, dt)), total, minus_zero), k
 
 
 def _max_with_indices(b: Builder, spec, x: str, axes, static: bool) -> list:
