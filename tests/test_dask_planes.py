@@ -5,8 +5,11 @@ the same data in memory (bit for bit where those are exact), for any chunking.""
 import ml_dtypes
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import adapool
+from test_dask import chunkings
 
 BF16 = np.dtype(ml_dtypes.bfloat16)
 
@@ -59,6 +62,48 @@ def test_numpy_functions_hand_dask_arrays_over(ad, dask_array, rng):
     assert isinstance(lazy[0], dask_array.Array)
     for got, want in zip(lazy, adapool.fractional_max_pool2d(x, 2, 4, None, True, samples)):
         np.testing.assert_array_equal(got.compute(), want)
+
+
+@st.composite
+def plane_cases(draw, ranks=(1, 2, 3)):
+    """(nd, shape, dtype, seed): any rank, batched or not (an empty batch too), any dtype."""
+    nd = draw(st.sampled_from(ranks))
+    batched = draw(st.booleans())
+    lead = ((draw(st.integers(0, 3)),) if batched else ()) + (draw(st.integers(1, 3)),)
+    spatial = tuple(draw(st.integers(3, 9)) for _ in range(nd))
+    dtype = draw(st.sampled_from([np.float16, np.float32, np.float64, BF16]))
+    return nd, lead + spatial, dtype, draw(st.integers(0, 2**32 - 1))
+
+
+@given(case=plane_cases(), data=st.data())
+@settings(max_examples=40)
+def test_unpool_any_chunking_equals_numpy(ad, dask_array, case, data):
+    nd, shape, dtype, seed = case
+    x = np.random.default_rng(seed).standard_normal(shape).astype(dtype)
+    # overlapping windows: repeated indices carrying one value
+    values, indices = getattr(adapool, f"max_pool{nd}d")(x, 2, 1, 1, return_indices=True)
+    kw = dict(kernel_size=2, stride=1, padding=1, output_size=shape[-nd:])
+    lazy = getattr(ad, f"max_unpool{nd}d")(dask_array.from_array(values, chunks=chunkings(data.draw, values.shape)),
+                                           dask_array.from_array(indices, chunks=chunkings(data.draw, indices.shape)),
+                                           **kw)
+    want = getattr(adapool, f"max_unpool{nd}d")(values, indices, **kw)
+    np.testing.assert_array_equal(bits(lazy.compute()), bits(want))
+
+
+@given(case=plane_cases(ranks=(2, 3)), data=st.data())
+@settings(max_examples=40)
+def test_fractional_any_chunking_equals_numpy(ad, dask_array, case, data):
+    import dask
+    nd, shape, dtype, seed = case
+    x = np.random.default_rng(seed).standard_normal(shape).astype(dtype)
+    out = tuple(data.draw(st.integers(1, s - 2)) for s in shape[-nd:])   # 3-d: out + k - 1 < size, k = 2
+    kw = dict(kernel_size=2, output_size=out, return_indices=True)
+    lazy = getattr(ad, f"fractional_max_pool{nd}d")(dask_array.from_array(x, chunks=chunkings(data.draw, shape)),
+                                                     **kw, rng=np.random.default_rng(seed))
+    want = getattr(adapool, f"fractional_max_pool{nd}d")(x, **kw, rng=np.random.default_rng(seed))
+    got = dask.compute(*lazy)
+    np.testing.assert_array_equal(bits(got[0]), bits(want[0]))
+    np.testing.assert_array_equal(got[1], want[1])
 
 
 def test_max_unpool_checks_at_call_time_and_indices_at_compute_time(ad, dask_array):
