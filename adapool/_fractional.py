@@ -10,7 +10,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ._dispatch import kernels as _kernels
-from ._pooling import _PLANS, _adaptive_max_backward, _exact_ints, _remember
+from ._pooling import _PLANS, _adaptive_max_backward, _exact_ints, _is_dask, _remember
 from ._threads import threads_for
 from ._bfloat16 import in_float32, is_bfloat16, to_float32
 from ._validation import as_float_array
@@ -111,6 +111,49 @@ def draw_samples(rng, shape: tuple, dtype, bf16: bool = False) -> np.ndarray:
     return gen.random(shape, dtype=dtype)
 
 
+def checked_call(nd: int, x: np.ndarray, kernel_size, output_size, output_ratio, samples, rng, bf16: bool = False):
+    """torch's checks of a call on ``x`` (read for its shape and dtype only) and the samples:
+    (kernel, output size, samples, N, C, batched, result shape). adapool.dask runs them on a
+    stand-in of the whole array."""
+    name = f"fractional_max_pool{nd}d"
+    cname = name if nd == 2 else name + "_out"   # the 3-d checks' prefix
+    shape = x.shape
+    # torch's Python side, in its order
+    if output_size is None and output_ratio is None:
+        raise ValueError(f"{name} requires specifying either an output_size or an output_ratio")
+    if output_size is None:
+        output_size = _ratio_sizes(shape, output_ratio, nd, name)
+    if samples is None:
+        n = 1 if x.ndim == nd + 1 else _tensor_size(shape, 0)
+        _tensor_size(shape, -(nd + 1))
+    # torch's argument parser, then its meta function
+    kernel = _per_axis(kernel_size, nd, name, "kernel_size", 2)
+    out = _per_axis(output_size, nd, name, "output_size", 3)
+    if x.ndim not in (nd + 1, nd + 2):
+        raise ValueError(f"{cname}(): Expected {nd + 1}D or {nd + 2}D tensor, but got: {list(shape)}")
+    for dim in range(1, x.ndim):
+        if shape[dim] == 0:
+            raise ValueError(f"{cname}(): Expected input to have non-zero size for non-batch dimensions, "
+                             f"but got{list(shape)} with dimension {dim} being empty.")
+    spatial = shape[-nd:]
+    for axis, o, k, size in zip(_AXES[nd], out, kernel, spatial):
+        # 2-d: o + k - 1 <= size; the 3-d op checks with < (so its last window can't end at
+        # the input's end)
+        if (o + k - 1 > size) if nd == 2 else (o + k - 1 >= size):
+            raise ValueError(f"{cname}(): pool {axis} {k} too large relative to input {axis} {size}")
+    batched = x.ndim == nd + 2
+    n, c = (shape[0], shape[1]) if batched else (1, shape[0])
+    result_shape = shape[:-nd] + out
+    if min(out) < 0:
+        raise ValueError(f"Trying to create tensor with negative dimension {min(o for o in out if o < 0)}: "
+                         f"{list(result_shape)}")
+    if samples is None:
+        s = draw_samples(rng, (n, c, nd), x.dtype, bf16)
+    else:
+        s = _samples(samples, x, n, c, nd)
+    return kernel, out, s, n, c, batched, result_shape
+
+
 class _Plan:
     """What validating one call found (see _PLANS in _pooling.py): the result's shape, N and C
     (N = 1 unbatched) and the kernel size as the kernel takes it."""
@@ -146,6 +189,9 @@ def _fractional_forward(nd, input, kernel_size, output_size, output_ratio, retur
             if s is not None:
                 return _run(plan, input, s, return_indices, bf16)
     name = f"fractional_max_pool{nd}d"
+    if _is_dask(input):   # lazy, on adapool.dask
+        from . import dask as _dask
+        return getattr(_dask, name)(input, kernel_size, output_size, output_ratio, return_indices, samples, rng=rng)
     if is_bfloat16(input):
         # widened to float32, with the window starts computed as c10::BFloat16 computes them
         if samples is not None:
@@ -154,42 +200,9 @@ def _fractional_forward(nd, input, kernel_size, output_size, output_ratio, retur
             samples = to_float32(samples)
         return in_float32(lambda x: _fractional_forward(nd, x, kernel_size, output_size, output_ratio,
                                                         return_indices, samples, rng, bf16=True), input)
-    cname = name if nd == 2 else name + "_out"   # the 3-d checks' prefix
     x = as_float_array(input, name)
-    shape = x.shape
-    # torch's Python side, in its order
-    if output_size is None and output_ratio is None:
-        raise ValueError(f"{name} requires specifying either an output_size or an output_ratio")
-    if output_size is None:
-        output_size = _ratio_sizes(shape, output_ratio, nd, name)
-    if samples is None:
-        n = 1 if x.ndim == nd + 1 else _tensor_size(shape, 0)
-        _tensor_size(shape, -(nd + 1))
-    # torch's argument parser, then its meta function
-    kernel = _per_axis(kernel_size, nd, name, "kernel_size", 2)
-    out = _per_axis(output_size, nd, name, "output_size", 3)
-    if x.ndim not in (nd + 1, nd + 2):
-        raise ValueError(f"{cname}(): Expected {nd + 1}D or {nd + 2}D tensor, but got: {list(shape)}")
-    for dim in range(1, x.ndim):
-        if shape[dim] == 0:
-            raise ValueError(f"{cname}(): Expected input to have non-zero size for non-batch dimensions, "
-                             f"but got{list(shape)} with dimension {dim} being empty.")
-    spatial = shape[-nd:]
-    for axis, o, k, size in zip(_AXES[nd], out, kernel, spatial):
-        # 2-d: o + k - 1 <= size; the 3-d op checks with < (so its last window can't end at
-        # the input's end)
-        if (o + k - 1 > size) if nd == 2 else (o + k - 1 >= size):
-            raise ValueError(f"{cname}(): pool {axis} {k} too large relative to input {axis} {size}")
-    batched = x.ndim == nd + 2
-    n, c = (shape[0], shape[1]) if batched else (1, shape[0])
-    result_shape = shape[:-nd] + out
-    if min(out) < 0:
-        raise ValueError(f"Trying to create tensor with negative dimension {min(o for o in out if o < 0)}: "
-                         f"{list(result_shape)}")
-    if samples is None:
-        s = draw_samples(rng, (n, c, nd), x.dtype, bf16)
-    else:
-        s = _samples(samples, x, n, c, nd)
+    kernel, out, s, n, c, batched, result_shape = checked_call(nd, x, kernel_size, output_size, output_ratio,
+                                                               samples, rng, bf16)
     plan = _Plan(nd, result_shape, n, c, batched, ((1,) if nd == 2 else ()) + kernel)
     if key is not None and x is input:   # no copy was needed: the plan holds for the key
         _remember(key, plan)

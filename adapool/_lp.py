@@ -244,7 +244,32 @@ def lp_on_dask(nd: int, input, norm_type, kernel_size, stride, ceil_mode):
     from . import dask as _dask
     x = _dask._check_input(input, f"lp_pool{nd}d")
     _check_args(nd, tuple(int(s) for s in x.shape), norm_type, kernel_size, stride, ceil_mode)
+    if x.dtype == BFLOAT16 and not _infinite(norm_type):
+        # bfloat16's steps widen and round NumPy arrays (adapool._bfloat16): chunk by chunk
+        return _compose_bfloat16_dask(nd, norm_type, kernel_size, stride, ceil_mode, _dask, x)
     return _compose(nd, norm_type, kernel_size, stride, ceil_mode, _dask, x)
+
+
+def _compose_bfloat16_dask(nd: int, norm_type, kernel_size, stride, ceil_mode, pools, x):
+    """_compose's finite-p path for a bfloat16 dask array: the same steps, each elementwise
+    part run on every chunk by map_blocks, the pool by adapool.dask's."""
+    p = _norm_type(norm_type)
+    steps = _Steps(x.dtype)
+    meta = np.empty((0,) * x.ndim, BFLOAT16)
+
+    def power(block):
+        with np.errstate(all="ignore"):
+            return steps.down(steps.pow(steps.up(block), p))
+    pooled = getattr(pools, f"avg_pool{nd}d")(x.map_blocks(power, dtype=BFLOAT16, meta=meta),
+                                              kernel_size, stride, 0, ceil_mode)
+    if nd == 1:
+        _check_1d_factor(kernel_size)
+    area, e = int(_kernel_area(kernel_size, nd)), _inverse(norm_type)
+
+    def finish(block):
+        with np.errstate(all="ignore"):
+            return _finish(block, steps, area, e)
+    return pooled.map_blocks(finish, dtype=BFLOAT16, meta=np.empty((0,) * pooled.ndim, BFLOAT16))
 
 
 # ---- gradient ------------------------------------------------------------------------------

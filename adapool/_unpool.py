@@ -12,7 +12,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ._dispatch import kernels as _kernels
-from ._pooling import _dense, _empty, _kernel_layout, _nc, _plan
+from ._pooling import _dense, _empty, _is_dask, _kernel_layout, _nc, _plan, _on_dask
 from ._bfloat16 import in_float32, is_bfloat16
 from ._validation import _int_tuple, as_float_array, check_grad_output, input_shape_arg
 
@@ -137,6 +137,8 @@ def _invalid_index(nd: int, ind: np.ndarray, sizes: tuple, torch_order_cl: bool)
 
 
 def _forward(nd: int, name: str, input, indices, kernel_size, stride, padding, output_size) -> np.ndarray:
+    if _is_dask(input):   # lazy, on adapool.dask
+        return _on_dask(name, None, input, indices, kernel_size, stride, padding, output_size)
     if is_bfloat16(input):   # widening and rounding back are exact for a copy (NaN stays NaN)
         return in_float32(lambda x: _forward(nd, name, x, indices, kernel_size, stride, padding, output_size), input)
     x = as_float_array(input, name)

@@ -25,6 +25,8 @@ Requires dask (``pip install 'adapool[dask]'``); importing adapool itself never 
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 try:
@@ -32,6 +34,8 @@ try:
 except ImportError as _e:   # pragma: no cover - exercised in a subprocess without dask
     raise ImportError("adapool.dask needs dask: pip install 'adapool[dask]' (or pip install 'dask[array]')") from _e
 
+from . import _fractional, _unpool
+from ._bfloat16 import BFLOAT16, to_bfloat16, to_float32
 from ._dispatch import kernels as _kernels
 from ._pooling import _adaptive_axes, _max_pool_axes, _pack, _pool2d_axes
 from ._validation import FLOAT_DTYPES, adaptive_output_size, check_output_size_rank, check_rank, pool_args
@@ -40,7 +44,8 @@ __all__ = [
     "adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_avg_pool3d",
     "adaptive_max_pool1d", "adaptive_max_pool2d", "adaptive_max_pool3d",
     "avg_pool1d", "avg_pool2d", "avg_pool3d", "max_pool1d", "max_pool2d", "max_pool3d",
-    "lp_pool1d", "lp_pool2d", "lp_pool3d",
+    "lp_pool1d", "lp_pool2d", "lp_pool3d", "max_unpool1d", "max_unpool2d", "max_unpool3d",
+    "fractional_max_pool2d", "fractional_max_pool3d",
 ]
 
 # A max pool's partial result: the value (float64 holds every float16/32/64 exactly) and the
@@ -59,11 +64,37 @@ def _check_input(x, name: str):
         raise ValueError(f"{name}(): the input has chunks of unknown size (NaN); call "
                          "x.compute_chunk_sizes() first")
     dt = x.dtype
-    if dt not in FLOAT_DTYPES:
+    if dt not in FLOAT_DTYPES and dt != BFLOAT16:
         if dt.kind != "f" or dt.itemsize not in (2, 4, 8):
             raise TypeError(f'"{name}" not implemented for \'{dt}\' (adapool supports float16, float32 and float64)')
         x = x.astype(dt.newbyteorder("="))
     return x
+
+
+def _meta(ndim: int, dtype) -> np.ndarray:
+    return np.empty((0,) * ndim, dtype)
+
+
+def _narrowed(result):
+    """float32 dask results rounded to bfloat16 chunk by chunk (adapool._bfloat16's rounding,
+    as the NumPy ops round); indices as they are."""
+    if isinstance(result, tuple):
+        return tuple(_narrowed(r) for r in result)
+    if result.dtype != np.float32:
+        return result
+    return result.map_blocks(to_bfloat16, dtype=BFLOAT16, meta=_meta(result.ndim, BFLOAT16))
+
+
+def _bfloat16_in_float32(op):
+    """bfloat16 input runs as the NumPy ops run it: widened to float32 (exact), the float32 op,
+    its float results rounded once to bfloat16 -- here chunk by chunk, lazily."""
+    @functools.wraps(op)
+    def wrapper(input, *args, **kwargs):
+        if isinstance(input, da.Array) and input.dtype == BFLOAT16:
+            wide = input.map_blocks(to_float32, dtype=np.float32, meta=_meta(input.ndim, np.float32))
+            return _narrowed(op(wide, *args, **kwargs))
+        return op(input, *args, **kwargs)
+    return wrapper
 
 
 def _stand_in(x) -> np.ndarray:
@@ -249,16 +280,19 @@ def _adaptive(input, output_size, nd: int, name: str, is_max: bool):
     return _pool(x, nd, is_max, list(_adaptive_axes(osize, spatial)), batched, x.dtype)
 
 
+@_bfloat16_in_float32
 def adaptive_avg_pool1d(input, output_size):
     """:func:`adapool.adaptive_avg_pool1d` of a dask array, lazily (a dask array)."""
     return _adaptive(input, output_size, 1, "adaptive_avg_pool1d", False)
 
 
+@_bfloat16_in_float32
 def adaptive_avg_pool2d(input, output_size):
     """:func:`adapool.adaptive_avg_pool2d` of a dask array, lazily (a dask array)."""
     return _adaptive(input, output_size, 2, "adaptive_avg_pool2d", False)
 
 
+@_bfloat16_in_float32
 def adaptive_avg_pool3d(input, output_size):
     """:func:`adapool.adaptive_avg_pool3d` of a dask array, lazily (a dask array)."""
     return _adaptive(input, output_size, 3, "adaptive_avg_pool3d", False)
@@ -269,17 +303,20 @@ def _max(input, output_size, return_indices: bool, nd: int, name: str):
     return (values, indices) if return_indices else values
 
 
+@_bfloat16_in_float32
 def adaptive_max_pool1d(input, output_size, return_indices: bool = False):
     """:func:`adapool.adaptive_max_pool1d` of a dask array, lazily: values, or (values,
     indices) -- both dask arrays, computed together by ``dask.compute(values, indices)``."""
     return _max(input, output_size, return_indices, 1, "adaptive_max_pool1d")
 
 
+@_bfloat16_in_float32
 def adaptive_max_pool2d(input, output_size, return_indices: bool = False):
     """:func:`adapool.adaptive_max_pool2d` of a dask array, lazily (see adaptive_max_pool1d)."""
     return _max(input, output_size, return_indices, 2, "adaptive_max_pool2d")
 
 
+@_bfloat16_in_float32
 def adaptive_max_pool3d(input, output_size, return_indices: bool = False):
     """:func:`adapool.adaptive_max_pool3d` of a dask array, lazily (see adaptive_max_pool1d)."""
     return _max(input, output_size, return_indices, 3, "adaptive_max_pool3d")
@@ -303,12 +340,14 @@ def _strided(op: str, input, kernel_size, stride, padding, dilation, ceil_mode, 
     return (values, indices) if return_indices else values
 
 
+@_bfloat16_in_float32
 def avg_pool1d(input, kernel_size, stride=None, padding=0, ceil_mode: bool = False,
                count_include_pad: bool = True):
     """:func:`adapool.avg_pool1d` of a dask array, lazily (a dask array)."""
     return _strided("avg_pool1d", input, kernel_size, stride, padding, 1, ceil_mode, count_include_pad)
 
 
+@_bfloat16_in_float32
 def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode: bool = False,
                count_include_pad: bool = True, divisor_override=None):
     """:func:`adapool.avg_pool2d` of a dask array, lazily (a dask array)."""
@@ -316,6 +355,7 @@ def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode: bool = Fal
                     divisor_override)
 
 
+@_bfloat16_in_float32
 def avg_pool3d(input, kernel_size, stride=None, padding=0, ceil_mode: bool = False,
                count_include_pad: bool = True, divisor_override=None):
     """:func:`adapool.avg_pool3d` of a dask array, lazily (a dask array)."""
@@ -323,6 +363,7 @@ def avg_pool3d(input, kernel_size, stride=None, padding=0, ceil_mode: bool = Fal
                     divisor_override)
 
 
+@_bfloat16_in_float32
 def max_pool1d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode: bool = False,
                return_indices: bool = False):
     """:func:`adapool.max_pool1d` of a dask array, lazily (see adaptive_max_pool1d); dilation 1
@@ -331,6 +372,7 @@ def max_pool1d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
                     return_indices=return_indices)
 
 
+@_bfloat16_in_float32
 def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode: bool = False,
                return_indices: bool = False):
     """:func:`adapool.max_pool2d` of a dask array, lazily (see adaptive_max_pool1d); dilation 1
@@ -339,6 +381,7 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
                     return_indices=return_indices)
 
 
+@_bfloat16_in_float32
 def max_pool3d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode: bool = False,
                return_indices: bool = False):
     """:func:`adapool.max_pool3d` of a dask array, lazily (see adaptive_max_pool1d); dilation 1
@@ -364,3 +407,115 @@ def lp_pool3d(input, norm_type, kernel_size, stride=None, ceil_mode: bool = Fals
     """:func:`adapool.lp_pool3d` of a dask array, lazily (see lp_pool1d)."""
     from ._lp import lp_on_dask
     return lp_on_dask(3, input, norm_type, kernel_size, stride, ceil_mode)
+
+
+# ---- max_unpool: whole planes ----------------------------------------------------------------------
+
+def _unpool_block(x, ind, *, nd: int, kernel_size, stride, padding, sizes):
+    return getattr(_unpool, f"max_unpool{nd}d")(x, ind, kernel_size, stride, padding, output_size=sizes)
+
+
+def _max_unpool(nd: int, input, indices, kernel_size, stride, padding, output_size):
+    """An index points anywhere in its (n, c) plane of the output, so each task holds whole
+    planes: the spatial axes are rechunked to one chunk each (chunks along N and C stay), and
+    the indices get the input's chunks."""
+    name = f"max_unpool{nd}d"
+    x = _check_input(input, name)
+    ind = indices if isinstance(indices, da.Array) else da.asarray(np.asarray(indices))
+    shape = tuple(int(s) for s in x.shape)
+    sizes, step, pad = _unpool._output_size(name, nd, shape, kernel_size, stride, padding, output_size)
+    _unpool._check(nd, shape, np.broadcast_to(np.zeros((), ind.dtype), tuple(int(s) for s in ind.shape)),
+                   sizes, step, pad)
+    whole = x.chunks[:-nd] + tuple((int(s),) for s in shape[-nd:])
+    x, ind = x.rechunk(whole), ind.rechunk(whole)
+    return da.map_blocks(_unpool_block, x, ind, nd=nd, kernel_size=kernel_size, stride=stride, padding=padding,
+                         sizes=sizes, dtype=x.dtype, chunks=x.chunks[:-nd] + tuple((s,) for s in sizes),
+                         meta=_meta(x.ndim, x.dtype))
+
+
+@_bfloat16_in_float32
+def max_unpool1d(input, indices, kernel_size, stride=None, padding=0, output_size=None):
+    """:func:`adapool.max_unpool1d` of a dask array (``indices`` a dask or NumPy array of its
+    shape), lazily. Each task unpools whole planes: the spatial axis is rechunked to one chunk
+    (chunks along N and C are kept). An index outside its plane raises when computed, naming
+    the last bad index of its chunk."""
+    return _max_unpool(1, input, indices, kernel_size, stride, padding, output_size)
+
+
+@_bfloat16_in_float32
+def max_unpool2d(input, indices, kernel_size, stride=None, padding=0, output_size=None):
+    """:func:`adapool.max_unpool2d` of a dask array, lazily (see max_unpool1d: the spatial axes
+    are rechunked to whole planes)."""
+    return _max_unpool(2, input, indices, kernel_size, stride, padding, output_size)
+
+
+@_bfloat16_in_float32
+def max_unpool3d(input, indices, kernel_size, stride=None, padding=0, output_size=None):
+    """:func:`adapool.max_unpool3d` of a dask array, lazily (see max_unpool1d: the spatial axes
+    are rechunked to whole planes)."""
+    return _max_unpool(3, input, indices, kernel_size, stride, padding, output_size)
+
+
+# ---- fractional max pooling: whole planes, each with its own samples --------------------------------
+
+def _fractional_block(block, *, nd: int, kernel: tuple, out: tuple, samples: np.ndarray, return_indices: bool,
+                      block_info=None):
+    """One block of whole planes, with its (n, c) rows of the samples. With indices, values and
+    indices come back together as (value, index) pairs (float64 holds every value exactly)."""
+    (n0, n1), (c0, c1) = block_info[0]["array-location"][:2]
+    result = _fractional._fractional_forward(nd, block, kernel, out, None, return_indices,
+                                             samples[n0:n1, c0:c1], None)
+    if not return_indices:
+        return result
+    pairs = np.empty(result[0].shape, _PART)
+    pairs["v"], pairs["i"] = result
+    return pairs
+
+
+def _fractional_max_pool(nd: int, input, kernel_size, output_size, output_ratio, return_indices, samples, rng):
+    """Every plane's windows depend on the whole plane and on its own samples, so each task holds
+    whole planes (the spatial axes rechunked to one chunk each, chunks along N and C kept) and
+    gets its (n, c) rows of the samples, drawn here once for the whole array when not given."""
+    name = f"fractional_max_pool{nd}d"
+    x = _check_input(input, name)
+    bf16 = x.dtype == BFLOAT16
+    # torch's checks, on a stand-in of the whole array (bfloat16: as the NumPy op runs them, on
+    # float32, with the samples widened and drawn as bfloat16 values)
+    stand_in = np.broadcast_to(np.zeros((), np.float32 if bf16 else x.dtype), x.shape)
+    if bf16 and samples is not None:
+        samples = np.asarray(samples)
+        if samples.dtype != BFLOAT16:
+            raise TypeError("Expect _random_samples to have the same dtype as input")
+        samples = to_float32(samples)
+    kernel, out, s, n, c, batched, result_shape = _fractional.checked_call(
+        nd, stand_in, kernel_size, output_size, output_ratio, samples, rng, bf16)
+    s = np.ascontiguousarray(to_bfloat16(s) if bf16 else s)[:n]   # exact: they are bfloat16 values
+    if not batched:
+        x = x[None]
+    x = x.rechunk(x.chunks[:2] + tuple((int(d),) for d in x.shape[2:]))
+    dtype = _PART if return_indices else x.dtype
+    y = x.map_blocks(_fractional_block, nd=nd, kernel=kernel, out=out, samples=s, return_indices=bool(return_indices),
+                     dtype=dtype, chunks=x.chunks[:2] + tuple((o,) for o in out), meta=_meta(x.ndim, dtype))
+    result = (y["v"].astype(x.dtype), y["i"]) if return_indices else y
+    if not batched:
+        result = tuple(r[0] for r in result) if return_indices else result[0]
+    return result
+
+
+def fractional_max_pool2d(input, kernel_size, output_size=None, output_ratio=None, return_indices: bool = False,
+                          _random_samples=None, *, rng=None):
+    """:func:`adapool.fractional_max_pool2d` of a dask array, lazily (values, or values and
+    indices). Each task pools whole planes: the spatial axes are rechunked to one chunk each
+    (chunks along N and C are kept), and each task gets its (n, c) rows of ``_random_samples``
+    (a NumPy array), or of the samples drawn from ``rng`` at call time as the NumPy function
+    draws them (so the same generator state gives the same result)."""
+    return _fractional_max_pool(2, input, kernel_size, output_size, output_ratio, return_indices,
+                                _random_samples, rng)
+
+
+def fractional_max_pool3d(input, kernel_size, output_size=None, output_ratio=None, return_indices: bool = False,
+                          _random_samples=None, *, rng=None):
+    """:func:`adapool.fractional_max_pool3d` of a dask array, lazily (see fractional_max_pool2d:
+    whole planes per task, the samples split by the N and C chunks)."""
+    return _fractional_max_pool(3, input, kernel_size, output_size, output_ratio, return_indices,
+                                _random_samples, rng)

@@ -78,7 +78,8 @@ def build(op: str, input_name: str, input_shape: Sequence[int | str | None], *,
         An adapool forward op: ``adaptive_avg_pool1d/2d/3d``, ``adaptive_max_pool1d/2d/3d``,
         ``avg_pool1d/2d/3d``, ``max_pool1d/2d/3d``, ``lp_pool1d/2d/3d`` (torch's composition
         of powers around the strided pool's graph: the strategy names that pool's form) or
-        ``max_unpool1d/2d/3d`` (static spatial sizes; a second input, the int64 indices) or
+        ``max_unpool1d/2d/3d`` (a second input, the int64 indices; a given ``output_size``
+        needs static spatial sizes) or
         ``fractional_max_pool2d/3d`` (static shapes, ``_random_samples`` given).
     input_name : str
         Name of the graph value the nodes read.
@@ -179,7 +180,8 @@ def export(op: str, input_shape: Sequence[int | str | None], *, dtype: npt.DType
         An adapool forward op: ``adaptive_avg_pool1d/2d/3d``, ``adaptive_max_pool1d/2d/3d``,
         ``avg_pool1d/2d/3d``, ``max_pool1d/2d/3d``, ``lp_pool1d/2d/3d`` (torch's composition
         of powers around the strided pool's graph: the strategy names that pool's form) or
-        ``max_unpool1d/2d/3d`` (static spatial sizes; a second input, the int64 indices) or
+        ``max_unpool1d/2d/3d`` (a second input, the int64 indices; a given ``output_size``
+        needs static spatial sizes) or
         ``fractional_max_pool2d/3d`` (static shapes, ``_random_samples`` given).
     input_shape : sequence
         ints for static dims; a str (a symbolic name) or None for dynamic dims.

@@ -94,9 +94,9 @@ class PoolSpec:
         if self.kind == "fractional":
             return dict(kernel_size=list(self.kernel), output_size=list(self.out), return_indices=self.return_indices,
                         _random_samples=fractional_samples(self).tolist())
-        if self.kind == "unpool":   # out: the output's spatial sizes, fixed at export
+        if self.kind == "unpool":   # out: the output's spatial sizes (None: the default, computed at run time)
             return dict(kernel_size=list(self.kernel), stride=list(self.stride), padding=list(self.padding),
-                        output_size=list(self.out))
+                        output_size=None if None in self.out else list(self.out))
         if self.kind == "lppool":   # lp_pool1d multiplies by its kernel_size: an int there
             return dict(norm_type=self.norm_type, kernel_size=self.kernel[0] if self.nd == 1 else list(self.kernel),
                         stride=list(self.stride), ceil_mode=self.ceil_mode)
@@ -123,6 +123,8 @@ class PoolSpec:
             return lead + tuple(
                 None if not isinstance(c, int) else pool_output_size(c, k, s, p, self.ceil_mode, d)
                 for c, k, s, p, d in zip(self.spatial, self.kernel, self.stride, self.padding, self.dilations))
+        if self.kind == "unpool":   # a size computed in the graph has no name
+            return lead + tuple(self.out)
         return lead + tuple(s if o is None else o for o, s in zip(self.out, self.spatial))
 
     @property
@@ -301,16 +303,25 @@ def _lp_spec(op, nd, input_shape, dt, args) -> PoolSpec:
 
 def _unpool_spec(op, nd, shape, dt, args) -> PoolSpec:
     """max_unpool1d/2d/3d: the output size comes from the input's spatial sizes (torch's
-    ``_unpool_output_size``), so they must be static; batch and channels may be dynamic."""
-    if not all(isinstance(s, int) for s in shape[-nd:]):
-        raise ExportError(f"{op}: export needs static spatial sizes (the output size is computed from them)")
-    probe = tuple(1 if not isinstance(s, int) else s for s in shape)
+    ``_unpool_output_size``). A dynamic spatial size gets the default output size computed in
+    the graph, ``(in - 1) * stride + kernel - 2 * padding`` (``out`` None there). A given
+    output_size must lie within one stride of that default, which pins the input's sizes: it
+    takes static spatial sizes."""
+    dynamic = [not isinstance(s, int) for s in shape[-nd:]]
+    if any(dynamic) and args["output_size"] is not None:
+        raise ExportError(f"{op}: a given output_size needs static spatial sizes (torch checks it lies within one "
+                          "stride of the size the input's sizes give); leave it None for dynamic ones")
+    # adapool's checks on a probe: a dynamic N or C as 1, a dynamic spatial size large enough
+    # for a positive default output (the probe's product still fits an int64)
+    lead = len(shape) - nd
+    probe = tuple((1 if i < lead else 2**16) if not isinstance(s, int) else s for i, s in enumerate(shape))
     sizes, step, pad = _unpool._output_size(op, nd, probe, args["kernel_size"], args["stride"], args["padding"],
                                             args["output_size"])
     kernel = _unpool._ints(_unpool._ntuple(args["kernel_size"], nd), op, "kernel_size")
     # the NumPy call's checks, with indices of the input's shape as the graph's input will be
     _unpool._check(nd, probe, np.broadcast_to(np.int64(0), probe), sizes, step, pad)
-    return PoolSpec(op, "unpool", nd, shape, dt, tuple(sizes), kernel=tuple(kernel[:nd]), stride=tuple(step[:nd]),
+    out = tuple(None if dyn else int(o) for dyn, o in zip(dynamic, sizes))
+    return PoolSpec(op, "unpool", nd, shape, dt, out, kernel=tuple(kernel[:nd]), stride=tuple(step[:nd]),
                     padding=tuple(pad[:nd]))
 
 

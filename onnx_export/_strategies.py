@@ -793,12 +793,40 @@ def _build_dynamic(b, spec, x, params=None):
     if spec.kind in ("max", "maxpool"):
         axes = dynamic_axes(b, spec, x, params)
         if spec.return_indices:
-            return _max_with_indices(b, spec, x, axes, static=False)
-        branch_axes = _branch_axes(axes, lambda sub: dynamic_axes(sub, spec, x, params))
-        return [_exact_max(b, spec, x, lambda sb, v: _separable_max(sb, spec, v, axes if sb is b else branch_axes(sb)))]
+            outs = _max_with_indices(b, spec, x, axes, static=False)
+        else:
+            branch_axes = _branch_axes(axes, lambda sub: dynamic_axes(sub, spec, x, params))
+            outs = [_exact_max(b, spec, x,
+                               lambda sb, v: _separable_max(sb, spec, v, axes if sb is b else branch_axes(sb)))]
+        if spec.kind == "maxpool" and any(d > 1 for d in spec.dilation) and any(spec.padding):
+            outs = _empty_windows(b, spec, axes, outs)
+        return outs
     xc = _to_compute(b, spec, x)
     return [_from_compute(b, spec, _average_matmul_exact(b, spec, xc, dynamic_axes(b, spec, xc, params),
                                                          rebuild=lambda sub: dynamic_axes(sub, spec, xc, params)))]
+
+
+def _empty_windows(b, spec, axes, outs) -> list:
+    """Dilation and padding can leave a window without an element at some sizes: -inf there,
+    with torch's index, the window's first in-bounds position on each axis (past its start,
+    possibly outside the plane), as the static tables give it (_strided_max_gather)."""
+    nd = spec.nd
+    empty, first, stride = None, None, None
+    for i in reversed(range(nd)):   # flat positions: the last axis first, its plane stride 1
+        ax = axes[i]
+        shape_axes = [j for j in range(nd) if j != i]
+        e = b.unsqueeze(ax.empty, *shape_axes) if shape_axes else ax.empty
+        f = b.unsqueeze(ax.first_in_bounds, *shape_axes) if shape_axes else ax.first_in_bounds
+        if stride is not None:
+            f = b.op("Mul", f, stride)
+        empty = e if empty is None else b.op("Or", empty, e)
+        first = f if first is None else b.op("Add", first, f)
+        stride = ax.in_size if stride is None else b.op("Mul", stride, ax.in_size)
+    # -inf as Where's first choice: the kept values, second, keep their signs under onnxruntime
+    outs = [b.op("Where", empty, b.scalar(-np.inf, spec.dtype), outs[0])] + outs[1:]
+    if spec.return_indices:
+        outs[1] = b.op("Where", empty, first, outs[1])
+    return outs
 
 
 FUNCTION_ATTRS = {
@@ -1071,8 +1099,14 @@ def _cuda_indices_refuse(spec):
 
 
 def _dynamic_refuses(spec):
+    return None
+
+
+def _function_refuses(spec):
+    # one function body serves every call of its name in a model, whatever its dilation
+    # attribute: the body's windows are the contiguous ones
     if spec.kind == "maxpool" and any(d > 1 for d in spec.dilations):
-        return "dynamic windows with dilation > 1 are not supported yet (static spatial sizes are)"
+        return "its function body has no dilation yet (the dynamic strategy has)"
     return None
 
 
@@ -1164,7 +1198,7 @@ STRATEGIES = {s.name: s for s in (
              notes="tract: not with return_indices, nor avg_pool2d at dynamic sizes (see target_refuses)"),
     Strategy("function", ("avg", "max", "avgpool", "maxpool"),
              "one adapool-domain node whose model-local function body is the dynamic graph",
-             _dynamic_refuses, _build_function,
+             _function_refuses, _build_function,
              target_refuses={"tract": _tract_function_refuses, "onnxruntime-cuda": _cuda_shape_nodes_refuse,
                              "openvino": _openvino_bfloat16},
              notes="OpenVINO and tract run it once inlined (export(inline=True); validate() inlines for them)"),
@@ -1186,15 +1220,22 @@ AUTO_ORDER = {
 
 def _build_scatter(b: Builder, spec, xs) -> list:
     """max_unpool: each plane flattened, its values written at torch's per-plane indices into a
-    zero plane of the output's size (ScatterElements along the last axis), reshaped back.
-    Indices the graph can't check as torch does: an index past the plane fails at run time
-    (onnxruntime's ScatterElements checks bounds); a negative one in [-size, 0) counts from
-    the plane's end (ONNX's rule; torch raises); repeated indices write in an order ONNX leaves
-    open (torch: the last one wins), which can't matter for max pooling's, whose repeats carry
-    the same value."""
+    zero plane of the output's size (ScatterElements along the last axis), reshaped back. A
+    dynamic spatial size's output size is torch's default, ``(in - 1) * stride + kernel - 2 *
+    padding``, computed from Shape. Indices the graph can't check as torch does: an index past
+    the plane fails at run time (onnxruntime's ScatterElements checks bounds); a negative one in
+    [-size, 0) counts from the plane's end (ONNX's rule; torch raises); repeated indices write in
+    an order ONNX leaves open (torch: the last one wins), which can't matter for max pooling's,
+    whose repeats carry the same value."""
     x, idx = xs
     lead = spec.rank - spec.nd
-    n_in, n_out = int(np.prod(spec.spatial)), int(np.prod(spec.out))
+    ins = [s if isinstance(s, int) else b.dims(x, lead + d, lead + d + 1) for d, s in enumerate(spec.spatial)]
+    outs = [o if o is not None else
+            b.op("Add", b.op("Mul", b.op("Sub", c, b.ints(1)), b.ints(st)), b.ints(k - 2 * p))
+            for o, c, st, k, p in zip(spec.out, ins, spec.stride, spec.kernel, spec.padding)]
+    n_in, n_out = ins[0], outs[0]
+    for c, o in zip(ins[1:], outs[1:]):
+        n_in, n_out = size_product(b, n_in, c), size_product(b, n_out, o)
     # leading dims spelled out (an N of 0 must not read as "copy"); allowzero arrived in opset 14
     zero_ok = {"allowzero": 1} if b.opset >= 14 else {}
     lead_dims = [b.dims(x, 0, lead)] if b.opset >= 14 else [0] * lead
@@ -1203,7 +1244,7 @@ def _build_scatter(b: Builder, spec, xs) -> list:
                  value=onnx.numpy_helper.from_array(np.zeros(1, spec.dtype)))
     y = b.op("ScatterElements", zeros, b.op("Reshape", idx, flat, **zero_ok), b.op("Reshape", x, flat, **zero_ok),
              axis=-1)
-    return [b.op("Reshape", y, size_vector(b, lead_dims + list(spec.out)), **zero_ok)]
+    return [b.op("Reshape", y, size_vector(b, lead_dims + outs), **zero_ok)]
 
 
 # max_unpool's one form (it has no other kind's windows)

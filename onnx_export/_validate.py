@@ -12,6 +12,7 @@ import numpy.typing as npt
 import onnx
 
 import adapool
+from adapool import _unpool
 from adapool._bfloat16 import BFLOAT16
 
 from ._builder import DOMAIN
@@ -512,10 +513,12 @@ def _unpool_inputs(model, feeds: dict, names: list, rng, cases: list) -> None:
     write order open), with NaN and ±inf among the values."""
     x_name, i_name = names
     x = feeds[x_name]
-    out = [d.dim_value for d in model.graph.output[0].type.tensor_type.shape.dim]
     call = _describe(model)
     nd = OPS[call.op][1]
-    n_in, n_out = _elements(x.shape[-nd:]), _elements(out[-nd:])
+    kw = call.kwargs   # the output size at this input's size (a dynamic graph's changes with it)
+    out, _, _ = _unpool._output_size(call.op, nd, x.shape, kw["kernel_size"], kw.get("stride"), kw.get("padding", 0),
+                                     kw.get("output_size"))
+    n_in, n_out = _elements(x.shape[-nd:]), _elements(out)
     planes = _elements(x.shape[:-nd])
     if n_in <= n_out:
         idx = np.stack([rng.permutation(n_out)[:n_in] for _ in range(planes)]) if planes else \

@@ -134,8 +134,10 @@ class DynamicAxis:
     """Windows of one axis computed in the graph from the input's runtime size.
 
     ``out`` is a 0-d int64 value for adaptive pooling (None keeps the input size: an identity
-    axis); ``pool`` holds a strided pool's parameters as 0-d values (the max pools only come
-    here with dilation 1, whose windows are contiguous). Mirrors adapool._windows."""
+    axis); ``pool`` holds a strided pool's parameters as 0-d values, a max pool's ``dilation``
+    among them when it spaces the windows' elements (max_pool_windows' tables, as
+    StaticMaxAxis builds them; ``empty`` flags the windows with no element). Mirrors
+    adapool._windows."""
 
     def __init__(self, b: Builder, x: str, axis: int, *, out=None, keep_if_negative: bool = False,
                  pool: dict | None = None, last: bool = False):
@@ -164,6 +166,8 @@ class DynamicAxis:
         pool = self._pool
         k, s, p = pool["kernel"], pool["stride"], pool["padding"]
         ceil = pool["ceil_mode"]   # 0-d int64, 0 or 1
+        if "dilation" in pool:   # the span a window covers: dilation * (kernel - 1) + 1
+            k = b.op("Add", b.op("Mul", pool["dilation"], b.op("Sub", k, one)), one)
         numer = b.op("Add", b.op("Sub", b.op("Add", c, b.op("Mul", p, b.scalar(2, i64))), k),
                      b.op("Mul", ceil, b.op("Sub", s, one)))
         out = b.op("Add", b.op("Div", numer, s), one)
@@ -244,9 +248,43 @@ class DynamicAxis:
                      b.op("Equal", self.ends, self.starts))
         return b.op("Where", empty, b.scalar(0, dtype), inv)
 
+    @functools.cached_property
+    def _dilated(self):
+        """A dilated max pool's windows as max_pool_windows gives them: (first in-bounds
+        position, clamped to the size, as torch's index of an empty window; the window table;
+        empty). Slots before the first element or past the last repeat them (the max and which
+        element is the first maximum or the last NaN don't change), an empty window's read 0."""
+        b, c, i64 = self.b, self._c, np.int64
+        zero, one = b.scalar(0, i64), b.scalar(1, i64)
+        pool = self._pool
+        d = pool["dilation"]
+        first = b.op("Sub", b.op("Mul", b.op("Range", zero, self._windows[0], one), pool["stride"]), pool["padding"])
+        # the padding skipped in steps of the dilation (-first > 0 there: Div floors)
+        skip = b.op("Mul", b.op("Div", b.op("Sub", b.op("Add", b.op("Neg", first), d), one), d), d)
+        start = b.op("Min", b.op("Where", b.op("Less", first, zero), b.op("Add", first, skip), first), c)
+        end = b.op("Min", b.op("Add", first, b.op("Add", b.op("Mul", b.op("Sub", pool["kernel"], one), d), one)), c)
+        empty = b.op("LessOrEqual", end, start)
+        last = b.op("Add", start, b.op("Mul", b.op("Div", b.op("Max", b.op("Sub", b.op("Sub", end, one), start), zero),
+                                                    d), d))
+        j = b.op("Range", zero, pool["kernel"], one)
+        slots = b.op("Add", b.unsqueeze(first, 1), b.unsqueeze(b.op("Mul", j, d), 0))
+        table = b.op("Min", b.op("Max", slots, b.unsqueeze(start, 1)), b.unsqueeze(last, 1))
+        table = b.op("Where", b.unsqueeze(empty, 1), b.scalar(0, i64), table)
+        return start, table, empty
+
+    @property
+    def first_in_bounds(self) -> str:
+        return self._dilated[0]
+
+    @property
+    def empty(self) -> str:
+        return self._dilated[2]
+
     @functools.lru_cache(maxsize=None)   # noqa: B019 (one axis object per export)
     def table(self) -> str:
         b = self.b
+        if self._pool is not None and "dilation" in self._pool:
+            return self._dilated[1]
         k = b.op("Range", b.scalar(0, np.int64), b.squeeze(self.window, 0), b.scalar(1, np.int64))
         idx = b.op("Add", b.unsqueeze(self.starts, 1), b.unsqueeze(k, 0))
         return b.op("Min", idx, b.unsqueeze(b.op("Sub", self.ends, b.scalar(1, np.int64)), 1))
@@ -263,9 +301,13 @@ def dynamic_axes(b: Builder, spec, x: str, params: dict | None = None) -> list:
                       "ceil_mode": [int(spec.ceil_mode)]}
     if strided and spec.kind == "maxpool":   # the factors are not used: constants
         params = {**params, "count_include_pad": [1], "divisor_override": [0]}
+        if any(dl > 1 for dl in spec.dilation) and "dilation" not in params:
+            params["dilation"] = spec.dilation
     elif strided and "count_include_pad" not in params:
         params = {**params, "count_include_pad": [int(spec.count_include_pad)],
                   "divisor_override": [spec.divisor_override or 0]}
+    # dilated windows: the function strategy refuses them, so only the spec's own constants
+    dilated = strided and spec.kind == "maxpool" and "dilation" in params and not isinstance(params["dilation"], str)
 
     def pick(vec, i):   # entry i as a 0-d value: a constant, or a Gather from an attribute
         if isinstance(vec, str):
@@ -277,7 +319,7 @@ def dynamic_axes(b: Builder, spec, x: str, params: dict | None = None) -> list:
         if strided:
             pool = {k: pick(params[k], i if len_i > 1 else 0) for k, len_i in
                     (("kernel", nd), ("stride", nd), ("padding", nd), ("ceil_mode", 1),
-                     ("count_include_pad", 1), ("divisor_override", 1))}
+                     ("count_include_pad", 1), ("divisor_override", 1)) + ((("dilation", nd),) if dilated else ())}
             axes.append(DynamicAxis(b, x, a, pool=pool, last=(i == nd - 1)))
         elif params is not None:
             axes.append(DynamicAxis(b, x, a, out=pick(params["output_size"], i), keep_if_negative=True))

@@ -337,7 +337,7 @@ def test_uniform_windows(out, size, expected):
 def test_auto_order_is_the_table():
     assert set(AUTO_ORDER) == {"avg", "max", "avgpool", "maxpool", "unpool", "fractional"}
     for kind, names in AUTO_ORDER.items():
-        # always exact, but for a max pool's dilation at dynamic sizes (tests/test_onnx_strided.py);
+        # always exact (a max pool's dilation at dynamic sizes too: tests/test_onnx_strided.py);
         # max_unpool and fractional max pooling have one form each (static sizes; tests/test_onnx_family.py)
         assert names[-1] == {"unpool": "scatter", "fractional": "constant"}.get(kind, "dynamic")
         assert all(kind in STRATEGIES[n].kinds for n in names)

@@ -376,12 +376,79 @@ def test_unpool_exact_on_every_runtime(dtype):
             assert report.ok and len(report.cases) >= 2
 
 
-def test_unpool_needs_static_spatial_sizes():
-    """The output size is computed from the input's spatial sizes: static ones only."""
-    with pytest.raises(ExportError, match="static spatial sizes"):
-        export("max_unpool2d", (1, 3, "H", 5), kernel_size=2)
-    model = export("max_unpool2d", ("N", "C", 4, 5), kernel_size=2)
-    assert [d.dim_value for d in model.graph.output[0].type.tensor_type.shape.dim][2:] == [8, 10]
+def test_unpool_given_output_size_needs_static_spatial_sizes():
+    """A given output_size must lie within one stride of the size the input's sizes give, which
+    pins them: static spatial sizes only, and a static output of that size."""
+    with pytest.raises(ExportError, match="a given output_size needs static spatial sizes"):
+        export("max_unpool2d", (1, 3, "H", 5), kernel_size=2, output_size=(8, 10))
+    model = export("max_unpool2d", ("N", "C", 4, 5), kernel_size=2, output_size=(9, 10))
+    assert [d.dim_value for d in model.graph.output[0].type.tensor_type.shape.dim][2:] == [9, 10]
+
+
+# dynamic spatial sizes: the output size (torch's default) computed in the graph from Shape
+UNPOOL_DYNAMIC = [
+    ("max_unpool1d", dict(kernel_size=3, stride=2, padding=1), ("C", "L"), [(3, 6), (2, 11)]),
+    ("max_unpool1d", dict(kernel_size=2), ("N", 3, "L"), [(2, 3, 4), (1, 3, 9)]),
+    ("max_unpool2d", dict(kernel_size=2), ("N", "C", "H", "W"), [(2, 3, 4, 5), (1, 2, 7, 3), (0, 2, 3, 3)]),
+    ("max_unpool2d", dict(kernel_size=3, stride=(2, 1), padding=1), (2, 3, "H", "W"), [(2, 3, 4, 5), (2, 3, 6, 2)]),
+    ("max_unpool2d", dict(kernel_size=(3, 2), stride=2, padding=(1, 0)), (3, "H", 5), [(3, 4, 5), (3, 9, 5)]),
+    ("max_unpool3d", dict(kernel_size=2, stride=(1, 2, 2)), (1, 2, "D", "H", "W"), [(1, 2, 3, 3, 4), (1, 2, 2, 5, 3)]),
+]
+
+
+def unpool_feeds(op, kw, shape, dtype, rng):
+    """(values, indices) torch accepts at ``shape``: distinct random indices, and max pooling's
+    own (repeats carry one value) from an input of the unpooled size, with NaN and -inf."""
+    out = make_spec(op, shape, **kw).out
+    nd = OPS[op][1]
+    n_in, n_out = int(np.prod(shape[-nd:])), int(np.prod(out))
+    planes = int(np.prod(shape[:-nd]))
+    distinct = np.stack([rng.permutation(n_out)[:n_in] for _ in range(planes)]) if planes else \
+        np.zeros((0, n_in), np.int64)
+    feeds = [(rng.standard_normal(shape).astype(dtype), distinct.reshape(shape))]
+    values, idx = pooled_indices(op, kw, shape, dtype, rng)
+    if values.shape == shape:
+        feeds.append((values, idx))
+    return feeds
+
+
+@pytest.mark.parametrize("dtype", ["float16", "float32", "float64"])
+@pytest.mark.parametrize("case", UNPOOL_DYNAMIC, ids=lambda c: f"{c[0]}-{'x'.join(map(str, c[2]))}")
+def test_unpool_at_dynamic_sizes_matches_torch(case, dtype, ort, torch_oracle, rng):
+    """One graph, several sizes at run time, under every installed runtime: bit for bit
+    adapool's kernel and torch's max_unpool."""
+    from onnx_export._runtimes import RUNTIMES
+    op, kw, in_shape, sizes = case
+    nd = OPS[op][1]
+    model = export(op, in_shape, dtype=dtype, **kw)
+    out_dims = model.graph.output[0].type.tensor_type.shape.dim
+    assert all(not d.HasField("dim_value") for d, s in zip(out_dims[-nd:], in_shape[-nd:]) if isinstance(s, str))
+    ran = set()
+    for shape in sizes:
+        for x, i in unpool_feeds(op, kw, shape, dtype, rng):
+            want = getattr(adapool, op)(x, i, **kw)
+            if x.size and (dtype != "float16" or nd < 3):
+                t = getattr(torch_oracle.nn.functional, op)(torch_oracle.from_numpy(x), torch_oracle.from_numpy(i),
+                                                            **kw)
+                np.testing.assert_array_equal(want, t.numpy())
+            for name in ("onnxruntime-cpu", "onnx-reference", "openvino", "tract"):
+                # OpenVINO: no empty batches, and float64 computed in float32 (its documented limits)
+                if RUNTIMES[name].missing() or (name == "openvino" and (not x.size or dtype == "float64")):
+                    continue
+                (got,), = RUNTIMES[name].run(model, [{"input": x, "indices": i}])[0]
+                assert got.shape == want.shape, (name, shape)
+                np.testing.assert_array_equal(got, want, err_msg=f"{name} at {shape}")
+                ran.add(name)
+    assert {"onnxruntime-cpu", "onnx-reference"} <= ran
+
+
+@pytest.mark.parametrize("opset", [13, 18])
+def test_unpool_at_dynamic_sizes_validates(opset):
+    for op, kw, in_shape, _ in UNPOOL_DYNAMIC[1:4]:
+        model = export(op, in_shape, opset=opset, **kw)
+        report = validate(model, runtimes=VALIDATE_RUNTIMES)
+        assert report.ok, str(report)
+        assert len({tuple(c[0]) for c in report.cases}) >= 2   # several sizes (the cases are input shapes)
 
 
 def test_unpool_indices_the_graph_cannot_check(ort):

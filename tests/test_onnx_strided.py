@@ -77,11 +77,7 @@ def test_auto_graphs_match_torch(case, ort, torch_oracle, rng):
     op, kw, shape = case
     nd = OPS[op][1]
     for in_shape in (shape, dynamic_shape(shape, nd)):
-        try:
-            model = export_quiet(op, in_shape, **kw)
-        except ExportError:
-            assert in_shape != shape and kw.get("dilation", 1) != 1   # only dilation at dynamic sizes
-            continue
+        model = export_quiet(op, in_shape, **kw)   # every call, dilation with padding at dynamic sizes too
         for size in run_sizes(shape, nd, in_shape != shape):
             x = nasty_input(size, np.float32, rng)
             assert_same(run_model(model, x, ort), torch_call(torch_oracle, op, x, kw), "float32",
@@ -217,11 +213,54 @@ def test_max_pool_nan_and_minus_inf_windows(ort):
         assert_same(run_model(model, x.copy(), ort), [y_want, i_want], "float32", strategy)
 
 
-def test_dilation_at_dynamic_sizes():
-    """No exact graph yet for dilation with padding at dynamic sizes (a window can be empty at
-    some size): a clear ExportError, never a wrong graph. Without padding MaxPool is exact."""
-    with pytest.raises(ExportError, match="dilation > 1 are not supported yet"):
-        export("max_pool2d", (1, 3, "H", "W"), kernel_size=2, padding=1, dilation=3)
+# dilation with padding at dynamic sizes: a window holds no element at some sizes (L = 3, k 2,
+# dilation 4, padding 1 reads -1 and 3; 5 x 4 in 2-d below), and elements elsewhere
+DILATED_DYNAMIC = [
+    ("max_pool1d", dict(kernel_size=2, padding=1, dilation=4), ("N", "C", "L"), [(2, 2, 3), (1, 2, 9), (2, 1, 5)]),
+    ("max_pool2d", dict(kernel_size=(3, 2), stride=(2, 1), padding=(1, 1), dilation=(2, 3), ceil_mode=True),
+     ("N", 3, "H", "W"), [(2, 3, 13, 11), (1, 3, 5, 2), (2, 3, 3, 3)]),
+    ("max_pool2d", dict(kernel_size=2, padding=1, dilation=(4, 1)), (3, "H", "W"), [(3, 3, 5), (3, 7, 6)]),
+    ("max_pool3d", dict(kernel_size=2, stride=1, padding=1, dilation=(1, 3, 2)), (1, 2, "D", "H", "W"),
+     [(1, 2, 3, 4, 5), (1, 2, 2, 2, 3)]),
+]
+
+
+@pytest.mark.parametrize("return_indices", [False, True], ids=["values", "indices"])
+@pytest.mark.parametrize("case", DILATED_DYNAMIC, ids=lambda c: f"{c[0]}-{'x'.join(map(str, c[2]))}")
+def test_dilation_with_padding_at_dynamic_sizes(case, return_indices, ort, torch_oracle, rng):
+    """The dynamic form's windows with dilation (max_pool_windows' tables computed from Shape):
+    one graph, exact against torch at sizes with and without empty windows (-inf and torch's
+    index there), under every runtime that loads it (tract refuses dynamic indices graphs)."""
+    from onnx_export._runtimes import RUNTIMES
+    op, kw, in_shape, sizes = case
+    model = export_quiet(op, in_shape, **kw, return_indices=return_indices)
+    assert strategy_of(model) == "dynamic"
+    ran, empty_windows = set(), 0
+    for size in sizes:
+        finite = rng.standard_normal(size).astype(np.float32)
+        for x in (finite, nasty_input(size, np.float32, rng)):
+            want = torch_call(torch_oracle, op, x, dict(kw, return_indices=return_indices))
+            for name in ("onnxruntime-cpu", "onnx-reference", "openvino", "tract"):
+                if RUNTIMES[name].missing() or (name == "tract" and return_indices):
+                    continue
+                (got,), _ = RUNTIMES[name].run(model, [{"input": x}])
+                assert_same(list(got), want, "float32", f"{name} at {size}")
+                ran.add(name)
+        # a window with no element: -inf from finite data
+        empty_windows += int(np.isneginf(torch_call(torch_oracle, op, finite, kw)[0]).sum())
+    assert {"onnxruntime-cpu", "onnx-reference"} <= ran
+    assert empty_windows
+
+
+def test_dilation_at_dynamic_sizes_picks_a_form():
+    """Dilation with padding at dynamic sizes: the dynamic form (MaxPool would be wrong on an
+    empty window); without padding MaxPool is exact; the function form has no dilation yet."""
+    model = export_quiet("max_pool2d", (1, 3, "H", "W"), kernel_size=2, padding=1, dilation=3)
+    assert strategy_of(model) == "dynamic"
+    with pytest.raises(ExportError, match="function body has no dilation yet"):
+        export("max_pool2d", (1, 3, "H", "W"), kernel_size=2, padding=1, dilation=3, strategy="function")
+    with pytest.raises(ExportError, match="can hold no element"):
+        export("max_pool2d", (1, 3, "H", "W"), kernel_size=2, padding=1, dilation=3, strategy="pool")
     model = export("max_pool2d", (1, 3, "H", "W"), kernel_size=2, dilation=3)
     assert strategy_of(model) == "pool"
 

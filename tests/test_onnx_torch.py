@@ -119,6 +119,23 @@ def test_strategy_function_keeps_one_node_per_call(bridge, models, torch_oracle,
     run_and_compare(ort, torch, model, proto, [(2, 16, 15, 17), (1, 16, 23, 9)])
 
 
+@pytest.mark.parametrize("dynamo", [False, True], ids=["torchscript", "dynamo"])
+def test_dilated_max_pool_with_padding_at_dynamic_sizes(bridge, torch_oracle, ort, dynamo):
+    """MaxPool2d with dilation and padding exports at dynamic H and W (the dynamic form), exact
+    at sizes where a window holds no element (-inf: H = 3, dilation 4, padding 1)."""
+    torch = torch_oracle
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 1), torch.nn.MaxPool2d(2, padding=1, dilation=(4, 1))).eval()
+    x = torch.randn(1, 3, 9, 8)
+    if dynamo:
+        dims = {2: torch.export.Dim("H", min=3, max=64), 3: torch.export.Dim("W", min=2, max=64)}
+        proto = bridge.export(model, (x,), dynamo=True, dynamic_shapes=(dims,))
+    else:
+        proto = bridge.export(model, (x,), dynamo=False, input_names=["x"], dynamic_axes={"x": {2: "H", 3: "W"}})
+    with torch.no_grad():
+        assert torch.isneginf(model(torch.randn(1, 3, 3, 5))).any()   # the size below has empty windows
+    run_and_compare(ort, torch, model, proto, [(1, 3, 3, 5), (1, 3, 9, 8), (1, 3, 4, 2)])
+
+
 def test_unused_indices_are_not_computed(bridge, torch_oracle):
     torch = torch_oracle
     model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 1), torch.nn.AdaptiveMaxPool2d(5)).eval()
