@@ -11,7 +11,9 @@
 #   - the pow special cases of torch's CPU pow (_lp._pow: ones, copy, square, cube, sqrt,
 #     1/sqrt, reciprocal, reciprocal square), each as the same IEEE operations;
 #   - any other exponent through NumPy's own float32/float64 power loop (the one np.power runs,
-#     SIMD or not, depending on the CPU NumPy dispatched to), handed over by the wrapper.
+#     SIMD or not, depending on the CPU NumPy dispatched to), handed over by the wrapper; square
+#     roots through np.sqrt's loop (correctly rounded like C's sqrt, and vectorised: C's sqrt
+#     keeps errno and so stays scalar, 5x slower than the rest of the finish step).
 # "+ 0.0" after the scaling turns -0.0 into +0.0 (torch's sign(s) * relu(|s|) does; -0.0
 # ** -1 would be -inf); -ffp-contract=off keeps the multiply and the add separate.
 #
@@ -20,8 +22,7 @@
 # and threads never share an element. Each range is walked run by run along the innermost
 # axis, in pieces of at most _LP_PIECE elements staged in per-thread scratch.
 
-from libc.math cimport sqrt, sqrtf
-from numpy import power as _numpy_power
+from numpy import power as _numpy_power, sqrt as _numpy_sqrt
 
 # The modes, in _lp._SPECIAL_POWERS's order (that tuple's index is the mode): e == 0, 1, 2, 3,
 # 0.5, -0.5, -1, -2; anything else is POW_GENERAL.
@@ -54,6 +55,8 @@ cdef struct Power:
     double area         # the finish step's factor
     _ufunc_loop loop    # np.power's loop for the work type (POW_GENERAL)
     void* loop_data
+    _ufunc_loop sqrt_loop   # np.sqrt's (POW_SQRT, POW_RSQRT)
+    void* sqrt_data
 
 
 cdef inline void _power_into(const work_t* a, work_t* out, Py_ssize_t n, const Power* pw) noexcept nogil:
@@ -78,12 +81,16 @@ cdef inline void _power_into(const work_t* a, work_t* out, Py_ssize_t n, const P
         for k in range(n):
             v = a[k]
             out[k] = v * v * v
-    elif pw.mode == POW_SQRT:
-        for k in range(n):
-            out[k] = sqrtf(a[k]) if work_t is float else sqrt(a[k])
-    elif pw.mode == POW_RSQRT:
-        for k in range(n):
-            out[k] = one / (sqrtf(a[k]) if work_t is float else sqrt(a[k]))
+    elif pw.mode == POW_SQRT or pw.mode == POW_RSQRT:
+        args[0] = <char*>a
+        args[1] = <char*>out
+        dims[0] = n
+        steps[0] = sizeof(work_t)
+        steps[1] = sizeof(work_t)
+        pw.sqrt_loop(args, dims, steps, pw.sqrt_data)
+        if pw.mode == POW_RSQRT:
+            for k in range(n):
+                out[k] = one / out[k]
     elif pw.mode == POW_RECIPROCAL:
         for k in range(n):
             out[k] = one / a[k]
@@ -228,20 +235,21 @@ cdef void _coalesce(Py_ssize_t* shape, Py_ssize_t* st) noexcept:
             st[k] = mst[k - 5 + m]
 
 
-cdef int _numpy_pow_loop(int typenum, Power* pw) except -1:
-    """np.power's inner loop for (typenum, typenum) -> typenum: the first loop in its type
-    table that takes exactly these types, the one NumPy's own loop search picks for them."""
-    cdef cnp.ufunc power = _numpy_power
-    cdef int i
-    for i in range(power.ntypes):
-        if (power.types[3 * i] == typenum and power.types[3 * i + 1] == typenum
-                and power.types[3 * i + 2] == typenum):
+cdef int _numpy_loop(cnp.ufunc f, int typenum, _ufunc_loop* loop, void** data) except -1:
+    """f's inner loop for typenum in and out: the first loop in its type table that takes
+    exactly that type for every argument, the one NumPy's own loop search picks for it."""
+    cdef int i, k, nargs = f.nargs
+    for i in range(f.ntypes):
+        for k in range(nargs):
+            if f.types[nargs * i + k] != typenum:
+                break
+        else:
             # through void*: NumPy declares its loops without nogil, yet its float loops
             # are plain C that touches no Python object
-            pw.loop = <_ufunc_loop><void*>power.functions[i]
-            pw.loop_data = power.data[i]
+            loop[0] = <_ufunc_loop><void*>f.functions[i]
+            data[0] = f.data[i]
             return 0
-    raise TypeError("numpy's power has no loop for this dtype")
+    raise TypeError(f"numpy's {f.__name__} has no loop for this dtype")
 
 
 def lp_elementwise(cnp.ndarray src, cnp.ndarray dst, int mode, double exponent, bint scale, double area,
@@ -262,7 +270,7 @@ def lp_elementwise(cnp.ndarray src, cnp.ndarray dst, int mode, double exponent, 
     cdef char* d = <char*>cnp.PyArray_DATA(dst)
     cdef Power pw
     cdef bint in_place
-    cdef int rc
+    cdef int rc, work
     if t != cnp.PyArray_TYPE(dst) or (t != cnp.NPY_FLOAT and t != cnp.NPY_DOUBLE and t != cnp.NPY_FLOAT16):
         raise TypeError("lp_elementwise arrays must share one dtype: float16, float32 or float64")
     if not (cnp.PyArray_ISALIGNED(src) and cnp.PyArray_ISALIGNED(dst)
@@ -309,8 +317,13 @@ def lp_elementwise(cnp.ndarray src, cnp.ndarray dst, int mode, double exponent, 
     pw.area = area
     pw.loop = NULL
     pw.loop_data = NULL
+    pw.sqrt_loop = NULL
+    pw.sqrt_data = NULL
+    work = cnp.NPY_DOUBLE if t == cnp.NPY_DOUBLE else cnp.NPY_FLOAT
     if mode == POW_GENERAL:
-        _numpy_pow_loop(cnp.NPY_DOUBLE if t == cnp.NPY_DOUBLE else cnp.NPY_FLOAT, &pw)
+        _numpy_loop(_numpy_power, work, &pw.loop, &pw.loop_data)
+    elif mode == POW_SQRT or mode == POW_RSQRT:
+        _numpy_loop(_numpy_sqrt, work, &pw.sqrt_loop, &pw.sqrt_data)
     with nogil:
         if t == cnp.NPY_FLOAT:
             rc = _lp_run(<const float*>s, <float*>d, shape, st, pw, nthreads)

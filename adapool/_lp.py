@@ -214,10 +214,11 @@ def _elementwise(src, dst, e, area=None):
     (``src`` is ``dst``), each step in the dtype's work type and rounding (see
     adapool/_elementwise.pxi). ``dst`` is dense (a new array, or a pool's result); the kernel
     walks both in ``dst``'s memory order, so it writes ``dst`` front to back."""
-    order = sorted(range(dst.ndim), key=lambda a: -dst.strides[a])   # dst's axes, outermost first
-    flat = dst.transpose(order)
-    assert flat.flags.c_contiguous, "the elementwise kernel writes dense arrays"
-    _kernels.lp_elementwise(src.transpose(order), flat.reshape(-1), _power_mode(e), e, area is not None,
+    if not dst.flags.c_contiguous:
+        order = sorted(range(dst.ndim), key=lambda a: -dst.strides[a])   # dst's axes, outermost first
+        src, dst = src.transpose(order), dst.transpose(order)
+        assert dst.flags.c_contiguous, "the elementwise kernel writes dense arrays"
+    _kernels.lp_elementwise(src, dst.reshape(-1), _power_mode(e), e, area is not None,
                             0.0 if area is None else float(area), threads_for(dst.size, dst.size))
 
 

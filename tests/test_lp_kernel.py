@@ -175,19 +175,21 @@ def test_fast_path_is_not_taken_for_bfloat16_and_infinite_p():
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("e", [1.5, 1 / 3, 2 / 3, 0.4, 2.5, -1.5, 4.0, 7.0, -3.0, 0.1, 1e-8, 60.0, INF, -INF,
-                               np.nan])
-def test_general_power_is_numpys_power_bit_for_bit(dtype, e):
-    # the kernel runs np.power's own inner loop (SIMD where NumPy dispatched to it): its bits
-    # are NumPy's on every CPU, contiguous and strided
+                               np.nan, 0.5, -0.5])
+def test_general_power_and_sqrt_are_numpys_bit_for_bit(dtype, e):
+    # the kernel runs np.power's own inner loop for general exponents and np.sqrt's for 0.5
+    # and -0.5 (SIMD where NumPy dispatched to it): their bits are NumPy's on every CPU, for
+    # contiguous and strided sources
     rng = np.random.default_rng(2)
     x = np.concatenate([rng.uniform(0, 4, 5000), -rng.uniform(0, 4, 500), rng.standard_normal(500) * 1e-3,
                         [0.0, -0.0, 1.0, -1.0, np.nan, np.inf, -np.inf, 1e-45, 1e-310, 3e38, 1e300]]).astype(dtype)
-    general = len(_lp._SPECIAL_POWERS)
     for src in (x, x[::-3], with_layout(x[:4800].reshape(2, 40, 60), "strided_all", batched=True)):
         out = np.empty(src.size, dtype)
         with np.errstate(all="ignore"), threads(2):
-            kernels.lp_elementwise(src, out, general, e, False, 0.0, 2)
-            expected = np.power(np.ascontiguousarray(src), dtype(e)).reshape(-1)
+            kernels.lp_elementwise(src, out, _lp._power_mode(e), e, False, 0.0, 2)
+            expected = np.ascontiguousarray(src).reshape(-1)
+            expected = (np.sqrt(expected) if e == 0.5 else 1 / np.sqrt(expected) if e == -0.5 else
+                        np.power(expected, dtype(e)))
         np.testing.assert_array_equal(out, expected)
         np.testing.assert_array_equal(np.signbit(out), np.signbit(expected))
 
