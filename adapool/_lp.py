@@ -29,7 +29,10 @@ float16/32/64 the two elementwise stages (the power of the input; the scaling an
 pooled result) run instead in one parallel kernel pass each (adapool/_elementwise.pxi), with
 the same operations in the same types, so the same bits: NumPy's ops run on one thread and
 allocate a temporary per op, which made channels-last lp_pool slower than torch's. The NumPy
-composition stays the reference, and the path of bfloat16 and dask arrays.
+composition stays the reference, and the path of bfloat16 and dask arrays. (One difference:
+np.power leaves its SIMD loop for a negatively strided input, so the composition's general
+powers of such an input differ in the last bit from those of its positive-stride copy; the
+kernel gives the latter's bits for every layout.)
 """
 from __future__ import annotations
 
