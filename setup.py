@@ -116,7 +116,8 @@ WANT_AVX2 = X86_64 and os.environ.get("ADAPOOL_NO_AVX2", "") in ("", "0")
 # on tiny calls); built against numpy 2, they also run on numpy 1.x.
 NUMPY = dict(include_dirs=[numpy.get_include()], define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")])
 # The .pyx includes these: listed so that editing one rebuilds both builds of the kernels.
-INCLUDES = ["adapool/_kernels.pyx", "adapool/_unpool.pxi", "adapool/_fractional.pxi", "adapool/_strided1d.pxi"]
+INCLUDES = ["adapool/_kernels.pyx", "adapool/_unpool.pxi", "adapool/_fractional.pxi", "adapool/_strided1d.pxi",
+            "adapool/_elementwise.pxi"]
 extensions = [Extension("adapool._kernels", ["adapool/_kernels.pyx"], depends=INCLUDES[1:], **NUMPY)]
 if WANT_AVX2:
     extensions.append(Extension("adapool._kernels_avx2", ["adapool/_kernels_avx2.pyx"], depends=INCLUDES, **NUMPY))

@@ -2328,3 +2328,6 @@ def _double_to_half(const double[::1] d, half_bits[::1] out):
 
 
 include "_fractional.pxi"
+
+# lp_pool's elementwise powers: their own file, so that edits there and here do not collide.
+include "_elementwise.pxi"

@@ -24,7 +24,15 @@ The gradient is what torch.autograd gives through that composition: pow's backwa
 float16 is computed as torch computes it on CPU: each elementwise op in float32, its result
 rounded to float16 before the next op (the pools read and write float16 themselves).
 
-No loops over data: every step is a whole-array NumPy op or an adapool pool.
+No loops over data: every step is a whole-array NumPy op or an adapool pool. For ndarrays of
+float16/32/64 the two elementwise stages (the power of the input; the scaling and root of the
+pooled result) run instead in one parallel kernel pass each (adapool/_elementwise.pxi), with
+the same operations in the same types, so the same bits: NumPy's ops run on one thread and
+allocate a temporary per op, which made channels-last lp_pool slower than torch's. The NumPy
+composition stays the reference, and the path of bfloat16 and dask arrays. (One difference:
+np.power leaves its SIMD loop for a negatively strided input, so the composition's general
+powers of such an input differ in the last bit from those of its positive-stride copy; the
+kernel gives the latter's bits for every layout.)
 """
 from __future__ import annotations
 
@@ -36,8 +44,10 @@ import numpy as np
 import numpy.typing as npt
 
 from . import _pooling
+from ._dispatch import kernels as _kernels
 from ._pooling import _checked_pool_args, _is_dask
 from ._bfloat16 import BFLOAT16, is_bfloat16, to_bfloat16, to_float32
+from ._threads import threads_for
 from ._validation import as_float_array, check_grad_output
 
 __all__ = ["lp_pool1d", "lp_pool2d", "lp_pool3d", "lp_pool1d_backward", "lp_pool2d_backward", "lp_pool3d_backward"]
@@ -131,6 +141,19 @@ def _pow(a, e):
     return np.power(a, e)
 
 
+# _pow's special exponents in its order of tests; an exponent's index here is the kernel's mode
+# for it (adapool/_elementwise.pxi), len() for any other exponent (the general power).
+_SPECIAL_POWERS = (0, 1, 2, 3, 0.5, -0.5, -1, -2)
+_COPY = _SPECIAL_POWERS.index(1)
+
+
+def _power_mode(e) -> int:
+    for mode, special in enumerate(_SPECIAL_POWERS):
+        if e == special:
+            return mode
+    return len(_SPECIAL_POWERS)
+
+
 def _sign(a):
     """torch.sign for real input: 0 for NaN (numpy's sign gives NaN)."""
     return (a > 0).astype(a.dtype) - (a < 0).astype(a.dtype)
@@ -178,11 +201,47 @@ class _Steps:
             return to_bfloat16(a)
         return a.astype(np.float16) if self.half else a
 
+    def in_kernel(self, a) -> bool:
+        """Whether the elementwise kernel takes ``a``: an ndarray of float16/32/64 in native
+        byte order, aligned (as_float_array's arrays and the pools' results are). bfloat16
+        keeps the composition (its cube and reciprocal square round the square first)."""
+        return (not self.bf16 and type(a) is np.ndarray and a.dtype in _KERNEL_DTYPES
+                and a.flags.aligned)
+
+
+_KERNEL_DTYPES = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))   # native order
+
+
+def _elementwise(src, dst, e, area=None):
+    """One kernel pass: ``dst = src ** e``, or in place ``dst = (dst * area + 0.0) ** e``
+    (``src`` is ``dst``), each step in the dtype's work type and rounding (see
+    adapool/_elementwise.pxi). ``dst`` is dense (a new array, or a pool's result); the kernel
+    walks both in ``dst``'s memory order, so it writes ``dst`` front to back."""
+    if not dst.flags.c_contiguous:
+        order = sorted(range(dst.ndim), key=lambda a: -dst.strides[a])   # dst's axes, outermost first
+        src, dst = src.transpose(order), dst.transpose(order)
+        assert dst.flags.c_contiguous, "the elementwise kernel writes dense arrays"
+    _kernels.lp_elementwise(src, dst.reshape(-1), _power_mode(e), e, area is not None,
+                            0.0 if area is None else float(area), threads_for(dst.size, dst.size))
+
+
+def _power(x, p, steps):
+    """``x ** p`` in x's dtype, laid out as NumPy's ops lay out their results (x's axis order,
+    dense): the pool then reads it as the composition's, and pools it to the same bits."""
+    if not steps.in_kernel(x):
+        return steps.down(steps.pow(steps.up(x), p))
+    e = steps.exponent(p)
+    if _power_mode(e) == _COPY and not steps.half:
+        return x                        # _pow's copy: the pool reads x itself
+    powered = np.empty_like(x)
+    _elementwise(x, powered, e)
+    return powered
+
 
 def _forward_parts(x, nd, p, kernel_size, stride, ceil_mode, pools):
     """(the pooled powers, in the input's dtype; its value as the next steps read it)."""
     steps = _Steps(x.dtype)
-    powered = steps.down(steps.pow(steps.up(x), p))
+    powered = _power(x, p, steps)
     pooled = getattr(pools, f"avg_pool{nd}d")(powered, kernel_size, stride, 0, ceil_mode)
     return pooled, steps
 
@@ -196,6 +255,9 @@ def _inverse(norm_type) -> float:
 def _finish(pooled, steps, area, e):
     # sign(s) * relu(|s|) * area is s * area exactly (NaN stays NaN) except that torch's
     # sign makes -0.0 +0.0, which adding +0.0 does too (and -0.0 ** -1 would be -inf)
+    if steps.in_kernel(pooled) and pooled.flags.writeable:
+        _elementwise(pooled, pooled, steps.exponent(e), area)   # the pool's own new array, in place
+        return pooled
     scaled = steps.up(pooled) * area
     scaled += 0.0
     scaled = steps.round(scaled)
