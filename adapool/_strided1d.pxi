@@ -33,6 +33,8 @@ cdef enum:
     _LONG_ROW = 512     # max rows at least this long take their uniform run, shorter ones tiles
     _LANES_BYTES = 128  # rows per max tile: a tile of 225-element rows stays in L1
     _LANES_F32 = 32     # (_LANES_BYTES of float32)
+    _K3S2_ROW = 192     # k = 3, step 2 rows at least this long (or < 8 rows) take _max1d_k3s2:
+                        # shorter ones lost to the tiles (L = 49: 0.4x them, L = 100: 0.5x)
     _PIXELS = 64        # output pixels per average item
     _CHANNELS = 512     # channels per accumulator block
 
@@ -86,6 +88,56 @@ cdef void _max1d_rows(const float_t* x, float_t* y, const Win* w, const Geom* g,
             _max_row_run(row + w.w0[r.lo], out + r.lo, n, 2, r.k)
         else:
             _max_row_run(row + w.w0[r.lo], out + r.lo, n, r.step, r.k)
+        for o in range(r.hi, g.ow):
+            out[o] = _max_window(row, w.w0[o], w.w1[o])
+        _step(&at)
+
+
+cdef inline void _max_run_k3s2(const float_t* src, float_t* out, Py_ssize_t n) noexcept nogil:
+    """The n >= _ROW_LANES outputs of a uniform run of 3-element windows at step 2
+    (max_pool1d(3, 2, p), the ResNet stem's pool), ``src`` its first window's start. Window t
+    is (src[2t], src[2t + 1], src[2t + 2]): gcc loads the even and odd elements with shuffles
+    from the row itself and does all three compares in registers (_max_run_block makes k passes
+    over its stack block). Blocks of a multiple of 8 outputs through a stack block, as in
+    _max_row_run, the last block the 8 outputs ending at the run's end (overlapping the one
+    before: a max is idempotent). A scalar tail's selects turned into branches, which random
+    data mispredicts; a whole last block overlapping the one before pooled up to twice the
+    run (n = 97 at L = 196)."""
+    cdef float_t best[_RUN_BLOCK]
+    cdef Py_ssize_t b = 0, t, nb
+    cdef const float_t* s
+    cdef float_t m, v
+    while b < n:
+        nb = min(<Py_ssize_t>_RUN_BLOCK, n - b)
+        nb -= nb % 8
+        if nb == 0:
+            b, nb = n - 8, 8
+        s = src + 2 * b
+        for t in range(nb):
+            m = s[2 * t]
+            v = s[2 * t + 1]
+            m = v if (v > m) | (v != v) else m
+            v = s[2 * t + 2]
+            m = v if (v > m) | (v != v) else m
+            best[t] = m
+        memcpy(out + b, best, nb * sizeof(float_t))
+        b += nb
+
+
+cdef void _max1d_k3s2(const float_t* x, float_t* y, const Win* w, const Geom* g, const Run* r,
+                      Py_ssize_t begin, Py_ssize_t end) noexcept nogil:
+    """_max1d_rows for runs of k = 3 at step 2: no tiles, no transposes (the two tile
+    transposes were most of _max1d_tiles' time at L = 196 and 225)."""
+    cdef Walk at = _walk_from(begin, 1, 1, g.c)
+    cdef Py_ssize_t it, o, n = r.hi - r.lo
+    cdef const float_t* row
+    cdef float_t* out
+    for it in range(begin, end):
+        row = x + at.i0 * g.xs[0] + at.i3 * g.xs[1]
+        out = y + at.i0 * g.ys[0] + at.i3 * g.ys[1]
+        for o in range(r.lo):
+            out[o] = _max_window(row, w.w0[o], w.w1[o])
+        _max_run_k3s2(row + w.w0[r.lo], out + r.lo, n)
         for o in range(r.hi, g.ow):
             out[o] = _max_window(row, w.w0[o], w.w1[o])
         _step(&at)
@@ -238,6 +290,7 @@ ctypedef enum Path1d:
     AVG1D_CL = 1
     MAX1D_TILES = 2
     MAX1D_CL = 3
+    MAX1D_K3S2 = 4
 
 
 cdef void _range1d(Path1d path, const real_t* x, real_t* y, const Win* w, const Geom* g,
@@ -249,6 +302,11 @@ cdef void _range1d(Path1d path, const real_t* x, real_t* y, const Win* w, const 
             _max1d_cl(<const float*>x, <float*>y, w, g, begin, end)
         elif real_t is double:
             _max1d_cl(<const double*>x, <double*>y, w, g, begin, end)
+    elif path == MAX1D_K3S2:
+        if real_t is float:
+            _max1d_k3s2(<const float*>x, <float*>y, w, g, r, begin, end)
+        elif real_t is double:
+            _max1d_k3s2(<const double*>x, <double*>y, w, g, r, begin, end)
     elif path == MAX1D_TILES:
         if real_t is float:
             _max1d_tiles(<const float*>x, <float*>y, w, g, <float*>scratch, begin, end)
@@ -335,12 +393,13 @@ def pool1d_fast(str op, cnp.ndarray x, cnp.ndarray y, cnp.ndarray table, int nth
     if path == MAX1D_ROWS:
         if t == cnp.NPY_FLOAT16 or (g.ow > 1 and g.ys[4] != 1):
             return False
-        if g.w < _LONG_ROW and g.c >= 8:
+        r = _uniform_run(&w, &g)
+        if r.k == 3 and r.step == 2 and r.hi - r.lo >= _ROW_LANES and (g.w >= _K3S2_ROW or g.c < 8):
+            path = MAX1D_K3S2
+        elif g.w < _LONG_ROW and g.c >= 8:
             path = MAX1D_TILES
-        else:
-            r = _uniform_run(&w, &g)
-            if r.hi - r.lo < _ROW_LANES:
-                return False
+        elif r.hi - r.lo < _ROW_LANES:
+            return False
     elif path == AVG1D_CL and g.c > 1 and g.ys[1] != 1:
         return False
     cdef const void* src = cnp.PyArray_DATA(x)

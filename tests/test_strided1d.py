@@ -1,5 +1,6 @@
 """The 1-d pools' own paths (issue 15, adapool/_strided1d.pxi): max_pool1d without indices on
-rows with unit stride (rows of < 512 elements and >= 8 rows: transposed tiles; longer rows, or
+rows with unit stride (k = 3 at step 2 on rows of >= 192 elements, or on < 8 rows: their own
+even/odd kernel; other rows of < 512 elements and >= 8 rows: transposed tiles; longer rows, or
 fewer: uniform runs a vector block at a time) and on channels-last input (lanes over C), and
 avg_pool1d on channels-last input into a channels-last result. Each path against the float64 reference, torch, and the general kernel
 (adapool._dispatch.kernels' max_pool_forward / avg_pool_forward, which the paths replace) bit
@@ -80,11 +81,11 @@ def _assert_max_equal(actual, expected):
 @st.composite
 def max_calls(draw):
     """Rows on both sides of the thresholds: C across 8 (tiles) and 32 (one tile's rows), L
-    across 512 (tiles vs runs) and short enough for runs under 16 windows."""
-    k = draw(st.integers(1, 6))
-    s = draw(st.integers(1, 4))
+    across 192 (k = 3, step 2: tiles vs their own kernel) and 512 (tiles vs runs) and short
+    enough for runs under 16 windows; k = 3 at step 2 often, as the ResNet stem has it."""
+    k, s = draw(st.one_of(st.just((3, 2)), st.tuples(st.integers(1, 6), st.integers(1, 4))))
     p = draw(st.integers(0, k // 2))
-    L = draw(st.one_of(st.integers(max(1, k - 2 * p), 80), st.integers(490, 620)))
+    L = draw(st.one_of(st.integers(max(1, k - 2 * p), 80), st.integers(180, 240), st.integers(490, 620)))
     shape = ((draw(st.integers(1, 3)),) if draw(st.booleans()) else ()) + (draw(st.sampled_from([1, 3, 7, 8, 9, 33, 40])), L)
     return shape, k, s, p, draw(st.booleans())
 
@@ -177,6 +178,26 @@ def test_pool1d_fast_declines_what_it_does_not_take():
         kernels.pool1d_fast("min", xc, yc, _pooling._pool2d_table(*sizes, True, None), 1)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape, p, ceil_mode", [
+    ((1, 8, 192), 1, False), ((1, 8, 191), 1, False), ((2, 7, 49), 1, False), ((1, 1, 35), 0, False),
+    ((1, 3, 36), 1, True), ((1, 9, 225), 0, True), ((2, 40, 523), 1, False), ((1, 2, 600), 0, False)])
+def test_max_pool1d_k3_step2_kernel(shape, p, ceil_mode, dtype):
+    # k = 3, step 2: rows of >= 192 elements (or < 8 rows) take the even/odd kernel, whose run
+    # (>= 16 windows) is pooled in blocks of a multiple of 8 with an overlapping last block of 8;
+    # run lengths 16, 17, 97, 112, 261 and 299 here. 191 at 8 rows stays with the tiles.
+    x = _data(np.random.default_rng(sum(shape)), shape, dtype, "specials")
+    x[0, 0, 1::2] = np.nan             # NaN at every odd element: each window holds one
+    x[-1, -1, (shape[-1] - 18) & ~1::2] = -0.0   # -0.0 up to the last window (even elements: the NaN stay)
+    sizes = _sizes(shape[-1], 3, 2, p, ceil_mode)
+    y = np.full(shape[:-1] + sizes[1], 7.0, dtype)
+    assert kernels.pool1d_fast("max", x, y, _pooling._max_pool_table(*sizes, (1,)), 2)
+    expected = _general_max(x, 3, 2, p, ceil_mode)
+    np.testing.assert_array_equal(_bits(y), _bits(expected))
+    _assert_max_equal(y, strided_ref("max_pool1d", x, (3,), (2,), (p,), (1,), ceil_mode)[0])
+    assert np.isnan(y[0, 0, 1:-1]).all()
+
+
 @pytest.mark.parametrize("length", [49, 225, 511, 512, 3136])
 def test_max_pool1d_specials_across_tiles_and_blocks(length):
     # NaN (with payload) runs, -inf runs, ties and -0.0 at tile-row and 256-block boundaries
@@ -236,14 +257,16 @@ def test_new_paths_same_bits_on_1_and_2_threads():
     rng = np.random.default_rng(6)
     short = _data(rng, (4, 64, 225), np.float32, "specials")
     long = _data(rng, (1, 16, 5000), np.float64, "specials")
+    many = _data(rng, (3, 50, 196), np.float32, "specials")   # k = 3, step 2: the even/odd kernel
     cl = with_layout(_data(rng, (1, 16, 6000), np.float32, "normal"), "channels_last", batched=True)
     assert_same_bits_on_1_and_2_threads([
         lambda: adapool.max_pool1d(short, 3, 2, 1), lambda: adapool.max_pool1d(long, 4, 3, 1),
+        lambda: adapool.max_pool1d(many, 3, 2, 1), lambda: adapool.max_pool1d(long, 3, 2, 0, ceil_mode=True),
         lambda: adapool.max_pool1d(cl, 3, 2, 1), lambda: adapool.max_pool1d(with_layout(short, "channels_last"), 5, 3, 2),
         lambda: adapool.avg_pool1d(cl, 3, 2, 1), lambda: adapool.avg_pool1d(cl, 20, 5, 10, count_include_pad=False)])
 
 
-@pytest.mark.parametrize("shape", [(4, 64, 49), (2, 32, 196), (1, 8, 225), (1, 16, 3001), (1, 1, 64)])
+@pytest.mark.parametrize("shape", [(4, 64, 49), (2, 32, 196), (1, 8, 225), (1, 16, 3001), (1, 1, 64), (2, 9, 192)])
 def test_against_torch(torch_oracle, shape):
     torch = torch_oracle
     F = torch.nn.functional
