@@ -10,7 +10,10 @@
 #   time, the last block overlapping the one before it (a max is idempotent: outputs written
 #   twice get the same bits), the clipped windows at the ends one element at a time
 #   (_max1d_rows). The general path paid two transposes and pick tracking on short rows, and a
-#   vector prologue and scalar tail per row on long ones.
+#   vector prologue and scalar tail per row on long ones. Runs of k = 3 at step 2 (the ResNet
+#   stem's pool) on rows of >= _K3S2_ROW elements, or on < 8 rows, take _max1d_k3s2 instead:
+#   the even/odd elements straight from the row, no tiles (whose transposes were most of the
+#   time at L = 196 and 225: 0.85x torch there).
 # - max_pool1d without indices on channels-last input (_max1d_cl) and avg_pool1d on
 #   channels-last input into a channels-last result (_avg1d_cl): per output pixel, the window's
 #   pixel vectors in lanes over C, no per-item scratch rows. Item = one image and _PIXELS
