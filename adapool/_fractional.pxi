@@ -47,6 +47,8 @@ cdef extern from *:
 cdef struct FracGeom:
     Py_ssize_t c, d, h, w, od, oh, ow, kd, kh, kw
     Py_ssize_t xs[5]
+    Py_ssize_t us[3]   # element strides of the samples (N', C, nd)
+    int nd
     bint bf16   # float32 data widened from bfloat16: starts computed as c10::BFloat16 would
 
 
@@ -121,8 +123,15 @@ cdef int _frac_plane(const real_t* plane, Py_ssize_t s2, Py_ssize_t s3, real_t* 
     cdef bint has_nan, first
     cdef int64_t pick
     cdef Geom pg                                           # what _find_in_window reads
-    if not (_frac_axis(u[3 * p], g.d, g.od, g.kd, sd, g.bf16) & _frac_axis(u[3 * p + 1], g.h, g.oh, g.kh, sh, g.bf16)
-            & _frac_axis(u[3 * p + 2], g.w, g.ow, g.kw, sw, g.bf16)):
+    # The plane's samples: torch's 2-d kernel reads (W, H), the 3-d one (T, H, W); a 2-d
+    # call's D axis (length 1, kernel 1) takes 0.
+    cdef const real_t* up = u + (p // g.c) * g.us[0] + (p % g.c) * g.us[1]
+    cdef real_t zero = 0
+    cdef real_t ud = up[0] if g.nd == 3 else zero
+    cdef real_t uh = up[g.us[2]]
+    cdef real_t uw = up[2 * g.us[2]] if g.nd == 3 else up[0]
+    if not (_frac_axis(ud, g.d, g.od, g.kd, sd, g.bf16) & _frac_axis(uh, g.h, g.oh, g.kh, sh, g.bf16)
+            & _frac_axis(uw, g.w, g.ow, g.kw, sw, g.bf16)):
         return 2
     pg.h, pg.w = g.h, g.w
     pg.xs[2], pg.xs[3] = s2, s3
@@ -261,7 +270,8 @@ def fractional_max_pool_forward(int nd, cnp.ndarray x, cnp.ndarray y, object ind
                                 cnp.ndarray samples, kernel, int nthreads, bint bf16_starts=False):
     """Fractional max pooling of x ((N, C, *spatial), any strides) into y, C-contiguous
     (N, C, *out), and ``indices`` (None or C-contiguous int64 of y's shape). ``samples``:
-    C-contiguous (N*C, 3) in x's dtype, each plane's samples for its (D, H, W) axes;
+    torch's (N', C, nd) with N' >= N, in x's dtype, aligned, any strides (the caller's own
+    array: no per-call copy); 2-d reads (W, H) from each plane's pair, 3-d (T, H, W);
     ``kernel``: (kd, kh, kw). Raises ValueError, having read nothing outside x, when some
     plane's samples give a window outside the input."""
     cdef FracGeom g
@@ -301,11 +311,19 @@ def fractional_max_pool_forward(int nd, cnp.ndarray x, cnp.ndarray y, object ind
     g.kd, g.kh, g.kw = kernel
     if nd == 2 and g.kd != 1:
         raise ValueError("2-d pooling has kd = 1")
-    cdef Py_ssize_t nplanes = si[0] * si[1]
-    if (cnp.PyArray_TYPE(samples) != t or cnp.PyArray_NDIM(samples) != 2
-            or not cnp.PyArray_IS_C_CONTIGUOUS(samples) or not cnp.PyArray_ISALIGNED(samples)
-            or cnp.PyArray_DIM(samples, 0) != nplanes or cnp.PyArray_DIM(samples, 1) != 3):
-        raise ValueError("samples must be C-contiguous (N*C, 3) in the input's dtype")
+    # Byte order counts too: a byte-swapped array has the same type number.
+    if (cnp.PyArray_TYPE(samples) != t or cnp.PyArray_NDIM(samples) != 3
+            or not cnp.PyArray_ISALIGNED(samples) or not cnp.PyArray_ISNOTSWAPPED(samples)
+            or cnp.PyArray_DIM(samples, 0) < si[0] or cnp.PyArray_DIM(samples, 1) != si[1]
+            or cnp.PyArray_DIM(samples, 2) != nd):
+        raise ValueError("samples must be aligned (N' >= N, C, nd) in the input's dtype")
+    if nd != 2 and nd != 3:
+        raise ValueError("fractional max pooling is 2-d or 3-d")
+    g.nd = nd
+    for i in range(3):
+        if cnp.PyArray_STRIDE(samples, i) % cnp.PyArray_ITEMSIZE(samples):
+            raise ValueError("samples need strides in whole elements")
+        g.us[i] = cnp.PyArray_STRIDE(samples, i) // cnp.PyArray_ITEMSIZE(samples)
     cdef const void* u = cnp.PyArray_DATA(samples)
     cdef const void* src = cnp.PyArray_DATA(x)
     cdef void* dst = cnp.PyArray_DATA(y)

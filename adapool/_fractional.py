@@ -215,19 +215,20 @@ def _run(plan: _Plan, x: np.ndarray, s: np.ndarray, return_indices, bf16: bool):
     # torch's boolean_dispatch reads return_indices by truth value
     indices = np.empty(plan.shape, np.int64) if return_indices else None
     if y.size:
-        n, c, nd = plan.n, plan.c, plan.nd
-        # Each plane's samples for its (D, H, W) axes: torch's 2-d kernel reads (W, H), the
-        # 3-d one (T, H, W); a 2-d call's D axis (length 1, kernel 1) needs none.
-        u = s[:n].reshape(n * c, nd)
-        u3 = np.zeros((n * c, 3), x.dtype)
-        u3[:, 3 - nd:] = u[:, ::-1] if nd == 2 else u
+        nd = plan.nd
+        # The kernel reads the samples as torch's (N', C, nd) array in place, each plane's in
+        # torch's order (2-d: W, H; 3-d: T, H, W): a tiny call spent a microsecond rearranging
+        # them. Byte-swapped or misaligned samples (the checked path lets them through) are
+        # copied: the kernel refuses them.
+        if not (s.flags.aligned and s.dtype.isnative):
+            s = np.require(s, s.dtype.newbyteorder("="), "A")
         # any layout: the kernel reads planes in place or gathers them per block of channels
         batched = plan.batched
         try:
             _kernels.fractional_max_pool_forward(
                 nd, x if batched else x[None], y if batched else y[None],
                 None if indices is None else (indices if batched else indices[None]),
-                u3, plan.kernel, threads_for(x.size, n * c), bf16)
+                s, plan.kernel, threads_for(x.size, plan.n * plan.c), bf16)
         except ValueError as e:
             if "outside the input" not in str(e):
                 raise

@@ -349,11 +349,18 @@ def test_kernel_wrapper_checks_its_arrays():
     k = adapool._dispatch.kernels
     x = np.zeros((1, 2, 5, 5), np.float32)
     y = np.empty((1, 2, 2, 2), np.float32)
-    u = np.zeros((2, 3), np.float32)
+    u = np.zeros((1, 2, 2), np.float32)
     k.fractional_max_pool_forward(2, x, y, None, u, (1, 2, 2), 1)
-    for bad in (u[:1], u[:, :2], u.astype(np.float64), np.asfortranarray(np.zeros((2, 3), np.float32))[:, ::-1]):
+    # torch's (N', C, nd) samples in any strides, N' >= N: read in place
+    k.fractional_max_pool_forward(2, x, y, None, np.zeros((3, 2, 4), np.float32)[:, ::-1, ::2], (1, 2, 2), 1)
+    misaligned = np.zeros(4 * 4 + 1, np.uint8)[1:].view(np.float32).reshape(1, 2, 2)
+    swapped = u.astype(u.dtype.newbyteorder(">"))
+    for bad in (u[:0], u[:, :1], u[..., :1], u[0], np.zeros((1, 2, 3), np.float32), u.astype(np.float64),
+                misaligned, swapped, np.zeros((1, 2, 2, 1), np.float32)):
         with pytest.raises(ValueError, match="samples"):
             k.fractional_max_pool_forward(2, x, y, None, bad, (1, 2, 2), 1)
+    with pytest.raises(ValueError, match="samples"):   # 3-d takes three per plane
+        k.fractional_max_pool_forward(3, x[:, :, None], y[:, :, None], None, u, (1, 2, 2), 1)
     with pytest.raises(ValueError, match="C-contiguous"):
         k.fractional_max_pool_forward(2, x, np.empty((1, 2, 2, 2), np.float32)[:, :, ::-1], None, u, (1, 2, 2), 1)
     with pytest.raises(ValueError, match="indices"):

@@ -1,0 +1,226 @@
+"""Tiny calls of the strided and fractional forward ops (issues 13 and 15): a planned call runs
+the kernel call it recorded (``_ForwardPlan.direct``) and the fractional kernel reads torch's
+(N', C, nd) samples in place. The same bits as the checked path; nothing that a fresh
+validation refuses or converts gets through the inline argument check."""
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+import adapool
+from adapool import _pooling
+
+from layouts import with_layout
+
+STRIDED = [("max_pool1d", 1), ("max_pool2d", 2), ("max_pool3d", 3),
+           ("avg_pool1d", 1), ("avg_pool2d", 2), ("avg_pool3d", 3)]
+DTYPES = [np.float16, np.float32, np.float64]
+
+
+def checked(op, x, kernel_size, **kw):
+    """The call through the checked path: a list kernel size never takes part in a plan."""
+    return getattr(adapool, op)(x, [kernel_size] * int(op[-2]), **kw)
+
+
+def as_tuple(r):
+    return r if isinstance(r, tuple) else (r,)
+
+
+def assert_same(a, b):
+    for u, v in zip(as_tuple(a), as_tuple(b), strict=True):
+        np.testing.assert_array_equal(u, v)
+        assert u.dtype == v.dtype and u.shape == v.shape and u.strides == v.strides
+
+
+@settings(max_examples=40, deadline=None)
+@given(data=st.data(), which=st.sampled_from(STRIDED), dtype=st.sampled_from(DTYPES),
+       layout=st.sampled_from(["contiguous", "channels_last", "strided_all", "negative_w"]), batched=st.booleans(),
+       kernel=st.integers(1, 3), stride=st.sampled_from([None, 1, 2]), pad=st.integers(0, 1),
+       ceil_mode=st.booleans(), return_indices=st.booleans())
+def test_planned_calls_give_the_checked_paths_bits(data, which, dtype, layout, batched, kernel, stride, pad,
+                                                   ceil_mode, return_indices):
+    op, nd = which
+    pad = min(pad, kernel // 2)
+    sizes = tuple(data.draw(st.integers(kernel, 9)) for _ in range(nd))
+    c = data.draw(st.integers(1, 20))
+    shape = ((data.draw(st.integers(1, 3)),) if batched else ()) + (c,) + sizes
+    x = with_layout(np.random.default_rng(0).standard_normal(shape).astype(dtype), layout, batched=batched)
+    kw = dict(stride=stride, padding=pad, ceil_mode=ceil_mode)
+    if op.startswith("max"):
+        kw["return_indices"] = return_indices
+    want = checked(op, x, kernel, **kw)
+    _pooling._PLANS.clear()
+    for _ in range(3):   # plans, records its kernel call, runs it
+        assert_same(getattr(adapool, op)(x, kernel, **kw), want)
+
+
+@pytest.mark.parametrize("op,nd", STRIDED)
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last", "strided_all", "negative_w"])
+@pytest.mark.parametrize("batched", [True, False])
+@pytest.mark.parametrize("return_indices", [False, True])
+def test_every_layout_keeps_its_result_layout_through_a_plan(op, nd, layout, batched, return_indices, rng):
+    # channels-last results (torch's rule) are not what a recorded call allocates: they keep _run_plan
+    shape = ((2,) if batched else ()) + (3,) + (8,) * nd
+    x = with_layout(rng.standard_normal(shape).astype(np.float32), layout, batched=batched)
+    kw = {"return_indices": return_indices} if op.startswith("max") else {}
+    want = checked(op, x, 2, **kw)
+    _pooling._PLANS.clear()
+    for _ in range(3):
+        assert_same(getattr(adapool, op)(x, 2, **kw), want)
+
+
+@pytest.mark.parametrize("op,nd", STRIDED)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_a_tiny_c_order_call_runs_its_recorded_kernel_call(op, nd, dtype, rng):
+    x = rng.standard_normal((1, 1) + (8,) * nd).astype(dtype)
+    _pooling._PLANS.clear()
+    want = getattr(adapool, op)(x, 3, 2, 1)
+    (plan,) = _pooling._PLANS.values()
+    assert plan.direct is not None   # recorded by the first call
+    calls = []
+    kernel = plan.direct[0]
+    plan.direct = (lambda *a: calls.append(a) or kernel(*a),) + plan.direct[1:]
+    got = getattr(adapool, op)(x, 3, 2, 1)
+    assert len(calls) == 1 and calls[0][1] is x
+    assert_same(got, want)
+
+
+def test_pool1d_fast_declining_records_the_general_kernel(rng):
+    # float16 max: pool1d_fast declines, the general kernel runs and is what the plan records
+    x = rng.standard_normal((1, 2, 64)).astype(np.float16)
+    _pooling._PLANS.clear()
+    want = checked("max_pool1d", x, 3, stride=2, padding=1)
+    adapool.max_pool1d(x, 3, 2, 1)
+    (plan,) = _pooling._PLANS.values()
+    assert plan.direct[0] is adapool._dispatch.kernels.max_pool_forward
+    assert_same(adapool.max_pool1d(x, 3, 2, 1), want)
+    x32 = x.astype(np.float32)
+    adapool.max_pool1d(x32, 3, 2, 1)
+    assert _pooling._PLANS[next(k for k in _pooling._PLANS if k[-1] == np.float32)].direct[0] is \
+        adapool._dispatch.kernels.pool1d_fast
+
+
+@pytest.mark.parametrize("nd", [1, 2, 3])
+def test_one_adaptive_max_plan_serves_both_return_indices(nd, rng):
+    # the adaptive key has no return_indices: its recorded call takes indices or None
+    x = rng.standard_normal((1, 3) + (7,) * nd).astype(np.float32)
+    op = f"adaptive_max_pool{nd}d"
+    want_v, want_i = getattr(adapool, op)(x, [3] * nd, return_indices=True)
+    _pooling._PLANS.clear()
+    for ri in (False, True, False, True):
+        got = getattr(adapool, op)(x, 3, return_indices=ri)
+        assert_same(got, (want_v, want_i) if ri else want_v)
+    assert len(_pooling._PLANS) == 1 and next(iter(_pooling._PLANS.values())).direct is not None
+
+
+@pytest.mark.parametrize("op,nd", STRIDED)
+def test_arguments_validation_still_refuses_after_a_plan(op, nd, rng):
+    x = rng.standard_normal((1, 2) + (8,) * nd).astype(np.float32)
+    variants = [dict(kernel_size=2.0), dict(kernel_size=True), dict(stride=2.0), dict(padding=1.0),
+                dict(padding=False), dict(kernel_size=np.int64(2)), dict(ceil_mode=1), dict(ceil_mode=0),
+                dict(padding=3), dict(kernel_size=0), dict(stride=0)]
+    if op.startswith("max"):
+        variants += [dict(dilation=1.0), dict(dilation=True), dict(return_indices=1)]
+    else:
+        variants += [dict(count_include_pad=1)]
+        if nd > 1:
+            variants += [dict(divisor_override=0), dict(divisor_override=2.0), dict(divisor_override=True)]
+
+    def outcome(kw):
+        args = dict(kernel_size=2, stride=2, padding=1, ceil_mode=False)
+        args.update(kw)
+        try:
+            return as_tuple(getattr(adapool, op)(x, **args))
+        except (TypeError, ValueError) as e:
+            return type(e), str(e)
+
+    _pooling._PLANS.clear()
+    fresh = [outcome(kw) for kw in variants]
+    for _ in range(2):   # plan the exact-int call with the same values, and record its kernel call
+        outcome(dict(stride=2, padding=1))
+    assert any(p.direct is not None for p in _pooling._PLANS.values())
+    for kw, want in zip(variants, fresh):
+        got = outcome(kw)
+        if isinstance(want[0], type):
+            assert got == want, kw
+        else:
+            for a, b in zip(got, want, strict=True):
+                np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("op,nd", STRIDED)
+def test_misaligned_and_byte_swapped_inputs_take_the_checked_path(op, nd, rng):
+    x = rng.standard_normal((1, 2) + (8,) * nd).astype(np.float32)
+    _pooling._PLANS.clear()
+    for _ in range(2):
+        want = getattr(adapool, op)(x, 2)
+    assert next(iter(_pooling._PLANS.values())).direct is not None
+    raw = np.empty(x.nbytes + 1, np.uint8)
+    shifted = raw[1:].view(np.float32).reshape(x.shape)   # the planned key's shape, strides, dtype
+    assert not shifted.flags.aligned
+    shifted[...] = x
+    assert_same(getattr(adapool, op)(shifted, 2), want)
+    assert_same(getattr(adapool, op)(x.astype(">f4"), 2), want)
+
+
+# ---- fractional: torch's samples read in place --------------------------------------------------
+
+def sample_views(s, rng):
+    """The same samples as (N', C, nd) arrays the kernel reads in place or the Python layer copies:
+    a longer batch, reversed channels, a stride over the last axis, Fortran order, misaligned,
+    byte-swapped."""
+    n, c, nd = s.shape
+    longer = np.concatenate([s, rng.random((2, c, nd)).astype(s.dtype)])
+    rev = np.ascontiguousarray(s[:, ::-1])[:, ::-1]
+    spread = np.zeros((n, c, 2 * nd), s.dtype)
+    spread[..., ::2] = s
+    raw = np.empty(s.nbytes + 1, np.uint8)
+    shifted = raw[1:].view(s.dtype).reshape(s.shape)
+    shifted[...] = s
+    return [longer, rev, spread[..., ::2], np.asfortranarray(s), shifted, s.astype(s.dtype.newbyteorder(">"))]
+
+
+@pytest.mark.parametrize("nd", [2, 3])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("batched", [True, False])
+def test_fractional_samples_in_any_layout_give_the_same_bits(nd, dtype, batched, rng):
+    shape = ((2,) if batched else ()) + (3,) + (9, 10, 11)[:nd]
+    x = rng.standard_normal(shape).astype(dtype)
+    s = rng.random((2 if batched else 1, 3, nd)).astype(dtype)
+    op = getattr(adapool, f"fractional_max_pool{nd}d")
+    _pooling._PLANS.clear()
+    want = op(x, 2, output_size=4, return_indices=True, _random_samples=s)
+    for v in sample_views(s, rng):
+        assert_same(op(x, 2, output_size=4, return_indices=True, _random_samples=v), want)
+
+
+@pytest.mark.parametrize("nd", [2, 3])
+def test_fractional_samples_pick_torchs_axes(nd, rng, torch_oracle):
+    # 2-d reads (W, H) from a plane's pair, 3-d (T, H, W): one axis's sample at a time moved
+    x = rng.standard_normal((2, 3) + (9, 10, 11)[:nd]).astype(np.float32)
+    base = rng.random((2, 3, nd)).astype(np.float32)
+    torch = torch_oracle
+    F = torch.nn.functional
+    for j in range(nd):
+        s = base.copy()
+        s[..., j] = 0.97
+        got = getattr(adapool, f"fractional_max_pool{nd}d")(x, 2, output_size=4, return_indices=True,
+                                                            _random_samples=s[:, ::-1].copy()[:, ::-1])
+        want = getattr(F, f"fractional_max_pool{nd}d")(torch.from_numpy(x), 2, output_size=4, return_indices=True,
+                                                      _random_samples=torch.from_numpy(s))
+        np.testing.assert_array_equal(got[0], want[0].numpy())
+        np.testing.assert_array_equal(got[1], want[1].numpy())
+
+
+@pytest.mark.parametrize("op", ["max_pool2d", "avg_pool2d", "adaptive_avg_pool2d"])
+def test_inputs_large_enough_to_share_plan_their_threads_per_call(op, rng, monkeypatch):
+    # only serial-only sizes record their call: a larger one's thread count follows
+    # set_num_threads and the machine's load at every call
+    x = rng.standard_normal((1, 8, 8, _pooling.PARALLEL_MIN_ELEMENTS // 64 + 1)).astype(np.float32)
+    _pooling._PLANS.clear()
+    want = getattr(adapool, op)(x, 2)
+    planned = []
+    real = _pooling._plan
+    monkeypatch.setattr(_pooling, "_plan", lambda *a: planned.append(a) or real(*a))
+    for _ in range(2):
+        assert_same(getattr(adapool, op)(x, 2), want)
+    assert len(planned) == 2
