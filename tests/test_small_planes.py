@@ -3,13 +3,14 @@ the average gradients of small planes as a gather over channels.
 
 Max forward (channels-last input; planar small planes reach the same kernel through their
 channels-last tiles): channel counts around the kernel's chunks (32 float32 / 16 float64
-channels a step, then 8 / 4, then one at a time), views whose pixels or rows are strided or
+channels a step, then 8 / 4, then an overlapping last vector), views whose pixels or rows are strided or
 reversed, results stored channels-last or, for unbatched and adaptive 3-d calls, in C order;
 NaN/tie/-inf/signed-zero data; float16/32/64; the bits of the reference and of torch; 1 and 2
 threads. The register kernel's lane threshold (blocks narrower than one vector run the
-scratch-row kernel) and its overlapping tail: every channel count on both sides, 2-d and 3-d. Average gradients of planes up to 1024 elements (both layouts): the float64 sum of
-grad / divisor in increasing output order from 0, rounded once, checked bit for bit against that
-sum written out in NumPy, against the float64 reference and against torch.autograd.
+scratch-row kernel) and its overlapping tail: every channel count on both sides, 2-d and 3-d.
+Average gradients of planes up to 1024 elements (both layouts): the float64 sum of grad /
+divisor in increasing output order from 0, rounded once, checked bit for bit against that sum
+written out in NumPy, against the float64 reference and against torch.autograd.
 """
 import numpy as np
 import pytest
