@@ -3,12 +3,14 @@ the average gradients of small planes as a gather over channels.
 
 Max forward (channels-last input; planar small planes reach the same kernel through their
 channels-last tiles): channel counts around the kernel's chunks (32 float32 / 16 float64
-channels a step, then 8 / 4, then one at a time), views whose pixels or rows are strided or
+channels a step, then 8 / 4, then an overlapping last vector), views whose pixels or rows are strided or
 reversed, results stored channels-last or, for unbatched and adaptive 3-d calls, in C order;
 NaN/tie/-inf/signed-zero data; float16/32/64; the bits of the reference and of torch; 1 and 2
-threads. Average gradients of planes up to 1024 elements (both layouts): the float64 sum of
-grad / divisor in increasing output order from 0, rounded once, checked bit for bit against that
-sum written out in NumPy, against the float64 reference and against torch.autograd.
+threads. The register kernel's lane threshold (blocks narrower than one vector run the
+scratch-row kernel) and its overlapping tail: every channel count on both sides, 2-d and 3-d.
+Average gradients of planes up to 1024 elements (both layouts): the float64 sum of grad /
+divisor in increasing output order from 0, rounded once, checked bit for bit against that sum
+written out in NumPy, against the float64 reference and against torch.autograd.
 """
 import numpy as np
 import pytest
@@ -269,3 +271,123 @@ def test_channels_last_max_gradient_refuses_an_index_outside_the_plane(rng):
         ind[0, 37, 2, 1] = bad
         with pytest.raises(ValueError, match=r"outside \[0, 36\)"):
             adapool.adaptive_max_pool2d_backward(go, ind, (1, 40, 6, 6))
+
+
+# ---- channels-last max forward: the register kernel's lane threshold and overlapping tail ------
+# Blocks narrower than one register vector (8 float32 / 4 float64 channels) run the scratch-row
+# kernel; wider ones the register kernel, whose tail narrower than a vector is the block's last
+# full vector again, overlapping channels already stored. Channel counts on both sides of the
+# threshold and of every tail width, large enough planes that the block is the whole of C.
+
+LANES = {np.float16: 8, np.float32: 8, np.float64: 4}   # float16: the scratch row throughout
+
+
+def _lane_edges(dtype):
+    v = LANES[dtype]
+    return sorted({1, 2, v - 1, v, v + 1, v + v // 2, 2 * v - 1, 3 * v + 1, 4 * v - 1,
+                   4 * v + 1, 5 * v - 1, 5 * v + v // 2})
+
+
+LANE_CASES = [(dtype, c) for dtype in DTYPES for c in _lane_edges(dtype)]
+
+
+@pytest.mark.parametrize("layout", CL_LAYOUTS)
+@pytest.mark.parametrize("dtype,c", LANE_CASES, ids=lambda v: getattr(v, "__name__", str(v)))
+@pytest.mark.parametrize("call", [MAX_CALLS[0], MAX_CALLS[1], MAX_CALLS[4], MAX_CALLS[5]], ids=lambda c: c[0])
+def test_channels_last_max_around_the_lane_threshold(call, dtype, c, layout, rng):
+    _, spatial, fn, ref = call
+    x = hostile(rng, (2, c) + spatial, dtype)
+    y, i = fn(_layout(x, layout), return_indices=True)
+    ey, ei = ref(x)
+    np.testing.assert_array_equal(i, ei)
+    _assert_same_bits(y, ey)
+    _assert_same_bits(fn(_layout(x, layout)), ey)
+    assert y.transpose(0, *range(2, y.ndim), 1).flags.c_contiguous   # channels-last like torch's
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("c", [3, 5, 12, 13, 19])
+def test_unbatched_overlapping_tail_writes_c_order(c, dtype, rng):
+    # (C, H, W) with C unit stride: C-order results, so the overlapped channels are stored lane
+    # by lane (twice), not as vectors.
+    x = hostile(rng, (c, 11, 9), dtype)
+    y, i = adapool.max_pool2d(_layout(x, "channels_last", batched=False), 2, return_indices=True)
+    assert y.flags.c_contiguous and i.flags.c_contiguous
+    ey, ei = strided_ref("max_pool2d", x, (2, 2), (2, 2), (0, 0), (1, 1))
+    np.testing.assert_array_equal(i, ei)
+    _assert_same_bits(y, ey)
+
+
+def test_lane_threshold_all_ties_and_all_minus_inf_pick_the_first():
+    # A window of equal values keeps its first element; all -inf too (the start value is -inf
+    # with the window's first index: a greater-only rule must never move it).
+    for dtype in (np.float32, np.float64):
+        for c in (3, 4, 8, 12, 13):
+            for fill in (1.5, -np.inf, -0.0):
+                x = np.full((1, c, 6, 6), fill, dtype)
+                y, i = adapool.max_pool2d(_layout(x, "channels_last"), 3, 3, return_indices=True)
+                _assert_same_bits(y, np.full((1, c, 2, 2), fill, dtype))
+                np.testing.assert_array_equal(i[0, :, :, :], np.broadcast_to([[0, 3], [18, 21]], (c, 2, 2)))
+
+
+def test_lane_threshold_nan_takes_the_last_nan():
+    for dtype in (np.float32, np.float64):
+        for c in (3, 4, 9, 13):
+            x = np.zeros((1, c, 4, 4), dtype)
+            x[0, :, 0, 1] = np.nan
+            x[0, :, 1, 0] = 7.0
+            x[0, :, 1, 1] = np.nan
+            y, i = adapool.max_pool2d(_layout(x, "channels_last"), 2, return_indices=True)
+            assert np.isnan(y[0, :, 0, 0]).all()
+            np.testing.assert_array_equal(i[0, :, 0, 0], 5)   # (1, 1): the last NaN in scan order
+
+
+@given(c=st.integers(1, 45), nd=st.sampled_from([2, 3]), k=st.integers(1, 3), s=st.integers(1, 3),
+       dtype=st.sampled_from(DTYPES), layout=st.sampled_from(CL_LAYOUTS), seed=st.integers(0, 2**32 - 1))
+@settings(max_examples=50, deadline=None)
+def test_channels_last_max_any_channel_count_matches_torch(torch_oracle, c, nd, k, s, dtype, layout, seed):
+    spatial = (5, 7) if nd == 2 else (3, 4, 6)
+    x = hostile(np.random.default_rng(seed), (2, c) + spatial, dtype)
+    fmt = torch_oracle.channels_last if nd == 2 else torch_oracle.channels_last_3d
+    t = torch_oracle.from_numpy(x).contiguous(memory_format=fmt)
+    fn = adapool.max_pool2d if nd == 2 else adapool.max_pool3d
+    tfn = torch_oracle.nn.functional.max_pool2d if nd == 2 else torch_oracle.nn.functional.max_pool3d
+    y, i = fn(_layout(x, layout), k, s, return_indices=True)
+    ty, ti = tfn(t, k, s, return_indices=True)
+    # Indices from torch's contiguous kernel: its channels-last 3-d one drops the depth term of
+    # an all -inf window's index in the channels past the last multiple of 8 (the named test
+    # below); the rule is layout-independent.
+    np.testing.assert_array_equal(i, tfn(torch_oracle.from_numpy(x), k, s, return_indices=True)[1].numpy())
+    if nd == 2:
+        np.testing.assert_array_equal(i, ti.numpy())
+    np.testing.assert_array_equal(y, ty.numpy())
+    np.testing.assert_array_equal(np.signbit(y), np.signbit(ty.numpy()))
+    for ours in (y, i):
+        assert ours.transpose(0, *range(2, nd + 2), 1).flags.c_contiguous == ty.is_contiguous(memory_format=fmt)
+
+
+@pytest.mark.parametrize("c", [3, 8, 12])
+def test_all_minus_inf_3d_windows_report_the_first_index(torch_oracle, c):
+    # torch 2.13 CPU, channels_last_3d, channels c % 8 != 0 past the last 8: an all -inf window
+    # reports (ih * W + iw), without the depth term; its contiguous kernel and adapool (either
+    # layout) report the first element, (id * H + ih) * W + iw.
+    x = np.full((1, c, 3, 4, 6), -np.inf, np.float32)
+    expected = np.arange(72).reshape(3, 4, 6)
+    for layout in ("contiguous", "channels_last"):
+        y, i = adapool.max_pool3d(with_layout(x, layout), 1, 1, return_indices=True)
+        np.testing.assert_array_equal(i, np.broadcast_to(expected, i.shape))
+    ti = torch_oracle.nn.functional.max_pool3d(torch_oracle.from_numpy(x), 1, 1, return_indices=True)[1]
+    np.testing.assert_array_equal(ti.numpy(), np.broadcast_to(expected, i.shape))
+
+
+def test_lane_threshold_results_do_not_depend_on_thread_count():
+    rng = np.random.default_rng(5)
+    calls = []
+    for c in (4, 7, 12, 13, 36):
+        x = _layout(hostile(rng, (2, c, 30, 31), np.float32), "channels_last")
+        x64 = x.astype(np.float64)
+        x3 = _layout(hostile(rng, (1, c, 4, 20, 21), np.float32), "channels_last")
+        calls += [lambda x=x: adapool.max_pool2d(x, 2, return_indices=True),
+                  lambda x64=x64: adapool.max_pool2d(x64, 3, 2, 1, return_indices=True),
+                  lambda x3=x3: adapool.max_pool3d(x3, 2, return_indices=True)]
+    assert_same_bits_on_1_and_2_threads(calls)

@@ -119,6 +119,11 @@ def test_strided_matches_torch(torch_oracle, call, layout):
         # and its contiguous and channels-last kernels disagree; adapool gives the contiguous
         # kernel's (the reference test checks it). Elsewhere the indices are equal.
         empty = strided_max_empty_windows(x.shape, *axes, kwargs["ceil_mode"])
+        if layout == "channels_last" and batched and _nd(op) == 3:
+            # torch 2.13's channels-last 3-d kernel drops the depth term of an all -inf window's
+            # index in the channels past the last multiple of 8 (test_small_planes has the named
+            # test); the rule is layout-independent, so its contiguous kernel's indices.
+            ti = _torch_call(torch, op, torch.from_numpy(np.ascontiguousarray(x)), kwargs, return_indices=True)[1]
         np.testing.assert_array_equal(np.where(empty, 0, ind), np.where(empty, 0, ti.numpy()))
         _assert_max_equal(getattr(adapool, op)(xl, **kwargs), _torch_call(torch, op, t, kwargs).numpy())
     else:
