@@ -11,7 +11,7 @@
 # Every op is written for rank 3 (D, H, W): 2d is D = 1 and 1d is D = H = 1, so one kernel
 # serves all ranks at the cost of loops with a trip count of 1.
 
-from cython.parallel cimport prange, parallel, threadid
+from cython.parallel cimport prange
 from libc.stdint cimport int32_t, int64_t, uint64_t
 from libc.math cimport INFINITY
 from libc.stdlib cimport malloc, free
@@ -83,17 +83,11 @@ cdef extern from *:
         int64_t first = stamps[1], last = stamps[1], fastest = stamps[1] - stamps[0];
         for (int t = 1; t < n; t++) {
             int64_t end = stamps[2 * t + 1], run = end - stamps[2 * t];
-            if (end == 0) continue;   /* a thread the runtime did not start (stamps zeroed) */
             if (end < first) first = end;
             if (end > last) last = end;
             if (run < fastest) fastest = run;
         }
         return last - first > (fastest > ADAPOOL_SKEW_MIN_NS ? fastest : ADAPOOL_SKEW_MIN_NS);
-    }
-    /* The next chunk of a parallel call's work (a shared counter: threads take chunks until
-       none are left). */
-    static inline ptrdiff_t adapool_next_chunk(ptrdiff_t* counter) {
-        return __atomic_fetch_add(counter, 1, __ATOMIC_RELAXED);
     }
     static inline void adapool_reset_contention(void) {
         __atomic_store_n(&adapool_backoff, 0, __ATOMIC_RELAXED);
@@ -304,7 +298,6 @@ cdef extern from *:
     void adapool_reset_contention() noexcept nogil
     int64_t adapool_serial_left_ns() noexcept nogil
     int64_t adapool_backoff_ns() noexcept nogil
-    Py_ssize_t adapool_next_chunk(Py_ssize_t* counter) noexcept nogil
     double adapool_half_to_double(unsigned short h) noexcept nogil
     void adapool_tile_f32(const float* src, Py_ssize_t cs, Py_ssize_t n, Py_ssize_t cl,
                           float* t, Py_ssize_t tb) noexcept nogil
@@ -365,7 +358,6 @@ cdef inline Py_ssize_t _pad8(Py_ssize_t k) noexcept nogil:
 cdef enum:
     _F32_FLUSH = 16
     _NARROW = 16          # rows at most this long are summed per window, not per row
-    _CHUNKS_PER_THREAD = 8   # work chunks per thread in a parallel call (see _run)
     _SUMS4_MAX = 64       # global planes at most this large are summed four at a time
     _SMALL_PLANE = 1024   # planes at most this large take the average gradient as a gather per
                           # image and block of channels (_avg_bwd_gather)
@@ -1961,9 +1953,8 @@ cdef int _run(int kind, const real_t* src, real_t* dst, int64_t* idx, const int6
     cdef double* inv = NULL
     cdef int* status
     cdef int64_t* stamps
-    cdef int t, local_rc, rc = 0
+    cdef int t, rc = 0
     cdef Py_ssize_t i, od, oh, ow, nslots = 1, most_d = 0, most_h = 0, tb = 0
-    cdef Py_ssize_t chunk, nchunks, next_chunk = 0
     if kind == AVG_FWD:
         nitems = g.n * g.od * g.oh * nblocks
         # float64 row + float32 row (+ per-column counters, channels-last)
@@ -2045,32 +2036,15 @@ cdef int _run(int kind, const real_t* src, real_t* dst, int64_t* idx, const int6
     if nthreads == 1:
         status[0] = _range(kind, src, dst, idx, &w, &g, cl, cblock, nslots, tb, scratch, 0, nitems)
     else:
-        # Chunks taken from a shared counter, _CHUNKS_PER_THREAD per thread, not one static
-        # range each: a thread that shares its core with another process (running at half
-        # speed, say) then takes fewer chunks, where a static split made the whole call wait
-        # for its half (a loaded machine's large calls ran at 1.0-1.3x the single-thread time,
-        # measured). Chunks are contiguous ranges of items, which depend on nothing else, so
-        # the bits are those of any split. A thread descheduled for longer still holds up the
-        # call's end: the stamps show it, and the back-off takes over (adapool_note_parallel).
-        nchunks = min(nitems, <Py_ssize_t>nthreads * _CHUNKS_PER_THREAD)
-        memset(stamps, 0, 2 * nthreads * sizeof(int64_t))
-        memset(status, 0, nthreads * sizeof(int))
-        t, local_rc, chunk, begin, end = 0, 0, 0, 0, 0   # Cython copies them in (firstprivate)
-        with parallel(num_threads=nthreads):
+        for t in prange(nthreads, num_threads=nthreads, schedule="static", chunksize=1):
             # Assigned here, not through a pointer: Cython makes a variable thread-private
-            # only when it sees it assigned in the block (through &begin they were shared,
+            # only when it sees it assigned in the loop body (through &begin they were shared,
             # and two threads could compute the same range and leave another unwritten).
-            t = threadid()
+            begin = nitems * t // nthreads
+            end = nitems * (t + 1) // nthreads
             stamps[2 * t] = adapool_now_ns()
-            local_rc = 0
-            chunk = adapool_next_chunk(&next_chunk)
-            while chunk < nchunks:
-                begin = nitems * chunk // nchunks
-                end = nitems * (chunk + 1) // nchunks
-                local_rc = local_rc | _range(kind, src, dst, idx, &w, &g, cl, cblock, nslots, tb,
-                                             scratch + t * per_thread, begin, end)
-                chunk = adapool_next_chunk(&next_chunk)
-            status[t] = local_rc
+            status[t] = _range(kind, src, dst, idx, &w, &g, cl, cblock, nslots, tb,
+                               scratch + t * per_thread, begin, end)
             stamps[2 * t + 1] = adapool_now_ns()
         adapool_note_parallel(adapool_skewed(stamps, nthreads))
     for t in range(nthreads):
