@@ -116,3 +116,14 @@ def sample_values(draw, shape, neg_inf=0.1):
         x[rng.random(shape) < 0.1] = np.nan
         x[rng.random(shape) < neg_inf] = -np.inf
     return x
+
+
+def hostile(rng, shape, dtype):
+    """Values with ties, NaNs, infinities and signed zeros, in every plane."""
+    x = rng.integers(-3, 4, shape).astype(np.float64)
+    marks = rng.random(shape)
+    x[marks < 0.03] = np.nan
+    x[(marks >= 0.03) & (marks < 0.06)] = -np.inf
+    x[(marks >= 0.06) & (marks < 0.08)] = np.inf
+    x[(marks >= 0.08) & (marks < 0.12)] = -0.0
+    return x.astype(dtype)

@@ -17,7 +17,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 import adapool
-from layouts import assert_same_bits_on_1_and_2_threads, with_layout
+from layouts import assert_same_bits_on_1_and_2_threads, hostile, with_layout
 from reference import adaptive_avg_pool_backward_ref, adaptive_max_pool_ref, strided_avg_backward_ref, strided_ref
 
 DTYPES = [np.float16, np.float32, np.float64]
@@ -32,17 +32,6 @@ def _layout(x, layout, batched=True):
         stored = with_layout(np.ascontiguousarray(x[..., ::-1, :]), "channels_last", batched=batched)
         return stored[..., ::-1, :]
     return with_layout(x, layout, batched=batched)
-
-
-def hostile(rng, shape, dtype):
-    """Ties, NaN, +-inf and signed zeros in every plane."""
-    x = rng.integers(-3, 4, shape).astype(np.float64)
-    marks = rng.random(shape)
-    x[marks < 0.04] = np.nan
-    x[(marks >= 0.04) & (marks < 0.08)] = -np.inf
-    x[(marks >= 0.08) & (marks < 0.10)] = np.inf
-    x[(marks >= 0.10) & (marks < 0.16)] = -0.0
-    return x.astype(dtype)
 
 
 def _bits(a):

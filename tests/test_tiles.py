@@ -11,23 +11,12 @@ from hypothesis import given, strategies as st
 import adapool
 
 from conftest import torch
-from layouts import with_layout
+from layouts import hostile, with_layout
 from reference import adaptive_avg_pool_ref, adaptive_max_pool_ref
 
 TOL = {np.float16: 1e-3, np.float32: 1e-6, np.float64: 1e-12}
 DTYPES = [np.float16, np.float32, np.float64]
 PLANAR = ["contiguous", "strided_rows", "negative"]   # the layouts the planar kernels take as they are
-
-
-def hostile(rng, shape, dtype):
-    """Values with ties, NaNs, infinities and signed zeros, in every plane."""
-    x = rng.integers(-3, 4, shape).astype(np.float64)
-    marks = rng.random(shape)
-    x[marks < 0.03] = np.nan
-    x[(marks >= 0.03) & (marks < 0.06)] = -np.inf
-    x[(marks >= 0.06) & (marks < 0.08)] = np.inf
-    x[(marks >= 0.08) & (marks < 0.12)] = -0.0
-    return x.astype(dtype)
 
 
 def check_avg(x, output_size, out=None):
