@@ -1559,7 +1559,7 @@ cdef void _max_fwd_cl(const real_t* x, real_t* y, int64_t* yi, const Win* w, con
     cdef Walk at = _walk_from(begin, g.od, g.oh, nblocks)
     cdef Py_ssize_t span = g.ow * cblock, it
     cdef bint narrow = g.d * g.h * g.w <= 2147483647
-    cdef Py_ssize_t c0, od, oh, cl
+    cdef Py_ssize_t c0, od, oh, cl, xo, yo
     cdef Py_ssize_t ysc = g.ys[1]
     # Blocks narrower than one register vector (8 float32, 4 float64 lanes) keep the
     # scratch-row kernel: the register kernel would walk each output pixel's window once per
@@ -1570,22 +1570,16 @@ cdef void _max_fwd_cl(const real_t* x, real_t* y, int64_t* yi, const Win* w, con
         cl = min(cblock, g.c - c0)
         if real_t is not half_bits and ADAPOOL_VECTOR_MAX_CL and narrow and cl >= lanes:
             od, oh = at.i1, at.i2
+            xo = at.i0 * g.xs[0] + c0
+            yo = at.i0 * g.ys[0] + c0 * ysc + od * g.ys[2] + oh * g.ys[3]
             if real_t is float:
-                adapool_max_cl_f32(x + at.i0 * g.xs[0] + c0, g.xs[2], g.xs[3], g.xs[4],
-                                   w.d0[od], w.d1[od], w.h0[oh], w.h1[oh], w.w0, w.w1, g.ow,
-                                   g.h, g.w, cl,
-                                   y + at.i0 * g.ys[0] + c0 * ysc + od * g.ys[2] + oh * g.ys[3],
-                                   g.ys[4], ysc,
-                                   yi + at.i0 * g.ys[0] + c0 * ysc + od * g.ys[2] + oh * g.ys[3]
-                                   if yi != NULL else NULL)
+                adapool_max_cl_f32(x + xo, g.xs[2], g.xs[3], g.xs[4], w.d0[od], w.d1[od], w.h0[oh],
+                                   w.h1[oh], w.w0, w.w1, g.ow, g.h, g.w, cl, y + yo, g.ys[4], ysc,
+                                   yi + yo if yi != NULL else NULL)
             else:
-                adapool_max_cl_f64(x + at.i0 * g.xs[0] + c0, g.xs[2], g.xs[3], g.xs[4],
-                                   w.d0[od], w.d1[od], w.h0[oh], w.h1[oh], w.w0, w.w1, g.ow,
-                                   g.h, g.w, cl,
-                                   y + at.i0 * g.ys[0] + c0 * ysc + od * g.ys[2] + oh * g.ys[3],
-                                   g.ys[4], ysc,
-                                   yi + at.i0 * g.ys[0] + c0 * ysc + od * g.ys[2] + oh * g.ys[3]
-                                   if yi != NULL else NULL)
+                adapool_max_cl_f64(x + xo, g.xs[2], g.xs[3], g.xs[4], w.d0[od], w.d1[od], w.h0[oh],
+                                   w.h1[oh], w.w0, w.w1, g.ow, g.h, g.w, cl, y + yo, g.ys[4], ysc,
+                                   yi + yo if yi != NULL else NULL)
         elif narrow:
             _max_cl_item(x, y, yi, w, g, cblock, scratch, <int32_t*>(scratch + span),
                          at.i0, at.i1, at.i2, at.i3 * cblock)
