@@ -64,11 +64,9 @@ MAX_CALLS = [
 ]
 
 
-@pytest.mark.parametrize("layout", CL_LAYOUTS)
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("c", CHANNELS)
-@pytest.mark.parametrize("call", MAX_CALLS, ids=lambda c: c[0])
-def test_channels_last_max_matches_reference_bits(call, c, dtype, layout, rng):
+def _check_cl_max(call, c, dtype, layout, rng):
+    """A max call on hostile (2, c, ...) data in ``layout``, with and without indices, against the
+    reference's values and indices bit for bit; returns the values."""
     _, spatial, fn, ref = call
     x = hostile(rng, (2, c) + spatial, dtype)
     y, i = fn(_layout(x, layout), return_indices=True)
@@ -76,6 +74,15 @@ def test_channels_last_max_matches_reference_bits(call, c, dtype, layout, rng):
     np.testing.assert_array_equal(i, ei)
     _assert_same_bits(y, ey)   # the picked element itself: NaN payload, -0.0
     _assert_same_bits(fn(_layout(x, layout)), ey)   # values only: the same picks
+    return y
+
+
+@pytest.mark.parametrize("layout", CL_LAYOUTS)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("c", CHANNELS)
+@pytest.mark.parametrize("call", MAX_CALLS, ids=lambda c: c[0])
+def test_channels_last_max_matches_reference_bits(call, c, dtype, layout, rng):
+    _check_cl_max(call, c, dtype, layout, rng)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -284,13 +291,7 @@ LANE_CASES = [(dtype, c) for dtype in DTYPES for c in _lane_edges(dtype)]
 @pytest.mark.parametrize("dtype,c", LANE_CASES, ids=lambda v: getattr(v, "__name__", str(v)))
 @pytest.mark.parametrize("call", [MAX_CALLS[0], MAX_CALLS[1], MAX_CALLS[4], MAX_CALLS[5]], ids=lambda c: c[0])
 def test_channels_last_max_around_the_lane_threshold(call, dtype, c, layout, rng):
-    _, spatial, fn, ref = call
-    x = hostile(rng, (2, c) + spatial, dtype)
-    y, i = fn(_layout(x, layout), return_indices=True)
-    ey, ei = ref(x)
-    np.testing.assert_array_equal(i, ei)
-    _assert_same_bits(y, ey)
-    _assert_same_bits(fn(_layout(x, layout)), ey)
+    y = _check_cl_max(call, c, dtype, layout, rng)
     assert y.transpose(0, *range(2, y.ndim), 1).flags.c_contiguous   # channels-last like torch's
 
 
