@@ -254,6 +254,8 @@ cdef void _avg1d_cl(const real_t* x, real_t* y, const Win* w, const Geom* g, Py_
                                 facc[k] += p[k]
                         for k in range(cl):
                             out[c0 + k] = <float>(<double>facc[k] * inv)
+                        if adapool_any_nonfinite_f32(facc, cl):
+                            _avg1d_repair(x, out, w, g, at.i0, c0, cl, o, inv, NULL, facc)
                         c0 += _CHANNELS
                         continue
                 if real_t is not float:   # float64 and float16 sum in float64, as above
@@ -284,8 +286,26 @@ cdef void _avg1d_cl(const real_t* x, real_t* y, const Win* w, const Geom* g, Py_
                         acc[k] += facc[k]
                 for k in range(cl):
                     _store(out + c0 + k, acc[k] * inv)
+                if real_t is float and adapool_any_nonfinite_f64(acc, cl):
+                    _avg1d_repair(x, out, w, g, at.i0, c0, cl, o, inv, acc, NULL)
                 c0 += _CHANNELS
         _step(&at)
+
+
+cdef void _avg1d_repair(const real_t* x, real_t* out, const Win* w, const Geom* g, Py_ssize_t n,
+                        Py_ssize_t c0, Py_ssize_t cl, Py_ssize_t o, double inv, const double* acc,
+                        const float* facc) noexcept nogil:
+    """Channels c0.. of output pixel o whose float32 sum (facc, or float32 partial sums flushed
+    into acc) came out inf or NaN, stored again from a float64 sum (see _f32_repair)."""
+    cdef Py_ssize_t k, iw
+    cdef double s
+    for k in range(cl):
+        if not _nonfinite(acc[k] if acc != NULL else facc[k]):
+            continue
+        s = 0.0
+        for iw in range(w.w0[o], w.w1[o]):
+            s += _load(x[n * g.xs[0] + iw * g.xs[4] + c0 + k])
+        _store(out + c0 + k, s * inv)
 
 
 ctypedef enum Path1d:
