@@ -255,7 +255,7 @@ cdef void _avg1d_cl(const real_t* x, real_t* y, const Win* w, const Geom* g, Py_
                         for k in range(cl):
                             out[c0 + k] = <float>(<double>facc[k] * inv)
                         if adapool_any_nonfinite_f32(facc, cl):
-                            _avg1d_repair(x, out, w, g, at.i0, c0, cl, o, inv, NULL, facc)
+                            adapool_flag(w.overflow)   # see _f32_repair_all
                         c0 += _CHANNELS
                         continue
                 if real_t is not float:   # float64 and float16 sum in float64, as above
@@ -287,25 +287,9 @@ cdef void _avg1d_cl(const real_t* x, real_t* y, const Win* w, const Geom* g, Py_
                 for k in range(cl):
                     _store(out + c0 + k, acc[k] * inv)
                 if real_t is float and adapool_any_nonfinite_f64(acc, cl):
-                    _avg1d_repair(x, out, w, g, at.i0, c0, cl, o, inv, acc, NULL)
+                    adapool_flag(w.overflow)
                 c0 += _CHANNELS
         _step(&at)
-
-
-cdef void _avg1d_repair(const real_t* x, real_t* out, const Win* w, const Geom* g, Py_ssize_t n,
-                        Py_ssize_t c0, Py_ssize_t cl, Py_ssize_t o, double inv, const double* acc,
-                        const float* facc) noexcept nogil:
-    """Channels c0.. of output pixel o whose float32 sum (facc, or float32 partial sums flushed
-    into acc) came out inf or NaN, stored again from a float64 sum (see _f32_repair)."""
-    cdef Py_ssize_t k, iw
-    cdef double s
-    for k in range(cl):
-        if not _nonfinite(acc[k] if acc != NULL else facc[k]):
-            continue
-        s = 0.0
-        for iw in range(w.w0[o], w.w1[o]):
-            s += _load(x[n * g.xs[0] + iw * g.xs[4] + c0 + k])
-        _store(out + c0 + k, s * inv)
 
 
 ctypedef enum Path1d:
@@ -373,6 +357,8 @@ cdef int _run1d(Path1d path, const real_t* x, real_t* y, const Win* w, Geom g, c
             _range1d(path, x, y, w, &g, r, scratch + t * per_thread, begin, end)
             stamps[2 * t + 1] = adapool_now_ns()
         adapool_note_parallel(adapool_skewed(stamps, nthreads))
+    if real_t is float and path == AVG1D_CL and w.overflow != NULL and w.overflow[0]:
+        _f32_repair_all(x, y, w, &g)   # float32 sums that overflowed (see _f32_repair_all)
     free(scratch)
     return 0
 
@@ -408,6 +394,8 @@ def pool1d_fast(str op, cnp.ndarray x, cnp.ndarray y, cnp.ndarray table, int nth
     _geometry(x, y, 1, path != MAX1D_ROWS, &g)
     _check_writeable(y)
     cdef Win w = _win(_int64_table(table, 3 * (g.od + g.oh + g.ow), "window"), NULL, &g)
+    cdef int overflow = 0
+    w.overflow = &overflow
     r.lo = r.hi = r.step = r.k = 0
     if not _nonempty_windows(&w, &g):
         return False
