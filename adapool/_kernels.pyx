@@ -363,13 +363,127 @@ cdef extern from *:
         switch (8 * sw + kw) {
             ADAPOOL_ROWS_CASE(1, 1) ADAPOOL_ROWS_CASE(1, 2) ADAPOOL_ROWS_CASE(1, 3) ADAPOOL_ROWS_CASE(1, 4)
             ADAPOOL_ROWS_CASE(2, 1) ADAPOOL_ROWS_CASE(2, 2) ADAPOOL_ROWS_CASE(2, 3) ADAPOOL_ROWS_CASE(2, 4)
-            default: break;   /* _avg_rows_fit admits nothing else */
+            default: break;   /* _rows_fit admits nothing else */
         }
     #undef ADAPOOL_ROWS_CASE
         return 0;
     }
+    /* Max pooling of the same planes (uniform W windows, <= 8 outputs a row), one output row
+       per vector: each lane keeps torch's running rule over its window in row-major order,
+       take = x > best or x is NaN (the first maximum, the last NaN; best starts at -inf with
+       the window's first index, so an all -inf window reports its first element), as
+       blends of the element itself (-0.0 and NaN payloads kept) and of its plane index (int32
+       lanes: planes below 2^31 elements). Replaces the channels-last tile's two transposes. */
+    static inline __attribute__((always_inline)) void adapool_max_take(__m256 v, __m256i at, __m256* best,
+                                                                      __m256i* idx, int with_idx) {
+        __m256 take = _mm256_or_ps(_mm256_cmp_ps(v, *best, _CMP_GT_OQ), _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
+        *best = _mm256_blendv_ps(*best, v, take);
+        if (with_idx)
+            *idx = _mm256_castps_si256(_mm256_blendv_ps(_mm256_castsi256_ps(*idx), _mm256_castsi256_ps(at), take));
+    }
+    static inline __attribute__((always_inline)) void adapool_max_row(const float* q, ptrdiff_t at0,
+            __m256i jv, int sw, int kw, __m256* best, __m256i* idx, int with_idx) {
+        __m256 a, b;
+        __m256i base = _mm256_add_epi32(_mm256_set1_epi32((int)at0), jv);
+        if (sw == 1) {
+            adapool_max_take(_mm256_loadu_ps(q), base, best, idx, with_idx);
+            if (kw > 1) adapool_max_take(_mm256_loadu_ps(q + 1), _mm256_add_epi32(base, _mm256_set1_epi32(1)), best, idx, with_idx);
+            if (kw > 2) adapool_max_take(_mm256_loadu_ps(q + 2), _mm256_add_epi32(base, _mm256_set1_epi32(2)), best, idx, with_idx);
+            if (kw > 3) adapool_max_take(_mm256_loadu_ps(q + 3), _mm256_add_epi32(base, _mm256_set1_epi32(3)), best, idx, with_idx);
+            return;
+        }
+        a = _mm256_loadu_ps(q);
+        b = _mm256_loadu_ps(q + 8);
+        adapool_max_take(adapool_even_lanes(a, b), base, best, idx, with_idx);
+        if (kw > 1) adapool_max_take(adapool_odd_lanes(a, b), _mm256_add_epi32(base, _mm256_set1_epi32(1)), best, idx, with_idx);
+        if (kw > 2) {
+            a = _mm256_loadu_ps(q + 2);
+            b = _mm256_loadu_ps(q + 10);
+            adapool_max_take(adapool_even_lanes(a, b), _mm256_add_epi32(base, _mm256_set1_epi32(2)), best, idx, with_idx);
+            if (kw > 3) adapool_max_take(adapool_odd_lanes(a, b), _mm256_add_epi32(base, _mm256_set1_epi32(3)), best, idx, with_idx);
+        }
+    }
+    static inline __attribute__((always_inline)) void adapool_max_rows_body(
+            const float* x, ptrdiff_t xps, ptrdiff_t xrs, const float* xend, ptrdiff_t W, float* y,
+            int64_t* yi, ptrdiff_t yps, ptrdiff_t nplanes, ptrdiff_t oh, ptrdiff_t ow,
+            const int64_t* h0, const int64_t* h1, int sw, int kw, int with_idx) {
+        float buf[24], last[8];
+        int64_t lasti[8];
+        ptrdiff_t p, i, r, rlo = h0[0], rhi = h1[0] - 1;
+        ptrdiff_t span = sw == 1 ? kw + 7 : (kw > 2 ? 18 : 16);
+        const float* xp;
+        __m256 best;
+        __m256i idx, jv;
+        int fast;
+        /* lane L holds output column j = L (stride 1) or, deinterleaved, 0 1 4 5 2 3 6 7 */
+        jv = sw == 1 ? _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7) : _mm256_setr_epi32(0, 2, 8, 10, 4, 6, 12, 14);
+        for (i = 1; i < oh; i++) {
+            if (h0[i] < rlo) rlo = h0[i];
+            if (h1[i] - 1 > rhi) rhi = h1[i] - 1;
+        }
+        for (p = 0; p < nplanes; p++) {
+            xp = x + p * xps;
+            fast = (rhi < rlo) || (xp + (rlo * xrs > rhi * xrs ? rlo * xrs : rhi * xrs) + span <= xend);
+            for (i = 0; i < oh; i++) {
+                best = _mm256_set1_ps(-INFINITY);
+                idx = _mm256_add_epi32(_mm256_set1_epi32((int)(h0[i] * W)), jv);
+                if (fast)
+                    for (r = h0[i]; r < h1[i]; r++)
+                        adapool_max_row(xp + r * xrs, r * W, jv, sw, kw, &best, &idx, with_idx);
+                else
+                    for (r = h0[i]; r < h1[i]; r++)
+                        adapool_max_row(adapool_safe_span(xp + r * xrs, span, xend, buf), r * W, jv, sw, kw,
+                                        &best, &idx, with_idx);
+                if (sw == 2) {
+                    best = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(best), _MM_SHUFFLE(3, 1, 2, 0)));
+                    idx = _mm256_permute4x64_epi64(idx, _MM_SHUFFLE(3, 1, 2, 0));
+                }
+                /* lanes past ow land on the next rows' outputs, stored after this one; past
+                   the plane's last output they go through a buffer */
+                if (i * ow + 8 <= oh * ow) {
+                    _mm256_storeu_ps(y + p * yps + i * ow, best);
+                    if (with_idx) {
+                        _mm256_storeu_si256((__m256i*)(yi + p * yps + i * ow), _mm256_cvtepi32_epi64(_mm256_castsi256_si128(idx)));
+                        _mm256_storeu_si256((__m256i*)(yi + p * yps + i * ow + 4), _mm256_cvtepi32_epi64(_mm256_extracti128_si256(idx, 1)));
+                    }
+                } else {
+                    _mm256_storeu_ps(last, best);
+                    memcpy(y + p * yps + i * ow, last, (size_t)ow * sizeof(float));
+                    if (with_idx) {
+                        _mm256_storeu_si256((__m256i*)lasti, _mm256_cvtepi32_epi64(_mm256_castsi256_si128(idx)));
+                        _mm256_storeu_si256((__m256i*)(lasti + 4), _mm256_cvtepi32_epi64(_mm256_extracti128_si256(idx, 1)));
+                        memcpy(yi + p * yps + i * ow, lasti, (size_t)ow * sizeof(int64_t));
+                    }
+                }
+            }
+        }
+    }
+    static void adapool_max_rows_f32(const float* x, ptrdiff_t xps, ptrdiff_t xrs, const float* xend,
+                                     ptrdiff_t W, float* y, int64_t* yi, ptrdiff_t yps, ptrdiff_t nplanes,
+                                     ptrdiff_t oh, ptrdiff_t ow, const int64_t* h0, const int64_t* h1,
+                                     int sw, int kw) {
+    #define ADAPOOL_MAX_ROWS_CASE(SW, KW) \
+        case 8 * SW + KW: \
+            if (yi) adapool_max_rows_body(x, xps, xrs, xend, W, y, yi, yps, nplanes, oh, ow, h0, h1, SW, KW, 1); \
+            else adapool_max_rows_body(x, xps, xrs, xend, W, y, yi, yps, nplanes, oh, ow, h0, h1, SW, KW, 0); \
+            break;
+        switch (8 * sw + kw) {
+            ADAPOOL_MAX_ROWS_CASE(1, 1) ADAPOOL_MAX_ROWS_CASE(1, 2) ADAPOOL_MAX_ROWS_CASE(1, 3) ADAPOOL_MAX_ROWS_CASE(1, 4)
+            ADAPOOL_MAX_ROWS_CASE(2, 1) ADAPOOL_MAX_ROWS_CASE(2, 2) ADAPOOL_MAX_ROWS_CASE(2, 3) ADAPOOL_MAX_ROWS_CASE(2, 4)
+            default: break;   /* _rows_fit admits nothing else */
+        }
+    #undef ADAPOOL_MAX_ROWS_CASE
+    }
     #else
     #define ADAPOOL_HAS_AVG_ROWS 0
+    static void adapool_max_rows_f32(const float* x, ptrdiff_t xps, ptrdiff_t xrs, const float* xend,
+                                     ptrdiff_t W, float* y, int64_t* yi, ptrdiff_t yps, ptrdiff_t nplanes,
+                                     ptrdiff_t oh, ptrdiff_t ow, const int64_t* h0, const int64_t* h1,
+                                     int sw, int kw) {
+        /* never called: ADAPOOL_HAS_AVG_ROWS is 0 */
+        (void)x; (void)xps; (void)xrs; (void)xend; (void)W; (void)y; (void)yi; (void)yps;
+        (void)nplanes; (void)oh; (void)ow; (void)h0; (void)h1; (void)sw; (void)kw;
+    }
     static int adapool_avg_rows_f32(const float* x, ptrdiff_t xps, ptrdiff_t xrs, const float* xend,
                                      float* y, ptrdiff_t yps, ptrdiff_t nplanes, ptrdiff_t oh,
                                      ptrdiff_t ow, const int64_t* h0, const int64_t* h1, int sw,
@@ -480,6 +594,10 @@ cdef extern from *:
     int adapool_any_nonfinite_f32(const float* a, Py_ssize_t n) noexcept nogil
     int adapool_any_nonfinite_f64(const double* a, Py_ssize_t n) noexcept nogil
     void adapool_flag(int* f) noexcept nogil
+    void adapool_max_rows_f32(const float* x, Py_ssize_t xps, Py_ssize_t xrs, const float* xend,
+                              Py_ssize_t W, float* y, int64_t* yi, Py_ssize_t yps, Py_ssize_t nplanes,
+                              Py_ssize_t oh, Py_ssize_t ow, const int64_t* h0, const int64_t* h1,
+                              int sw, int kw) noexcept nogil
     int adapool_avg_rows_f32(const float* x, Py_ssize_t xps, Py_ssize_t xrs, const float* xend,
                               float* y, Py_ssize_t yps, Py_ssize_t nplanes, Py_ssize_t oh,
                               Py_ssize_t ow, const int64_t* h0, const int64_t* h1, int sw,
@@ -2010,7 +2128,8 @@ cdef enum Kind:
     MAX_FWD = 2
     MAX_BWD = 3
     MAX_FWD_DILATED = 4
-    AVG_FWD_ROWS = 5      # chosen by _run for AVG_FWD (_avg_rows_fit), never passed in
+    AVG_FWD_ROWS = 5      # chosen by _run for AVG_FWD (_rows_fit), never passed in
+    MAX_FWD_ROWS = 6      # and for MAX_FWD
 
 
 # ---------------------------------------------------------------------------------------------
@@ -2152,11 +2271,12 @@ cdef void _fwd_tiled(int kind, const real_t* x, real_t* y, int64_t* yi, const Wi
 
 # ---------------------------------------------------------------------------------------------
 # Small planes, planar layout, float32, W windows uniform and at most 8 outputs a row (the FPN
-# heads' 14x14 and 15x15 -> 7x7): one output row is one AVX2 vector (adapool_avg_rows_f32),
-# the window's columns deinterleaved from each input row. No transposes, so 2-4x faster than
-# the channels-last tile on these planes, and any channel count. Item = one plane.
+# heads' 14x14 and 15x15 -> 7x7): one output row is one AVX2 vector (adapool_avg_rows_f32,
+# adapool_max_rows_f32), the window's columns deinterleaved from each input row. No
+# transposes, so faster than the channels-last tile on these planes, and any channel count.
+# Item = one plane.
 
-cdef inline bint _avg_rows_fit(const Win* w, const Geom* g) noexcept nogil:
+cdef inline bint _rows_fit(int kind, const Win* w, const Geom* g) noexcept nogil:
     cdef Py_ssize_t j, i, sw, kw, kh = 0
     if (not ADAPOOL_HAS_AVG_ROWS or g.d != 1 or g.od != 1 or g.ow > 8 or g.xs[4] != 1
             or g.ys[4] != 1 or (g.oh > 1 and g.ys[3] != g.ow)):
@@ -2168,6 +2288,8 @@ cdef inline bint _avg_rows_fit(const Win* w, const Geom* g) noexcept nogil:
     for j in range(g.ow):
         if w.w0[j] != sw * j or w.w1[j] != sw * j + kw:
             return False
+    if kind == MAX_FWD:
+        return g.h * g.w < 2147483647   # int32 index lanes
     for i in range(g.oh):
         kh = max(kh, w.h1[i] - w.h0[i])
     # float32 sums only, as the channels-last kernel keeps them for windows this small
@@ -2209,6 +2331,24 @@ cdef void _avg_fwd_rows(const real_t* x, real_t* y, const Win* w, const Geom* g,
             c = 0
 
 
+cdef void _max_fwd_rows(const real_t* x, real_t* y, int64_t* yi, const Win* w, const Geom* g,
+                        Py_ssize_t begin, Py_ssize_t end) noexcept nogil:
+    cdef Py_ssize_t it = begin, n, c, cnt
+    if real_t is float:
+        n = begin // g.c
+        c = begin % g.c
+        while it < end:
+            cnt = min(end - it, g.c - c)    # a run of planes of one image
+            adapool_max_rows_f32(x + n * g.xs[0] + c * g.xs[1], g.xs[1], g.xs[3], _last_element_end(x, g),
+                                 g.w, y + n * g.ys[0] + c * g.ys[1],
+                                 yi + n * g.ys[0] + c * g.ys[1] if yi != NULL else NULL, g.ys[1],
+                                 cnt, g.oh, g.ow, w.h0, w.h1, <int>(w.w0[1] - w.w0[0]) if g.ow > 1 else 1,
+                                 <int>(w.w1[0] - w.w0[0]))
+            it += cnt
+            n += 1
+            c = 0
+
+
 # ---------------------------------------------------------------------------------------------
 # One driver for every kernel: split the items into one static range per thread, give each
 # thread its scratch, run serially for one thread (no team start-up for small calls).
@@ -2221,6 +2361,8 @@ cdef inline int _range(int kind, const real_t* src, real_t* dst, int64_t* idx, c
         _fwd_tiled(kind, src, dst, idx, w, g, tb, scratch, begin, end)
     elif kind == AVG_FWD_ROWS:
         _avg_fwd_rows(src, dst, w, g, scratch, begin, end)
+    elif kind == MAX_FWD_ROWS:
+        _max_fwd_rows(src, dst, idx, w, g, begin, end)
     elif kind == AVG_FWD:
         if _is_global_dense(w, g, cl):
             _avg_fwd_global(src, dst, g, w.overflow, begin, end)
@@ -2297,10 +2439,14 @@ cdef int _run(int kind, const real_t* src, real_t* dst, int64_t* idx, const int6
         nitems = g.n * nblocks
         per_thread = 0
     if (real_t is float and kind == AVG_FWD and not cl and not _is_global_dense(&w, &g, cl)
-            and _avg_rows_fit(&w, &g)):
+            and _rows_fit(kind, &w, &g)):
         kind = AVG_FWD_ROWS
         nitems = g.n * g.c
         per_thread = 8 * g.oh
+    elif real_t is float and kind == MAX_FWD and not cl and _rows_fit(kind, &w, &g):
+        kind = MAX_FWD_ROWS
+        nitems = g.n * g.c
+        per_thread = 0
     elif (kind == AVG_FWD or kind == MAX_FWD) and not cl:
         # Small planes go through a channels-last tile; for max pooling even global ones
         # (4x faster than the per-plane scan on 7x7 planes; average pooling's global path is

@@ -1,11 +1,14 @@
-"""The row-vector path of float32 average pooling: planar inputs whose W windows are uniform
-(stride 1 or 2, at most 4 wide) with at most 8 outputs a row (14x14 and 15x15 -> 7x7, the FPN
-heads) are pooled one output row per AVX2 vector, each lane's window summed in float32 in
-row-major order from 0. Its bits are therefore exactly those of a float32 emulation of that
-sum and equal to the channels-last kernel's. Edges: channel counts below the tile path's 8,
-rows read past their end (into the next row, never past the array: a guard page proves it),
+"""The row-vector paths of float32 pooling: planar inputs whose W windows are uniform (stride 1
+or 2, at most 4 wide) with at most 8 outputs a row (14x14 and 15x15 -> 7x7, the FPN heads) are
+pooled one output row per AVX2 vector.
+
+Average pooling: each lane's window summed in float32 in row-major order from 0, so its bits
+are exactly those of a float32 emulation of that sum and equal to the channels-last kernel's.
+Max pooling: each lane runs torch's rule (x > best or x is NaN), so values (NaN payloads and
+-0.0 included) and indices are torch's bit for bit. Edges: channel counts below the tile path's
+8, rows read past their end (into the next row, never past the array: a guard page proves it),
 outputs written 8 lanes at a time (never past the result), reversed and strided rows, windows
-of H that vary, avg_pool2d's divisors, one thread and two."""
+of H that vary, avg_pool2d's divisors, max_pool2d, one thread and two."""
 import mmap
 import sys
 
@@ -19,7 +22,8 @@ from adapool._windows import window_end, window_start
 
 from conftest import torch
 from layouts import assert_same_bits_on_1_and_2_threads, with_layout
-from reference import adaptive_avg_pool_ref
+from layouts import hostile
+from reference import adaptive_avg_pool_ref, adaptive_max_pool_ref
 
 # The baseline kernels (ADAPOOL_KERNELS=baseline, or a CPU without AVX2) take the planar and
 # tile paths, whose bits for fewer than 8 channels are float64 sums: other tests cover them.
@@ -229,3 +233,87 @@ def test_sums_that_overflow_float32_give_the_finite_mean(call, c):
     x[0, 0, 0, 0], x[1, 0, 0, 0] = np.inf, np.nan
     y = call(x)
     assert np.isposinf(y[0, 0].flat[0]) and np.isnan(y[1, 0].flat[0])
+
+
+# ---- max pooling ----------------------------------------------------------------------------
+
+def check_max_bits(x, o, ref_input=None):
+    """Values (bits: NaN payloads, -0.0) and indices against the reference, with and without
+    indices requested (two specialisations of the kernel)."""
+    oh, ow = (o, o) if isinstance(o, int) else o
+    ref_y, ref_i = adaptive_max_pool_ref(x if ref_input is None else ref_input, (oh, ow))
+    fn = adapool.adaptive_max_pool2d if x.ndim == 4 else adapool.adaptive_max_pool1d
+    y, i = fn(x, o, return_indices=True)
+    np.testing.assert_array_equal(i, ref_i)
+    assert np.array_equal(y, ref_y, equal_nan=True) and np.array_equal(np.signbit(y), np.signbit(ref_y))
+    assert np.array_equal(fn(x, o).view(np.uint32), y.view(np.uint32))
+    return y, i
+
+
+@pytest.mark.parametrize("layout", ["contiguous", "strided_rows", "negative"])
+@pytest.mark.parametrize("c", [1, 3, 8, 9, 256])
+@pytest.mark.parametrize("hw,o", [((14, 14), 7), ((15, 15), 7), ((16, 16), 8), ((15, 15), (3, 7)), ((9, 8), (4, 7)),
+                                  ((30, 15), (6, 7)), ((5, 4), (5, 3))])
+def test_max_matches_the_reference_bit_for_bit(c, hw, o, layout, rng):
+    x = hostile(rng, (2, c) + hw, np.float32)
+    check_max_bits(with_layout(x, layout), o, x)
+
+
+def test_max_matches_torch_bit_for_bit(torch_oracle, rng):
+    F = torch_oracle.nn.functional
+    for shape, o in [((8, 256, 14, 14), 7), ((8, 256, 15, 15), 7), ((2, 3, 15, 15), (5, 7)), ((1, 5, 9, 8), (4, 7))]:
+        x = hostile(rng, shape, np.float32)
+        y, i = adapool.adaptive_max_pool2d(x, o, return_indices=True)
+        ty, ti = F.adaptive_max_pool2d(torch_oracle.from_numpy(x), o, return_indices=True)
+        np.testing.assert_array_equal(i, ti.numpy())
+        assert np.array_equal(y.view(np.uint32), ty.numpy().view(np.uint32))
+    # max_pool2d's windows through the same kernel: (2, 2) and (3, 2) without padding on W
+    x = hostile(rng, (2, 5, 15, 14), np.float32)
+    for args in [dict(kernel_size=2), dict(kernel_size=(3, 3), stride=(2, 2), padding=(1, 0)),
+                 dict(kernel_size=(2, 3), stride=(1, 2))]:
+        y, i = adapool.max_pool2d(x, return_indices=True, **args)
+        ty, ti = F.max_pool2d(torch_oracle.from_numpy(x), return_indices=True, **args)
+        np.testing.assert_array_equal(i, ti.numpy())
+        assert np.array_equal(y.view(np.uint32), ty.numpy().view(np.uint32))
+
+
+@settings(max_examples=60, deadline=None)
+@given(n=st.integers(1, 3), c=st.integers(1, 12), h=st.integers(1, 40), oh=st.integers(1, 10),
+       ow=st.integers(1, 8), wmode=st.sampled_from(sorted(W_OF)),
+       layout=st.sampled_from(["contiguous", "strided_rows", "negative"]), seed=st.integers(0, 2**32 - 1))
+def test_property_max_against_the_reference(n, c, h, oh, ow, wmode, layout, seed):
+    x = hostile(np.random.default_rng(seed), (n, c, h, W_OF[wmode](ow)), np.float32)
+    check_max_bits(with_layout(x, layout), (oh, ow), x)
+
+
+def test_max_window_rules():
+    # all -inf: the window's first index; NaN: the last NaN; ties and -0.0/+0.0: the first
+    x = np.zeros((1, 1, 14, 14), np.float32)
+    x[0, 0, 0:2, 0:2] = -np.inf
+    x[0, 0, 0:2, 2:4] = [[np.nan, 1], [np.float32("nan"), 2]]
+    x.view(np.uint32)[0, 0, 1, 2] = 0x7fc00123          # a second NaN with its own payload
+    x[0, 0, 0:2, 4:6] = [[-0.0, 0.0], [0.0, -0.0]]
+    x[0, 0, 0:2, 6:8] = [[5, 5], [5, 5]]
+    y, i = adapool.adaptive_max_pool2d(x, 7, return_indices=True)
+    assert y[0, 0, 0, 0] == -np.inf and i[0, 0, 0, 0] == 0
+    assert y.view(np.uint32)[0, 0, 0, 1] == 0x7fc00123 and i[0, 0, 0, 1] == 14 + 2
+    assert y[0, 0, 0, 2] == 0 and np.signbit(y[0, 0, 0, 2]) and i[0, 0, 0, 2] == 4
+    assert y[0, 0, 0, 3] == 5 and i[0, 0, 0, 3] == 6
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="guard pages through mprotect: Linux only")
+@pytest.mark.parametrize("shape,o", [((1, 1, 14, 14), 7), ((2, 3, 15, 15), 7), ((1, 1, 2, 2), 1), ((3, 1, 5, 4), (5, 3))])
+def test_max_rows_are_never_read_past_the_array(shape, o, rng):
+    x, buf = _guarded(shape)
+    x[...] = hostile(rng, shape, np.float32)
+    check_max_bits(x, o)
+    check_max_bits(x[:, :, ::-1], o, np.ascontiguousarray(x[:, :, ::-1]))
+    del x
+    buf.close()
+
+
+def test_max_one_thread_and_two_give_the_same_bits(rng):
+    x = hostile(rng, (8, 64, 15, 15), np.float32)
+    x3 = hostile(rng, (5, 3, 14, 14), np.float32)
+    assert_same_bits_on_1_and_2_threads([lambda: adapool.adaptive_max_pool2d(x, 7, return_indices=True),
+                                         lambda: adapool.adaptive_max_pool2d(x3, 7, return_indices=True)])
