@@ -268,6 +268,18 @@ cdef extern from *:
         for (i = 0; i < need; i++) buf[i] = i < avail ? p[i] : 0.0f;
         return buf;
     }
+    /* How far past a plane's start its windows' rows are read: the highest row start (rows may
+       run backwards) plus span floats. A plane at xp with xp + reach <= xend needs no per-row
+       bounds check. 0 when no window has a row. */
+    static inline ptrdiff_t adapool_rows_reach(const int64_t* h0, const int64_t* h1, ptrdiff_t oh,
+                                               ptrdiff_t xrs, ptrdiff_t span) {
+        ptrdiff_t i, rlo = h0[0], rhi = h1[0] - 1;
+        for (i = 1; i < oh; i++) {
+            if (h0[i] < rlo) rlo = h0[i];
+            if (h1[i] - 1 > rhi) rhi = h1[i] - 1;
+        }
+        return rhi < rlo ? 0 : (rlo * xrs > rhi * xrs ? rlo * xrs : rhi * xrs) + span;
+    }
     /* The even (odd) elements of a and b, in the order a0 a2 b0 b2 a4 a6 b4 b6: every vector a
        window adds is in that same order, so the sum is put in column order once, at the end
        (one lane-crossing permute an output row instead of one a column vector). */
@@ -308,20 +320,15 @@ cdef extern from *:
             int sw, int kw, const double* inv8) {
         float buf[24], last[8];
         int nonfinite = 0;
-        ptrdiff_t p, i, r, rlo = h0[0], rhi = h1[0] - 1;
-        ptrdiff_t span = sw == 1 ? kw + 7 : (kw > 2 ? 18 : 16);
+        ptrdiff_t p, i, r;
+        ptrdiff_t span = sw == 1 ? kw + 7 : (kw > 2 ? 18 : 16), reach = adapool_rows_reach(h0, h1, oh, xrs, span);
         const float* xp;
         float* out;
         __m256 acc;
         int fast;
-        for (i = 1; i < oh; i++) {
-            if (h0[i] < rlo) rlo = h0[i];
-            if (h1[i] - 1 > rhi) rhi = h1[i] - 1;
-        }
         for (p = 0; p < nplanes; p++) {
             xp = x + p * xps;
-            /* every row this plane reads has span floats before xend: no per-row check */
-            fast = (rhi < rlo) || (xp + (rlo * xrs > rhi * xrs ? rlo * xrs : rhi * xrs) + span <= xend);
+            fast = xp + reach <= xend;   /* every row this plane reads is span floats from xend */
             for (i = 0; i < oh; i++) {
                 acc = _mm256_setzero_ps();
                 if (fast)
@@ -409,21 +416,17 @@ cdef extern from *:
             const int64_t* h0, const int64_t* h1, int sw, int kw, int with_idx) {
         float buf[24], last[8];
         int64_t lasti[8];
-        ptrdiff_t p, i, r, rlo = h0[0], rhi = h1[0] - 1;
-        ptrdiff_t span = sw == 1 ? kw + 7 : (kw > 2 ? 18 : 16);
+        ptrdiff_t p, i, r;
+        ptrdiff_t span = sw == 1 ? kw + 7 : (kw > 2 ? 18 : 16), reach = adapool_rows_reach(h0, h1, oh, xrs, span);
         const float* xp;
         __m256 best;
         __m256i idx, jv;
         int fast;
         /* lane L holds output column j = L (stride 1) or, deinterleaved, 0 1 4 5 2 3 6 7 */
         jv = sw == 1 ? _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7) : _mm256_setr_epi32(0, 2, 8, 10, 4, 6, 12, 14);
-        for (i = 1; i < oh; i++) {
-            if (h0[i] < rlo) rlo = h0[i];
-            if (h1[i] - 1 > rhi) rhi = h1[i] - 1;
-        }
         for (p = 0; p < nplanes; p++) {
             xp = x + p * xps;
-            fast = (rhi < rlo) || (xp + (rlo * xrs > rhi * xrs ? rlo * xrs : rhi * xrs) + span <= xend);
+            fast = xp + reach <= xend;
             for (i = 0; i < oh; i++) {
                 best = _mm256_set1_ps(-INFINITY);
                 idx = _mm256_add_epi32(_mm256_set1_epi32((int)(h0[i] * W)), jv);
