@@ -259,7 +259,7 @@ cdef extern from *:
        whose span would pass xend (one past the array's last element) are copied out first. */
     #include <math.h>
     #if defined(__AVX2__)
-    #define ADAPOOL_HAS_AVG_ROWS 1
+    #define ADAPOOL_HAS_ROWS 1
     static inline const float* adapool_safe_span(const float* p, ptrdiff_t need, const float* xend,
                                                  float* buf) {
         ptrdiff_t i, avail;
@@ -288,6 +288,30 @@ cdef extern from *:
     }
     static inline __m256 adapool_odd_lanes(__m256 a, __m256 b) {
         return _mm256_shuffle_ps(a, b, _MM_SHUFFLE(3, 1, 3, 1));
+    }
+    /* Output row i of a plane (ow values at out): lanes past ow land on the next rows' outputs,
+       which are stored after this one; past the plane's last output (i * ow + 8 > oh * ow) they
+       go through a buffer. */
+    static inline void adapool_store_row_f32(float* out, __m256 v, ptrdiff_t i, ptrdiff_t oh, ptrdiff_t ow) {
+        float last[8];
+        if (i * ow + 8 <= oh * ow) {
+            _mm256_storeu_ps(out, v);
+        } else {
+            _mm256_storeu_ps(last, v);
+            memcpy(out, last, (size_t)ow * sizeof(float));
+        }
+    }
+    static inline void adapool_store_row_i64(int64_t* out, __m256i v, ptrdiff_t i, ptrdiff_t oh, ptrdiff_t ow) {
+        int64_t last[8];
+        __m256i lo = _mm256_cvtepi32_epi64(_mm256_castsi256_si128(v)), hi = _mm256_cvtepi32_epi64(_mm256_extracti128_si256(v, 1));
+        if (i * ow + 8 <= oh * ow) {
+            _mm256_storeu_si256((__m256i*)out, lo);
+            _mm256_storeu_si256((__m256i*)(out + 4), hi);
+        } else {
+            _mm256_storeu_si256((__m256i*)last, lo);
+            _mm256_storeu_si256((__m256i*)(last + 4), hi);
+            memcpy(out, last, (size_t)ow * sizeof(int64_t));
+        }
     }
     /* One window row's kw column vectors added in column order (q: the row, readable for
        kw + 7 floats at stride 1, 16 or 18 at stride 2). */
@@ -318,12 +342,11 @@ cdef extern from *:
             const float* x, ptrdiff_t xps, ptrdiff_t xrs, const float* xend, float* y, ptrdiff_t yps,
             ptrdiff_t nplanes, ptrdiff_t oh, ptrdiff_t ow, const int64_t* h0, const int64_t* h1,
             int sw, int kw, const double* inv8) {
-        float buf[24], last[8];
+        float buf[24];
         int nonfinite = 0;
         ptrdiff_t p, i, r;
         ptrdiff_t span = sw == 1 ? kw + 7 : (kw > 2 ? 18 : 16), reach = adapool_rows_reach(h0, h1, oh, xrs, span);
         const float* xp;
-        float* out;
         __m256 acc;
         int fast;
         for (p = 0; p < nplanes; p++) {
@@ -347,15 +370,7 @@ cdef extern from *:
                     /* a sum that is inf or NaN: flagged, redone by _f32_repair_all */
                     nonfinite |= _mm256_movemask_ps(_mm256_cmp_ps(_mm256_andnot_ps(_mm256_set1_ps(-0.0f), acc),
                                                                   _mm256_set1_ps(INFINITY), _CMP_NLT_UQ)) & ((1 << ow) - 1);
-                    out = y + p * yps + i * ow;
-                    /* Lanes past ow land on the next rows' outputs, which are stored after
-                       this one; past the plane's last output they go through a buffer. */
-                    if (i * ow + 8 <= oh * ow) {
-                        _mm256_storeu_ps(out, v);
-                    } else {
-                        _mm256_storeu_ps(last, v);
-                        memcpy(out, last, (size_t)ow * sizeof(float));
-                    }
+                    adapool_store_row_f32(y + p * yps + i * ow, v, i, oh, ow);
                 }
             }
         }
@@ -414,8 +429,7 @@ cdef extern from *:
             const float* x, ptrdiff_t xps, ptrdiff_t xrs, const float* xend, ptrdiff_t W, float* y,
             int64_t* yi, ptrdiff_t yps, ptrdiff_t nplanes, ptrdiff_t oh, ptrdiff_t ow,
             const int64_t* h0, const int64_t* h1, int sw, int kw, int with_idx) {
-        float buf[24], last[8];
-        int64_t lasti[8];
+        float buf[24];
         ptrdiff_t p, i, r;
         ptrdiff_t span = sw == 1 ? kw + 7 : (kw > 2 ? 18 : 16), reach = adapool_rows_reach(h0, h1, oh, xrs, span);
         const float* xp;
@@ -441,23 +455,9 @@ cdef extern from *:
                     best = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(best), _MM_SHUFFLE(3, 1, 2, 0)));
                     idx = _mm256_permute4x64_epi64(idx, _MM_SHUFFLE(3, 1, 2, 0));
                 }
-                /* lanes past ow land on the next rows' outputs, stored after this one; past
-                   the plane's last output they go through a buffer */
-                if (i * ow + 8 <= oh * ow) {
-                    _mm256_storeu_ps(y + p * yps + i * ow, best);
-                    if (with_idx) {
-                        _mm256_storeu_si256((__m256i*)(yi + p * yps + i * ow), _mm256_cvtepi32_epi64(_mm256_castsi256_si128(idx)));
-                        _mm256_storeu_si256((__m256i*)(yi + p * yps + i * ow + 4), _mm256_cvtepi32_epi64(_mm256_extracti128_si256(idx, 1)));
-                    }
-                } else {
-                    _mm256_storeu_ps(last, best);
-                    memcpy(y + p * yps + i * ow, last, (size_t)ow * sizeof(float));
-                    if (with_idx) {
-                        _mm256_storeu_si256((__m256i*)lasti, _mm256_cvtepi32_epi64(_mm256_castsi256_si128(idx)));
-                        _mm256_storeu_si256((__m256i*)(lasti + 4), _mm256_cvtepi32_epi64(_mm256_extracti128_si256(idx, 1)));
-                        memcpy(yi + p * yps + i * ow, lasti, (size_t)ow * sizeof(int64_t));
-                    }
-                }
+                adapool_store_row_f32(y + p * yps + i * ow, best, i, oh, ow);
+                if (with_idx)
+                    adapool_store_row_i64(yi + p * yps + i * ow, idx, i, oh, ow);
             }
         }
     }
@@ -478,12 +478,12 @@ cdef extern from *:
     #undef ADAPOOL_MAX_ROWS_CASE
     }
     #else
-    #define ADAPOOL_HAS_AVG_ROWS 0
+    #define ADAPOOL_HAS_ROWS 0
     static void adapool_max_rows_f32(const float* x, ptrdiff_t xps, ptrdiff_t xrs, const float* xend,
                                      ptrdiff_t W, float* y, int64_t* yi, ptrdiff_t yps, ptrdiff_t nplanes,
                                      ptrdiff_t oh, ptrdiff_t ow, const int64_t* h0, const int64_t* h1,
                                      int sw, int kw) {
-        /* never called: ADAPOOL_HAS_AVG_ROWS is 0 */
+        /* never called: ADAPOOL_HAS_ROWS is 0 */
         (void)x; (void)xps; (void)xrs; (void)xend; (void)W; (void)y; (void)yi; (void)yps;
         (void)nplanes; (void)oh; (void)ow; (void)h0; (void)h1; (void)sw; (void)kw;
     }
@@ -491,7 +491,7 @@ cdef extern from *:
                                      float* y, ptrdiff_t yps, ptrdiff_t nplanes, ptrdiff_t oh,
                                      ptrdiff_t ow, const int64_t* h0, const int64_t* h1, int sw,
                                      int kw, const double* inv8) {
-        /* never called: ADAPOOL_HAS_AVG_ROWS is 0 */
+        /* never called: ADAPOOL_HAS_ROWS is 0 */
         (void)x; (void)xps; (void)xrs; (void)xend; (void)y; (void)yps; (void)nplanes; (void)oh;
         (void)ow; (void)h0; (void)h1; (void)sw; (void)kw; (void)inv8;
         return 0;
@@ -593,7 +593,7 @@ cdef extern from *:
     unsigned short adapool_double_to_half(double d) noexcept nogil
     bint ADAPOOL_HAS_SUMS4
     void adapool_sums4_f32(const float* p, Py_ssize_t ps, Py_ssize_t P, double* out) noexcept nogil
-    bint ADAPOOL_HAS_AVG_ROWS
+    bint ADAPOOL_HAS_ROWS
     int adapool_any_nonfinite_f32(const float* a, Py_ssize_t n) noexcept nogil
     int adapool_any_nonfinite_f64(const double* a, Py_ssize_t n) noexcept nogil
     void adapool_flag(int* f) noexcept nogil
@@ -2279,13 +2279,21 @@ cdef void _fwd_tiled(int kind, const real_t* x, real_t* y, int64_t* yi, const Wi
 # transposes, so faster than the channels-last tile on these planes, and any channel count.
 # Item = one plane.
 
+cdef inline int _rows_kw(const Win* w) noexcept nogil:
+    return <int>(w.w1[0] - w.w0[0])     # the W windows' width
+
+
+cdef inline int _rows_sw(const Win* w, const Geom* g) noexcept nogil:
+    return <int>(w.w0[1] - w.w0[0]) if g.ow > 1 else 1     # and stride
+
+
 cdef inline bint _rows_fit(int kind, const Win* w, const Geom* g) noexcept nogil:
     cdef Py_ssize_t j, i, sw, kw, kh = 0
-    if (not ADAPOOL_HAS_AVG_ROWS or g.d != 1 or g.od != 1 or g.ow > 8 or g.xs[4] != 1
+    if (not ADAPOOL_HAS_ROWS or g.d != 1 or g.od != 1 or g.ow > 8 or g.xs[4] != 1
             or g.ys[4] != 1 or (g.oh > 1 and g.ys[3] != g.ow)):
         return False
-    kw = w.w1[0] - w.w0[0]
-    sw = w.w0[1] - w.w0[0] if g.ow > 1 else 1
+    kw = _rows_kw(w)
+    sw = _rows_sw(w, g)
     if w.w0[0] != 0 or sw < 1 or sw > 2 or kw < 1 or kw > 4:
         return False
     for j in range(g.ow):
@@ -2310,43 +2318,31 @@ cdef inline const real_t* _last_element_end(const real_t* x, const Geom* g) noex
     return x + hi + 1
 
 
-cdef void _avg_fwd_rows(const real_t* x, real_t* y, const Win* w, const Geom* g,
-                        double* scratch, Py_ssize_t begin, Py_ssize_t end) noexcept nogil:
-    cdef Py_ssize_t it = begin, n, c, cnt, i, j
+cdef void _fwd_rows(int kind, const real_t* x, real_t* y, int64_t* yi, const Win* w, const Geom* g,
+                    double* scratch, Py_ssize_t begin, Py_ssize_t end) noexcept nogil:
+    """AVG_FWD_ROWS or MAX_FWD_ROWS over planes [begin, end), in runs of planes of one image."""
+    cdef Py_ssize_t it = begin, n = begin // g.c, c = begin % g.c, cnt, i, j, xo, yo
     cdef int sw, kw
-    cdef double* inv8 = scratch     # each output row's 1 / divisor, padded to 8 lanes
+    cdef double* inv8 = scratch     # average: each output row's 1 / divisor, padded to 8 lanes
+    cdef const real_t* xend = _last_element_end(x, g)
     if real_t is float:
-        kw = <int>(w.w1[0] - w.w0[0])
-        sw = <int>(w.w0[1] - w.w0[0]) if g.ow > 1 else 1
-        for i in range(g.oh):
-            for j in range(8):
-                inv8[8 * i + j] = _inv(w, g, 0, i, j) if j < g.ow else 0.0
-        n = begin // g.c
-        c = begin % g.c
+        kw = _rows_kw(w)
+        sw = _rows_sw(w, g)
+        if kind == AVG_FWD_ROWS:
+            for i in range(g.oh):
+                for j in range(8):
+                    inv8[8 * i + j] = _inv(w, g, 0, i, j) if j < g.ow else 0.0
         while it < end:
-            cnt = min(end - it, g.c - c)    # a run of planes of one image
-            if adapool_avg_rows_f32(x + n * g.xs[0] + c * g.xs[1], g.xs[1], g.xs[3],
-                                    _last_element_end(x, g), y + n * g.ys[0] + c * g.ys[1], g.ys[1],
-                                    cnt, g.oh, g.ow, w.h0, w.h1, sw, kw, inv8):
+            cnt = min(end - it, g.c - c)
+            xo = n * g.xs[0] + c * g.xs[1]
+            yo = n * g.ys[0] + c * g.ys[1]
+            if kind == MAX_FWD_ROWS:
+                adapool_max_rows_f32(x + xo, g.xs[1], g.xs[3], xend, g.w, y + yo,
+                                     yi + yo if yi != NULL else NULL, g.ys[1], cnt, g.oh, g.ow,
+                                     w.h0, w.h1, sw, kw)
+            elif adapool_avg_rows_f32(x + xo, g.xs[1], g.xs[3], xend, y + yo, g.ys[1], cnt, g.oh,
+                                      g.ow, w.h0, w.h1, sw, kw, inv8):
                 adapool_flag(w.overflow)
-            it += cnt
-            n += 1
-            c = 0
-
-
-cdef void _max_fwd_rows(const real_t* x, real_t* y, int64_t* yi, const Win* w, const Geom* g,
-                        Py_ssize_t begin, Py_ssize_t end) noexcept nogil:
-    cdef Py_ssize_t it = begin, n, c, cnt
-    if real_t is float:
-        n = begin // g.c
-        c = begin % g.c
-        while it < end:
-            cnt = min(end - it, g.c - c)    # a run of planes of one image
-            adapool_max_rows_f32(x + n * g.xs[0] + c * g.xs[1], g.xs[1], g.xs[3], _last_element_end(x, g),
-                                 g.w, y + n * g.ys[0] + c * g.ys[1],
-                                 yi + n * g.ys[0] + c * g.ys[1] if yi != NULL else NULL, g.ys[1],
-                                 cnt, g.oh, g.ow, w.h0, w.h1, <int>(w.w0[1] - w.w0[0]) if g.ow > 1 else 1,
-                                 <int>(w.w1[0] - w.w0[0]))
             it += cnt
             n += 1
             c = 0
@@ -2362,10 +2358,8 @@ cdef inline int _range(int kind, const real_t* src, real_t* dst, int64_t* idx, c
                        Py_ssize_t end) noexcept nogil:
     if tb:
         _fwd_tiled(kind, src, dst, idx, w, g, tb, scratch, begin, end)
-    elif kind == AVG_FWD_ROWS:
-        _avg_fwd_rows(src, dst, w, g, scratch, begin, end)
-    elif kind == MAX_FWD_ROWS:
-        _max_fwd_rows(src, dst, idx, w, g, begin, end)
+    elif kind == AVG_FWD_ROWS or kind == MAX_FWD_ROWS:
+        _fwd_rows(kind, src, dst, idx, w, g, scratch, begin, end)
     elif kind == AVG_FWD:
         if _is_global_dense(w, g, cl):
             _avg_fwd_global(src, dst, g, w.overflow, begin, end)
