@@ -30,13 +30,16 @@ from reference import adaptive_avg_pool_ref, adaptive_max_pool_ref
 pytestmark = pytest.mark.skipif(kernels.simd_level() != "avx2", reason="the row-vector path is in the AVX2 kernels only")
 
 
-def float32_sums(x, rows, cols, divisors):
-    """out[..., i, j] = float32(float64(s) * (1 / divisor)) with s the float32 sum of the window
-    rows[i] x cols[j], rows outer, columns inner, from +0.0 (numpy's float32 add is IEEE's)."""
+def adaptive_sums(x, oh, ow):
+    """out[..., i, j] = float32(float64(s) / area) with s the float32 sum of adaptive window
+    (i, j), rows outer, columns inner, from +0.0 (numpy's float32 add is IEEE's)."""
     x = np.asarray(x, dtype=np.float32)
-    out = np.empty(x.shape[:-2] + (len(rows), len(cols)), np.float32)
-    for i, (r0, r1) in enumerate(rows):
-        for j, (c0, c1) in enumerate(cols):
+    H, W = x.shape[-2:]
+    out = np.empty(x.shape[:-2] + (oh, ow), np.float32)
+    for i in range(oh):
+        r0, r1 = window_start(i, oh, H), window_end(i, oh, H)
+        for j in range(ow):
+            c0, c1 = window_start(j, ow, W), window_end(j, ow, W)
             acc = np.zeros(x.shape[:-2], np.float32)
             acc64 = np.zeros(x.shape[:-2], np.float64)
             with np.errstate(over="ignore", invalid="ignore"):
@@ -47,17 +50,8 @@ def float32_sums(x, rows, cols, divisors):
             # a float32 sum that came out inf or NaN is redone in float64 (an overflow of finite
             # values then gives the finite mean; inf and NaN inputs give inf and NaN again)
             total = np.where(np.isfinite(acc), acc.astype(np.float64), acc64)
-            inv = 0.0 if divisors[i][j] == 0 else 1.0 / divisors[i][j]
-            out[..., i, j] = (total * inv).astype(np.float32)
+            out[..., i, j] = (total * (1.0 / ((r1 - r0) * (c1 - c0)))).astype(np.float32)
     return out
-
-
-def adaptive_sums(x, oh, ow):
-    H, W = x.shape[-2:]
-    rows = [(window_start(i, oh, H), window_end(i, oh, H)) for i in range(oh)]
-    cols = [(window_start(j, ow, W), window_end(j, ow, W)) for j in range(ow)]
-    return float32_sums(x, rows, cols, [[(r1 - r0) * (c1 - c0) for c1, c0 in
-                                         ((c[1], c[0]) for c in cols)] for r0, r1 in rows])
 
 
 def same_bits(a, b):
