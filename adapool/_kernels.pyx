@@ -477,8 +477,84 @@ cdef extern from *:
         }
     #undef ADAPOOL_MAX_ROWS_CASE
     }
+    /* Global max of one dense plane of P >= 8 floats (P < 2^31): torch's pick, the plane
+       index of the last NaN or else of the first maximum (the first element if all are
+       -inf). Two passes over the plane (from L1 the second time): the maximum by two
+       independent chains of vector max (exact without NaN, a zero's sign aside, which ==
+       ignores), then the first element equal to it, 64 elements a step from the compare
+       masks' bits. A plane holding NaN is scanned again by torch's rule, element by element.
+       Replaces the channels-last tile's transposes for 7x7 planes (6.3x one read of the input). */
+    static inline __attribute__((always_inline)) ptrdiff_t adapool_max_plane_body(const float* p, ptrdiff_t P) {
+        ptrdiff_t n8 = P & ~(ptrdiff_t)7, i, j, pick;
+        __m256 m0 = _mm256_set1_ps(-INFINITY), m1 = m0, un = _mm256_setzero_ps(), a, c, mv;
+        uint64_t bits;
+        float v, m;
+        for (i = 0; i + 16 <= n8; i += 16) {
+            a = _mm256_loadu_ps(p + i);
+            c = _mm256_loadu_ps(p + i + 8);
+            m0 = _mm256_max_ps(m0, a);
+            m1 = _mm256_max_ps(m1, c);
+            un = _mm256_or_ps(un, _mm256_cmp_ps(a, c, _CMP_UNORD_Q));
+        }
+        if (i < n8) {
+            a = _mm256_loadu_ps(p + i);
+            m0 = _mm256_max_ps(m0, a);
+            un = _mm256_or_ps(un, _mm256_cmp_ps(a, a, _CMP_UNORD_Q));
+        }
+        m0 = _mm256_max_ps(m0, m1);
+        m0 = _mm256_max_ps(m0, _mm256_permute2f128_ps(m0, m0, 1));
+        m0 = _mm256_max_ps(m0, _mm256_permute_ps(m0, _MM_SHUFFLE(1, 0, 3, 2)));
+        m0 = _mm256_max_ps(m0, _mm256_permute_ps(m0, _MM_SHUFFLE(2, 3, 0, 1)));
+        m = _mm256_cvtss_f32(m0);
+        for (i = n8; i < P; i++) {
+            v = p[i];
+            m = v > m ? v : m;
+            if (v != v) un = _mm256_castsi256_ps(_mm256_set1_epi32(-1));
+        }
+        if (_mm256_movemask_ps(un)) {   /* NaN somewhere: torch's rule, one by one */
+            pick = 0;
+            m = -INFINITY;
+            for (i = 0; i < P; i++) {
+                v = p[i];
+                if (v > m || v != v) {
+                    m = v;
+                    pick = i;
+                }
+            }
+            return pick;
+        }
+        mv = _mm256_set1_ps(m);
+        for (i = 0; i < n8; i += 64) {
+            bits = 0;
+            for (j = 0; j < 8 && i + 8 * j < n8; j++)
+                bits |= (uint64_t)(unsigned)_mm256_movemask_ps(_mm256_cmp_ps(_mm256_loadu_ps(p + i + 8 * j), mv, _CMP_EQ_OQ)) << (8 * j);
+            if (bits)
+                return i + __builtin_ctzll(bits);
+        }
+        for (i = n8; i < P; i++)
+            if (p[i] == m)
+                return i;
+        return 0;   /* not reached: some element equals the maximum */
+    }
+    static ptrdiff_t adapool_max_plane_f32(const float* p, ptrdiff_t P) {
+        /* common plane sizes as constants: gcc unrolls their loops (7x7: 10 -> 5 ns a plane) */
+        switch (P) {
+            case 16: return adapool_max_plane_body(p, 16);
+            case 25: return adapool_max_plane_body(p, 25);
+            case 36: return adapool_max_plane_body(p, 36);
+            case 49: return adapool_max_plane_body(p, 49);
+            case 64: return adapool_max_plane_body(p, 64);
+            case 81: return adapool_max_plane_body(p, 81);
+            case 100: return adapool_max_plane_body(p, 100);
+            default: return adapool_max_plane_body(p, P);
+        }
+    }
     #else
     #define ADAPOOL_HAS_ROWS 0
+    static ptrdiff_t adapool_max_plane_f32(const float* p, ptrdiff_t P) {
+        (void)p; (void)P;   /* never called: ADAPOOL_HAS_ROWS is 0 */
+        return 0;
+    }
     static void adapool_max_rows_f32(const float* x, ptrdiff_t xps, ptrdiff_t xrs, const float* xend,
                                      ptrdiff_t W, float* y, int64_t* yi, ptrdiff_t yps, ptrdiff_t nplanes,
                                      ptrdiff_t oh, ptrdiff_t ow, const int64_t* h0, const int64_t* h1,
@@ -597,6 +673,7 @@ cdef extern from *:
     int adapool_any_nonfinite_f32(const float* a, Py_ssize_t n) noexcept nogil
     int adapool_any_nonfinite_f64(const double* a, Py_ssize_t n) noexcept nogil
     void adapool_flag(int* f) noexcept nogil
+    Py_ssize_t adapool_max_plane_f32(const float* p, Py_ssize_t P) noexcept nogil
     void adapool_max_rows_f32(const float* x, Py_ssize_t xps, Py_ssize_t xrs, const float* xend,
                               Py_ssize_t W, float* y, int64_t* yi, Py_ssize_t yps, Py_ssize_t nplanes,
                               Py_ssize_t oh, Py_ssize_t ow, const int64_t* h0, const int64_t* h1,
@@ -1671,6 +1748,11 @@ cdef void _max_fwd_planar(const real_t* x, real_t* y, int64_t* yi, const Win* w,
         _step(&at)
 
 
+cdef inline bint _max_plane_simd(Py_ssize_t P) noexcept nogil:
+    """Whether float32 global max pooling of P-element planes takes adapool_max_plane_f32."""
+    return ADAPOOL_HAS_ROWS and 16 <= P < 2147483647   # below 16: the tile path, as fast
+
+
 # Global max of dense planes: the plane is one run. Eight independent maxima over it (they
 # vectorise), then the scan for torch's pick, as in the planar kernel.
 
@@ -1684,6 +1766,14 @@ cdef void _max_fwd_global(const real_t* x, real_t* y, int64_t* yi, const Geom* g
     cdef bint has_nan
     for it in range(begin, end):
         p = x + at.i0 * g.xs[0] + at.i3 * g.xs[1]
+        if real_t is float and _max_plane_simd(P):
+            pick = adapool_max_plane_f32(p, P)
+            o = at.i0 * g.ys[0] + at.i3 * g.ys[1]
+            y[o] = p[pick]
+            if yi != NULL:
+                yi[o] = pick
+            _step(&at)
+            continue
         for j in range(8):
             m[j] = -INFINITY
         has_nan = False
@@ -2448,7 +2538,9 @@ cdef int _run(int kind, const real_t* src, real_t* dst, int64_t* idx, const int6
         # Small planes go through a channels-last tile; for max pooling even global ones
         # (4x faster than the per-plane scan on 7x7 planes; average pooling's global path is
         # as fast as the tile).
-        if kind == MAX_FWD or not _is_global_dense(&w, &g, cl):
+        if kind == MAX_FWD and _is_global_dense(&w, &g, cl) and real_t is float and _max_plane_simd(g.d * g.h * g.w):
+            tb = 0   # adapool_max_plane_f32: no transposes
+        elif kind == MAX_FWD or not _is_global_dense(&w, &g, cl):
             tb = _tile_channels(kind, &g, sizeof(real_t))
     if tb:
         nitems = g.n * ((g.c + tb - 1) // tb)

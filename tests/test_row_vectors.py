@@ -8,7 +8,11 @@ Max pooling: each lane runs torch's rule (x > best or x is NaN), so values (NaN 
 -0.0 included) and indices are torch's bit for bit. Edges: channel counts below the tile path's
 8, rows read past their end (into the next row, never past the array: a guard page proves it),
 outputs written 8 lanes at a time (never past the result), reversed and strided rows, windows
-of H that vary, avg_pool2d's divisors, max_pool2d, one thread and two."""
+of H that vary, avg_pool2d's divisors, max_pool2d, one thread and two.
+
+Global max pooling of float32 planes of 16 elements or more (adapool_max_plane_f32): torch's
+pick (last NaN, else first maximum) at every position of planes around the kernel's vector,
+tail and 64-element group edges."""
 import mmap
 import sys
 
@@ -311,3 +315,122 @@ def test_max_one_thread_and_two_give_the_same_bits(rng):
     x3 = hostile(rng, (5, 3, 14, 14), np.float32)
     assert_same_bits_on_1_and_2_threads([lambda: adapool.adaptive_max_pool2d(x, 7, return_indices=True),
                                          lambda: adapool.adaptive_max_pool2d(x3, 7, return_indices=True)])
+
+
+# ---- global max pooling of float32 planes (adapool_max_plane_f32) ---------------------------
+# Planes of 16 elements or more: the maximum by vector max, then the first element equal to
+# it from the compare masks (64 a step); planes holding NaN are rescanned by torch's rule.
+# Sizes around the kernel's edges: 16 (two accumulators, no tail), 17 (tail of one), 24 (a
+# third vector), 49 and the other unrolled sizes, 63/64/65 and 130 (a second group of 64).
+GLOBAL_PLANES = [(4, 4), (1, 17), (3, 8), (5, 5), (6, 6), (7, 7), (9, 7), (8, 8), (9, 9), (1, 63), (13, 5),
+                 (1, 65), (10, 10), (10, 13), (56, 56)]
+
+
+def _check_global(x):
+    """adaptive_max_pool2d(x, 1) with and without indices, and max_pool2d over the whole plane,
+    against the reference: values bit for bit (NaN payloads, -0.0) and indices."""
+    ref_y, ref_i = adaptive_max_pool_ref(np.ascontiguousarray(x), (1, 1))
+    y, i = adapool.adaptive_max_pool2d(x, 1, return_indices=True)
+    np.testing.assert_array_equal(i, ref_i)
+    assert np.array_equal(y.view(np.uint32), ref_y.view(np.uint32))
+    assert np.array_equal(adapool.adaptive_max_pool2d(x, 1).view(np.uint32), y.view(np.uint32))
+    y2, i2 = adapool.max_pool2d(x, x.shape[-2:], return_indices=True)
+    np.testing.assert_array_equal(i2, ref_i)
+    assert np.array_equal(y2.view(np.uint32), ref_y.view(np.uint32))
+
+
+@pytest.mark.parametrize("hw", GLOBAL_PLANES)
+@pytest.mark.parametrize("c", [1, 5, 64])
+def test_global_max_matches_the_reference_bit_for_bit(hw, c, rng):
+    _check_global(hostile(rng, (2, c) + hw, np.float32))
+    # random reals (one maximum per plane, anywhere) and integer ties (the first wins)
+    _check_global(rng.standard_normal((2, c) + hw).astype(np.float32))
+    _check_global(rng.integers(-2, 3, (2, c) + hw).astype(np.float32))
+
+
+@pytest.mark.parametrize("hw", GLOBAL_PLANES)
+def test_global_max_window_rules_at_every_position(hw):
+    """One plane per position p of the marked element: the maximum there (after a tie of the
+    same value later, and a -0.0/+0.0 pair), a NaN there (and a later NaN with its own payload
+    in the next plane), a plane all -inf but one finite element at p, all -inf."""
+    H, W = hw
+    P = H * W
+    planes = []
+    for p in range(P):
+        a = np.zeros(P, np.float32)
+        a[p] = 7
+        if p + 1 < P:
+            a[-1] = 7                   # a later tie: p stays the pick
+        planes.append(a)
+        b = np.full(P, -1.0, np.float32)
+        b[p] = np.nan
+        planes.append(b)
+        c = np.full(P, -1.0, np.float32)
+        c[p] = np.nan
+        c.view(np.uint32)[P - 1 - (p % 2)] = 0x7fc00123 + p   # a later NaN (unless at p): it wins
+        planes.append(c)
+        d = np.full(P, -np.inf, np.float32)
+        d[p] = -3.0e38
+        planes.append(d)
+        e = np.full(P, -1.0, np.float32)
+        e[p] = -0.0
+        e[(p + 1) % P] = 0.0            # the first zero in row-major order wins, whatever its sign
+        planes.append(e)
+    planes.append(np.full(P, -np.inf, np.float32))
+    x = np.stack(planes).reshape(1, len(planes), H, W)
+    _check_global(x)
+    y, i = adapool.adaptive_max_pool2d(x, 1, return_indices=True)
+    assert i[0, -1, 0, 0] == 0 and y[0, -1, 0, 0] == -np.inf
+    assert np.all(i[0, 0:-1:5, 0, 0] == np.arange(P))
+
+
+@settings(max_examples=60, deadline=None)
+@given(n=st.integers(1, 3), c=st.integers(1, 20), h=st.integers(1, 20), w=st.integers(1, 20),
+       layout=st.sampled_from(["contiguous", "strided_rows", "negative", "channels_last"]),
+       kind=st.sampled_from(["hostile", "ties", "reals"]), seed=st.integers(0, 2**32 - 1))
+def test_property_global_max_against_the_reference(n, c, h, w, layout, kind, seed):
+    r = np.random.default_rng(seed)
+    x = {"hostile": lambda: hostile(r, (n, c, h, w), np.float32),
+         "ties": lambda: r.integers(-1, 2, (n, c, h, w)).astype(np.float32),
+         "reals": lambda: r.standard_normal((n, c, h, w)).astype(np.float32)}[kind]()
+    ref_y, ref_i = adaptive_max_pool_ref(x, (1, 1))
+    y, i = adapool.adaptive_max_pool2d(with_layout(x, layout), 1, return_indices=True)
+    np.testing.assert_array_equal(i, ref_i)
+    assert np.array_equal(y.view(np.uint32), ref_y.view(np.uint32))
+
+
+def test_global_max_matches_torch_bit_for_bit(torch_oracle, rng):
+    F = torch_oracle.nn.functional
+    for shape in [(32, 64, 7, 7), (2, 9, 8, 8), (1, 3, 13, 5), (2, 4, 56, 56)]:
+        for x in (hostile(rng, shape, np.float32), rng.integers(-2, 3, shape).astype(np.float32)):
+            y, i = adapool.adaptive_max_pool2d(x, 1, return_indices=True)
+            ty, ti = F.adaptive_max_pool2d(torch_oracle.from_numpy(x), 1, return_indices=True)
+            np.testing.assert_array_equal(i, ti.numpy())
+            assert np.array_equal(y.view(np.uint32), ty.numpy().view(np.uint32))
+    x = hostile(rng, (3, 5, 49), np.float32)      # 1-d and 3-d global windows take the same kernel
+    y, i = adapool.adaptive_max_pool1d(x, 1, return_indices=True)
+    ty, ti = F.adaptive_max_pool1d(torch_oracle.from_numpy(x), 1, return_indices=True)
+    np.testing.assert_array_equal(i, ti.numpy())
+    assert np.array_equal(y.view(np.uint32), ty.numpy().view(np.uint32))
+    x = hostile(rng, (2, 3, 4, 5, 6), np.float32)
+    y, i = adapool.adaptive_max_pool3d(x, 1, return_indices=True)
+    ty, ti = F.adaptive_max_pool3d(torch_oracle.from_numpy(x), 1, return_indices=True)
+    np.testing.assert_array_equal(i, ti.numpy())
+    assert np.array_equal(y.view(np.uint32), ty.numpy().view(np.uint32))
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="guard pages through mprotect: Linux only")
+@pytest.mark.parametrize("shape", [(1, 1, 4, 4), (1, 3, 7, 7), (2, 1, 1, 17), (1, 1, 9, 9)])
+def test_global_max_never_reads_past_the_array(shape, rng):
+    x, buf = _guarded(shape)
+    x[...] = hostile(rng, shape, np.float32)
+    _check_global(x)
+    del x
+    buf.close()
+
+
+def test_global_max_one_thread_and_two_give_the_same_bits(rng):
+    x = hostile(rng, (8, 256, 7, 7), np.float32)
+    x2 = rng.integers(-1, 2, (4, 64, 10, 13)).astype(np.float32)
+    assert_same_bits_on_1_and_2_threads([lambda: adapool.adaptive_max_pool2d(x, 1, return_indices=True),
+                                         lambda: adapool.adaptive_max_pool2d(x2, 1, return_indices=True)])
