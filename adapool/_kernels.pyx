@@ -1676,15 +1676,20 @@ cdef inline void _max_row_windows(const real_t* row, real_t* y, int64_t* yi, con
 cdef void _max_fwd_planar(const real_t* x, real_t* y, int64_t* yi, const Win* w,
                           const Geom* g, double* scratch, Py_ssize_t begin,
                           Py_ssize_t end) noexcept nogil:
-    # Two passes instead of torch's one, same result: (1) column maxima and NaN flags over the
-    # window's rows, independent lanes that vectorise; (2) per output, the maximum of its
-    # columns, then a scan for the element torch's rule picks. A single pass carries a
+    # Two passes instead of torch's one, same result: (1) column maxima, NaN flags and the row
+    # of each column's first maximum over the window's rows, independent lanes that vectorise;
+    # (2) per output, the maximum of its columns, then torch's pick: from the kept rows (2-d
+    # windows without NaN), else by a scan of the window. A single pass carries a
     # compare-select dependency through every element, several cycles each.
     cdef Walk at = _walk_from(begin, g.c, g.od, g.oh)
     cdef real_t* colmax = <real_t*>scratch                 # float/double input
     cdef double* colmax_h = scratch                        # float16 input, as float64
-    cdef unsigned char* colnan = <unsigned char*>(scratch + g.w)
-    cdef Py_ssize_t it, id, ih, iw, ow, n, c, od, oh, o, pick, off
+    cdef unsigned char* colnan = <unsigned char*>(scratch + g.w)   # float16 only
+    # the row of each column's first maximum, as wide as the element (lanes that vectorise)
+    cdef int32_t* colrow32 = <int32_t*>(scratch + g.w)
+    cdef int64_t* colrow64 = <int64_t*>(scratch + g.w)
+    cdef Py_ssize_t it, id, ih, iw, ow, n, c, od, oh, o, pick, off, r, col
+    cdef bint take
     cdef const real_t* plane
     cdef const real_t* row
     cdef real_t v
@@ -1718,14 +1723,26 @@ cdef void _max_fwd_planar(const real_t* x, real_t* y, int64_t* yi, const Win* w,
                             colnan[iw] = colnan[iw] | (vh != vh)
                 elif first:
                     for iw in range(g.w):
+                        colmax[iw] = row[iw]
+                    if real_t is float:
+                        for iw in range(g.w):
+                            colrow32[iw] = <int32_t>ih
+                    else:
+                        for iw in range(g.w):
+                            colrow64[iw] = ih
+                elif real_t is float:
+                    # torch's rule per column: a NaN, once taken, stays (x > NaN is false)
+                    for iw in range(g.w):
                         v = row[iw]
-                        colmax[iw] = v
-                        colnan[iw] = v != v
+                        take = (v > colmax[iw]) | (v != v)
+                        colmax[iw] = v if take else colmax[iw]
+                        colrow32[iw] = <int32_t>ih if take else colrow32[iw]
                 else:
                     for iw in range(g.w):
                         v = row[iw]
-                        colmax[iw] = v if v > colmax[iw] else colmax[iw]
-                        colnan[iw] = colnan[iw] | (v != v)
+                        take = (v > colmax[iw]) | (v != v)
+                        colmax[iw] = v if take else colmax[iw]
+                        colrow64[iw] = ih if take else colrow64[iw]
                 first = False
         o = n * g.ys[0] + c * g.ys[1] + od * g.ys[2] + oh * g.ys[3]
         for ow in range(g.ow):
@@ -1734,12 +1751,33 @@ cdef void _max_fwd_planar(const real_t* x, real_t* y, int64_t* yi, const Win* w,
             for iw in range(w.w0[ow], w.w1[ow]):
                 if real_t is half_bits:
                     vh = colmax_h[iw]
+                    has_nan = has_nan | colnan[iw]
                 else:
                     vh = colmax[iw]
+                    has_nan = has_nan | (vh != vh)
                 best = vh if vh > best else best
-                has_nan = has_nan | colnan[iw]
-            pick = _find_in_window(plane, g, w.d0[od], w.d1[od], w.h0[oh], w.h1[oh],
-                                   w.w0[ow], w.w1[ow], best, has_nan, &off)
+            if real_t is not half_bits and not has_nan and w.d1[od] - w.d0[od] == 1 and (
+                    real_t is double or g.h <= 2147483647):
+                # The first maximum in row-major order: of the columns whose maximum is the
+                # window's, the one whose first maximum lies in the earliest row (then the
+                # leftmost), from the rows kept in pass (1), not a rescan of the window.
+                r = w.h1[oh]
+                col = w.w0[ow]
+                for iw in range(w.w0[ow], w.w1[ow]):
+                    if real_t is float:
+                        if colmax[iw] == best and colrow32[iw] < r:
+                            r = colrow32[iw]
+                            col = iw
+                    elif colmax[iw] == best and colrow64[iw] < r:
+                        r = colrow64[iw]
+                        col = iw
+                if r == w.h1[oh]:   # all -inf: the window's first element
+                    r = w.h0[oh]
+                off = w.d0[od] * g.xs[2] + r * g.xs[3] + col
+                pick = (w.d0[od] * g.h + r) * g.w + col
+            else:
+                pick = _find_in_window(plane, g, w.d0[od], w.d1[od], w.h0[oh], w.h1[oh],
+                                       w.w0[ow], w.w1[ow], best, has_nan, &off)
             if yi != NULL:
                 yi[o + ow * g.ys[4]] = pick
             # The picked element itself: the NaN with its payload, or the first maximum
@@ -2520,7 +2558,8 @@ cdef int _run(int kind, const real_t* src, real_t* dst, int64_t* idx, const int6
         per_thread = 0
     elif kind == MAX_FWD:
         nitems = g.n * g.od * g.oh * nblocks
-        # channels-last: values + indices per column; planar: column maxima + NaN flags
+        # channels-last: values + indices per column; planar: column maxima + their rows (NaN
+        # flags for float16)
         per_thread = 2 * g.ow * cblock if cl else 2 * g.w
     else:
         nitems = g.n * nblocks
