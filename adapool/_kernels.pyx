@@ -477,7 +477,7 @@ cdef extern from *:
         }
     #undef ADAPOOL_MAX_ROWS_CASE
     }
-    /* Global max of one dense plane of P >= 8 floats (P < 2^31): torch's pick, the plane
+    /* Global max of one dense plane of P >= 8 floats: torch's pick, the plane
        index of the last NaN or else of the first maximum (the first element if all are
        -inf). Two passes over the plane (from L1 the second time): the maximum by two
        independent chains of vector max (exact without NaN, a zero's sign aside, which ==
@@ -1788,7 +1788,7 @@ cdef void _max_fwd_planar(const real_t* x, real_t* y, int64_t* yi, const Win* w,
 
 cdef inline bint _max_plane_simd(Py_ssize_t P) noexcept nogil:
     """Whether float32 global max pooling of P-element planes takes adapool_max_plane_f32."""
-    return ADAPOOL_HAS_ROWS and 16 <= P < 2147483647   # below 16: the tile path, as fast
+    return ADAPOOL_HAS_ROWS and P >= 16   # below 16: the tile path, as fast
 
 
 # Global max of dense planes: the plane is one run. Eight independent maxima over it (they
