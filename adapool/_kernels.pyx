@@ -549,8 +549,40 @@ cdef extern from *:
             default: return adapool_max_plane_body(p, P);
         }
     }
+    /* The planar max kernel's pick for a window at most 8 columns wide (float32): colmax and
+       colrow hold each column's maximum and the row of its first maximum (torch's rule per
+       column); lanes from w0, kw of them valid (the scratch has 8 lanes of room past W). The
+       column of torch's pick (the earliest row among the columns holding the window's
+       maximum, then the leftmost) with its row in *row, or -1 when a column holds NaN. */
+    static inline ptrdiff_t adapool_pick8_f32(const float* colmax, const int32_t* colrow, ptrdiff_t w0,
+                                              int kw, int32_t* row) {
+        const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+        __m256 valid = _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32(kw), lane));
+        __m256 v = _mm256_loadu_ps(colmax + w0), m, eq;
+        __m256i r = _mm256_loadu_si256((const __m256i*)(colrow + w0)), rr;
+        if (_mm256_movemask_ps(_mm256_and_ps(_mm256_cmp_ps(v, v, _CMP_UNORD_Q), valid)))
+            return -1;
+        v = _mm256_blendv_ps(_mm256_set1_ps(-INFINITY), v, valid);
+        m = _mm256_max_ps(v, _mm256_permute2f128_ps(v, v, 1));
+        m = _mm256_max_ps(m, _mm256_permute_ps(m, _MM_SHUFFLE(1, 0, 3, 2)));
+        m = _mm256_max_ps(m, _mm256_permute_ps(m, _MM_SHUFFLE(2, 3, 0, 1)));
+        eq = _mm256_and_ps(_mm256_cmp_ps(v, m, _CMP_EQ_OQ), valid);   /* all -inf: every valid lane */
+        rr = _mm256_castps_si256(_mm256_blendv_ps(_mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff)),
+                                                  _mm256_castsi256_ps(r), eq));
+        rr = _mm256_min_epi32(rr, _mm256_permute2x128_si256(rr, rr, 1));
+        rr = _mm256_min_epi32(rr, _mm256_shuffle_epi32(rr, _MM_SHUFFLE(1, 0, 3, 2)));
+        rr = _mm256_min_epi32(rr, _mm256_shuffle_epi32(rr, _MM_SHUFFLE(2, 3, 0, 1)));
+        *row = _mm256_cvtsi256_si32(rr);
+        eq = _mm256_and_ps(eq, _mm256_castsi256_ps(_mm256_cmpeq_epi32(r, rr)));
+        return w0 + __builtin_ctz((unsigned)_mm256_movemask_ps(eq));
+    }
     #else
     #define ADAPOOL_HAS_ROWS 0
+    static inline ptrdiff_t adapool_pick8_f32(const float* colmax, const int32_t* colrow, ptrdiff_t w0,
+                                              int kw, int32_t* row) {
+        (void)colmax; (void)colrow; (void)w0; (void)kw; (void)row;   /* never called: ADAPOOL_HAS_ROWS is 0 */
+        return -1;
+    }
     static ptrdiff_t adapool_max_plane_f32(const float* p, ptrdiff_t P) {
         (void)p; (void)P;   /* never called: ADAPOOL_HAS_ROWS is 0 */
         return 0;
@@ -674,6 +706,8 @@ cdef extern from *:
     int adapool_any_nonfinite_f64(const double* a, Py_ssize_t n) noexcept nogil
     void adapool_flag(int* f) noexcept nogil
     Py_ssize_t adapool_max_plane_f32(const float* p, Py_ssize_t P) noexcept nogil
+    Py_ssize_t adapool_pick8_f32(const float* colmax, const int32_t* colrow, Py_ssize_t w0, int kw,
+                                 int32_t* row) noexcept nogil
     void adapool_max_rows_f32(const float* x, Py_ssize_t xps, Py_ssize_t xrs, const float* xend,
                               Py_ssize_t W, float* y, int64_t* yi, Py_ssize_t yps, Py_ssize_t nplanes,
                               Py_ssize_t oh, Py_ssize_t ow, const int64_t* h0, const int64_t* h1,
@@ -1686,8 +1720,10 @@ cdef void _max_fwd_planar(const real_t* x, real_t* y, int64_t* yi, const Win* w,
     cdef double* colmax_h = scratch                        # float16 input, as float64
     cdef unsigned char* colnan = <unsigned char*>(scratch + g.w)   # float16 only
     # the row of each column's first maximum, as wide as the element (lanes that vectorise)
-    cdef int32_t* colrow32 = <int32_t*>(scratch + g.w)
-    cdef int64_t* colrow64 = <int64_t*>(scratch + g.w)
+    # (8 lanes of room past W, for adapool_pick8_f32's loads of the last columns)
+    cdef int32_t* colrow32 = <int32_t*>(scratch + g.w + 8)
+    cdef int64_t* colrow64 = <int64_t*>(scratch + g.w + 8)
+    cdef int32_t r32
     cdef Py_ssize_t it, id, ih, iw, ow, n, c, od, oh, o, pick, off, r, col
     cdef bint take
     cdef const real_t* plane
@@ -1746,6 +1782,16 @@ cdef void _max_fwd_planar(const real_t* x, real_t* y, int64_t* yi, const Win* w,
                 first = False
         o = n * g.ys[0] + c * g.ys[1] + od * g.ys[2] + oh * g.ys[3]
         for ow in range(g.ow):
+            if (real_t is float and ADAPOOL_HAS_ROWS and 0 < w.w1[ow] - w.w0[ow] <= 8
+                    and w.d1[od] - w.d0[od] == 1 and g.h <= 2147483647):
+                col = adapool_pick8_f32(<const float*>colmax, colrow32, w.w0[ow], w.w1[ow] - w.w0[ow], &r32)
+                if col >= 0:
+                    off = w.d0[od] * g.xs[2] + r32 * g.xs[3] + col
+                    if yi != NULL:
+                        yi[o + ow * g.ys[4]] = (w.d0[od] * g.h + r32) * g.w + col
+                    y[o + ow * g.ys[4]] = plane[off]
+                    continue
+                # a column holds NaN: the scan below
             best = -INFINITY
             has_nan = False
             for iw in range(w.w0[ow], w.w1[ow]):
@@ -2560,7 +2606,7 @@ cdef int _run(int kind, const real_t* src, real_t* dst, int64_t* idx, const int6
         nitems = g.n * g.od * g.oh * nblocks
         # channels-last: values + indices per column; planar: column maxima + their rows (NaN
         # flags for float16)
-        per_thread = 2 * g.ow * cblock if cl else 2 * g.w
+        per_thread = 2 * g.ow * cblock if cl else 2 * g.w + 16
     else:
         nitems = g.n * nblocks
         per_thread = 0

@@ -2,7 +2,8 @@
 channels than a tile): pass (1) keeps each column's maximum and the row of its first maximum
 (torch's rule per column, so a NaN sticks); pass (2) picks, among the window's columns whose
 maximum is the window's, the one whose first maximum lies in the earliest row, then the
-leftmost; windows holding NaN are rescanned for their last NaN. These tests put the maximum,
+leftmost (float32 windows at most 8 wide: in one AVX2 vector); windows holding NaN are
+rescanned for their last NaN. These tests put the maximum,
 its ties, NaNs, signed zeros and -inf where that order matters, in float32 and float64."""
 import numpy as np
 import pytest
@@ -15,7 +16,10 @@ from reference import adaptive_max_pool_ref
 
 # (70, 70) planes take the planar kernel at any channel count (4900 > 4096 elements); (9, 11)
 # planes take it with fewer channels than a tile (3 < 8).
-SHAPES = [((1, 2, 70, 70), (3, 3)), ((1, 2, 70, 70), (7, 4)), ((2, 3, 9, 11), (2, 3)), ((2, 3, 9, 11), (4, 5))]
+# Windows at most 8 wide (float32, AVX2) take one vector pick (adapool_pick8_f32): (70, 70) -> 10
+# (7 and 8 wide, the last reaching the plane's right edge), (64, 64) -> 8 (exactly 8), (9, 11).
+SHAPES = [((1, 2, 70, 70), (3, 3)), ((1, 2, 70, 70), (7, 4)), ((2, 3, 9, 11), (2, 3)), ((2, 3, 9, 11), (4, 5)),
+          ((1, 2, 70, 70), (10, 10)), ((1, 3, 64, 64), (8, 8)), ((1, 2, 70, 70), (5, 35))]
 
 
 def check(x, o):
