@@ -1710,10 +1710,11 @@ cdef inline void _max_row_windows(const real_t* row, real_t* y, int64_t* yi, con
 cdef void _max_fwd_planar(const real_t* x, real_t* y, int64_t* yi, const Win* w,
                           const Geom* g, double* scratch, Py_ssize_t begin,
                           Py_ssize_t end) noexcept nogil:
-    # Two passes instead of torch's one, same result: (1) column maxima, NaN flags and the row
-    # of each column's first maximum over the window's rows, independent lanes that vectorise;
-    # (2) per output, the maximum of its columns, then torch's pick: from the kept rows (2-d
-    # windows without NaN), else by a scan of the window. A single pass carries a
+    # Two passes instead of torch's one, same result: (1) column maxima by torch's rule per
+    # column (a NaN sticks; float16 keeps NaN flags instead) and the row of each column's first
+    # maximum, over the window's rows, independent lanes that vectorise; (2) per output, the
+    # maximum of its columns, then torch's pick: from the kept rows (2-d windows without NaN;
+    # windows up to 8 wide in one vector), else by a scan of the window. A single pass carries a
     # compare-select dependency through every element, several cycles each.
     cdef Walk at = _walk_from(begin, g.c, g.od, g.oh)
     cdef real_t* colmax = <real_t*>scratch                 # float/double input
