@@ -477,6 +477,12 @@ cdef extern from *:
         }
     #undef ADAPOOL_MAX_ROWS_CASE
     }
+    /* The maximum of v's eight lanes in every lane (NaN-free v; a zero's sign is either's). */
+    static inline __m256 adapool_hmax8(__m256 v) {
+        v = _mm256_max_ps(v, _mm256_permute2f128_ps(v, v, 1));
+        v = _mm256_max_ps(v, _mm256_permute_ps(v, _MM_SHUFFLE(1, 0, 3, 2)));
+        return _mm256_max_ps(v, _mm256_permute_ps(v, _MM_SHUFFLE(2, 3, 0, 1)));
+    }
     /* Global max of one dense plane of P >= 8 floats: torch's pick, the plane
        index of the last NaN or else of the first maximum (the first element if all are
        -inf). Two passes over the plane (from L1 the second time): the maximum by two
@@ -501,11 +507,7 @@ cdef extern from *:
             m0 = _mm256_max_ps(m0, a);
             un = _mm256_or_ps(un, _mm256_cmp_ps(a, a, _CMP_UNORD_Q));
         }
-        m0 = _mm256_max_ps(m0, m1);
-        m0 = _mm256_max_ps(m0, _mm256_permute2f128_ps(m0, m0, 1));
-        m0 = _mm256_max_ps(m0, _mm256_permute_ps(m0, _MM_SHUFFLE(1, 0, 3, 2)));
-        m0 = _mm256_max_ps(m0, _mm256_permute_ps(m0, _MM_SHUFFLE(2, 3, 0, 1)));
-        m = _mm256_cvtss_f32(m0);
+        m = _mm256_cvtss_f32(adapool_hmax8(_mm256_max_ps(m0, m1)));
         for (i = n8; i < P; i++) {
             v = p[i];
             m = v > m ? v : m;
@@ -537,7 +539,7 @@ cdef extern from *:
         return 0;   /* not reached: some element equals the maximum */
     }
     static ptrdiff_t adapool_max_plane_f32(const float* p, ptrdiff_t P) {
-        /* common plane sizes as constants: gcc unrolls their loops (7x7: 10 -> 5 ns a plane) */
+        /* common plane sizes as constants: gcc unrolls their loops (7x7: 10 -> 7 ns a plane) */
         switch (P) {
             case 16: return adapool_max_plane_body(p, 16);
             case 25: return adapool_max_plane_body(p, 25);
@@ -563,9 +565,7 @@ cdef extern from *:
         if (_mm256_movemask_ps(_mm256_and_ps(_mm256_cmp_ps(v, v, _CMP_UNORD_Q), valid)))
             return -1;
         v = _mm256_blendv_ps(_mm256_set1_ps(-INFINITY), v, valid);
-        m = _mm256_max_ps(v, _mm256_permute2f128_ps(v, v, 1));
-        m = _mm256_max_ps(m, _mm256_permute_ps(m, _MM_SHUFFLE(1, 0, 3, 2)));
-        m = _mm256_max_ps(m, _mm256_permute_ps(m, _MM_SHUFFLE(2, 3, 0, 1)));
+        m = adapool_hmax8(v);
         eq = _mm256_and_ps(_mm256_cmp_ps(v, m, _CMP_EQ_OQ), valid);   /* all -inf: every valid lane */
         rr = _mm256_castps_si256(_mm256_blendv_ps(_mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff)),
                                                   _mm256_castsi256_ps(r), eq));
@@ -1726,7 +1726,7 @@ cdef void _max_fwd_planar(const real_t* x, real_t* y, int64_t* yi, const Win* w,
     cdef int64_t* colrow64 = <int64_t*>(scratch + g.w + 8)
     cdef int32_t r32
     cdef Py_ssize_t it, id, ih, iw, ow, n, c, od, oh, o, pick, off, r, col
-    cdef bint take
+    cdef bint take, rows_pick
     cdef const real_t* plane
     cdef const real_t* row
     cdef real_t v
@@ -1782,9 +1782,12 @@ cdef void _max_fwd_planar(const real_t* x, real_t* y, int64_t* yi, const Win* w,
                         colrow64[iw] = ih if take else colrow64[iw]
                 first = False
         o = n * g.ys[0] + c * g.ys[1] + od * g.ys[2] + oh * g.ys[3]
+        # the kept rows give the pick: 2-d windows (rows of one D index), rows that fit the
+        # row lanes (int32 for float32)
+        rows_pick = (real_t is not half_bits and w.d1[od] - w.d0[od] == 1
+                     and (real_t is double or g.h <= 2147483647))
         for ow in range(g.ow):
-            if (real_t is float and ADAPOOL_HAS_ROWS and 0 < w.w1[ow] - w.w0[ow] <= 8
-                    and w.d1[od] - w.d0[od] == 1 and g.h <= 2147483647):
+            if real_t is float and ADAPOOL_HAS_ROWS and rows_pick and 0 < w.w1[ow] - w.w0[ow] <= 8:
                 col = adapool_pick8_f32(<const float*>colmax, colrow32, w.w0[ow], w.w1[ow] - w.w0[ow], &r32)
                 if col >= 0:
                     off = w.d0[od] * g.xs[2] + r32 * g.xs[3] + col
@@ -1803,8 +1806,7 @@ cdef void _max_fwd_planar(const real_t* x, real_t* y, int64_t* yi, const Win* w,
                     vh = colmax[iw]
                     has_nan = has_nan | (vh != vh)
                 best = vh if vh > best else best
-            if real_t is not half_bits and not has_nan and w.d1[od] - w.d0[od] == 1 and (
-                    real_t is double or g.h <= 2147483647):
+            if rows_pick and not has_nan:
                 # The first maximum in row-major order: of the columns whose maximum is the
                 # window's, the one whose first maximum lies in the earliest row (then the
                 # leftmost), from the rows kept in pass (1), not a rescan of the window.
@@ -1838,54 +1840,53 @@ cdef inline bint _max_plane_simd(Py_ssize_t P) noexcept nogil:
     return ADAPOOL_HAS_ROWS and P >= 16   # below 16: the tile path, as fast
 
 
-# Global max of dense planes: the plane is one run. Eight independent maxima over it (they
-# vectorise), then the scan for torch's pick, as in the planar kernel.
+# Global max of dense planes: the plane is one run. float32 planes of 16 elements or more take
+# adapool_max_plane_f32; others eight independent maxima over the run (they vectorise), then
+# the scan for torch's pick, as in the planar kernel.
+
+cdef inline Py_ssize_t _plane_pick(const real_t* p, Py_ssize_t P) noexcept nogil:
+    """Torch's pick in a dense plane of P elements: the last NaN, else the first maximum."""
+    cdef Py_ssize_t i, j, rows = P // 8
+    cdef double m[8]
+    cdef double v, best
+    cdef bint has_nan = False
+    for j in range(8):
+        m[j] = -INFINITY
+    for i in range(rows):
+        for j in range(8):
+            v = _load(p[8 * i + j])
+            m[j] = v if v > m[j] else m[j]
+            has_nan = has_nan | (v != v)
+    best = -INFINITY
+    for j in range(8):
+        best = m[j] if m[j] > best else best
+    for i in range(rows * 8, P):
+        v = _load(p[i])
+        best = v if v > best else best
+        has_nan = has_nan | (v != v)
+    if has_nan:
+        for i in range(P - 1, -1, -1):
+            v = _load(p[i])
+            if v != v:
+                return i
+    else:
+        for i in range(P):
+            if _load(p[i]) == best:
+                return i
+    return 0
+
 
 cdef void _max_fwd_global(const real_t* x, real_t* y, int64_t* yi, const Geom* g,
                           Py_ssize_t begin, Py_ssize_t end) noexcept nogil:
     cdef Walk at = _walk_from(begin, 1, 1, g.c)
-    cdef Py_ssize_t P = g.d * g.h * g.w, it, i, j, rows = P // 8, o, pick
+    cdef Py_ssize_t P = g.d * g.h * g.w, it, o, pick
     cdef const real_t* p
-    cdef double m[8]
-    cdef double v, best
-    cdef bint has_nan
     for it in range(begin, end):
         p = x + at.i0 * g.xs[0] + at.i3 * g.xs[1]
         if real_t is float and _max_plane_simd(P):
             pick = adapool_max_plane_f32(p, P)
-            o = at.i0 * g.ys[0] + at.i3 * g.ys[1]
-            y[o] = p[pick]
-            if yi != NULL:
-                yi[o] = pick
-            _step(&at)
-            continue
-        for j in range(8):
-            m[j] = -INFINITY
-        has_nan = False
-        for i in range(rows):
-            for j in range(8):
-                v = _load(p[8 * i + j])
-                m[j] = v if v > m[j] else m[j]
-                has_nan = has_nan | (v != v)
-        best = -INFINITY
-        for j in range(8):
-            best = m[j] if m[j] > best else best
-        for i in range(rows * 8, P):
-            v = _load(p[i])
-            best = v if v > best else best
-            has_nan = has_nan | (v != v)
-        pick = 0
-        if has_nan:
-            for i in range(P - 1, -1, -1):
-                v = _load(p[i])
-                if v != v:
-                    pick = i
-                    break
         else:
-            for i in range(P):
-                if _load(p[i]) == best:
-                    pick = i
-                    break
+            pick = _plane_pick(p, P)
         o = at.i0 * g.ys[0] + at.i3 * g.ys[1]
         y[o] = p[pick]
         if yi != NULL:
