@@ -583,9 +583,7 @@ def _argmax_form(spec, kernel, stride):
         return None
     if all(o == 1 for o in spec.out[1:]):
         return "runs"
-    # kh <= 32: onnx's reference evaluator gathers along an axis of at most 32 (numpy 1's
-    # np.choose) or 64 choices
-    if spec.nd == 2 and kernel[1] >= SEPARABLE_MIN_ROW and kernel[0] <= 32:
+    if spec.nd == 2 and kernel[1] >= SEPARABLE_MIN_ROW:
         return "separable"
     return None
 
@@ -601,12 +599,11 @@ def _argmax_pool_with_indices(b, spec, x, kernel, form) -> list:
     Values are the elements at the indices, so a -0.0 first maximum stays -0.0.
 
     "runs": each window is a run of the flattened plane, (rows, plane / o): one ArgMax, the
-    element by GatherElements. "separable" (2-d, (kh, kw) windows): ArgMax and ReduceMax
-    along each window row's kw elements, then ArgMax of the row maxima over each window's kh
-    rows picks the first row holding the window's maximum; that row's first maximum is
-    torch's (row-major order). The value is that row maximum, unless some maximum is zero
-    (then the elements themselves, see ``exact``). Indices are per plane from the start, at
-    any batch size."""
+    element by GatherElements. "separable" (2-d, (kh, kw) windows): ReduceMax along each
+    window row's kw elements, then ArgMax of the row maxima over each window's kh rows picks
+    the first row holding the window's maximum; that row alone is gathered (GatherND) and its
+    first maximum, by ArgMax, is torch's (row-major order). Values are the gathered elements
+    at the indices. Indices are per plane from the start, at any batch size."""
     nd, lead = spec.nd, spec.rank - spec.nd
     # the leading dims as Reshape sizes: ints, or Shape(x)'s (not Reshape's 0, which
     # onnxoptimizer's fusion of consecutive Reshapes copies from the wrong tensor)
@@ -627,37 +624,24 @@ def _argmax_pool_with_indices(b, spec, x, kernel, form) -> list:
         y = shaped(b.op("GatherElements", g, k, axis=1), *out)
         indices = b.op("Add", shaped(k, *out), b.const((np.arange(out[0], dtype=np.int64) * run).reshape([-1] + [1] * (nd - 1))))
     else:
-        (H, W), (oh, ow), (kh, kw) = spec.spatial, out, kernel
-        rows = shaped(x, H, ow, kw)
-        col = b.op("ArgMax", rows, axis=lead + 2, keepdims=0)                    # (lead, H, ow)
-        row_max = b.reduce("ReduceMax", rows, [lead + 2], keepdims=False)
+        (H, _), (oh, ow), (kh, kw) = spec.spatial, out, kernel
         # the window's row maxima along axis lead + 1; ArgMax picks the first row holding the
         # maximum (rows of -inf: lowest float on OpenVINO and tract, never above a maximum that
         # passed the check below)
-        r = b.op("ArgMax", shaped(row_max, oh, kh, ow), axis=lead + 1, keepdims=1)
-        c = b.op("GatherElements", shaped(col, oh, kh, ow), r, axis=lead + 1)
-        corner = (np.arange(oh, dtype=np.int64) * kh * W).reshape(oh, 1, 1) + (np.arange(ow, dtype=np.int64) * kw)
-        flat = shaped(b.op("Add", b.op("Add", b.op("Mul", r, b.scalar(W, np.int64)), c), b.const(corner)), oh * ow)
-        indices = shaped(flat, oh, ow)
-        # the window's maximum: the row maximum ArgMax picked (a small gather)
-        y = shaped(b.op("GatherElements", shaped(row_max, oh, kh, ow), r, axis=lead + 1), oh, ow)
-
-        def exact(sub):
-            """ReduceMax's row maxima may hold either zero where the first maximum is -0.0 (or
-            +0.0 after a -0.0): where some maximum is zero, the elements themselves, by GatherND
-            (GatherElements along the plane fails in onnx's evaluator; GatherND cost as much as
-            the rest of the graph, so only then). Not a Where: onnxruntime's turns -0.0 into +0.0."""
-            def elements(subsub):
-                return shaped(subsub.op("GatherND", shaped(x, plane, builder=subsub), subsub.unsqueeze(flat, lead + 1),
-                                        batch_dims=lead), oh, ow, builder=subsub)
-            if sub.if_free:
-                return [elements(sub), indices]
-            smallest = sub.reduce("ReduceMin", sub.op("Concat", sub.op("Reshape", sub.op("Abs", y), sub.ints(-1)),
-                                                      sub.const(np.array([1], spec.dtype)), axis=0), [0], keepdims=False)
-            zero = sub.op("Equal", smallest, sub.scalar(0, spec.dtype))
-            return [_if(sub, zero, elements, lambda subsub: y, spec.dtype), indices]
-        return _if(b, _suspect(b, spec, x, y), lambda sub: _max_with_indices(sub, spec, x, static_axes(sub, spec), static=True),
-                   exact, [spec.dtype, np.int64])
+        row_max = b.reduce("ReduceMax", shaped(x, H, ow, kw), [lead + 2], keepdims=False)
+        r = b.op("ArgMax", shaped(row_max, oh, kh, ow), axis=lead + 1, keepdims=1)   # (lead, oh, 1, ow)
+        # that row of each window, by its number among the plane's (H * ow) rows of kw: one
+        # gathered row a window costs less than ArgMax along every row (benchmarks/README.md)
+        which = b.op("Add", b.op("Mul", r, b.scalar(ow, np.int64)),
+                     b.const((np.arange(oh, dtype=np.int64) * kh * ow).reshape(oh, 1, 1) + np.arange(ow, dtype=np.int64)))
+        picked = b.op("Reshape", b.op("GatherND", shaped(x, H * ow, kw), shaped(which, oh * ow, 1), batch_dims=lead),
+                      b.ints(-1, kw))                                          # (windows, kw)
+        c = b.op("ArgMax", picked, axis=1, keepdims=1)                         # (windows, 1)
+        # the element itself: a -0.0 first maximum keeps its sign (ReduceMax's may not)
+        y = shaped(b.op("GatherElements", picked, c, axis=1), oh, ow)
+        # row number * kw is the row's first element in the plane
+        indices = shaped(b.op("Add", b.op("Mul", shaped(which, oh * ow), b.scalar(kw, np.int64)),
+                              shaped(c, oh * ow)), oh, ow)
     return _if(b, _suspect(b, spec, x, y), lambda sub: _max_with_indices(sub, spec, x, static_axes(sub, spec), static=True),
                lambda sub: [y, indices], [spec.dtype, np.int64])
 
