@@ -612,16 +612,19 @@ def _argmax_pool_with_indices(b, spec, x, kernel, form) -> list:
     def shaped(v, *dims, builder=b):
         return builder.op("Reshape", v, size_vector(builder, lead_dims + list(dims)))
 
+    def first_max(rows):
+        """Each row's first maximum of a 2-d (rows, n) view: its slot (rows, 1) and the element
+        there. Axis 1, counted from the front: onnx's reference evaluator misreads a negative
+        GatherElements axis, and gathers along an axis of more than 64 (numpy's np.choose
+        limit) only from a 2-d (rows, 1) index."""
+        k = b.op("ArgMax", rows, axis=1, keepdims=1)
+        return k, b.op("GatherElements", rows, k, axis=1)
+
     out = list(spec.out)
-    plane = int(np.prod(spec.spatial))
-    # axes are counted from the front: onnx's reference evaluator misreads a negative
-    # GatherElements axis, and gathers along an axis of more than 64 (numpy's np.choose limit)
-    # only from a 2-d (rows, 1) index
     if form == "runs":
-        run = plane // out[0]
-        g = b.op("Reshape", x, b.ints(-1, run))
-        k = b.op("ArgMax", g, axis=1, keepdims=1)                                # (rows, 1)
-        y = shaped(b.op("GatherElements", g, k, axis=1), *out)
+        run = int(np.prod(spec.spatial)) // out[0]
+        k, first = first_max(b.op("Reshape", x, b.ints(-1, run)))
+        y = shaped(first, *out)
         indices = b.op("Add", shaped(k, *out), b.const((np.arange(out[0], dtype=np.int64) * run).reshape([-1] + [1] * (nd - 1))))
     else:
         (H, _), (oh, ow), (kh, kw) = spec.spatial, out, kernel
@@ -636,9 +639,9 @@ def _argmax_pool_with_indices(b, spec, x, kernel, form) -> list:
                      b.const((np.arange(oh, dtype=np.int64) * kh * ow).reshape(oh, 1, 1) + np.arange(ow, dtype=np.int64)))
         picked = b.op("Reshape", b.op("GatherND", shaped(x, H * ow, kw), shaped(which, oh * ow, 1), batch_dims=lead),
                       b.ints(-1, kw))                                          # (windows, kw)
-        c = b.op("ArgMax", picked, axis=1, keepdims=1)                         # (windows, 1)
         # the element itself: a -0.0 first maximum keeps its sign (ReduceMax's may not)
-        y = shaped(b.op("GatherElements", picked, c, axis=1), oh, ow)
+        c, first = first_max(picked)
+        y = shaped(first, oh, ow)
         # row number * kw is the row's first element in the plane
         indices = shaped(b.op("Add", b.op("Mul", shaped(which, oh * ow), b.scalar(kw, np.int64)),
                               shaped(c, oh * ow)), oh, ow)
