@@ -1004,7 +1004,7 @@ cdef void _avg_fwd_planar(const real_t* x, real_t* y, const Win* w, const Geom* 
                             and (g.h == 1 or g.xs[3] == g.w))
     cdef const real_t* first_row
     cdef real_t* out
-    cdef double s
+    cdef double s, s2
     for it in range(begin, end):
         kd = w.d1[at.i2] - w.d0[at.i2]
         kh = w.h1[at.i3] - w.h0[at.i3]
@@ -1021,11 +1021,21 @@ cdef void _avg_fwd_planar(const real_t* x, real_t* y, const Win* w, const Geom* 
             # Rows too short to vectorise: sum each window straight into a register.
             for ow in range(g.ow):
                 s = 0.0
-                for id in range(kd):
-                    for ih in range(kh):
-                        row = first_row + id * g.xs[2] + ih * g.xs[3]
-                        for iw in range(w.w0[ow], w.w1[ow]):
-                            s += _load(row[iw])
+                if w.w1[ow] - w.w0[ow] == 2:
+                    s2 = 0.0
+                    for id in range(kd):
+                        row = first_row + id * g.xs[2] + w.w0[ow]
+                        for ih in range(kh):
+                            s += _load(row[0])
+                            s2 += _load(row[1])
+                            row += g.xs[3]
+                    s = s + s2
+                else:
+                    for id in range(kd):
+                        for ih in range(kh):
+                            row = first_row + id * g.xs[2] + ih * g.xs[3]
+                            for iw in range(w.w0[ow], w.w1[ow]):
+                                s += _load(row[iw])
                 _store(out + ow * g.ys[4], s * _inv(w, g, at.i2, at.i3, ow))
         else:
             _sum_rows(first_row, g.w, kd, g.xs[2], kh, g.xs[3], 1, 0, scratch,
@@ -2579,6 +2589,8 @@ cdef int _run(int kind, const real_t* src, real_t* dst, int64_t* idx, const int6
     cdef Win w = _win(table, rows, &g)
     cdef double* scratch
     cdef double* inv = NULL
+    cdef int64_t divisor, last_divisor = 0
+    cdef double last_inv = _inverse(0)   # a true pair: any divisor (divisor_override: any int) may come first
     cdef int* status
     cdef int64_t* stamps
     cdef int t, rc = 0, overflow = 0
@@ -2670,10 +2682,15 @@ cdef int _run(int kind, const real_t* src, real_t* dst, int64_t* idx, const int6
         return -1
     w.overflow = &overflow
     if inv != NULL:
+        # A division per output costs more than a tiny call's pooling (64 of them: ~0.1 us of
+        # avg_pool3d on 8x8x8); uniform windows share one divisor, so divide when it changes.
         for od in range(g.od):
             for oh in range(g.oh):
                 for ow in range(g.ow):
-                    inv[(od * g.oh + oh) * g.ow + ow] = _inverse(w.dk[od] * w.hk[oh] * w.wk[ow])
+                    divisor = w.dk[od] * w.hk[oh] * w.wk[ow]
+                    if divisor != last_divisor:
+                        last_divisor, last_inv = divisor, _inverse(divisor)
+                    inv[(od * g.oh + oh) * g.ow + ow] = last_inv
         w.inv = inv
     if nthreads == 1:
         status[0] = _range(kind, src, dst, idx, &w, &g, cl, cblock, nslots, tb, scratch, 0, nitems)
@@ -2825,6 +2842,11 @@ def avg_pool_forward(int nd, cnp.ndarray x, cnp.ndarray y, cnp.ndarray table,
                      bint channels_last, Py_ssize_t cblock, int nthreads):
     """Average pooling of x (N, C, *spatial) into y (N, C, *out) over the windows and divisors
     of ``table`` (unbatched: both without N)."""
+    _avg_pool_forward(nd, x, y, table, channels_last, cblock, nthreads)
+
+
+cdef int _avg_pool_forward(int nd, cnp.ndarray x, cnp.ndarray y, cnp.ndarray table,
+                           bint channels_last, Py_ssize_t cblock, int nthreads) except -1:
     cdef Geom g
     cdef int rc, t = cnp.PyArray_TYPE(x)
     _geometry(x, y, nd, channels_last, &g)
@@ -2835,6 +2857,7 @@ def avg_pool_forward(int nd, cnp.ndarray x, cnp.ndarray y, cnp.ndarray table,
     with nogil:
         rc = _dispatch(AVG_FWD, t, src, dst, NULL, tab, NULL, g, channels_last, cblock, nthreads)
     _raise_for(rc)
+    return 0
 
 
 def avg_pool_backward(int nd, cnp.ndarray grad_output, cnp.ndarray grad_input, cnp.ndarray table,
@@ -2855,7 +2878,13 @@ def avg_pool_backward(int nd, cnp.ndarray grad_output, cnp.ndarray grad_input, c
 
 def max_pool_forward(int nd, cnp.ndarray x, cnp.ndarray y, object indices, cnp.ndarray table,
                      bint channels_last, Py_ssize_t cblock, int nthreads):
-    """Max pooling of x into y with torch's indices; ``indices`` has y's shape and layout."""
+    """Max pooling of x into y with torch's indices; ``indices`` has y's shape and layout (None:
+    values only)."""
+    _max_pool_forward(nd, x, y, indices, table, channels_last, cblock, nthreads)
+
+
+cdef int _max_pool_forward(int nd, cnp.ndarray x, cnp.ndarray y, object indices, cnp.ndarray table,
+                           bint channels_last, Py_ssize_t cblock, int nthreads) except -1:
     cdef Geom g
     cdef int rc, t = cnp.PyArray_TYPE(x)
     _geometry(x, y, nd, channels_last, &g)
@@ -2867,12 +2896,18 @@ def max_pool_forward(int nd, cnp.ndarray x, cnp.ndarray y, object indices, cnp.n
     with nogil:
         rc = _dispatch(MAX_FWD, t, src, dst, idx, tab, NULL, g, channels_last, cblock, nthreads)
     _raise_for(rc)
+    return 0
 
 
 def max_pool_forward_dilated(int nd, cnp.ndarray x, cnp.ndarray y, object indices,
                              cnp.ndarray table, bint channels_last, int nthreads):
     """Max pooling over dilated windows: ``table`` holds (start, end, step) per axis, every
     start in [0, size], end <= size and step >= 1 (checked here: the loop reads what they say)."""
+    _max_pool_forward_dilated(nd, x, y, indices, table, channels_last, nthreads)
+
+
+cdef int _max_pool_forward_dilated(int nd, cnp.ndarray x, cnp.ndarray y, object indices,
+                                   cnp.ndarray table, bint channels_last, int nthreads) except -1:
     cdef Geom g
     cdef int rc, t = cnp.PyArray_TYPE(x)
     cdef Py_ssize_t i, o, size
@@ -2896,6 +2931,95 @@ def max_pool_forward_dilated(int nd, cnp.ndarray x, cnp.ndarray y, object indice
     with nogil:
         rc = _dispatch(MAX_FWD_DILATED, t, src, dst, idx, tab, NULL, g, channels_last, g.c, nthreads)
     _raise_for(rc)
+    return 0
+
+
+cdef enum:
+    _REC_AVG = 0
+    _REC_MAX = 1
+    _REC_MAX_DILATED = 2
+    _REC_POOL1D = 3
+
+
+cdef class Recorded:
+    """A forward kernel call that the Python layer repeats unchanged for every call of a plan
+    (adapool._pooling._record_direct): the kernel and every argument but the arrays. A tiny call
+    then makes one method call with the arrays (the kernel's own call, its seven arguments
+    spread from a tuple and converted each time, cost ~0.06-0.1 us of a 1.5-2 us call); run
+    validates x, y and indices as the kernel's own entry point does."""
+    cdef readonly str kernel
+    cdef readonly object head
+    cdef readonly cnp.ndarray table
+    cdef readonly bint channels_last
+    cdef readonly Py_ssize_t cblock
+    cdef readonly int nthreads
+    cdef readonly bint indexed      # a max kernel: run takes indices (or None for values only)
+    cdef int kind
+    cdef int nd
+    cdef int out_ndim
+    cdef cnp.npy_intp out_shape[5]
+    cdef int in_ndim
+    cdef cnp.npy_intp in_shape[5]
+
+    def __init__(self, str kernel, object head, cnp.ndarray table, bint channels_last,
+                 Py_ssize_t cblock, int nthreads, tuple in_shape, tuple out_shape):
+        """``kernel``: "avg_pool_forward", "max_pool_forward", "max_pool_forward_dilated" (head:
+        nd) or "pool1d_fast" (head: its op); the rest as that kernel takes them; ``in_shape``:
+        the only input shape it takes (``table``'s windows are for it); ``out_shape``: the
+        result that ``pool`` allocates."""
+        cdef int i
+        if len(in_shape) > 5 or len(out_shape) != len(in_shape):
+            raise ValueError("a recorded call's input and result have one rank, at most 5")
+        self.in_ndim = self.out_ndim = len(out_shape)
+        for i in range(self.out_ndim):
+            self.in_shape[i], self.out_shape[i] = in_shape[i], out_shape[i]
+        kinds = {"avg_pool_forward": _REC_AVG, "max_pool_forward": _REC_MAX,
+                 "max_pool_forward_dilated": _REC_MAX_DILATED, "pool1d_fast": _REC_POOL1D}
+        if kernel not in kinds:
+            raise ValueError(f"no recorded call for kernel {kernel!r}")
+        self.kind = kinds[kernel]
+        if self.kind == _REC_POOL1D:
+            if not isinstance(head, str):
+                raise TypeError("pool1d_fast's head is its op")
+            self.nd = 1
+        else:
+            self.nd = head
+        self.kernel, self.head, self.table = kernel, head, table
+        self.channels_last, self.cblock, self.nthreads = channels_last, cblock, nthreads
+        self.indexed = self.kind == _REC_MAX or self.kind == _REC_MAX_DILATED
+
+    def run(self, cnp.ndarray x, cnp.ndarray y, object indices=None):
+        """The recorded call on x into y (and ``indices``, max kernels only). Returns False where
+        pool1d_fast declined (having written nothing), else True."""
+        cdef int i
+        if indices is not None and not self.indexed:
+            raise TypeError(f"{self.kernel} takes no indices")
+        # The kernels read x where the table's windows say: only the recorded shape is safe.
+        if cnp.PyArray_NDIM(x) != self.in_ndim:
+            raise ValueError("x is not of the recorded shape")
+        for i in range(self.in_ndim):
+            if cnp.PyArray_DIMS(x)[i] != self.in_shape[i]:
+                raise ValueError("x is not of the recorded shape")
+        if self.kind == _REC_AVG:
+            _avg_pool_forward(self.nd, x, y, self.table, self.channels_last, self.cblock, self.nthreads)
+        elif self.kind == _REC_MAX:
+            _max_pool_forward(self.nd, x, y, indices, self.table, self.channels_last, self.cblock,
+                              self.nthreads)
+        elif self.kind == _REC_MAX_DILATED:
+            _max_pool_forward_dilated(self.nd, x, y, indices, self.table, self.channels_last,
+                                      self.nthreads)
+        else:
+            return _pool1d_fast(self.head, x, y, self.table, self.nthreads) == 1
+        return True
+
+    def pool(self, cnp.ndarray x):
+        """The values-only call into a new C-order array of ``out_shape`` and x's dtype (np.empty
+        from Python costs ~0.1 us more), or None, having written nothing the caller sees, where
+        x is not aligned (the caller copies it) or pool1d_fast declined."""
+        if not cnp.PyArray_ISALIGNED(x):
+            return None
+        y = cnp.PyArray_EMPTY(self.out_ndim, self.out_shape, cnp.PyArray_TYPE(x), 0)
+        return y if self.run(x, y) else None
 
 
 def max_pool_backward(int nd, cnp.ndarray grad_output, cnp.ndarray indices, cnp.ndarray grad_input,

@@ -302,27 +302,33 @@ class _ForwardPlan:
         # calling thread, so their split is fixed); else None: planned per call
         self.serial_block = ((1, _channel_block(c, n * self.rows, 1) if channels_last else c)
                              if elements < PARALLEL_MIN_ELEMENTS else None)
-        # The kernel call _run_plan made for this plan, once it is one that repeats as it is:
-        # (kernel, its first argument, the arguments after x and y and the indices, whether
-        # it takes indices there); see _record_direct.
+        # The kernel call _run_plan made for this plan, once it is one that repeats as it is
+        # (a _kernels.Recorded: the kernel and its arguments but the arrays); see _record_direct.
         self.direct = None
 
 
-def _record_direct(plan: _ForwardPlan, kernel, head, tail: tuple, indexed: bool) -> None:
-    """Remember ``kernel(head, x, y, [indices or None,] *tail)`` as the plan's whole call when nothing in it
-    depends on the call: one thread for every call (serial_block), a C-order result (allocated
-    with np.empty) and no (..., 1) views. For the same key, _run_plan would make the same call
-    again: its choices read only the plan, the key's shape, strides and dtype, and the result's
-    layout; so a tiny call skips them (about 0.3 us of an 8x8 call's 2)."""
+def _record_direct(plan: _ForwardPlan, x: np.ndarray, kernel: str, head, table: np.ndarray,
+                   channels_last: bool = False, block: int = 0, nthreads: int = 1) -> None:
+    """Remember ``kernel(head, x, y, [indices or None,] table, ...)`` as the plan's whole call when
+    nothing in it depends on the call: one thread for every call (serial_block), a C-order result
+    (allocated with np.empty) and no (..., 1) views. For the same key, _run_plan would make the
+    same call again: its choices read only the plan, the key's shape, strides and dtype, and the
+    result's layout; so a tiny call skips them (about 0.3 us of an 8x8 call's 2)."""
     if plan.serial_block is not None and not plan.out_cl and not plan.as_rows:
-        plan.direct = (kernel, head, tail, indexed)
+        plan.direct = _kernels.Recorded(kernel, head, table, channels_last, block, nthreads, x.shape, plan.shape)
 
 
 def _planned(key, input: np.ndarray, return_indices: bool = False):
     """The result of a call through its plan when ``key`` has one and ``input`` is aligned;
     else None (the call is then validated and planned)."""
     plan = _PLANS.get(key)
-    if plan is None or not input.flags.aligned:
+    if plan is None:
+        return None
+    if plan.direct is not None and not return_indices:
+        y = plan.direct.pool(input)   # None for unaligned input
+        if y is not None:
+            return y
+    if not input.flags.aligned:
         return None
     return _run_planned(plan, input, return_indices)
 
@@ -333,14 +339,14 @@ def _run_planned(plan: _ForwardPlan, input: np.ndarray, return_indices: bool):
     if direct is None:
         return _run_plan(plan, input, _empty(plan.shape, input.dtype, plan.out_cl), return_indices)
     y = np.empty(plan.shape, input.dtype)
-    if direct[3]:   # a max kernel: indices only when asked (the adaptive key serves both)
+    if direct.indexed:   # a max kernel: indices only when asked (the adaptive key serves both)
         if return_indices:
             indices = np.empty(plan.shape, np.int64)
-            direct[0](direct[1], input, y, indices, *direct[2])
+            direct.run(input, y, indices)
             return y, indices
-        direct[0](direct[1], input, y, None, *direct[2])
+        direct.run(input, y)
         return y
-    if return_indices or direct[0](direct[1], input, y, *direct[2]) is False:
+    if return_indices or not direct.run(input, y):
         # pool1d_fast takes no indices, and declines (never, for a key it once took)
         return _run_plan(plan, input, y, return_indices)
     return y
@@ -352,7 +358,7 @@ def _run_plan(plan: _ForwardPlan, x: np.ndarray, y: np.ndarray, return_indices: 
     if plan.path1d is not None and y.size and not return_indices:
         nthreads, _ = plan.serial_block or _plan(*plan.nc, plan.rows, x.size, plan.channels_last)
         if _kernels.pool1d_fast(plan.path1d, x, y, plan.table1d, nthreads):
-            _record_direct(plan, _kernels.pool1d_fast, plan.path1d, (plan.table1d, nthreads), False)
+            _record_direct(plan, x, "pool1d_fast", plan.path1d, plan.table1d, nthreads=nthreads)
             return y
     nd, xk, yk = plan.nd, x, y
     if plan.as_rows:
@@ -366,18 +372,16 @@ def _run_plan(plan: _ForwardPlan, x: np.ndarray, y: np.ndarray, return_indices: 
             nthreads, block = plan.serial_block or _plan(*plan.nc, plan.rows, x.size, plan.channels_last)
             if plan.dilated:
                 _kernels.max_pool_forward_dilated(nd, xk, yk, ik, plan.table, plan.channels_last, nthreads)
-                _record_direct(plan, _kernels.max_pool_forward_dilated, nd,
-                               (plan.table, plan.channels_last, nthreads), True)
+                _record_direct(plan, x, "max_pool_forward_dilated", nd, plan.table, plan.channels_last,
+                               nthreads=nthreads)
             else:
                 _kernels.max_pool_forward(nd, xk, yk, ik, plan.table, plan.channels_last, block, nthreads)
-                _record_direct(plan, _kernels.max_pool_forward, nd,
-                               (plan.table, plan.channels_last, block, nthreads), True)
+                _record_direct(plan, x, "max_pool_forward", nd, plan.table, plan.channels_last, block, nthreads)
         return (y, indices) if return_indices else y
     if y.size:
         nthreads, block = plan.serial_block or _plan(*plan.nc, plan.rows, x.size, plan.channels_last)
         _kernels.avg_pool_forward(nd, xk, yk, plan.table, plan.channels_last, block, nthreads)
-        _record_direct(plan, _kernels.avg_pool_forward, nd, (plan.table, plan.channels_last, block, nthreads),
-                       False)
+        _record_direct(plan, x, "avg_pool_forward", nd, plan.table, plan.channels_last, block, nthreads)
     return y
 
 
@@ -738,15 +742,14 @@ def _strided_forward(op: str, input, kernel_size, stride, padding, dilation, cei
         key = (op, kernel_size, stride, padding, dilation, ceil_mode, count_include_pad, divisor_override,
                return_indices, input.shape, input.strides, input.dtype)
         plan = _PLANS.get(key)
-        if plan is not None and input.flags.aligned:
-            # _run_planned's values-only case inline (a call frame is ~5% of a tiny call)
-            direct = plan.direct
-            if direct is not None and not return_indices:
-                y = np.empty(plan.shape, input.dtype)
-                if (direct[0](direct[1], input, y, None, *direct[2]) if direct[3]
-                        else direct[0](direct[1], input, y, *direct[2])) is not False:
+        if plan is not None:
+            # _planned inline (a call frame is ~5% of a tiny call)
+            if plan.direct is not None and not return_indices:
+                y = plan.direct.pool(input)   # None for unaligned input
+                if y is not None:
                     return y
-            return _run_planned(plan, input, return_indices)
+            if input.flags.aligned:
+                return _run_planned(plan, input, return_indices)
     nd = int(op[-2])
     is_max = op.startswith("max")
     if _is_dask(input):

@@ -379,6 +379,11 @@ def pool1d_fast(str op, cnp.ndarray x, cnp.ndarray y, cnp.ndarray table, int nth
     "avg" channels-last x into channels-last y. Returns False, having written nothing, when the
     call is not one its path takes (float16 max, a long row without a uniform run of 16
     windows, y in another layout, an empty window): the caller then runs the general kernel."""
+    return _pool1d_fast(op, x, y, table, nthreads) == 1
+
+
+cdef int _pool1d_fast(str op, cnp.ndarray x, cnp.ndarray y, cnp.ndarray table, int nthreads) except -1:
+    """pool1d_fast: 1 where its path ran, 0 where it declined."""
     cdef Geom g
     cdef Run r
     cdef Path1d path
@@ -398,21 +403,21 @@ def pool1d_fast(str op, cnp.ndarray x, cnp.ndarray y, cnp.ndarray table, int nth
     w.overflow = &overflow
     r.lo = r.hi = r.step = r.k = 0
     if not _nonempty_windows(&w, &g):
-        return False
+        return 0
     if path == MAX1D_CL and t == cnp.NPY_FLOAT16:
-        return False
+        return 0
     if path == MAX1D_ROWS:
         if t == cnp.NPY_FLOAT16 or (g.ow > 1 and g.ys[4] != 1):
-            return False
+            return 0
         r = _uniform_run(&w, &g)
         if r.k == 3 and r.step == 2 and r.hi - r.lo >= _ROW_LANES and (g.w >= _K3S2_ROW or g.c < 8):
             path = MAX1D_K3S2
         elif g.w < _LONG_ROW and g.c >= 8:
             path = MAX1D_TILES
         elif r.hi - r.lo < _ROW_LANES:
-            return False
+            return 0
     elif path == AVG1D_CL and g.c > 1 and g.ys[1] != 1:
-        return False
+        return 0
     cdef const void* src = cnp.PyArray_DATA(x)
     cdef void* dst = cnp.PyArray_DATA(y)
     cdef int rc
@@ -424,4 +429,4 @@ def pool1d_fast(str op, cnp.ndarray x, cnp.ndarray y, cnp.ndarray table, int nth
         else:
             rc = _run1d(path, <const half_bits*>src, <half_bits*>dst, &w, g, &r, nthreads)
     _raise_for(rc)
-    return True
+    return 1

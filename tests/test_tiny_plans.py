@@ -77,10 +77,18 @@ def test_a_tiny_c_order_call_runs_its_recorded_kernel_call(op, nd, dtype, rng):
     (plan,) = _pooling._PLANS.values()
     assert plan.direct is not None   # recorded by the first call
     calls = []
-    kernel = plan.direct[0]
-    plan.direct = (lambda *a: calls.append(a) or kernel(*a),) + plan.direct[1:]
+    recorded = plan.direct
+
+    class Spy:   # the recorded call, counted
+        indexed = recorded.indexed
+
+        def pool(self, x):
+            calls.append((x,))
+            return recorded.pool(x)
+
+    plan.direct = Spy()
     got = getattr(adapool, op)(x, 3, 2, 1)
-    assert len(calls) == 1 and calls[0][1] is x
+    assert len(calls) == 1 and calls[0][0] is x
     assert_same(got, want)
 
 
@@ -91,12 +99,11 @@ def test_pool1d_fast_declining_records_the_general_kernel(rng):
     want = checked("max_pool1d", x, 3, stride=2, padding=1)
     adapool.max_pool1d(x, 3, 2, 1)
     (plan,) = _pooling._PLANS.values()
-    assert plan.direct[0] is adapool._dispatch.kernels.max_pool_forward
+    assert plan.direct.kernel == "max_pool_forward"
     assert_same(adapool.max_pool1d(x, 3, 2, 1), want)
     x32 = x.astype(np.float32)
     adapool.max_pool1d(x32, 3, 2, 1)
-    assert _pooling._PLANS[next(k for k in _pooling._PLANS if k[-1] == np.float32)].direct[0] is \
-        adapool._dispatch.kernels.pool1d_fast
+    assert _pooling._PLANS[next(k for k in _pooling._PLANS if k[-1] == np.float32)].direct.kernel == "pool1d_fast"
 
 
 @pytest.mark.parametrize("nd", [1, 2, 3])
@@ -224,3 +231,58 @@ def test_inputs_large_enough_to_share_plan_their_threads_per_call(op, rng, monke
     for _ in range(2):
         assert_same(getattr(adapool, op)(x, 2), want)
     assert len(planned) == 2
+
+
+# ---- the recorded call itself --------------------------------------------------------------------
+
+def recorded_for(op, x, *args):
+    _pooling._PLANS.clear()
+    getattr(adapool, op)(x, *args)
+    (plan,) = _pooling._PLANS.values()
+    assert plan.direct is not None
+    return plan.direct
+
+
+@pytest.mark.parametrize("op,nd", STRIDED + [("adaptive_avg_pool2d", 2), ("adaptive_max_pool3d", 3)])
+def test_a_recorded_call_takes_only_its_recorded_input_shape(op, nd, rng):
+    # its window table is for that shape: another would read outside x
+    x = rng.standard_normal((1, 2) + (8,) * nd).astype(np.float32)
+    rec = recorded_for(op, x, 2)
+    np.testing.assert_array_equal(rec.pool(x), getattr(adapool, op)(x, 2))
+    for shape in [(1, 2) + (4,) * nd, (1, 2) + (16,) * nd, (2, 8) + (8,) * nd, (2,) + (8,) * nd,
+                  (1, 2) + (8,) * nd + (1,)]:
+        with pytest.raises(ValueError, match="recorded shape"):
+            rec.pool(np.zeros(shape, np.float32))
+
+
+def test_a_recorded_call_refuses_what_its_kernel_refuses(rng):
+    x = rng.standard_normal((1, 2, 8, 8)).astype(np.float32)
+    rec = recorded_for("avg_pool2d", x, 2)
+    assert not rec.indexed and rec.kernel == "avg_pool_forward"
+    with pytest.raises(TypeError, match="takes no indices"):
+        rec.run(x, np.empty((1, 2, 4, 4), np.float32), np.empty((1, 2, 4, 4), np.int64))
+    with pytest.raises(TypeError, match="one dtype"):
+        rec.pool(x.astype(np.int32))
+    with pytest.raises(ValueError, match="read-only|writeable"):
+        out = np.empty((1, 2, 4, 4), np.float32)
+        out.flags.writeable = False
+        rec.run(x, out)
+    with pytest.raises(ValueError, match="no recorded call"):
+        adapool._dispatch.kernels.Recorded("nope", 2, np.zeros(3, np.int64), False, 1, 1, (1,), (1,))
+    with pytest.raises(ValueError, match="at most 5"):
+        adapool._dispatch.kernels.Recorded("avg_pool_forward", 2, np.zeros(3, np.int64), False, 1, 1,
+                                           (1,) * 6, (1,) * 6)
+
+
+@pytest.mark.parametrize("op,nd", [("adaptive_avg_pool1d", 1), ("adaptive_avg_pool2d", 2), ("adaptive_max_pool2d", 2),
+                                   ("adaptive_max_pool3d", 3)])
+def test_a_misaligned_input_of_an_adaptive_plan_is_copied(op, nd, rng):
+    # the recorded call declines it (None) and the checked path copies it
+    x = rng.standard_normal((1, 2) + (9,) * nd).astype(np.float32)
+    rec = recorded_for(op, x, 4)
+    want = getattr(adapool, op)(x, 4)
+    raw = np.empty(x.nbytes + 1, np.uint8)
+    shifted = raw[1:].view(np.float32).reshape(x.shape)
+    shifted[...] = x
+    assert rec.pool(shifted) is None
+    np.testing.assert_array_equal(getattr(adapool, op)(shifted, 4), want)
