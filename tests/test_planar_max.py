@@ -1,5 +1,6 @@
-"""The planar max kernel's pick (planes past the channels-last tile's 4096 elements, or fewer
-channels than a tile): pass (1) keeps each column's maximum and the row of its first maximum
+"""The planar max kernel's pick (planes past the channels-last tile's 4096 elements, float32
+planes of 2048 or more with windows of at most 8 columns and 32 elements, or fewer channels
+than a tile): pass (1) keeps each column's maximum and the row of its first maximum
 (torch's rule per column, so a NaN sticks); pass (2) picks, among the window's columns whose
 maximum is the window's, the one whose first maximum lies in the earliest row, then the
 leftmost (float32 windows at most 8 wide: in one AVX2 vector); windows holding NaN are
@@ -18,8 +19,13 @@ from reference import adaptive_max_pool_ref
 # planes take it with fewer channels than a tile (3 < 8).
 # Windows at most 8 wide (float32, AVX2) take one vector pick (adapool_pick8_f32): (70, 70) -> 10
 # (7 and 8 wide, the last reaching the plane's right edge), (64, 64) -> 8 (exactly 8), (9, 11).
+# float32 planes of 2048 elements or more whose windows are at most 8 wide and hold 32 or more
+# take the planar kernel at any channel count too (_planar_max_wins): (56, 56) -> 7 with 16
+# channels, (48, 48) -> 6, (64, 48) -> (8, 6), (45, 47) -> (6, 6) (windows of 7-9 rows, 7-9
+# columns: some wider than 8, so the tile).
 SHAPES = [((1, 2, 70, 70), (3, 3)), ((1, 2, 70, 70), (7, 4)), ((2, 3, 9, 11), (2, 3)), ((2, 3, 9, 11), (4, 5)),
-          ((1, 2, 70, 70), (10, 10)), ((1, 3, 64, 64), (8, 8)), ((1, 2, 70, 70), (5, 35))]
+          ((1, 2, 70, 70), (10, 10)), ((1, 3, 64, 64), (8, 8)), ((1, 2, 70, 70), (5, 35)),
+          ((1, 16, 56, 56), (7, 7)), ((2, 8, 48, 48), (6, 6)), ((1, 9, 64, 48), (8, 6)), ((1, 8, 45, 47), (6, 6))]
 
 
 def check(x, o):
@@ -102,7 +108,7 @@ def test_property_against_the_reference(c, h, w, oh, ow, dtype, kind, layout, se
 
 def test_matches_torch(torch_oracle, rng):
     F = torch_oracle.nn.functional
-    for shape, o in [((1, 16, 223, 223), 7), ((2, 3, 70, 70), (3, 5))]:
+    for shape, o in [((1, 16, 223, 223), 7), ((2, 3, 70, 70), (3, 5)), ((2, 16, 56, 56), 7)]:
         for x in (hostile(rng, shape, np.float32), rng.integers(-2, 3, shape).astype(np.float32)):
             y, i = adapool.adaptive_max_pool2d(x, o, return_indices=True)
             ty, ti = F.adaptive_max_pool2d(torch_oracle.from_numpy(x), o, return_indices=True)
@@ -114,3 +120,17 @@ def test_matches_torch(torch_oracle, rng):
         ty, ti = F.max_pool2d(torch_oracle.from_numpy(x), return_indices=True, **args)
         np.testing.assert_array_equal(i, ti.numpy())
         assert np.array_equal(y.view(np.uint32), ty.numpy().view(np.uint32))
+
+
+def test_routed_planes_same_bits_in_every_layout_and_thread_count(rng):
+    # the (56, 56) -> 7 planes that left the tile: the layouts that keep a unit-stride W take
+    # the planar kernel, the others the tile or channels-last kernels; every result the same
+    from layouts import assert_same_bits_on_1_and_2_threads
+    x = hostile(rng, (2, 16, 56, 56), np.float32)
+    want = adapool.adaptive_max_pool2d(x, 7, return_indices=True)
+    for layout in ["channels_last", "strided_rows", "negative", "strided_all", "fortran"]:
+        got = adapool.adaptive_max_pool2d(with_layout(x, layout), 7, return_indices=True)
+        np.testing.assert_array_equal(got[1], want[1])
+        assert np.array_equal(got[0].view(np.uint32), want[0].view(np.uint32))
+    assert_same_bits_on_1_and_2_threads([lambda: adapool.adaptive_max_pool2d(x, 7, return_indices=True),
+                                         lambda: adapool.adaptive_max_pool2d(x, 7)])
