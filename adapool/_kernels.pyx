@@ -634,22 +634,17 @@ cdef extern from *:
             hi = w1[o] > hi ? w1[o] : hi;
         }
         for (c = lo; c < hi; c += 8 * ADAPOOL_ROW8_MAX) {
+            /* a constant NB per case, so that the body's vectors unroll into registers */
+    #define ADAPOOL_COLSUMS_CASE(NB) \
+            case NB: adapool_colsums8_body(first_row, kd, ds, kh, hs, c, acc, stream, NB); break;
             switch ((hi - c) >= 8 * ADAPOOL_ROW8_MAX ? ADAPOOL_ROW8_MAX : (int)((hi - c) / 8)) {
-                case 14: adapool_colsums8_body(first_row, kd, ds, kh, hs, c, acc, stream, 14); break;
-                case 13: adapool_colsums8_body(first_row, kd, ds, kh, hs, c, acc, stream, 13); break;
-                case 12: adapool_colsums8_body(first_row, kd, ds, kh, hs, c, acc, stream, 12); break;
-                case 11: adapool_colsums8_body(first_row, kd, ds, kh, hs, c, acc, stream, 11); break;
-                case 10: adapool_colsums8_body(first_row, kd, ds, kh, hs, c, acc, stream, 10); break;
-                case 9: adapool_colsums8_body(first_row, kd, ds, kh, hs, c, acc, stream, 9); break;
-                case 8: adapool_colsums8_body(first_row, kd, ds, kh, hs, c, acc, stream, 8); break;
-                case 7: adapool_colsums8_body(first_row, kd, ds, kh, hs, c, acc, stream, 7); break;
-                case 6: adapool_colsums8_body(first_row, kd, ds, kh, hs, c, acc, stream, 6); break;
-                case 5: adapool_colsums8_body(first_row, kd, ds, kh, hs, c, acc, stream, 5); break;
-                case 4: adapool_colsums8_body(first_row, kd, ds, kh, hs, c, acc, stream, 4); break;
-                case 3: adapool_colsums8_body(first_row, kd, ds, kh, hs, c, acc, stream, 3); break;
-                case 2: adapool_colsums8_body(first_row, kd, ds, kh, hs, c, acc, stream, 2); break;
+                ADAPOOL_COLSUMS_CASE(14) ADAPOOL_COLSUMS_CASE(13) ADAPOOL_COLSUMS_CASE(12) ADAPOOL_COLSUMS_CASE(11)
+                ADAPOOL_COLSUMS_CASE(10) ADAPOOL_COLSUMS_CASE(9) ADAPOOL_COLSUMS_CASE(8) ADAPOOL_COLSUMS_CASE(7)
+                ADAPOOL_COLSUMS_CASE(6) ADAPOOL_COLSUMS_CASE(5) ADAPOOL_COLSUMS_CASE(4) ADAPOOL_COLSUMS_CASE(3)
+                ADAPOOL_COLSUMS_CASE(2)
                 default: adapool_colsums8_body(first_row, kd, ds, kh, hs, c, acc, stream, 1); break;
             }
+    #undef ADAPOOL_COLSUMS_CASE
         }
         for (o = 0; o < ow; o++) {
             chains = _mm256_setzero_pd();
