@@ -655,6 +655,46 @@ cdef extern from *:
                                    + _mm_cvtsd_f64(_mm256_extractf128_pd(t, 1))) * inv[o]);
         }
     }
+    /* _max_fwd_planar's column pass for float32 2-d windows on rows of 8 * NB columns (NB <= 7):
+       per column torch's rule over the window's rows in order (take = x > max or x is NaN; the
+       first row initialises), each column's maximum and the row that set it kept in registers
+       across the rows instead of in memory; stored to colmax / colrow once. */
+    static inline __attribute__((always_inline)) void adapool_colmax8_body(
+            const float* first_row, ptrdiff_t kh, ptrdiff_t hs, int32_t h0, float* colmax, int32_t* colrow,
+            const int NB) {
+        __m256 m[7], v, take;
+        __m256i r[7], at;
+        ptrdiff_t ih;
+        int b;
+        for (b = 0; b < NB; b++) {
+            m[b] = _mm256_loadu_ps(first_row + 8 * b);
+            r[b] = _mm256_set1_epi32(h0);
+        }
+        for (ih = 1; ih < kh; ih++) {
+            at = _mm256_set1_epi32(h0 + (int32_t)ih);
+            for (b = 0; b < NB; b++) {
+                v = _mm256_loadu_ps(first_row + ih * hs + 8 * b);
+                take = _mm256_or_ps(_mm256_cmp_ps(v, m[b], _CMP_GT_OQ), _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
+                m[b] = _mm256_blendv_ps(m[b], v, take);
+                r[b] = _mm256_castps_si256(_mm256_blendv_ps(_mm256_castsi256_ps(r[b]), _mm256_castsi256_ps(at), take));
+            }
+        }
+        for (b = 0; b < NB; b++) {
+            _mm256_storeu_ps(colmax + 8 * b, m[b]);
+            _mm256_storeu_si256((__m256i*)(colrow + 8 * b), r[b]);
+        }
+    }
+    static void adapool_colmax8_f32(const float* first_row, ptrdiff_t kh, ptrdiff_t hs, int32_t h0,
+                                    ptrdiff_t W, float* colmax, int32_t* colrow) {
+        switch (W / 8) {
+            case 7: adapool_colmax8_body(first_row, kh, hs, h0, colmax, colrow, 7); break;
+            case 6: adapool_colmax8_body(first_row, kh, hs, h0, colmax, colrow, 6); break;
+            case 5: adapool_colmax8_body(first_row, kh, hs, h0, colmax, colrow, 5); break;
+            case 4: adapool_colmax8_body(first_row, kh, hs, h0, colmax, colrow, 4); break;
+            case 3: adapool_colmax8_body(first_row, kh, hs, h0, colmax, colrow, 3); break;
+            default: adapool_colmax8_body(first_row, kh, hs, h0, colmax, colrow, 2); break;
+        }
+    }
     #else
     #define ADAPOOL_HAS_ROWS 0
     static inline ptrdiff_t adapool_pick8_f32(const float* colmax, const int32_t* colrow, ptrdiff_t w0,
@@ -673,6 +713,11 @@ cdef extern from *:
         /* never called: ADAPOOL_HAS_ROWS is 0 */
         (void)x; (void)xps; (void)xrs; (void)xend; (void)W; (void)y; (void)yi; (void)yps;
         (void)nplanes; (void)oh; (void)ow; (void)h0; (void)h1; (void)sw; (void)kw;
+    }
+    static void adapool_colmax8_f32(const float* first_row, ptrdiff_t kh, ptrdiff_t hs, int32_t h0,
+                                    ptrdiff_t W, float* colmax, int32_t* colrow) {
+        /* never called: ADAPOOL_HAS_ROWS is 0 */
+        (void)first_row; (void)kh; (void)hs; (void)h0; (void)W; (void)colmax; (void)colrow;
     }
     static void adapool_avg_row8_f32(const float* first_row, ptrdiff_t kd, ptrdiff_t ds, ptrdiff_t kh,
                                      ptrdiff_t hs, const int64_t* w0, const int64_t* w1, ptrdiff_t ow,
@@ -798,6 +843,8 @@ cdef extern from *:
                               Py_ssize_t W, float* y, int64_t* yi, Py_ssize_t yps, Py_ssize_t nplanes,
                               Py_ssize_t oh, Py_ssize_t ow, const int64_t* h0, const int64_t* h1,
                               int sw, int kw) noexcept nogil
+    void adapool_colmax8_f32(const float* first_row, Py_ssize_t kh, Py_ssize_t hs, int32_t h0,
+                             Py_ssize_t W, float* colmax, int32_t* colrow) noexcept nogil
     void adapool_avg_row8_f32(const float* first_row, Py_ssize_t kd, Py_ssize_t ds, Py_ssize_t kh,
                               Py_ssize_t hs, const int64_t* w0, const int64_t* w1, Py_ssize_t ow,
                               const double* inv, float* out, Py_ssize_t os, double* acc, int stream) noexcept nogil
@@ -1856,7 +1903,14 @@ cdef void _max_fwd_planar(const real_t* x, real_t* y, int64_t* yi, const Win* w,
             _step(&at)
             continue
         first = True
-        for id in range(w.d0[od], w.d1[od]):
+        if (real_t is float and ADAPOOL_HAS_ROWS and g.w % 8 == 0 and 16 <= g.w <= 56
+                and w.d1[od] - w.d0[od] == 1 and w.h1[oh] > w.h0[oh] and g.h <= 2147483647):
+            # rows of 16-56 columns: the column pass in registers (the same rule, same results)
+            adapool_colmax8_f32(<const float*>plane + w.d0[od] * g.xs[2] + w.h0[oh] * g.xs[3],
+                                w.h1[oh] - w.h0[oh], g.xs[3], <int32_t>w.h0[oh], g.w,
+                                <float*>colmax, colrow32)
+            first = False
+        for id in range(w.d0[od], w.d1[od] if first else w.d0[od]):
             for ih in range(w.h0[oh], w.h1[oh]):
                 row = plane + id * g.xs[2] + ih * g.xs[3]   # W has unit stride (checked)
                 if real_t is half_bits:
