@@ -582,7 +582,8 @@ cdef extern from *:
        column a float32 sum over the window rows from 0, rows in order, flushed into a float64
        sum (from 0) every _F32_FLUSH (16) rows; per window its columns in four float64 chains
        from 0 (column w0 + j into chain j % 4, in column order), (c0 + c1) + (c2 + c3); times
-       1 / divisor, rounded once. The float32 sums of up to 64 columns stay in registers across
+       1 / divisor, rounded once. The float32 sums of up to 112 columns (ADAPOOL_ROW8_MAX
+       vectors; wider rows in blocks of that many) stay in registers across
        the rows (_sum_rows keeps them in memory: a load and a store per vector and row), each
        row read in address order as _sum_rows reads it (walking down one window's rows at a
        time was 1.3-2x slower on DRAM-resident planes), and the windows' chains run as vectors.
@@ -1905,7 +1906,8 @@ cdef void _max_fwd_planar(const real_t* x, real_t* y, int64_t* yi, const Win* w,
         first = True
         if (real_t is float and ADAPOOL_HAS_ROWS and g.w % 8 == 0 and 16 <= g.w <= 56
                 and w.d1[od] - w.d0[od] == 1 and w.h1[oh] > w.h0[oh] and g.h <= 2147483647):
-            # rows of 16-56 columns: the column pass in registers (the same rule, same results)
+            # rows of 16-56 columns: the column pass in registers (the same rule, same results);
+            # first = False then leaves the loop below no rows to run
             adapool_colmax8_f32(<const float*>plane + w.d0[od] * g.xs[2] + w.h0[oh] * g.xs[3],
                                 w.h1[oh] - w.h0[oh], g.xs[3], <int32_t>w.h0[oh], g.w,
                                 <float*>colmax, colrow32)
