@@ -66,6 +66,20 @@ def test_planes_of_a_channel_strided_view():
     np.testing.assert_array_equal(got.view(np.uint32), want.view(np.uint32))
 
 
+@pytest.mark.parametrize("shape", [(2, 9, 7, 7), (1, 13, 5, 5), (3, 8, 8, 8)])
+def test_into_an_out_whose_channels_are_strided(shape):
+    # Four planes' means are stored as one vector where the outputs' channels are adjacent;
+    # an ``out`` with a channel stride of 2 takes the four sums one by one: the same bits.
+    x = _wide_values(shape, 3 * sum(shape))
+    n, c, h, w = shape
+    want = _emulated_means(x.reshape(n * c, h * w)).reshape(n, c, 1, 1)
+    store = np.full((n, 2 * c, 1, 1), 7.0, np.float32)
+    adapool.adaptive_avg_pool2d(x, 1, out=store[:, ::2])
+    np.testing.assert_array_equal(store[:, ::2].view(np.uint32), want.view(np.uint32))
+    assert (store[:, 1::2] == 7.0).all()   # the gaps are never written
+    np.testing.assert_array_equal(adapool.adaptive_avg_pool2d(x, 1).view(np.uint32), want.view(np.uint32))
+
+
 def test_unbatched_1d_and_3d_global_pools():
     x = _wide_values((11, 6, 6), 11)
     want = _emulated_means(x.reshape(11, 36))
