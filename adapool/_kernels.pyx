@@ -925,6 +925,7 @@ cdef enum:
     _SUMS4_MAX = 64       # global planes at most this large are summed four at a time
     _SMALL_PLANE = 1024   # planes at most this large take the average gradient as a gather per
                           # image and block of channels (_avg_bwd_gather)
+    _MAX_CL_SCRATCH = 28672  # bytes of channels-last max scratch (maxima and picks) kept in L1
     _LLC_BYTES = 33554432  # inputs larger than this are read from memory, not cache (the L3 of
                            # the machines measured: 32 MiB); see adapool_avg_row8_f32
 
@@ -2164,6 +2165,8 @@ cdef extern from *:
                             t = (v > b0) | (v != v);                                           \\
                             b0 = (VT)(((VIT)v & t) | ((VIT)b0 & ~t)); i0 = (at & t) | (i0 & ~t); \\
                             if (nv == 4) {                                                     \\
+                                __builtin_prefetch(p + 4 * LANES, 0, 2);                       \\
+                                __builtin_prefetch(p + 6 * LANES, 0, 2);                       \\
                                 v = *(const VT*)(p + LANES);                                   \\
                                 t = (v > b1) | (v != v);                                       \\
                                 b1 = (VT)(((VIT)v & t) | ((VIT)b1 & ~t)); i1 = (at & t) | (i1 & ~t); \\
@@ -2232,10 +2235,11 @@ ctypedef fused pick_t:
 
 
 cdef inline void _max_cl_item(const real_t* x, real_t* y, int64_t* yi, const Win* w,
-                              const Geom* g, Py_ssize_t cblock, double* scratch, pick_t* where,
+                              const Geom* g, Py_ssize_t pitch, double* scratch, pick_t* where,
                               Py_ssize_t n, Py_ssize_t od, Py_ssize_t oh,
-                              Py_ssize_t c0) noexcept nogil:
-    cdef Py_ssize_t cl = min(cblock, g.c - c0)
+                              Py_ssize_t c0, Py_ssize_t cl) noexcept nogil:
+    # channels [c0, c0 + cl) of output row (n, od, oh); each output column's maxima and picks
+    # are pitch apart in the scratch (pitch >= cl)
     cdef Py_ssize_t id, ih, iw, ow, k, o
     cdef Py_ssize_t ysc = g.ys[1]
     cdef real_t* best = <real_t*>scratch     # float/double input
@@ -2254,18 +2258,18 @@ cdef inline void _max_cl_item(const real_t* x, real_t* y, int64_t* yi, const Win
         first = <pick_t>((w.d0[od] * g.h + w.h0[oh]) * g.w + w.w0[ow])
         for k in range(cl):
             if real_t is half_bits:
-                best_h[ow * cblock + k] = -INFINITY
+                best_h[ow * pitch + k] = -INFINITY
             else:
-                best[ow * cblock + k] = -INFINITY
-            where[ow * cblock + k] = first
+                best[ow * pitch + k] = -INFINITY
+            where[ow * pitch + k] = first
     for id in range(w.d0[od], w.d1[od]):
         for ih in range(w.h0[oh], w.h1[oh]):
             row = x + n * g.xs[0] + c0 + id * g.xs[2] + ih * g.xs[3]
             base = (id * g.h + ih) * g.w
             for ow in range(g.ow):
-                bv = best + ow * cblock
-                bh = best_h + ow * cblock
-                bi = where + ow * cblock
+                bv = best + ow * pitch
+                bh = best_h + ow * pitch
+                bi = where + ow * pitch
                 for iw in range(w.w0[ow], w.w1[ow]):
                     p = row + iw * g.xs[4]
                     idx = <pick_t>(base + iw)
@@ -2288,11 +2292,11 @@ cdef inline void _max_cl_item(const real_t* x, real_t* y, int64_t* yi, const Win
         o = n * g.ys[0] + c0 * ysc + od * g.ys[2] + oh * g.ys[3] + ow * g.ys[4]
         for k in range(cl):
             if real_t is half_bits:
-                _store(y + o + k * ysc, best_h[ow * cblock + k])
+                _store(y + o + k * ysc, best_h[ow * pitch + k])
             else:
-                y[o + k * ysc] = best[ow * cblock + k]
+                y[o + k * ysc] = best[ow * pitch + k]
             if yi != NULL:
-                yi[o + k * ysc] = where[ow * cblock + k]
+                yi[o + k * ysc] = where[ow * pitch + k]
 
 
 cdef void _max_fwd_cl(const real_t* x, real_t* y, int64_t* yi, const Win* w, const Geom* g,
@@ -2308,10 +2312,33 @@ cdef void _max_fwd_cl(const real_t* x, real_t* y, int64_t* yi, const Win* w, con
     # scratch-row kernel: the register kernel would walk each output pixel's window once per
     # channel, lane by lane (C = 4 float32 ran 0.42x torch, 3.4x slower than the scratch row).
     cdef Py_ssize_t lanes = 8 if real_t is float else 4
+    # Large windows over wide pixels walk the input in address order instead (the scratch-row
+    # kernel): the register kernel reads 2 cache lines of every window pixel per chunk of
+    # channels, a pixel's stride apart, which the hardware prefetchers don't follow once the
+    # window has dozens of pixels, and a pixel stride of a multiple of 4 KiB maps them all to
+    # one L1 set. Measured, one thread, float32 (benchmarks/README.md): (32,2048,7,7) -> 1
+    # 0.76 -> 0.32 ms, (4,512,56,56) -> 7 3.2 -> 1.5 ms; windows of 2x2 or 3x3 pixels and
+    # narrower pixels stay faster in registers.
+    cdef Py_ssize_t isz = 8 if real_t is half_bits else sizeof(real_t)
+    cdef Py_ssize_t pix = g.xs[4] * sizeof(real_t)      # bytes from one pixel to the next
+    cdef Py_ssize_t area = 0                            # a middle output's window (no item: none)
+    if begin < end:
+        area = ((w.d1[g.od // 2] - w.d0[g.od // 2]) * (w.h1[g.oh // 2] - w.h0[g.oh // 2])
+                * (w.w1[g.ow // 2] - w.w0[g.ow // 2]))
+    cdef bint scan = area >= 16 and (pix >= 4096 or (g.od * g.oh * g.ow == 1 and pix >= 512) or (
+        pix >= 1024 and g.n * g.c * g.d * g.h * g.w * sizeof(real_t) > _LLC_BYTES // 2))
+    # the scratch row's maxima and picks of every output column stay within L1: blocks of
+    # channels wider than that are walked in equal parts (2 KiB of each 8 KiB pixel still
+    # streams), a multiple of 16 channels
+    cdef Py_ssize_t per = g.ow * (isz + (4 if narrow else 8))
+    cdef Py_ssize_t parts = (per * cblock + _MAX_CL_SCRATCH - 1) // _MAX_CL_SCRATCH
+    cdef Py_ssize_t sub = cblock if parts <= 1 else min(cblock, ((cblock + parts - 1) // parts + 15) & ~15)
+    cdef Py_ssize_t s0
     for it in range(begin, end):
         c0 = at.i3 * cblock
         cl = min(cblock, g.c - c0)
-        if real_t is not half_bits and ADAPOOL_VECTOR_MAX_CL and narrow and cl >= lanes:
+        if (real_t is not half_bits and ADAPOOL_VECTOR_MAX_CL and narrow and cl >= lanes
+                and not scan):
             od, oh = at.i1, at.i2
             xo = at.i0 * g.xs[0] + c0
             yo = at.i0 * g.ys[0] + c0 * ysc + od * g.ys[2] + oh * g.ys[3]
@@ -2319,16 +2346,20 @@ cdef void _max_fwd_cl(const real_t* x, real_t* y, int64_t* yi, const Win* w, con
                 adapool_max_cl_f32(x + xo, g.xs[2], g.xs[3], g.xs[4], w.d0[od], w.d1[od], w.h0[oh],
                                    w.h1[oh], w.w0, w.w1, g.ow, g.h, g.w, cl, y + yo, g.ys[4], ysc,
                                    yi + yo if yi != NULL else NULL)
-            else:
+            elif real_t is double:
                 adapool_max_cl_f64(x + xo, g.xs[2], g.xs[3], g.xs[4], w.d0[od], w.d1[od], w.h0[oh],
                                    w.h1[oh], w.w0, w.w1, g.ow, g.h, g.w, cl, y + yo, g.ys[4], ysc,
                                    yi + yo if yi != NULL else NULL)
-        elif narrow:
-            _max_cl_item(x, y, yi, w, g, cblock, scratch, <int32_t*>(scratch + span),
-                         at.i0, at.i1, at.i2, at.i3 * cblock)
         else:
-            _max_cl_item(x, y, yi, w, g, cblock, scratch, <int64_t*>(scratch + span),
-                         at.i0, at.i1, at.i2, at.i3 * cblock)
+            s0 = c0
+            while s0 < c0 + cl:
+                if narrow:
+                    _max_cl_item(x, y, yi, w, g, sub, scratch, <int32_t*>(scratch + span),
+                                 at.i0, at.i1, at.i2, s0, min(sub, c0 + cl - s0))
+                else:
+                    _max_cl_item(x, y, yi, w, g, sub, scratch, <int64_t*>(scratch + span),
+                                 at.i0, at.i1, at.i2, s0, min(sub, c0 + cl - s0))
+                s0 += sub
         _step(&at)
 
 
