@@ -925,6 +925,7 @@ cdef enum:
     _SUMS4_MAX = 64       # global planes at most this large are summed four at a time
     _SMALL_PLANE = 1024   # planes at most this large take the average gradient as a gather per
                           # image and block of channels (_avg_bwd_gather)
+    _CL_REG_IMAGE = 524288   # bytes of a channels-last image up to which average windows sum in registers
     _MAX_CL_SCRATCH = 28672  # bytes of channels-last max scratch (maxima and picks) kept in L1
     _LLC_BYTES = 33554432  # inputs larger than this are read from memory, not cache (the L3 of
                            # the machines measured: 32 MiB); see adapool_avg_row8_f32
@@ -1306,6 +1307,14 @@ cdef void _avg_fwd_cl(const real_t* x, real_t* y, const Win* w, const Geom* g,
     cdef real_t* out
     cdef double inv
     cdef bint f32_only    # float32 windows of <= _F32_FLUSH pixels never touch the float64 row
+    cdef int bad
+    cdef Py_ssize_t lanes = 8 if real_t is float else 4   # the register kernel's vector
+    # The register kernel walks each window per chunk of channels, so overlapping windows read
+    # a pixel once per window and the pixels' lines a pixel stride apart; from an image of more
+    # than _CL_REG_IMAGE bytes (past L2) streaming whole rows in order is faster (avg_pool2d
+    # (3,2,1), 2 threads, x torch: (4,512,56,56) 1.87 -> 1.63 in registers, (8,256,15,15)
+    # 0.62 -> 0.94; benchmarks/README.md).
+    cdef bint small_image = g.d * g.h * g.w * g.xs[4] * <Py_ssize_t>sizeof(real_t) <= _CL_REG_IMAGE
     for ow in range(g.ow):
         kw_max = max(kw_max, w.w1[ow] - w.w0[ow])
     for it in range(begin, end):
@@ -1313,6 +1322,22 @@ cdef void _avg_fwd_cl(const real_t* x, real_t* y, const Win* w, const Geom* g,
         c0 = at.i3 * cblock
         cl = min(cblock, g.c - c0)
         f32_only = real_t is float and (w.d1[od] - w.d0[od]) * (w.h1[oh] - w.h0[oh]) * kw_max <= _F32_FLUSH
+        if (real_t is not half_bits and ADAPOOL_VECTOR_AVG_CL and cl >= lanes and small_image
+                and (w.d1[od] - w.d0[od]) * (w.h1[oh] - w.h0[oh]) * kw_max <= _F32_FLUSH):
+            if real_t is float:
+                bad = adapool_avg_cl_f32(x + n * g.xs[0] + c0, g.xs[2], g.xs[3], g.xs[4], w.d0[od], w.d1[od],
+                                         w.h0[oh], w.h1[oh], w.w0, w.w1, g.ow, w.inv + (od * g.oh + oh) * g.ow,
+                                         cl, y + n * g.ys[0] + c0 * ysc + od * g.ys[2] + oh * g.ys[3],
+                                         g.ys[4], ysc)
+                if bad:
+                    adapool_flag(w.overflow)
+            elif real_t is double:
+                adapool_avg_cl_f64(x + n * g.xs[0] + c0, g.xs[2], g.xs[3], g.xs[4], w.d0[od], w.d1[od],
+                                   w.h0[oh], w.h1[oh], w.w0, w.w1, g.ow, w.inv + (od * g.oh + oh) * g.ow,
+                                   cl, y + n * g.ys[0] + c0 * ysc + od * g.ys[2] + oh * g.ys[3],
+                                   g.ys[4], ysc)
+            _step(&at)
+            continue
         if not f32_only:
             memset(acc, 0, span * sizeof(double))
         if real_t is float:
@@ -2228,6 +2253,101 @@ cdef extern from *:
                             Py_ssize_t W, Py_ssize_t cl, double* y, Py_ssize_t ysw,
                             Py_ssize_t ysc, int64_t* yi) noexcept nogil
 
+
+
+# Channels-last average of small windows (float32: at most _F32_FLUSH pixels, whose float32
+# sums never flush; float64: the same small windows) with each chunk's sums in SIMD registers:
+# the scratch-row kernel loads and stores every output column's sums for each window pixel
+# ((8,256,14,14) avg_pool2d(3,2,1) ran 0.54-0.69x torch's channels-last kernel). Same order of
+# additions per channel (window order from +0.0), the same sum * inverse in float64 rounded once:
+# the same bits.
+cdef extern from *:
+    """
+    #if defined(__GNUC__) || defined(__clang__)
+    #define ADAPOOL_VECTOR_AVG_CL 1
+    typedef double adapool_v8d __attribute__((vector_size(64), aligned(8), may_alias));
+    /* One output row's pixels (n, od, oh, *) over channels [c0, c0 + cl), cl >= LANES: x at
+       input (n, c0, 0, 0, 0), y at output (n, c0, od, oh, 0), strides in elements (the input's
+       channel stride 1); window rows [d0, d1) x [h0, h1), columns [w0[o], w1[o]); inv[o] the
+       output's 1 / divisor. Returns whether some sum came out inf or NaN. */
+    #define ADAPOOL_AVG_CL(NAME, T, VT, LANES, WIDE)                                           \\
+    static int NAME(const T* x, ptrdiff_t sd, ptrdiff_t sh, ptrdiff_t sw,                     \\
+                    ptrdiff_t d0, ptrdiff_t d1, ptrdiff_t h0, ptrdiff_t h1,                   \\
+                    const int64_t* w0, const int64_t* w1, ptrdiff_t now, const double* inv,   \\
+                    ptrdiff_t cl, T* y, ptrdiff_t ysw, ptrdiff_t ysc) {                       \\
+        ptrdiff_t o, k0, k, j, id, ih, iw;                                                     \\
+        VT bad = (VT){0};   /* + (s - s) per sum: NaN once any sum is inf or NaN */            \\
+        T lane[LANES];                                                                         \\
+        for (o = 0; o < now; o++) {                                                            \\
+            const ptrdiff_t wa = (ptrdiff_t)w0[o], wb = (ptrdiff_t)w1[o];                     \\
+            const double iv = inv[o];                                                          \\
+            T* yo = y + o * ysw;                                                               \\
+            k0 = 0;                                                                            \\
+            while (k0 < cl) {                                                                  \\
+                /* 4 vectors a step, then one; a tail narrower than a vector is the last full \\
+                   vector again: the same sums of the same channels, stored twice */          \\
+                const ptrdiff_t nv = cl - k0 >= 4 * LANES ? 4 : 1;                             \\
+                /* four named sums, not an array: gcc kept an array indexed below on the    \\
+                   stack, an add then waiting on a store and a load */                        \\
+                VT s0 = (VT){0}, s1 = (VT){0}, s2 = (VT){0}, s3 = (VT){0}, s[4];               \\
+                for (id = d0; id < d1; id++)                                                   \\
+                    for (ih = h0; ih < h1; ih++) {                                             \\
+                        const T* r = x + id * sd + ih * sh + k0;                               \\
+                        for (iw = wa; iw < wb; iw++) {                                         \\
+                            const T* p = r + iw * sw;                                          \\
+                            s0 += *(const VT*)p;                                               \\
+                            if (nv == 4) {                                                     \\
+                                s1 += *(const VT*)(p + LANES);                                 \\
+                                s2 += *(const VT*)(p + 2 * LANES);                             \\
+                                s3 += *(const VT*)(p + 3 * LANES);                             \\
+                            }                                                                  \\
+                        }                                                                      \\
+                    }                                                                          \\
+                s[0] = s0; s[1] = s1; s[2] = s2; s[3] = s3;                                    \\
+                for (j = 0; j < nv; j++) {                                                     \\
+                    const VT m = __builtin_convertvector(                                      \\
+                        __builtin_convertvector(s[j], WIDE) * iv, VT);                         \\
+                    T* yv = yo + (k0 + j * LANES) * ysc;                                       \\
+                    bad += s[j] - s[j];                                                        \\
+                    if (ysc == 1) {                                                            \\
+                        *(VT*)yv = m;                                                          \\
+                    } else {                                                                   \\
+                        memcpy(lane, &m, sizeof lane);                                         \\
+                        for (k = 0; k < LANES; k++) yv[k * ysc] = lane[k];                     \\
+                    }                                                                          \\
+                }                                                                              \\
+                k0 += nv * LANES;                                                              \\
+                if (k0 < cl && cl - k0 < LANES) k0 = cl - LANES;                               \\
+            }                                                                                  \\
+        }                                                                                      \\
+        memcpy(lane, &bad, sizeof lane);                                                       \\
+        for (k = 0; k < LANES; k++)                                                            \\
+            if (lane[k] != lane[k]) return 1;                                                  \\
+        return 0;                                                                              \\
+    }
+    ADAPOOL_AVG_CL(adapool_avg_cl_f32, float, adapool_v8f, 8, adapool_v8d)
+    ADAPOOL_AVG_CL(adapool_avg_cl_f64, double, adapool_v4d, 4, adapool_v4d)
+    #else
+    #define ADAPOOL_VECTOR_AVG_CL 0
+    static int adapool_avg_cl_f32(const float* x, ptrdiff_t sd, ptrdiff_t sh, ptrdiff_t sw,
+        ptrdiff_t d0, ptrdiff_t d1, ptrdiff_t h0, ptrdiff_t h1, const int64_t* w0,
+        const int64_t* w1, ptrdiff_t now, const double* inv, ptrdiff_t cl, float* y,
+        ptrdiff_t ysw, ptrdiff_t ysc) { return 0; }
+    static int adapool_avg_cl_f64(const double* x, ptrdiff_t sd, ptrdiff_t sh, ptrdiff_t sw,
+        ptrdiff_t d0, ptrdiff_t d1, ptrdiff_t h0, ptrdiff_t h1, const int64_t* w0,
+        const int64_t* w1, ptrdiff_t now, const double* inv, ptrdiff_t cl, double* y,
+        ptrdiff_t ysw, ptrdiff_t ysc) { return 0; }
+    #endif
+    """
+    int ADAPOOL_VECTOR_AVG_CL
+    int adapool_avg_cl_f32(const float* x, Py_ssize_t sd, Py_ssize_t sh, Py_ssize_t sw,
+                           Py_ssize_t d0, Py_ssize_t d1, Py_ssize_t h0, Py_ssize_t h1,
+                           const int64_t* w0, const int64_t* w1, Py_ssize_t now, const double* inv,
+                           Py_ssize_t cl, float* y, Py_ssize_t ysw, Py_ssize_t ysc) noexcept nogil
+    int adapool_avg_cl_f64(const double* x, Py_ssize_t sd, Py_ssize_t sh, Py_ssize_t sw,
+                           Py_ssize_t d0, Py_ssize_t d1, Py_ssize_t h0, Py_ssize_t h1,
+                           const int64_t* w0, const int64_t* w1, Py_ssize_t now, const double* inv,
+                           Py_ssize_t cl, double* y, Py_ssize_t ysw, Py_ssize_t ysc) noexcept nogil
 
 ctypedef fused pick_t:
     int32_t
