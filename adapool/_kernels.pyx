@@ -2270,18 +2270,40 @@ cdef extern from *:
        input (n, c0, 0, 0, 0), y at output (n, c0, od, oh, 0), strides in elements (the input's
        channel stride 1); window rows [d0, d1) x [h0, h1), columns [w0[o], w1[o]); inv[o] the
        output's 1 / divisor. Returns whether some sum came out inf or NaN. */
+    /* One vector of sums to means, stored: times 1 / divisor in T where that is exact (see
+       below), else in double and rounded once. */
+    #define ADAPOOL_AVG_PUT(T, VT, LANES, WIDE, SV, YV) do {                                   \\
+            VT m_;                                                                             \\
+            T* yv_ = (YV);                                                                     \\
+            if (exact) m_ = (SV) * (T)iv;                                                      \\
+            else m_ = __builtin_convertvector(__builtin_convertvector((SV), WIDE) * iv, VT);   \\
+            if (ysc == 1) {                                                                    \\
+                *(VT*)yv_ = m_;                                                                \\
+            } else {                                                                           \\
+                T l_[LANES];                                                                   \\
+                memcpy(l_, &m_, sizeof l_);                                                    \\
+                for (k = 0; k < LANES; k++) yv_[k * ysc] = l_[k];                              \\
+            }                                                                                  \\
+        } while (0)
     #define ADAPOOL_AVG_CL(NAME, T, VT, LANES, WIDE)                                           \\
     static int NAME(const T* x, ptrdiff_t sd, ptrdiff_t sh, ptrdiff_t sw,                     \\
                     ptrdiff_t d0, ptrdiff_t d1, ptrdiff_t h0, ptrdiff_t h1,                   \\
                     const int64_t* w0, const int64_t* w1, ptrdiff_t now, const double* inv,   \\
                     ptrdiff_t cl, T* y, ptrdiff_t ysw, ptrdiff_t ysc) {                       \\
-        ptrdiff_t o, k0, k, j, id, ih, iw;                                                     \\
+        ptrdiff_t o, k0, k, id, ih, iw;                                                        \\
         VT bad = (VT){0};   /* + (s - s) per sum: NaN once any sum is inf or NaN */            \\
         T lane[LANES];                                                                         \\
         for (o = 0; o < now; o++) {                                                            \\
             const ptrdiff_t wa = (ptrdiff_t)w0[o], wb = (ptrdiff_t)w1[o];                     \\
             const double iv = inv[o];                                                          \\
+            uint64_t ib;                                                                       \\
+            int exact;                                                                         \\
             T* yo = y + o * ysw;                                                               \\
+            /* 1 / a power of two (no mantissa bits, 2**-60 or more): the product is exact in    \\
+               T as in double, so it rounds once either way (2x2 windows: half the kernel's      \\
+               time was the widening) */                                                         \\
+            memcpy(&ib, &iv, sizeof ib);                                                       \\
+            exact = (ib & 0xFFFFFFFFFFFFFULL) == 0 && (ib >> 52) >= 1023 - 60 && (ib >> 52) <= 1023; \\
             k0 = 0;                                                                            \\
             while (k0 < cl) {                                                                  \\
                 /* 4 vectors a step, then one; a tail narrower than a vector is the last full \\
@@ -2289,7 +2311,7 @@ cdef extern from *:
                 const ptrdiff_t nv = cl - k0 >= 4 * LANES ? 4 : 1;                             \\
                 /* four named sums, not an array: gcc kept an array indexed below on the    \\
                    stack, an add then waiting on a store and a load */                        \\
-                VT s0 = (VT){0}, s1 = (VT){0}, s2 = (VT){0}, s3 = (VT){0}, s[4];               \\
+                VT s0 = (VT){0}, s1 = (VT){0}, s2 = (VT){0}, s3 = (VT){0};                     \\
                 for (id = d0; id < d1; id++)                                                   \\
                     for (ih = h0; ih < h1; ih++) {                                             \\
                         const T* r = x + id * sd + ih * sh + k0;                               \\
@@ -2303,18 +2325,12 @@ cdef extern from *:
                             }                                                                  \\
                         }                                                                      \\
                     }                                                                          \\
-                s[0] = s0; s[1] = s1; s[2] = s2; s[3] = s3;                                    \\
-                for (j = 0; j < nv; j++) {                                                     \\
-                    const VT m = __builtin_convertvector(                                      \\
-                        __builtin_convertvector(s[j], WIDE) * iv, VT);                         \\
-                    T* yv = yo + (k0 + j * LANES) * ysc;                                       \\
-                    bad += s[j] - s[j];                                                        \\
-                    if (ysc == 1) {                                                            \\
-                        *(VT*)yv = m;                                                          \\
-                    } else {                                                                   \\
-                        memcpy(lane, &m, sizeof lane);                                         \\
-                        for (k = 0; k < LANES; k++) yv[k * ysc] = lane[k];                     \\
-                    }                                                                          \\
+                bad += (s0 - s0) + (s1 - s1) + (s2 - s2) + (s3 - s3);                          \\
+                ADAPOOL_AVG_PUT(T, VT, LANES, WIDE, s0, yo + k0 * ysc);                        \\
+                if (nv == 4) {                                                                 \\
+                    ADAPOOL_AVG_PUT(T, VT, LANES, WIDE, s1, yo + (k0 + LANES) * ysc);          \\
+                    ADAPOOL_AVG_PUT(T, VT, LANES, WIDE, s2, yo + (k0 + 2 * LANES) * ysc);      \\
+                    ADAPOOL_AVG_PUT(T, VT, LANES, WIDE, s3, yo + (k0 + 3 * LANES) * ysc);      \\
                 }                                                                              \\
                 k0 += nv * LANES;                                                              \\
                 if (k0 < cl && cl - k0 < LANES) k0 = cl - LANES;                               \\

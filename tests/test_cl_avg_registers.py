@@ -80,6 +80,20 @@ def test_window_sums_in_registers_are_the_ordered_sums(call, c, dtype):
     np.testing.assert_array_equal(_bits(fn(strided)), _bits(want))
 
 
+@pytest.mark.parametrize("k", [2, 4])
+def test_power_of_two_divisors_round_once_down_to_subnormals(k):
+    # 1 / 4 and 1 / 16 are taken as float32 multiplications (exact, so rounded once as the
+    # float64 product is): sums near the smallest normals give subnormal means, where a second
+    # rounding would show
+    rng = np.random.default_rng(k)
+    x = (rng.standard_normal((2, 40, 8, 8)) * 3e-38).astype(np.float32)
+    x[0, 0] = np.float32(1.4e-45)                   # the smallest subnormal: means of 1/k**2 of it
+    want = _emulated(x, _windows(8, 8 // k, k, k), _windows(8, 8 // k, k, k), lambda r, c: k * k)
+    got = adapool.avg_pool2d(with_layout(x, "channels_last"), k)
+    np.testing.assert_array_equal(_bits(got), _bits(want))
+    assert (np.abs(got[np.isfinite(got)]) < np.finfo(np.float32).tiny).any()   # subnormal means occur
+
+
 def test_overflowing_float32_sums_are_redone_in_float64():
     x = np.full((1, 40, 14, 14), 3e38, np.float32)   # every 3x3 sum overflows float32
     x[0, 5] = -3e38
