@@ -1314,7 +1314,7 @@ cdef void _avg_fwd_cl(const real_t* x, real_t* y, const Win* w, const Geom* g,
     # than _CL_REG_IMAGE bytes (past L2) streaming whole rows in order is faster (avg_pool2d
     # (3,2,1), 2 threads, x torch: (4,512,56,56) 1.87 -> 1.63 in registers, (8,256,15,15)
     # 0.62 -> 0.94; benchmarks/README.md).
-    cdef bint small_image = g.d * g.h * g.w * g.xs[4] * <Py_ssize_t>sizeof(real_t) <= _CL_REG_IMAGE
+    cdef bint small_image = g.d * g.h * g.w * (g.xs[4] if g.xs[4] >= 0 else -g.xs[4]) * <Py_ssize_t>sizeof(real_t) <= _CL_REG_IMAGE
     for ow in range(g.ow):
         kw_max = max(kw_max, w.w1[ow] - w.w0[ow])
     for it in range(begin, end):
@@ -2456,7 +2456,7 @@ cdef void _max_fwd_cl(const real_t* x, real_t* y, int64_t* yi, const Win* w, con
     # 0.76 -> 0.32 ms, (4,512,56,56) -> 7 3.2 -> 1.5 ms; windows of 2x2 or 3x3 pixels and
     # narrower pixels stay faster in registers.
     cdef Py_ssize_t isz = 8 if real_t is half_bits else sizeof(real_t)
-    cdef Py_ssize_t pix = g.xs[4] * sizeof(real_t)      # bytes from one pixel to the next
+    cdef Py_ssize_t pix = (g.xs[4] if g.xs[4] >= 0 else -g.xs[4]) * <Py_ssize_t>sizeof(real_t)   # bytes from one pixel to the next
     cdef Py_ssize_t area = 0                            # a middle output's window (no item: none)
     if begin < end:
         area = ((w.d1[g.od // 2] - w.d0[g.od // 2]) * (w.h1[g.oh // 2] - w.h0[g.oh // 2])
