@@ -1311,10 +1311,11 @@ cdef void _avg_fwd_cl(const real_t* x, real_t* y, const Win* w, const Geom* g,
     cdef Py_ssize_t lanes = 8 if real_t is float else 4   # the register kernel's vector
     # The register kernel walks each window per chunk of channels, so overlapping windows read
     # a pixel once per window and the pixels' lines a pixel stride apart; from an image of more
-    # than _CL_REG_IMAGE bytes (past L2) streaming whole rows in order is faster (avg_pool2d
-    # (3,2,1), 2 threads, x torch: (4,512,56,56) 1.87 -> 1.63 in registers, (8,256,15,15)
-    # 0.62 -> 0.94; benchmarks/README.md).
-    cdef bint small_image = g.d * g.h * g.w * (g.xs[4] if g.xs[4] >= 0 else -g.xs[4]) * <Py_ssize_t>sizeof(real_t) <= _CL_REG_IMAGE
+    # than _CL_REG_IMAGE bytes (past L2) of pixels wider than two cache lines, streaming whole
+    # rows in order is faster (avg_pool2d(3,2,1), 2 threads: (16,256,100,100) 8.6 ms streamed,
+    # 10.1 in registers; (1,16,223,223), 64-byte pixels, 0.21 and 0.12 ms; benchmarks/README.md).
+    cdef Py_ssize_t pix = (g.xs[4] if g.xs[4] >= 0 else -g.xs[4]) * <Py_ssize_t>sizeof(real_t)
+    cdef bint regs = pix <= 128 or g.d * g.h * g.w * pix <= _CL_REG_IMAGE
     for ow in range(g.ow):
         kw_max = max(kw_max, w.w1[ow] - w.w0[ow])
     for it in range(begin, end):
@@ -1322,7 +1323,7 @@ cdef void _avg_fwd_cl(const real_t* x, real_t* y, const Win* w, const Geom* g,
         c0 = at.i3 * cblock
         cl = min(cblock, g.c - c0)
         f32_only = real_t is float and (w.d1[od] - w.d0[od]) * (w.h1[oh] - w.h0[oh]) * kw_max <= _F32_FLUSH
-        if (real_t is not half_bits and ADAPOOL_VECTOR_AVG_CL and cl >= lanes and small_image
+        if (real_t is not half_bits and ADAPOOL_VECTOR_AVG_CL and cl >= lanes and regs
                 and (w.d1[od] - w.d0[od]) * (w.h1[oh] - w.h0[oh]) * kw_max <= _F32_FLUSH):
             if real_t is float:
                 bad = adapool_avg_cl_f32(x + n * g.xs[0] + c0, g.xs[2], g.xs[3], g.xs[4], w.d0[od], w.d1[od],

@@ -1,5 +1,6 @@
 """Channels-last average pooling of small windows (at most 16 pixels) over images of at most
-512 KiB: each chunk of channels sums its window in SIMD registers instead of the scratch row.
+512 KiB, or of pixels of at most 128 bytes: each chunk of channels sums its window in SIMD
+registers instead of the scratch row.
 
 The order of additions per channel is fixed: the window's pixels in row-major order, added in
 float32 (float64 for float64 input) to +0.0; the sum times the window's float64 reciprocal is
@@ -120,6 +121,13 @@ def test_both_sides_of_the_image_size_threshold_agree():
         want = _emulated(x, _windows(h, -(-h // 2) , 3, 2, 1), _windows(64, 32, 3, 2, 1), lambda r, c: 9)
         np.testing.assert_array_equal(_bits(adapool.avg_pool2d(with_layout(x, "channels_last"), 3, 2, 1)),
                                       _bits(want))
+
+
+def test_narrow_pixels_of_a_large_image_sum_in_registers():
+    # 64-byte pixels (16 float32 channels) of a 590 KB image: registers despite the image size
+    x = _values(np.random.default_rng(3), (1, 16, 96, 96), np.float32)
+    want = _emulated(x, _windows(96, 48, 3, 2, 1), _windows(96, 48, 3, 2, 1), lambda r, c: 9)
+    np.testing.assert_array_equal(_bits(adapool.avg_pool2d(with_layout(x, "channels_last"), 3, 2, 1)), _bits(want))
 
 
 def test_register_sums_do_not_depend_on_thread_count():
