@@ -2191,6 +2191,8 @@ cdef extern from *:
                             t = (v > b0) | (v != v);                                           \\
                             b0 = (VT)(((VIT)v & t) | ((VIT)b0 & ~t)); i0 = (at & t) | (i0 & ~t); \\
                             if (nv == 4) {                                                     \\
+                                /* this pixel's two lines of the next chunk, into L2: past the \\
+                                   L3 the prefetchers lose a large window's pixel streams */  \\
                                 __builtin_prefetch(p + 4 * LANES, 0, 2);                       \\
                                 __builtin_prefetch(p + 6 * LANES, 0, 2);                       \\
                                 v = *(const VT*)(p + LANES);                                   \\
