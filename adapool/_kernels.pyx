@@ -703,14 +703,15 @@ cdef extern from *:
     }
     static void adapool_colmax8_f32(const float* first_row, ptrdiff_t kh, ptrdiff_t hs, int32_t h0,
                                     ptrdiff_t W, float* colmax, int32_t* colrow) {
+        /* a constant NB per case, so that the body's vectors unroll into registers */
+    #define ADAPOOL_COLMAX_CASE(NB) \\
+            case NB: adapool_colmax8_body(first_row, kh, hs, h0, colmax, colrow, NB); break;
         switch (W / 8) {
-            case 7: adapool_colmax8_body(first_row, kh, hs, h0, colmax, colrow, 7); break;
-            case 6: adapool_colmax8_body(first_row, kh, hs, h0, colmax, colrow, 6); break;
-            case 5: adapool_colmax8_body(first_row, kh, hs, h0, colmax, colrow, 5); break;
-            case 4: adapool_colmax8_body(first_row, kh, hs, h0, colmax, colrow, 4); break;
-            case 3: adapool_colmax8_body(first_row, kh, hs, h0, colmax, colrow, 3); break;
+            ADAPOOL_COLMAX_CASE(7) ADAPOOL_COLMAX_CASE(6) ADAPOOL_COLMAX_CASE(5)
+            ADAPOOL_COLMAX_CASE(4) ADAPOOL_COLMAX_CASE(3)
             default: adapool_colmax8_body(first_row, kh, hs, h0, colmax, colrow, 2); break;
         }
+    #undef ADAPOOL_COLMAX_CASE
     }
     #else
     #define ADAPOOL_HAS_ROWS 0
@@ -900,6 +901,12 @@ cdef inline void _store(real_t* dst, double v) noexcept nogil:
         dst[0] = adapool_double_to_half(v)
     else:
         dst[0] = <real_t>v
+
+
+cdef inline Py_ssize_t _pixel_bytes(const Geom* g, Py_ssize_t itemsize) noexcept nogil:
+    # bytes from one pixel to the next along W, whichever way W runs (the channels-last
+    # kernels' size rules)
+    return (g.xs[4] if g.xs[4] >= 0 else -g.xs[4]) * itemsize
 
 
 cdef inline Py_ssize_t _pad8(Py_ssize_t k) noexcept nogil:
@@ -1307,14 +1314,13 @@ cdef void _avg_fwd_cl(const real_t* x, real_t* y, const Win* w, const Geom* g,
     cdef real_t* out
     cdef double inv
     cdef bint f32_only    # float32 windows of <= _F32_FLUSH pixels never touch the float64 row
-    cdef int bad
     cdef Py_ssize_t lanes = 8 if real_t is float else 4   # the register kernel's vector
     # The register kernel walks each window per chunk of channels, so overlapping windows read
     # a pixel once per window and the pixels' lines a pixel stride apart; from an image of more
     # than _CL_REG_IMAGE bytes (past L2) of pixels wider than two cache lines, streaming whole
     # rows in order is faster (avg_pool2d(3,2,1), 2 threads: (16,256,100,100) 8.6 ms streamed,
     # 10.1 in registers; (1,16,223,223), 64-byte pixels, 0.21 and 0.12 ms; benchmarks/README.md).
-    cdef Py_ssize_t pix = (g.xs[4] if g.xs[4] >= 0 else -g.xs[4]) * <Py_ssize_t>sizeof(real_t)
+    cdef Py_ssize_t pix = _pixel_bytes(g, sizeof(real_t))
     cdef bint regs = pix <= 128 or g.d * g.h * g.w * pix <= _CL_REG_IMAGE
     for ow in range(g.ow):
         kw_max = max(kw_max, w.w1[ow] - w.w0[ow])
@@ -1325,18 +1331,17 @@ cdef void _avg_fwd_cl(const real_t* x, real_t* y, const Win* w, const Geom* g,
         f32_only = real_t is float and (w.d1[od] - w.d0[od]) * (w.h1[oh] - w.h0[oh]) * kw_max <= _F32_FLUSH
         if (real_t is not half_bits and ADAPOOL_VECTOR_AVG_CL and cl >= lanes and regs
                 and (w.d1[od] - w.d0[od]) * (w.h1[oh] - w.h0[oh]) * kw_max <= _F32_FLUSH):
+            row = x + n * g.xs[0] + c0
+            out = y + n * g.ys[0] + c0 * ysc + od * g.ys[2] + oh * g.ys[3]
             if real_t is float:
-                bad = adapool_avg_cl_f32(x + n * g.xs[0] + c0, g.xs[2], g.xs[3], g.xs[4], w.d0[od], w.d1[od],
-                                         w.h0[oh], w.h1[oh], w.w0, w.w1, g.ow, w.inv + (od * g.oh + oh) * g.ow,
-                                         cl, y + n * g.ys[0] + c0 * ysc + od * g.ys[2] + oh * g.ys[3],
-                                         g.ys[4], ysc)
-                if bad:
+                if adapool_avg_cl_f32(row, g.xs[2], g.xs[3], g.xs[4], w.d0[od], w.d1[od], w.h0[oh],
+                                      w.h1[oh], w.w0, w.w1, g.ow, w.inv + (od * g.oh + oh) * g.ow,
+                                      cl, out, g.ys[4], ysc):
                     adapool_flag(w.overflow)
             elif real_t is double:
-                adapool_avg_cl_f64(x + n * g.xs[0] + c0, g.xs[2], g.xs[3], g.xs[4], w.d0[od], w.d1[od],
-                                   w.h0[oh], w.h1[oh], w.w0, w.w1, g.ow, w.inv + (od * g.oh + oh) * g.ow,
-                                   cl, y + n * g.ys[0] + c0 * ysc + od * g.ys[2] + oh * g.ys[3],
-                                   g.ys[4], ysc)
+                adapool_avg_cl_f64(row, g.xs[2], g.xs[3], g.xs[4], w.d0[od], w.d1[od], w.h0[oh],
+                                   w.h1[oh], w.w0, w.w1, g.ow, w.inv + (od * g.oh + oh) * g.ow,
+                                   cl, out, g.ys[4], ysc)
             _step(&at)
             continue
         if not f32_only:
@@ -2269,10 +2274,6 @@ cdef extern from *:
     #if defined(__GNUC__) || defined(__clang__)
     #define ADAPOOL_VECTOR_AVG_CL 1
     typedef double adapool_v8d __attribute__((vector_size(64), aligned(8), may_alias));
-    /* One output row's pixels (n, od, oh, *) over channels [c0, c0 + cl), cl >= LANES: x at
-       input (n, c0, 0, 0, 0), y at output (n, c0, od, oh, 0), strides in elements (the input's
-       channel stride 1); window rows [d0, d1) x [h0, h1), columns [w0[o], w1[o]); inv[o] the
-       output's 1 / divisor. Returns whether some sum came out inf or NaN. */
     /* One vector of sums to means, stored: times 1 / divisor in T where that is exact (see
        below), else in double and rounded once. */
     #define ADAPOOL_AVG_PUT(T, VT, LANES, WIDE, SV, YV) do {                                   \\
@@ -2288,6 +2289,10 @@ cdef extern from *:
                 for (k = 0; k < LANES; k++) yv_[k * ysc] = l_[k];                              \\
             }                                                                                  \\
         } while (0)
+    /* One output row's pixels (n, od, oh, *) over channels [c0, c0 + cl), cl >= LANES: x at
+       input (n, c0, 0, 0, 0), y at output (n, c0, od, oh, 0), strides in elements (the input's
+       channel stride 1); window rows [d0, d1) x [h0, h1), columns [w0[o], w1[o]); inv[o] the
+       output's 1 / divisor. Returns whether some sum came out inf or NaN. */
     #define ADAPOOL_AVG_CL(NAME, T, VT, LANES, WIDE)                                           \\
     static int NAME(const T* x, ptrdiff_t sd, ptrdiff_t sh, ptrdiff_t sw,                     \\
                     ptrdiff_t d0, ptrdiff_t d1, ptrdiff_t h0, ptrdiff_t h1,                   \\
@@ -2459,7 +2464,7 @@ cdef void _max_fwd_cl(const real_t* x, real_t* y, int64_t* yi, const Win* w, con
     # 0.76 -> 0.32 ms, (4,512,56,56) -> 7 3.2 -> 1.5 ms; windows of 2x2 or 3x3 pixels and
     # narrower pixels stay faster in registers.
     cdef Py_ssize_t isz = 8 if real_t is half_bits else sizeof(real_t)
-    cdef Py_ssize_t pix = (g.xs[4] if g.xs[4] >= 0 else -g.xs[4]) * <Py_ssize_t>sizeof(real_t)   # bytes from one pixel to the next
+    cdef Py_ssize_t pix = _pixel_bytes(g, sizeof(real_t))
     cdef Py_ssize_t area = 0                            # a middle output's window (no item: none)
     if begin < end:
         area = ((w.d1[g.od // 2] - w.d0[g.od // 2]) * (w.h1[g.oh // 2] - w.h0[g.oh // 2])
