@@ -1289,11 +1289,86 @@ cdef bint _outputs_nonfinite(const real_t* y, const Geom* g, Py_ssize_t begin,
 
 
 # Average pooling forward, channels-last layout (C has unit stride: NHWC viewed as NCHW).
-# Item = one output row (n, od, oh) and one block of channels. Each input row of the window is
-# streamed once, in memory order, pixel vectors added into their output column's accumulators
-# (vectorised over C); overlapping windows add a shared pixel to both. Reading whole rows in
-# order keeps the hardware prefetcher fed, which a pixel-by-pixel walk of each window does not.
-# float32 lanes are flushed into float64 after _F32_FLUSH additions, per output column.
+# Item = one output row (n, od, oh) and one block of channels, walked one of three ways; each
+# sums a window's pixels in row-major order from +0.0 (float32 in float32, flushed into float64
+# after _F32_FLUSH additions; other types in float64), so all three give the same bits.
+# - Windows of <= _F32_FLUSH pixels over a small image, or of narrow pixels: in SIMD registers
+#   per chunk of channels (adapool_avg_cl_f32/f64).
+# - Other windows of <= _F32_FLUSH pixels: one output pixel at a time, the window's pixels
+#   added whole into one row of sums in L1 (_avg_cl_pixels).
+# - Larger windows: each input row of the window streamed once, in memory order, pixel vectors
+#   added into their output column's accumulators; overlapping windows add a shared pixel to
+#   both. Whole rows in order keep the hardware prefetcher fed where a window's many rows
+#   would be walked pixel by pixel (adaptive (16,256,100,100) -> 10, one thread: 8.9 ms
+#   streamed, 13.0 pixel by pixel).
+
+cdef void _avg_cl_pixels(const real_t* x, real_t* y, const Win* w, const Geom* g, Py_ssize_t n,
+                         Py_ssize_t od, Py_ssize_t oh, Py_ssize_t c0, Py_ssize_t cl, double* acc,
+                         float* facc) noexcept nogil:
+    """One output row, channels [c0, c0 + cl), one output pixel at a time: the window's pixels
+    added whole, in row-major order, into one cl-long row of sums that stays in L1, which is
+    then stored. The first pixel after each flush starts the float32 row (+0.0 + p: the same
+    bits as adding it to zeros)."""
+    cdef Py_ssize_t ysc = g.ys[1]
+    cdef Py_ssize_t k, id, ih, iw, ow, nf
+    cdef const real_t* row
+    cdef const real_t* p
+    cdef real_t* out
+    cdef double inv
+    cdef bint wide    # float32 sums flushed into float64 (windows of > _F32_FLUSH pixels)
+    for ow in range(g.ow):
+        wide = real_t is not float or (w.d1[od] - w.d0[od]) * (w.h1[oh] - w.h0[oh]) * (w.w1[ow] - w.w0[ow]) > _F32_FLUSH
+        nf = 0
+        if wide:
+            memset(acc, 0, cl * sizeof(double))
+        for id in range(w.d0[od], w.d1[od]):
+            for ih in range(w.h0[oh], w.h1[oh]):
+                row = x + n * g.xs[0] + c0 + id * g.xs[2] + ih * g.xs[3]
+                for iw in range(w.w0[ow], w.w1[ow]):
+                    p = row + iw * g.xs[4]
+                    if real_t is float:
+                        # flushed before a lane would take its (_F32_FLUSH + 1)-th addition
+                        if nf == _F32_FLUSH:
+                            for k in range(cl):
+                                acc[k] += facc[k]
+                            nf = 0
+                        if nf == 0:
+                            for k in range(cl):
+                                facc[k] = p[k] + <float>0.0
+                        else:
+                            for k in range(cl):
+                                facc[k] += p[k]
+                        nf += 1
+                    else:
+                        for k in range(cl):
+                            acc[k] += _load(p[k])
+        inv = _inv(w, g, od, oh, ow)
+        out = y + n * g.ys[0] + c0 * ysc + od * g.ys[2] + oh * g.ys[3] + ow * g.ys[4]
+        if real_t is float and not wide:   # never flushed
+            if nf == 0:   # (an empty window: every window holds a pixel today)
+                memset(facc, 0, cl * sizeof(float))
+            if ysc == 1:
+                for k in range(cl):
+                    out[k] = <float>(<double>facc[k] * inv)
+            else:
+                for k in range(cl):
+                    out[k * ysc] = <float>(<double>facc[k] * inv)
+            # float32 sums that came out inf or NaN are redone in float64 (_f32_repair_all)
+            if adapool_any_nonfinite_f32(facc, cl):
+                adapool_flag(w.overflow)
+            continue
+        if real_t is float and nf:
+            for k in range(cl):
+                acc[k] += facc[k]
+        if ysc == 1:
+            for k in range(cl):
+                _store(out + k, acc[k] * inv)
+        else:
+            for k in range(cl):
+                _store(out + k * ysc, acc[k] * inv)
+        if real_t is float and adapool_any_nonfinite_f64(acc, cl):
+            adapool_flag(w.overflow)
+
 
 cdef void _avg_fwd_cl(const real_t* x, real_t* y, const Win* w, const Geom* g,
                       Py_ssize_t cblock, double* scratch, Py_ssize_t begin,
@@ -1313,24 +1388,31 @@ cdef void _avg_fwd_cl(const real_t* x, real_t* y, const Win* w, const Geom* g,
     cdef float* fa
     cdef real_t* out
     cdef double inv
+    cdef bint small       # windows of <= _F32_FLUSH pixels
     cdef bint f32_only    # float32 windows of <= _F32_FLUSH pixels never touch the float64 row
     cdef Py_ssize_t lanes = 8 if real_t is float else 4   # the register kernel's vector
     # The register kernel walks each window per chunk of channels, so overlapping windows read
     # a pixel once per window and the pixels' lines a pixel stride apart; from an image of more
-    # than _CL_REG_IMAGE bytes (past L2) of pixels wider than two cache lines, streaming whole
-    # rows in order is faster (avg_pool2d(3,2,1), 2 threads: (16,256,100,100) 8.6 ms streamed,
-    # 10.1 in registers; (1,16,223,223), 64-byte pixels, 0.21 and 0.12 ms; benchmarks/README.md).
+    # than _CL_REG_IMAGE bytes (past L2) of pixels wider than two cache lines, whole pixels are
+    # faster (avg_pool2d(3,2,1), 2 threads: (16,256,100,100) 8.6 ms streamed, 10.1 in
+    # registers; (1,16,223,223), 64-byte pixels, 0.21 and 0.12 ms; benchmarks/README.md).
     cdef Py_ssize_t pix = _pixel_bytes(g, sizeof(real_t))
     cdef bint regs = pix <= 128 or g.d * g.h * g.w * pix <= _CL_REG_IMAGE
+    # Past the registers' reach, whole pixels of more than two lines into one row of sums in
+    # L1 (_avg_cl_pixels) where the input fits the cache, else whole input rows streamed in
+    # order (see above).
+    cdef Py_ssize_t footprint = g.n * g.d * g.h * g.w * pix
+    cdef bint pixels = pix > 128 and footprint <= _LLC_BYTES // 2
+    cdef bint rows_pixels = pix > 128 and footprint <= _LLC_BYTES   # windows of <= _F32_FLUSH pixels
     for ow in range(g.ow):
         kw_max = max(kw_max, w.w1[ow] - w.w0[ow])
     for it in range(begin, end):
         n, od, oh = at.i0, at.i1, at.i2
         c0 = at.i3 * cblock
         cl = min(cblock, g.c - c0)
-        f32_only = real_t is float and (w.d1[od] - w.d0[od]) * (w.h1[oh] - w.h0[oh]) * kw_max <= _F32_FLUSH
-        if (real_t is not half_bits and ADAPOOL_VECTOR_AVG_CL and cl >= lanes and regs
-                and (w.d1[od] - w.d0[od]) * (w.h1[oh] - w.h0[oh]) * kw_max <= _F32_FLUSH):
+        small = (w.d1[od] - w.d0[od]) * (w.h1[oh] - w.h0[oh]) * kw_max <= _F32_FLUSH
+        f32_only = real_t is float and small
+        if real_t is not half_bits and ADAPOOL_VECTOR_AVG_CL and cl >= lanes and regs and small:
             row = x + n * g.xs[0] + c0
             out = y + n * g.ys[0] + c0 * ysc + od * g.ys[2] + oh * g.ys[3]
             if real_t is float:
@@ -1342,6 +1424,10 @@ cdef void _avg_fwd_cl(const real_t* x, real_t* y, const Win* w, const Geom* g,
                 adapool_avg_cl_f64(row, g.xs[2], g.xs[3], g.xs[4], w.d0[od], w.d1[od], w.h0[oh],
                                    w.h1[oh], w.w0, w.w1, g.ow, w.inv + (od * g.oh + oh) * g.ow,
                                    cl, out, g.ys[4], ysc)
+            _step(&at)
+            continue
+        if pixels or (small and rows_pixels):
+            _avg_cl_pixels(x, y, w, g, n, od, oh, c0, cl, acc, facc)
             _step(&at)
             continue
         if not f32_only:

@@ -115,9 +115,10 @@ def test_into_an_out_with_strided_channels():
 
 
 def test_both_sides_of_the_image_size_threshold_agree():
-    # 512 KiB: (64, 64, 32) float32 is exactly that (registers), (64, 65, 32) one row more (rows)
-    for h in (64, 65):
-        x = _values(np.random.default_rng(h), (2, 32, h, 64), np.float32)
+    # 512 KiB of 256-byte pixels: (32, 64, 64) float32 is exactly that (registers), (33, 64,
+    # 64) one row more (whole pixels; 128-byte pixels would stay in registers at any size)
+    for h in (32, 33):
+        x = _values(np.random.default_rng(h), (2, 64, h, 64), np.float32)
         want = _emulated(x, _windows(h, -(-h // 2) , 3, 2, 1), _windows(64, 32, 3, 2, 1), lambda r, c: 9)
         np.testing.assert_array_equal(_bits(adapool.avg_pool2d(with_layout(x, "channels_last"), 3, 2, 1)),
                                       _bits(want))
