@@ -713,6 +713,77 @@ cdef extern from *:
         }
     #undef ADAPOOL_COLMAX_CASE
     }
+    /* One output row of a plane whose windows are at most 16 pixels: outputs [jlo, jhi) have
+       whole windows of kw columns starting at sw * j - pw, 8 of them a vector (adapool_add_row
+       per window row); the others, and a last block whose loads would pass the row's W floats,
+       one at a time. Rows: kd x kh of them, ds and hs apart. Each output sums its window's
+       pixels in row-major order in float32 from +0.0 (the channels-last kernels' order), times
+       its float64 1 / divisor inv[j], rounded once. Returns whether a sum came out inf or NaN
+       (redone by _f32_repair_all). */
+    static inline __attribute__((always_inline)) int adapool_avg_wide_body(
+            const float* first_row, ptrdiff_t kd, ptrdiff_t ds, ptrdiff_t kh, ptrdiff_t hs,
+            ptrdiff_t W, const int64_t* w0, const int64_t* w1, ptrdiff_t ow, ptrdiff_t pw,
+            ptrdiff_t jlo, ptrdiff_t jhi, const double* inv, float* out, ptrdiff_t os, int sw, int kw) {
+        const ptrdiff_t span = sw == 1 ? kw + 7 : (kw > 2 ? 18 : 16);
+        ptrdiff_t j = 0, id, ih, c;
+        int nonfinite = 0;
+        while (j < ow) {
+            if (j >= jlo && j + 8 <= jhi && sw * j - pw + span <= W) {
+                const float* q = first_row + sw * j - pw;
+                __m256 acc = _mm256_setzero_ps();
+                for (id = 0; id < kd; id++)
+                    for (ih = 0; ih < kh; ih++)
+                        acc = adapool_add_row(acc, q + id * ds + ih * hs, sw, kw);
+                if (sw == 2)
+                    acc = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(acc), _MM_SHUFFLE(3, 1, 2, 0)));
+                {
+                    __m128 lo = _mm256_cvtpd_ps(_mm256_mul_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(acc)),
+                                                              _mm256_loadu_pd(inv + j)));
+                    __m128 hi = _mm256_cvtpd_ps(_mm256_mul_pd(_mm256_cvtps_pd(_mm256_extractf128_ps(acc, 1)),
+                                                              _mm256_loadu_pd(inv + j + 4)));
+                    __m256 v = _mm256_insertf128_ps(_mm256_castps128_ps256(lo), hi, 1);
+                    nonfinite |= _mm256_movemask_ps(_mm256_cmp_ps(_mm256_andnot_ps(_mm256_set1_ps(-0.0f), acc),
+                                                                  _mm256_set1_ps(INFINITY), _CMP_NLT_UQ));
+                    if (os == 1) {
+                        _mm256_storeu_ps(out + j, v);
+                    } else {
+                        float lane[8];
+                        _mm256_storeu_ps(lane, v);
+                        for (c = 0; c < 8; c++) out[(j + c) * os] = lane[c];
+                    }
+                }
+                j += 8;
+                continue;
+            }
+            {
+                float f = 0.0f;
+                for (id = 0; id < kd; id++)
+                    for (ih = 0; ih < kh; ih++) {
+                        const float* r = first_row + id * ds + ih * hs;
+                        for (c = w0[j]; c < w1[j]; c++) f += r[c];
+                    }
+                out[j * os] = (float)((double)f * inv[j]);
+                nonfinite |= !(f - f == 0.0f);
+            }
+            j++;
+        }
+        return nonfinite != 0;
+    }
+    static int adapool_avg_wide_f32(const float* first_row, ptrdiff_t kd, ptrdiff_t ds, ptrdiff_t kh,
+                                    ptrdiff_t hs, ptrdiff_t W, const int64_t* w0, const int64_t* w1,
+                                    ptrdiff_t ow, ptrdiff_t pw, ptrdiff_t jlo, ptrdiff_t jhi,
+                                    const double* inv, float* out, ptrdiff_t os, int sw, int kw) {
+    #define ADAPOOL_WIDE_CASE(SW, KW) \
+        case 8 * SW + KW: return adapool_avg_wide_body(first_row, kd, ds, kh, hs, W, w0, w1, ow, pw, jlo, jhi, inv, out, os, SW, KW);
+        switch (8 * sw + kw) {
+            ADAPOOL_WIDE_CASE(1, 1) ADAPOOL_WIDE_CASE(1, 2) ADAPOOL_WIDE_CASE(1, 3) ADAPOOL_WIDE_CASE(1, 4)
+            ADAPOOL_WIDE_CASE(2, 1) ADAPOOL_WIDE_CASE(2, 2) ADAPOOL_WIDE_CASE(2, 3) ADAPOOL_WIDE_CASE(2, 4)
+            default: break;
+        }
+    #undef ADAPOOL_WIDE_CASE
+        /* other strides and widths: every output one at a time (jlo = jhi = 0) */
+        return adapool_avg_wide_body(first_row, kd, ds, kh, hs, W, w0, w1, ow, pw, 0, 0, inv, out, os, 1, 1);
+    }
     #else
     #define ADAPOOL_HAS_ROWS 0
     static inline ptrdiff_t adapool_pick8_f32(const float* colmax, const int32_t* colrow, ptrdiff_t w0,
@@ -736,6 +807,45 @@ cdef extern from *:
                                     ptrdiff_t W, float* colmax, int32_t* colrow) {
         /* never called: ADAPOOL_HAS_ROWS is 0 */
         (void)first_row; (void)kh; (void)hs; (void)h0; (void)W; (void)colmax; (void)colrow;
+    }
+    /* The same sums without AVX2 (the baseline build): 8 outputs a block of plain loops, each
+       output's additions in the same order, so both builds give the same bits. */
+    static int adapool_avg_wide_f32(const float* first_row, ptrdiff_t kd, ptrdiff_t ds, ptrdiff_t kh,
+                                    ptrdiff_t hs, ptrdiff_t W, const int64_t* w0, const int64_t* w1,
+                                    ptrdiff_t ow, ptrdiff_t pw, ptrdiff_t jlo, ptrdiff_t jhi,
+                                    const double* inv, float* out, ptrdiff_t os, int sw, int kw) {
+        ptrdiff_t j = 0, id, ih, c, t;
+        int nonfinite = 0;
+        (void)W;
+        while (j < ow) {
+            if (j >= jlo && j + 8 <= jhi) {
+                float acc[8] = {0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
+                for (id = 0; id < kd; id++)
+                    for (ih = 0; ih < kh; ih++) {
+                        const float* q = first_row + id * ds + ih * hs + sw * j - pw;
+                        for (c = 0; c < kw; c++)
+                            for (t = 0; t < 8; t++) acc[t] += q[sw * t + c];
+                    }
+                for (t = 0; t < 8; t++) {
+                    out[(j + t) * os] = (float)((double)acc[t] * inv[j + t]);
+                    nonfinite |= !(acc[t] - acc[t] == 0.0f);
+                }
+                j += 8;
+                continue;
+            }
+            {
+                float f = 0.0f;
+                for (id = 0; id < kd; id++)
+                    for (ih = 0; ih < kh; ih++) {
+                        const float* r = first_row + id * ds + ih * hs;
+                        for (c = w0[j]; c < w1[j]; c++) f += r[c];
+                    }
+                out[j * os] = (float)((double)f * inv[j]);
+                nonfinite |= !(f - f == 0.0f);
+            }
+            j++;
+        }
+        return nonfinite != 0;
     }
     static void adapool_avg_row8_f32(const float* first_row, ptrdiff_t kd, ptrdiff_t ds, ptrdiff_t kh,
                                      ptrdiff_t hs, const int64_t* w0, const int64_t* w1, ptrdiff_t ow,
@@ -864,6 +974,10 @@ cdef extern from *:
                               int sw, int kw) noexcept nogil
     void adapool_colmax8_f32(const float* first_row, Py_ssize_t kh, Py_ssize_t hs, int32_t h0,
                              Py_ssize_t W, float* colmax, int32_t* colrow) noexcept nogil
+    int adapool_avg_wide_f32(const float* first_row, Py_ssize_t kd, Py_ssize_t ds, Py_ssize_t kh,
+                             Py_ssize_t hs, Py_ssize_t W, const int64_t* w0, const int64_t* w1,
+                             Py_ssize_t ow, Py_ssize_t pw, Py_ssize_t jlo, Py_ssize_t jhi,
+                             const double* inv, float* out, Py_ssize_t os, int sw, int kw) noexcept nogil
     void adapool_avg_row8_f32(const float* first_row, Py_ssize_t kd, Py_ssize_t ds, Py_ssize_t kh,
                               Py_ssize_t hs, const int64_t* w0, const int64_t* w1, Py_ssize_t ow,
                               const double* inv, float* out, Py_ssize_t os, double* acc, int stream) noexcept nogil
@@ -1170,8 +1284,26 @@ cdef void _avg_fwd_planar(const real_t* x, real_t* y, const Win* w, const Geom* 
     # float32 windows of whole 8-column blocks: the row branch's sums in registers
     cdef bint row8 = real_t is float and ADAPOOL_HAS_ROWS and g.w > _NARROW
     cdef int stream = g.n * g.c * g.d * g.h * g.w * <Py_ssize_t>sizeof(real_t) > _LLC_BYTES
+    # float32 windows of <= 4 columns at stride 1 or 2 (avg_pool's): outputs [jlo, jhi) whose
+    # whole windows start at sw * j - pw take 8 outputs a vector (adapool_avg_wide_f32)
+    cdef Py_ssize_t sw = 0, kw = 0, pw = 0, jlo = 0, jhi = 0, jm, kw_all = 0
+    cdef bint wide = False
     for ow in range(g.ow):
         row8 = row8 and w.w0[ow] % 8 == 0 and w.w1[ow] > w.w0[ow] and (w.w1[ow] - w.w0[ow]) % 8 == 0
+        kw_all = max(kw_all, w.w1[ow] - w.w0[ow])
+    if real_t is float and g.w > _NARROW and g.ow >= 8 and not single_run:
+        jm = g.ow // 2
+        kw = w.w1[jm] - w.w0[jm]
+        sw = w.w0[jm + 1] - w.w0[jm]
+        pw = sw * jm - w.w0[jm]
+        if 1 <= sw <= 2 and 1 <= kw <= 4:
+            jlo = jm
+            while jlo > 0 and w.w0[jlo - 1] == sw * (jlo - 1) - pw and w.w1[jlo - 1] == w.w0[jlo - 1] + kw:
+                jlo -= 1
+            jhi = jm + 1
+            while jhi < g.ow and w.w0[jhi] == sw * jhi - pw and w.w1[jhi] == w.w0[jhi] + kw:
+                jhi += 1
+            wide = jhi - jlo >= 8
     cdef const real_t* first_row
     cdef real_t* out
     cdef double s, s2
@@ -1208,6 +1340,13 @@ cdef void _avg_fwd_planar(const real_t* x, real_t* y, const Win* w, const Geom* 
                                 s += _load(row[iw])
                 _store(out + ow * g.ys[4], s * _inv(w, g, at.i2, at.i3, ow))
         else:
+            if real_t is float and wide and kd * kh * kw_all <= _F32_FLUSH:
+                if adapool_avg_wide_f32(first_row, kd, g.xs[2], kh, g.xs[3], g.w, w.w0, w.w1, g.ow,
+                                        pw, jlo, jhi, w.inv + (at.i2 * g.oh + at.i3) * g.ow, out,
+                                        g.ys[4], sw, kw):
+                    adapool_flag(w.overflow)
+                _step(&at)
+                continue
             if real_t is float and row8 and kd * kh > 0:
                 adapool_avg_row8_f32(first_row, kd, g.xs[2], kh, g.xs[3], w.w0, w.w1, g.ow,
                                      w.inv + (at.i2 * g.oh + at.i3) * g.ow, out, g.ys[4], scratch, stream)
