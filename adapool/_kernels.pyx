@@ -274,6 +274,22 @@ cdef extern from *:
        Loads overrun a row by up to 17 floats (into the next row, or the next plane): rows
        whose span would pass xend (one past the array's last element) are copied out first. */
     #include <math.h>
+    /* One output of adapool_avg_wide_f32 (both builds): its window's pixels in row-major order
+       in float32 from +0.0, times its float64 1 / divisor, rounded once; 1 if the sum came
+       out inf or NaN. */
+    static inline int adapool_avg_wide_one(const float* first_row, ptrdiff_t kd, ptrdiff_t ds,
+                                           ptrdiff_t kh, ptrdiff_t hs, ptrdiff_t c0, ptrdiff_t c1,
+                                           double inv, float* out) {
+        float f = 0.0f;
+        ptrdiff_t id, ih, c;
+        for (id = 0; id < kd; id++)
+            for (ih = 0; ih < kh; ih++) {
+                const float* r = first_row + id * ds + ih * hs;
+                for (c = c0; c < c1; c++) f += r[c];
+            }
+        *out = (float)((double)f * inv);
+        return !(f - f == 0.0f);
+    }
     #if defined(__AVX2__)
     #define ADAPOOL_HAS_ROWS 1
     static inline const float* adapool_safe_span(const float* p, ptrdiff_t need, const float* xend,
@@ -755,16 +771,7 @@ cdef extern from *:
                 j += 8;
                 continue;
             }
-            {
-                float f = 0.0f;
-                for (id = 0; id < kd; id++)
-                    for (ih = 0; ih < kh; ih++) {
-                        const float* r = first_row + id * ds + ih * hs;
-                        for (c = w0[j]; c < w1[j]; c++) f += r[c];
-                    }
-                out[j * os] = (float)((double)f * inv[j]);
-                nonfinite |= !(f - f == 0.0f);
-            }
+            nonfinite |= adapool_avg_wide_one(first_row, kd, ds, kh, hs, w0[j], w1[j], inv[j], out + j * os);
             j++;
         }
         return nonfinite != 0;
@@ -833,16 +840,7 @@ cdef extern from *:
                 j += 8;
                 continue;
             }
-            {
-                float f = 0.0f;
-                for (id = 0; id < kd; id++)
-                    for (ih = 0; ih < kh; ih++) {
-                        const float* r = first_row + id * ds + ih * hs;
-                        for (c = w0[j]; c < w1[j]; c++) f += r[c];
-                    }
-                out[j * os] = (float)((double)f * inv[j]);
-                nonfinite |= !(f - f == 0.0f);
-            }
+            nonfinite |= adapool_avg_wide_one(first_row, kd, ds, kh, hs, w0[j], w1[j], inv[j], out + j * os);
             j++;
         }
         return nonfinite != 0;
