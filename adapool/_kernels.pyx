@@ -274,6 +274,12 @@ cdef extern from *:
        Loads overrun a row by up to 17 floats (into the next row, or the next plane): rows
        whose span would pass xend (one past the array's last element) are copied out first. */
     #include <math.h>
+    /* Inlined into each caller (constant strides and widths there): for code both builds share. */
+    #if defined(__GNUC__) || defined(__clang__)
+    #define ADAPOOL_ALWAYS_INLINE static inline __attribute__((always_inline))
+    #else
+    #define ADAPOOL_ALWAYS_INLINE static inline
+    #endif
     /* One output of adapool_avg_wide_f32 (both builds): its window's pixels in row-major order
        in float32 from +0.0, times its float64 1 / divisor, rounded once; 1 if the sum came
        out inf or NaN. */
@@ -729,67 +735,33 @@ cdef extern from *:
         }
     #undef ADAPOOL_COLMAX_CASE
     }
-    /* One output row of a plane whose windows are at most 16 pixels: outputs [jlo, jhi) have
-       whole windows of kw columns starting at sw * j - pw, 8 of them a vector (adapool_add_row
-       per window row); the others, and a last block whose loads would pass the row's W floats,
-       one at a time. Rows: kd x kh of them, ds and hs apart. Each output sums its window's
-       pixels in row-major order in float32 from +0.0 (the channels-last kernels' order), times
-       its float64 1 / divisor inv[j], rounded once. Returns whether a sum came out inf or NaN
-       (redone by _f32_repair_all). */
-    static inline __attribute__((always_inline)) int adapool_avg_wide_body(
-            const float* first_row, ptrdiff_t kd, ptrdiff_t ds, ptrdiff_t kh, ptrdiff_t hs,
-            ptrdiff_t W, const int64_t* w0, const int64_t* w1, ptrdiff_t ow, ptrdiff_t pw,
-            ptrdiff_t jlo, ptrdiff_t jhi, const double* inv, float* out, ptrdiff_t os, int sw, int kw) {
-        const ptrdiff_t span = sw == 1 ? kw + 7 : (kw > 2 ? 18 : 16);
-        ptrdiff_t j = 0, id, ih, c;
-        int nonfinite = 0;
-        while (j < ow) {
-            if (j >= jlo && j + 8 <= jhi && sw * j - pw + span <= W) {
-                const float* q = first_row + sw * j - pw;
-                __m256 acc = _mm256_setzero_ps();
-                for (id = 0; id < kd; id++)
-                    for (ih = 0; ih < kh; ih++)
-                        acc = adapool_add_row(acc, q + id * ds + ih * hs, sw, kw);
-                if (sw == 2)
-                    acc = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(acc), _MM_SHUFFLE(3, 1, 2, 0)));
-                {
-                    __m128 lo = _mm256_cvtpd_ps(_mm256_mul_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(acc)),
-                                                              _mm256_loadu_pd(inv + j)));
-                    __m128 hi = _mm256_cvtpd_ps(_mm256_mul_pd(_mm256_cvtps_pd(_mm256_extractf128_ps(acc, 1)),
-                                                              _mm256_loadu_pd(inv + j + 4)));
-                    __m256 v = _mm256_insertf128_ps(_mm256_castps128_ps256(lo), hi, 1);
-                    nonfinite |= _mm256_movemask_ps(_mm256_cmp_ps(_mm256_andnot_ps(_mm256_set1_ps(-0.0f), acc),
-                                                                  _mm256_set1_ps(INFINITY), _CMP_NLT_UQ));
-                    if (os == 1) {
-                        _mm256_storeu_ps(out + j, v);
-                    } else {
-                        float lane[8];
-                        _mm256_storeu_ps(lane, v);
-                        for (c = 0; c < 8; c++) out[(j + c) * os] = lane[c];
-                    }
-                }
-                j += 8;
-                continue;
-            }
-            nonfinite |= adapool_avg_wide_one(first_row, kd, ds, kh, hs, w0[j], w1[j], inv[j], out + j * os);
-            j++;
+    /* 8 outputs of adapool_avg_wide_f32 whose whole windows start at q, sw apart, kw columns
+       wide (each window row's loads read span floats from q: see adapool_avg_wide_body):
+       adapool_add_row per window row, the sums put in column order, times inv[0..8) in
+       float64, stored os apart. Returns nonzero if a sum came out inf or NaN. */
+    static inline __attribute__((always_inline)) int adapool_avg_wide_block8(
+            const float* q, ptrdiff_t kd, ptrdiff_t ds, ptrdiff_t kh, ptrdiff_t hs,
+            const double* inv, float* out, ptrdiff_t os, int sw, int kw) {
+        __m256 acc = _mm256_setzero_ps(), v;
+        __m128 lo, hi;
+        ptrdiff_t id, ih, c;
+        for (id = 0; id < kd; id++)
+            for (ih = 0; ih < kh; ih++)
+                acc = adapool_add_row(acc, q + id * ds + ih * hs, sw, kw);
+        if (sw == 2)
+            acc = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(acc), _MM_SHUFFLE(3, 1, 2, 0)));
+        lo = _mm256_cvtpd_ps(_mm256_mul_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(acc)), _mm256_loadu_pd(inv)));
+        hi = _mm256_cvtpd_ps(_mm256_mul_pd(_mm256_cvtps_pd(_mm256_extractf128_ps(acc, 1)), _mm256_loadu_pd(inv + 4)));
+        v = _mm256_insertf128_ps(_mm256_castps128_ps256(lo), hi, 1);
+        if (os == 1) {
+            _mm256_storeu_ps(out, v);
+        } else {
+            float lane[8];
+            _mm256_storeu_ps(lane, v);
+            for (c = 0; c < 8; c++) out[c * os] = lane[c];
         }
-        return nonfinite != 0;
-    }
-    static int adapool_avg_wide_f32(const float* first_row, ptrdiff_t kd, ptrdiff_t ds, ptrdiff_t kh,
-                                    ptrdiff_t hs, ptrdiff_t W, const int64_t* w0, const int64_t* w1,
-                                    ptrdiff_t ow, ptrdiff_t pw, ptrdiff_t jlo, ptrdiff_t jhi,
-                                    const double* inv, float* out, ptrdiff_t os, int sw, int kw) {
-    #define ADAPOOL_WIDE_CASE(SW, KW) \
-        case 8 * SW + KW: return adapool_avg_wide_body(first_row, kd, ds, kh, hs, W, w0, w1, ow, pw, jlo, jhi, inv, out, os, SW, KW);
-        switch (8 * sw + kw) {
-            ADAPOOL_WIDE_CASE(1, 1) ADAPOOL_WIDE_CASE(1, 2) ADAPOOL_WIDE_CASE(1, 3) ADAPOOL_WIDE_CASE(1, 4)
-            ADAPOOL_WIDE_CASE(2, 1) ADAPOOL_WIDE_CASE(2, 2) ADAPOOL_WIDE_CASE(2, 3) ADAPOOL_WIDE_CASE(2, 4)
-            default: break;
-        }
-    #undef ADAPOOL_WIDE_CASE
-        /* other strides and widths: every output one at a time (jlo = jhi = 0) */
-        return adapool_avg_wide_body(first_row, kd, ds, kh, hs, W, w0, w1, ow, pw, 0, 0, inv, out, os, 1, 1);
+        return _mm256_movemask_ps(_mm256_cmp_ps(_mm256_andnot_ps(_mm256_set1_ps(-0.0f), acc),
+                                                _mm256_set1_ps(INFINITY), _CMP_NLT_UQ));
     }
     #else
     #define ADAPOOL_HAS_ROWS 0
@@ -815,35 +787,25 @@ cdef extern from *:
         /* never called: ADAPOOL_HAS_ROWS is 0 */
         (void)first_row; (void)kh; (void)hs; (void)h0; (void)W; (void)colmax; (void)colrow;
     }
-    /* The same sums without AVX2 (the baseline build): 8 outputs a block of plain loops, each
-       output's additions in the same order, so both builds give the same bits. */
-    static int adapool_avg_wide_f32(const float* first_row, ptrdiff_t kd, ptrdiff_t ds, ptrdiff_t kh,
-                                    ptrdiff_t hs, ptrdiff_t W, const int64_t* w0, const int64_t* w1,
-                                    ptrdiff_t ow, ptrdiff_t pw, ptrdiff_t jlo, ptrdiff_t jhi,
-                                    const double* inv, float* out, ptrdiff_t os, int sw, int kw) {
-        ptrdiff_t j = 0, id, ih, c, t;
+    /* The same 8 outputs without AVX2 (the baseline build): plain loops, each output's
+       additions in the same order, so both builds give the same bits. */
+    ADAPOOL_ALWAYS_INLINE int adapool_avg_wide_block8(const float* q, ptrdiff_t kd, ptrdiff_t ds,
+                                                      ptrdiff_t kh, ptrdiff_t hs, const double* inv,
+                                                      float* out, ptrdiff_t os, int sw, int kw) {
+        float acc[8] = {0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
+        ptrdiff_t id, ih, c, t;
         int nonfinite = 0;
-        (void)W;
-        while (j < ow) {
-            if (j >= jlo && j + 8 <= jhi) {
-                float acc[8] = {0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
-                for (id = 0; id < kd; id++)
-                    for (ih = 0; ih < kh; ih++) {
-                        const float* q = first_row + id * ds + ih * hs + sw * j - pw;
-                        for (c = 0; c < kw; c++)
-                            for (t = 0; t < 8; t++) acc[t] += q[sw * t + c];
-                    }
-                for (t = 0; t < 8; t++) {
-                    out[(j + t) * os] = (float)((double)acc[t] * inv[j + t]);
-                    nonfinite |= !(acc[t] - acc[t] == 0.0f);
-                }
-                j += 8;
-                continue;
+        for (id = 0; id < kd; id++)
+            for (ih = 0; ih < kh; ih++) {
+                const float* r = q + id * ds + ih * hs;
+                for (c = 0; c < kw; c++)
+                    for (t = 0; t < 8; t++) acc[t] += r[sw * t + c];
             }
-            nonfinite |= adapool_avg_wide_one(first_row, kd, ds, kh, hs, w0[j], w1[j], inv[j], out + j * os);
-            j++;
+        for (t = 0; t < 8; t++) {
+            out[t * os] = (float)((double)acc[t] * inv[t]);
+            nonfinite |= !(acc[t] - acc[t] == 0.0f);
         }
-        return nonfinite != 0;
+        return nonfinite;
     }
     static void adapool_avg_row8_f32(const float* first_row, ptrdiff_t kd, ptrdiff_t ds, ptrdiff_t kh,
                                      ptrdiff_t hs, const int64_t* w0, const int64_t* w1, ptrdiff_t ow,
@@ -862,6 +824,47 @@ cdef extern from *:
         return 0;
     }
     #endif
+    /* One output row of a plane whose windows are at most 16 pixels (both builds): outputs
+       [jlo, jhi) have whole windows of kw columns starting at sw * j - pw, 8 of them a block
+       (adapool_avg_wide_block8); the others, and a last block whose loads would pass the row's
+       W floats, one at a time. Rows: kd x kh of them, ds and hs apart. Each output sums its
+       window's pixels in row-major order in float32 from +0.0 (the channels-last kernels'
+       order), times its float64 1 / divisor inv[j], rounded once. Returns whether a sum came
+       out inf or NaN (redone by _f32_repair_all). */
+    ADAPOOL_ALWAYS_INLINE int adapool_avg_wide_body(
+            const float* first_row, ptrdiff_t kd, ptrdiff_t ds, ptrdiff_t kh, ptrdiff_t hs,
+            ptrdiff_t W, const int64_t* w0, const int64_t* w1, ptrdiff_t ow, ptrdiff_t pw,
+            ptrdiff_t jlo, ptrdiff_t jhi, const double* inv, float* out, ptrdiff_t os, int sw, int kw) {
+        const ptrdiff_t span = sw == 1 ? kw + 7 : (kw > 2 ? 18 : 16);
+        ptrdiff_t j = 0;
+        int nonfinite = 0;
+        while (j < ow) {
+            if (j >= jlo && j + 8 <= jhi && sw * j - pw + span <= W) {
+                nonfinite |= adapool_avg_wide_block8(first_row + sw * j - pw, kd, ds, kh, hs, inv + j,
+                                                     out + j * os, os, sw, kw);
+                j += 8;
+            } else {
+                nonfinite |= adapool_avg_wide_one(first_row, kd, ds, kh, hs, w0[j], w1[j], inv[j], out + j * os);
+                j++;
+            }
+        }
+        return nonfinite != 0;
+    }
+    static int adapool_avg_wide_f32(const float* first_row, ptrdiff_t kd, ptrdiff_t ds, ptrdiff_t kh,
+                                    ptrdiff_t hs, ptrdiff_t W, const int64_t* w0, const int64_t* w1,
+                                    ptrdiff_t ow, ptrdiff_t pw, ptrdiff_t jlo, ptrdiff_t jhi,
+                                    const double* inv, float* out, ptrdiff_t os, int sw, int kw) {
+    #define ADAPOOL_WIDE_CASE(SW, KW) \
+        case 8 * SW + KW: return adapool_avg_wide_body(first_row, kd, ds, kh, hs, W, w0, w1, ow, pw, jlo, jhi, inv, out, os, SW, KW);
+        switch (8 * sw + kw) {
+            ADAPOOL_WIDE_CASE(1, 1) ADAPOOL_WIDE_CASE(1, 2) ADAPOOL_WIDE_CASE(1, 3) ADAPOOL_WIDE_CASE(1, 4)
+            ADAPOOL_WIDE_CASE(2, 1) ADAPOOL_WIDE_CASE(2, 2) ADAPOOL_WIDE_CASE(2, 3) ADAPOOL_WIDE_CASE(2, 4)
+            default: break;
+        }
+    #undef ADAPOOL_WIDE_CASE
+        /* other strides and widths: every output one at a time (jlo = jhi = 0) */
+        return adapool_avg_wide_body(first_row, kd, ds, kh, hs, W, w0, w1, ow, pw, 0, 0, inv, out, os, 1, 1);
+    }
 
     /* Whether any of a[0..n) is inf or NaN: an exponent of all ones. Integer bits, so the
        OR reduction vectorises without reassociating float arithmetic (AVX2: 8 lanes a step;
@@ -1439,6 +1442,19 @@ cdef bint _outputs_nonfinite(const real_t* y, const Geom* g, Py_ssize_t begin,
 #   would be walked pixel by pixel (adaptive (16,256,100,100) -> 10, one thread: 8.9 ms
 #   streamed, 13.0 pixel by pixel).
 
+cdef inline void _store_means(real_t* out, const double* acc, Py_ssize_t cl, Py_ssize_t ysc,
+                              double inv) noexcept nogil:
+    """out[k * ysc] = acc[k] * inv for k < cl, rounded once (a unit stride as its own loop, which
+    vectorises)."""
+    cdef Py_ssize_t k
+    if ysc == 1:
+        for k in range(cl):
+            _store(out + k, acc[k] * inv)
+    else:
+        for k in range(cl):
+            _store(out + k * ysc, acc[k] * inv)
+
+
 cdef void _avg_cl_pixels(const real_t* x, real_t* y, const Win* w, const Geom* g, Py_ssize_t n,
                          Py_ssize_t od, Py_ssize_t oh, Py_ssize_t c0, Py_ssize_t cl, double* acc,
                          float* facc) noexcept nogil:
@@ -1497,12 +1513,7 @@ cdef void _avg_cl_pixels(const real_t* x, real_t* y, const Win* w, const Geom* g
         if real_t is float and nf:
             for k in range(cl):
                 acc[k] += facc[k]
-        if ysc == 1:
-            for k in range(cl):
-                _store(out + k, acc[k] * inv)
-        else:
-            for k in range(cl):
-                _store(out + k * ysc, acc[k] * inv)
+        _store_means(out, acc, cl, ysc, inv)
         if real_t is float and adapool_any_nonfinite_f64(acc, cl):
             adapool_flag(w.overflow)
 
@@ -1530,8 +1541,8 @@ cdef void _avg_fwd_cl(const real_t* x, real_t* y, const Win* w, const Geom* g,
     cdef Py_ssize_t lanes = 8 if real_t is float else 4   # the register kernel's vector
     # The register kernel walks each window per chunk of channels, so overlapping windows read
     # a pixel once per window and the pixels' lines a pixel stride apart; from an image of more
-    # than _CL_REG_IMAGE bytes (past L2) of pixels wider than two cache lines, whole pixels are
-    # faster (avg_pool2d(3,2,1), 2 threads: (16,256,100,100) 8.6 ms streamed, 10.1 in
+    # than _CL_REG_IMAGE bytes (past L2) of pixels wider than two cache lines, the two walks
+    # below are faster (avg_pool2d(3,2,1), 2 threads: (16,256,100,100) 8.6 ms streamed, 10.1 in
     # registers; (1,16,223,223), 64-byte pixels, 0.21 and 0.12 ms; benchmarks/README.md).
     cdef Py_ssize_t pix = _pixel_bytes(g, sizeof(real_t))
     cdef bint regs = pix <= 128 or g.d * g.h * g.w * pix <= _CL_REG_IMAGE
@@ -1606,12 +1617,7 @@ cdef void _avg_fwd_cl(const real_t* x, real_t* y, const Win* w, const Geom* g,
                 if real_t is float:
                     for k in range(cl):
                         a[k] += fa[k]
-                if ysc == 1:
-                    for k in range(cl):
-                        _store(out + k, a[k] * inv)
-                else:
-                    for k in range(cl):
-                        _store(out + k * ysc, a[k] * inv)
+                _store_means(out, a, cl, ysc, inv)
         # float32 sums that came out inf or NaN: one vector scan of the row's sums (see
         # _f32_repair_all; a test per output cost up to 14% on 28x28 tiles)
         if real_t is float and (adapool_any_nonfinite_f32(facc, span) if f32_only
