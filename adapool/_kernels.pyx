@@ -885,6 +885,52 @@ cdef extern from *:
         return any != 0;
     }
     static inline void adapool_flag(int* f) { if (f) __atomic_store_n(f, 1, __ATOMIC_RELAXED); }
+    /* out[k] = (float)((double)s[k] * inv) for k < n, the same rounding as the scalar loop,
+       stored with streaming (non-temporal) stores where that is set: a large output then
+       neither reads its lines from memory before writing them nor evicts the input from the
+       cache on its way out. adapool_stream_fence() orders those stores before the caller's
+       range is done. */
+    static void adapool_means_f32(const float* s, double inv, float* out, ptrdiff_t n, int nt) {
+        ptrdiff_t k = 0;
+    #if defined(__AVX__)
+        if (nt) {
+            __m256d iv = _mm256_set1_pd(inv);
+            for (; k < n && ((uintptr_t)(out + k) & 63); k++) out[k] = (float)((double)s[k] * inv);
+            for (; k + 16 <= n; k += 8) {   /* whole lines only (two stores a line) */
+                __m256 v = _mm256_loadu_ps(s + k);
+                __m128 lo = _mm256_cvtpd_ps(_mm256_mul_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(v)), iv));
+                __m128 hi = _mm256_cvtpd_ps(_mm256_mul_pd(_mm256_cvtps_pd(_mm256_extractf128_ps(v, 1)), iv));
+                _mm256_stream_ps(out + k, _mm256_insertf128_ps(_mm256_castps128_ps256(lo), hi, 1));
+                k += 8;
+                v = _mm256_loadu_ps(s + k);
+                lo = _mm256_cvtpd_ps(_mm256_mul_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(v)), iv));
+                hi = _mm256_cvtpd_ps(_mm256_mul_pd(_mm256_cvtps_pd(_mm256_extractf128_ps(v, 1)), iv));
+                _mm256_stream_ps(out + k, _mm256_insertf128_ps(_mm256_castps128_ps256(lo), hi, 1));
+            }
+        }
+    #elif defined(__SSE2__)
+        if (nt) {
+            __m128d iv = _mm_set1_pd(inv);
+            ptrdiff_t line0;
+            for (; k < n && ((uintptr_t)(out + k) & 63); k++) out[k] = (float)((double)s[k] * inv);
+            line0 = k;
+            for (; ((k - line0) & 15) || k + 16 <= n; k += 4) {   /* whole lines only */
+                __m128 v = _mm_loadu_ps(s + k);
+                __m128 lo = _mm_cvtpd_ps(_mm_mul_pd(_mm_cvtps_pd(v), iv));
+                __m128 hi = _mm_cvtpd_ps(_mm_mul_pd(_mm_cvtps_pd(_mm_movehl_ps(v, v)), iv));
+                _mm_stream_ps(out + k, _mm_movelh_ps(lo, hi));
+            }
+        }
+    #else
+        (void)nt;
+    #endif
+        for (; k < n; k++) out[k] = (float)((double)s[k] * inv);
+    }
+    static inline void adapool_stream_fence(void) {
+    #if defined(__SSE2__) || defined(__AVX__)
+        _mm_sfence();
+    #endif
+    }
     static inline int adapool_any_nonfinite_f64(const double* a, ptrdiff_t n) {
         uint64_t any = 0, b;
         ptrdiff_t k = 0;
@@ -966,6 +1012,8 @@ cdef extern from *:
     int adapool_any_nonfinite_f32(const float* a, Py_ssize_t n) noexcept nogil
     int adapool_any_nonfinite_f64(const double* a, Py_ssize_t n) noexcept nogil
     void adapool_flag(int* f) noexcept nogil
+    void adapool_means_f32(const float* s, double inv, float* out, Py_ssize_t n, int nt) noexcept nogil
+    void adapool_stream_fence() noexcept nogil
     Py_ssize_t adapool_max_plane_f32(const float* p, Py_ssize_t P) noexcept nogil
     Py_ssize_t adapool_pick8_f32(const float* colmax, const int32_t* colrow, Py_ssize_t w0, int kw,
                                  int32_t* row) noexcept nogil
@@ -1457,7 +1505,7 @@ cdef inline void _store_means(real_t* out, const double* acc, Py_ssize_t cl, Py_
 
 cdef void _avg_cl_pixels(const real_t* x, real_t* y, const Win* w, const Geom* g, Py_ssize_t n,
                          Py_ssize_t od, Py_ssize_t oh, Py_ssize_t c0, Py_ssize_t cl, double* acc,
-                         float* facc) noexcept nogil:
+                         float* facc, bint nt) noexcept nogil:
     """One output row, channels [c0, c0 + cl), one output pixel at a time: the window's pixels
     added whole, in row-major order, into one cl-long row of sums that stays in L1, which is
     then stored. The first pixel after each flush starts the float32 row (+0.0 + p: the same
@@ -1500,7 +1548,9 @@ cdef void _avg_cl_pixels(const real_t* x, real_t* y, const Win* w, const Geom* g
         if real_t is float and not wide:   # never flushed
             if nf == 0:   # (an empty window: every window holds a pixel today)
                 memset(facc, 0, cl * sizeof(float))
-            if ysc == 1:
+            if ysc == 1 and nt:
+                adapool_means_f32(facc, inv, <float*>out, cl, 1)
+            elif ysc == 1:
                 for k in range(cl):
                     out[k] = <float>(<double>facc[k] * inv)
             else:
@@ -1552,6 +1602,13 @@ cdef void _avg_fwd_cl(const real_t* x, real_t* y, const Win* w, const Geom* g,
     cdef Py_ssize_t footprint = g.n * g.d * g.h * g.w * pix
     cdef bint pixels = pix > 128 and footprint <= _LLC_BYTES // 2
     cdef bint rows_pixels = pix > 128 and footprint <= _LLC_BYTES   # windows of <= _F32_FLUSH pixels
+    # float32 outputs of more than half the LLC, stored with a unit channel stride, go out with
+    # streaming stores (adapool_means_f32): no read of each line before it is written, and the
+    # input keeps the cache. avg_pool2d(3,2,1) (4,512,112,112), 25.7 MB out: 0.96x the time
+    # (median of 8 process pairs, never slower); (4,512,56,56), 6.4 MB out, took 0.97-1.11x
+    # its time streamed (no gain), so smaller outputs keep plain stores.
+    cdef Py_ssize_t out_bytes = g.n * g.c * g.od * g.oh * g.ow * <Py_ssize_t>sizeof(real_t)
+    cdef bint nt = real_t is float and out_bytes > _LLC_BYTES // 2
     for ow in range(g.ow):
         kw_max = max(kw_max, w.w1[ow] - w.w0[ow])
     for it in range(begin, end):
@@ -1575,7 +1632,7 @@ cdef void _avg_fwd_cl(const real_t* x, real_t* y, const Win* w, const Geom* g,
             _step(&at)
             continue
         if pixels or (small and rows_pixels):
-            _avg_cl_pixels(x, y, w, g, n, od, oh, c0, cl, acc, facc)
+            _avg_cl_pixels(x, y, w, g, n, od, oh, c0, cl, acc, facc, nt)
             _step(&at)
             continue
         if not f32_only:
@@ -1589,6 +1646,14 @@ cdef void _avg_fwd_cl(const real_t* x, real_t* y, const Win* w, const Geom* g,
                 for ow in range(g.ow):
                     a = acc + ow * cblock
                     fa = facc + ow * cblock
+                    if real_t is float and ADAPOOL_VECTOR_AVG_CL and cl <= 32:
+                        # narrow pixels: sums in registers along the row (wider ones keep the
+                        # loop below: a chunk at a time walked lines a pixel apart, 1.2-1.5x
+                        # slower at 256 and 512 channels; 64 and 128 the same)
+                        count[ow] = adapool_row_run_f32(row + w.w0[ow] * g.xs[4], g.xs[4],
+                                                        w.w1[ow] - w.w0[ow], cl, fa, a, count[ow],
+                                                        _F32_FLUSH)
+                        continue
                     for iw in range(w.w0[ow], w.w1[ow]):
                         p = row + iw * g.xs[4]
                         if real_t is float:
@@ -1610,7 +1675,9 @@ cdef void _avg_fwd_cl(const real_t* x, real_t* y, const Win* w, const Geom* g,
             fa = facc + ow * cblock
             inv = _inv(w, g, od, oh, ow)
             out = y + n * g.ys[0] + c0 * ysc + od * g.ys[2] + oh * g.ys[3] + ow * g.ys[4]
-            if real_t is float and f32_only:
+            if real_t is float and f32_only and ysc == 1 and nt:
+                adapool_means_f32(fa, inv, <float*>out, cl, 1)
+            elif real_t is float and f32_only:
                 for k in range(cl):
                     _store(out + k * ysc, <double>fa[k] * inv)
             else:
@@ -1624,6 +1691,8 @@ cdef void _avg_fwd_cl(const real_t* x, real_t* y, const Win* w, const Geom* g,
                                 else adapool_any_nonfinite_f64(acc, span)):
             adapool_flag(w.overflow)
         _step(&at)
+    if nt:
+        adapool_stream_fence()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -2580,6 +2649,75 @@ cdef extern from *:
     }
     ADAPOOL_AVG_CL(adapool_avg_cl_f32, float, adapool_v8f, 8, adapool_v8d)
     ADAPOOL_AVG_CL(adapool_avg_cl_f64, double, adapool_v4d, 4, adapool_v4d)
+
+    /* The channels-last row stream's additions (_avg_fwd_cl) of one window row to one output
+       column, float32: fa[k] += p[j * ps + k] for the row's pixels j < L in order, and before
+       a lane would take its (flush + 1)-th float32 addition, acc[k] += fa[k] and fa[k]
+       restarts from +0.0: the scalar loop's operations per lane, so its bits. count is how
+       many additions fa holds; the new count is returned. Chunks of 32 channels (then 8) run
+       the row with their sums in registers (the scalar loop loaded and stored fa for every
+       pixel: (1,16,223,223) -> 7, 16 channels, took 2 ns a pixel); cl % 8 channels go one at
+       a time. */
+    #define ADAPOOL_RUN_CHUNK(NV) do {                                                        \\
+            adapool_v8f f0 = *(adapool_v8f*)(fa + k0), f1 = f0, f2 = f0, f3 = f0;             \\
+            if (NV == 4) {                                                                    \\
+                f1 = *(adapool_v8f*)(fa + k0 + 8);                                            \\
+                f2 = *(adapool_v8f*)(fa + k0 + 16);                                           \\
+                f3 = *(adapool_v8f*)(fa + k0 + 24);                                           \\
+            }                                                                                 \\
+            c = count;                                                                        \\
+            for (j = 0; j < L; ) {                                                            \\
+                if (c == flush) {                                                             \\
+                    *(adapool_v8d*)(acc + k0) += __builtin_convertvector(f0, adapool_v8d);    \\
+                    f0 = (adapool_v8f){0};                                                    \\
+                    if (NV == 4) {                                                            \\
+                        *(adapool_v8d*)(acc + k0 + 8) += __builtin_convertvector(f1, adapool_v8d);  \\
+                        *(adapool_v8d*)(acc + k0 + 16) += __builtin_convertvector(f2, adapool_v8d); \\
+                        *(adapool_v8d*)(acc + k0 + 24) += __builtin_convertvector(f3, adapool_v8d); \\
+                        f1 = f2 = f3 = (adapool_v8f){0};                                      \\
+                    }                                                                         \\
+                    c = 0;                                                                    \\
+                }                                                                             \\
+                m = L - j < flush - c ? L - j : flush - c;                                    \\
+                c += m;                                                                       \\
+                for (; m > 0; m--, j++) {                                                     \\
+                    const float* q = p + j * ps + k0;                                         \\
+                    f0 += *(const adapool_v8f*)q;                                             \\
+                    if (NV == 4) {                                                            \\
+                        f1 += *(const adapool_v8f*)(q + 8);                                   \\
+                        f2 += *(const adapool_v8f*)(q + 16);                                  \\
+                        f3 += *(const adapool_v8f*)(q + 24);                                  \\
+                    }                                                                         \\
+                }                                                                             \\
+            }                                                                                 \\
+            *(adapool_v8f*)(fa + k0) = f0;                                                    \\
+            if (NV == 4) {                                                                    \\
+                *(adapool_v8f*)(fa + k0 + 8) = f1;                                            \\
+                *(adapool_v8f*)(fa + k0 + 16) = f2;                                           \\
+                *(adapool_v8f*)(fa + k0 + 24) = f3;                                           \\
+            }                                                                                 \\
+            k0 += 8 * NV;                                                                     \\
+        } while (0)
+    static ptrdiff_t adapool_row_run_f32(const float* p, ptrdiff_t ps, ptrdiff_t L, ptrdiff_t cl,
+                                         float* fa, double* acc, ptrdiff_t count, ptrdiff_t flush) {
+        ptrdiff_t k0 = 0, k, j, m, c = count;
+        while (cl - k0 >= 32) ADAPOOL_RUN_CHUNK(4);
+        while (cl - k0 >= 8) ADAPOOL_RUN_CHUNK(1);
+        for (k = k0; k < cl; k++) {
+            c = count;
+            for (j = 0; j < L; j++) {
+                if (c == flush) {
+                    acc[k] += fa[k];
+                    fa[k] = 0.0f;
+                    c = 0;
+                }
+                fa[k] += p[j * ps + k];
+                c++;
+            }
+        }
+        return c;
+    }
+    #undef ADAPOOL_RUN_CHUNK
     #else
     #define ADAPOOL_VECTOR_AVG_CL 0
     static int adapool_avg_cl_f32(const float* x, ptrdiff_t sd, ptrdiff_t sh, ptrdiff_t sw,
@@ -2590,9 +2728,14 @@ cdef extern from *:
         ptrdiff_t d0, ptrdiff_t d1, ptrdiff_t h0, ptrdiff_t h1, const int64_t* w0,
         const int64_t* w1, ptrdiff_t now, const double* inv, ptrdiff_t cl, double* y,
         ptrdiff_t ysw, ptrdiff_t ysc) { return 0; }
+    /* (never called: the caller checks ADAPOOL_VECTOR_AVG_CL) */
+    static ptrdiff_t adapool_row_run_f32(const float* p, ptrdiff_t ps, ptrdiff_t L, ptrdiff_t cl,
+        float* fa, double* acc, ptrdiff_t count, ptrdiff_t flush) { return count; }
     #endif
     """
     int ADAPOOL_VECTOR_AVG_CL
+    Py_ssize_t adapool_row_run_f32(const float* p, Py_ssize_t ps, Py_ssize_t L, Py_ssize_t cl,
+                                   float* fa, double* acc, Py_ssize_t count, Py_ssize_t flush) noexcept nogil
     int adapool_avg_cl_f32(const float* x, Py_ssize_t sd, Py_ssize_t sh, Py_ssize_t sw,
                            Py_ssize_t d0, Py_ssize_t d1, Py_ssize_t h0, Py_ssize_t h1,
                            const int64_t* w0, const int64_t* w1, Py_ssize_t now, const double* inv,

@@ -5,7 +5,9 @@ bytes over images larger than 512 KiB): two more walks of each output row.
   Taken where the input's footprint (N x D x H x W x pixel stride) is at most 16 MiB, and for
   windows of at most 16 pixels up to 32 MiB.
 - Rows: each input row of the window streamed once, in memory order, into every output
-  column's sums. Taken past those sizes.
+  column's sums. Taken past those sizes, and for narrow pixels (at most 128 bytes) wherever the
+  register kernel does not take the window (more than 16 pixels, or fewer than 8 channels); up
+  to 32 channels the row's sums then stay in registers.
 
 Both keep the kernels' one order of additions: a window's pixels in row-major order from
 +0.0; float32 in float32, flushed into a float64 sum before a lane's 17th addition; float64 and
@@ -181,3 +183,88 @@ def test_matches_torch_channels_last():
     np.testing.assert_allclose(adapool.avg_pool2d(cl, 3, 2, 1), F.avg_pool2d(tx, 3, 2, 1).numpy(), rtol=2e-6, atol=1e-6)
     np.testing.assert_allclose(adapool.adaptive_avg_pool2d(cl, 7), F.adaptive_avg_pool2d(tx, 7).numpy(),
                                rtol=2e-6, atol=1e-6)
+
+
+# Narrow pixels (at most 128 bytes): windows of more than 16 pixels, and any window of fewer than
+# 8 channels, take the row walk, whose float32 sums run along each window row in registers up
+# to 32 channels. Channel counts around the 8-lane and 32-channel chunks; windows that flush
+# mid-row and at a row's end.
+NARROW_C = [2, 3, 7, 8, 9, 15, 16, 17, 24, 31, 32]   # (one channel is planar to the kernels)
+
+
+@pytest.mark.parametrize("c", NARROW_C)
+@pytest.mark.parametrize("call", [CALLS[3], CALLS[4], CALLS[5]], ids=lambda c: c[0])
+def test_narrow_row_walk_sums_in_order(call, c):
+    _, spatial, fn, windows, divisor = call
+    x = _values(np.random.default_rng(c), (2, c) + spatial, np.float32)
+    want = _ordered_means(x, *windows(*spatial), divisor)
+    got = fn(with_layout(x, "channels_last"))
+    np.testing.assert_array_equal(_bits(got), _bits(want))
+    # pixels 128 bytes apart (channels then zeros), and W reversed (a negative pixel stride)
+    np.testing.assert_array_equal(_bits(fn(_wide_pixels(x, 128))), _bits(want))
+    flipped = np.ascontiguousarray(x[..., ::-1].transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)[..., ::-1]
+    np.testing.assert_array_equal(_bits(fn(flipped)), _bits(want))
+
+
+@pytest.mark.parametrize("c", [2, 3, 7])
+@pytest.mark.parametrize("call", [CALLS[0], CALLS[2]], ids=lambda c: c[0])
+def test_few_channels_small_windows_sum_in_order(call, c):
+    # fewer channels than a vector: the register kernel declines, the row walk takes them
+    _, spatial, fn, windows, divisor = call
+    x = _values(np.random.default_rng(c + 50), (3, c) + spatial, np.float32)
+    want = _ordered_means(x, *windows(*spatial), divisor)
+    np.testing.assert_array_equal(_bits(fn(with_layout(x, "channels_last"))), _bits(want))
+
+
+@pytest.mark.parametrize("c", [3, 16, 24, 32])
+def test_narrow_overflowing_float32_sums_are_redone_in_float64(c):
+    _, spatial, fn, windows, divisor = CALLS[4]
+    x = np.full((1, c) + spatial, 3e38, np.float32)
+    x[0, 0] = -3e38
+    x[0, -1, :, :5] = -0.0
+    x[0, c // 2, 3, 3] = np.nan
+    want = _ordered_means(x, *windows(*spatial), divisor)
+    got = fn(with_layout(x, "channels_last"))
+    np.testing.assert_array_equal(_bits(got), _bits(want))
+    assert np.isfinite(got[0, : c // 2]).all()
+
+
+def test_narrow_row_walk_does_not_depend_on_thread_count():
+    rng = np.random.default_rng(11)
+    xs = [with_layout(_values(rng, (3, c, 33, 31), np.float32), "channels_last") for c in (3, 16, 24)]
+    assert_same_bits_on_1_and_2_threads([lambda x=x: adapool.adaptive_avg_pool2d(x, (3, 5)) for x in xs]
+                                        + [lambda x=x: adapool.avg_pool2d(x, 5, 3, 2) for x in xs])
+
+
+def test_narrow_row_walk_matches_torch_channels_last():
+    torch = pytest.importorskip("torch")
+    x = np.random.default_rng(6).standard_normal((2, 16, 223, 223)).astype(np.float32)
+    tx = torch.from_numpy(x).contiguous(memory_format=torch.channels_last)
+    np.testing.assert_allclose(adapool.adaptive_avg_pool2d(with_layout(x, "channels_last"), 7),
+                               torch.nn.functional.adaptive_avg_pool2d(tx, 7).numpy(), rtol=2e-6, atol=1e-6)
+
+
+# Outputs of more than 16 MiB are written with streaming stores (channels-last float32 results,
+# unit channel stride): whole cache lines only, the partial lines at each pixel's ends with
+# plain stores. The values are the plain stores' (the C-order out= below takes those).
+@pytest.mark.parametrize("shape, k, s, p", [
+    ((1, 256, 130, 130), 3, 1, 1),    # 17.3 MB input and output: the pixel walk
+    ((1, 256, 182, 182), 3, 1, 1),    # 33.9 MB input and output: the row walk
+], ids=["pixel-walk", "row-walk"])
+def test_large_outputs_streamed_with_the_same_bits(shape, k, s, p):
+    n, c, h, w = shape
+    x = with_layout(np.random.default_rng(c).standard_normal(shape, dtype=np.float32), "channels_last")
+    got = adapool.avg_pool2d(x, k, s, p)
+    assert got.nbytes > 16 * _MIB and got.transpose(0, 2, 3, 1).flags.c_contiguous
+    plain = np.empty(got.shape, np.float32)           # C order: channels apart, plain stores
+    adapool.avg_pool2d(x, k, s, p, out=plain)
+    np.testing.assert_array_equal(_bits(got), _bits(plain))
+    # a channels-last out one float past a line boundary: every pixel starts mid-line
+    oh, ow = got.shape[2:]
+    store = np.zeros(n * oh * ow * c + 17, np.float32)
+    odd = store[1:-16].reshape(n, oh, ow, c).transpose(0, 3, 1, 2)
+    adapool.avg_pool2d(x, k, s, p, out=odd)
+    np.testing.assert_array_equal(_bits(odd), _bits(plain))
+    assert store[0] == 0 and (store[-16:] == 0).all()
+    window = x[0, :, 37 * s - p:37 * s - p + k, 20 * s - p:20 * s - p + k].astype(np.float64)
+    np.testing.assert_allclose(got[0, :, 37, 20], window.sum((1, 2)) / (k * k), rtol=1e-5, atol=1e-6)
