@@ -352,13 +352,26 @@ def _run_planned(plan: _ForwardPlan, input: np.ndarray, return_indices: bool):
     return y
 
 
-def _run_plan(plan: _ForwardPlan, x: np.ndarray, y: np.ndarray, return_indices: bool):
+def _run_planned_out(plan: _ForwardPlan, input: np.ndarray, out: np.ndarray, return_indices: bool, name: str):
+    """A planned call on the key's own ``input`` into a caller's ``out=``, after its checks (a
+    planned key skips only the input's validation and the planning, ~8 us of an (8,256,14,14)
+    call)."""
+    result = _run_plan(plan, input, check_out(out, plan.shape, input.dtype, input, name), return_indices,
+                       record=False)
+    return (out, result[1]) if return_indices else out
+
+
+def _run_plan(plan: _ForwardPlan, x: np.ndarray, y: np.ndarray, return_indices: bool,
+              record: bool = True):
     """Run a planned forward call on ``x`` (the input, or its copy in a layout the kernels take,
-    in torch's shape) into ``y`` (the result)."""
+    in torch's shape) into ``y`` (the result). ``record``: whether the kernel call may become
+    the plan's direct call; not for a caller's ``out=``, whose layout can make the 1-d kernels
+    decline a call that they take into the result's own layout."""
     if plan.path1d is not None and y.size and not return_indices:
         nthreads, _ = plan.serial_block or _plan(*plan.nc, plan.rows, x.size, plan.channels_last)
         if _kernels.pool1d_fast(plan.path1d, x, y, plan.table1d, nthreads):
-            _record_direct(plan, x, "pool1d_fast", plan.path1d, plan.table1d, nthreads=nthreads)
+            if record:
+                _record_direct(plan, x, "pool1d_fast", plan.path1d, plan.table1d, nthreads=nthreads)
             return y
     nd, xk, yk = plan.nd, x, y
     if plan.as_rows:
@@ -372,16 +385,19 @@ def _run_plan(plan: _ForwardPlan, x: np.ndarray, y: np.ndarray, return_indices: 
             nthreads, block = plan.serial_block or _plan(*plan.nc, plan.rows, x.size, plan.channels_last)
             if plan.dilated:
                 _kernels.max_pool_forward_dilated(nd, xk, yk, ik, plan.table, plan.channels_last, nthreads)
-                _record_direct(plan, x, "max_pool_forward_dilated", nd, plan.table, plan.channels_last,
-                               nthreads=nthreads)
+                if record:
+                    _record_direct(plan, x, "max_pool_forward_dilated", nd, plan.table, plan.channels_last,
+                                   nthreads=nthreads)
             else:
                 _kernels.max_pool_forward(nd, xk, yk, ik, plan.table, plan.channels_last, block, nthreads)
-                _record_direct(plan, x, "max_pool_forward", nd, plan.table, plan.channels_last, block, nthreads)
+                if record:
+                    _record_direct(plan, x, "max_pool_forward", nd, plan.table, plan.channels_last, block, nthreads)
         return (y, indices) if return_indices else y
     if y.size:
         nthreads, block = plan.serial_block or _plan(*plan.nc, plan.rows, x.size, plan.channels_last)
         _kernels.avg_pool_forward(nd, xk, yk, plan.table, plan.channels_last, block, nthreads)
-        _record_direct(plan, x, "avg_pool_forward", nd, plan.table, plan.channels_last, block, nthreads)
+        if record:
+            _record_direct(plan, x, "avg_pool_forward", nd, plan.table, plan.channels_last, block, nthreads)
     return y
 
 
@@ -400,13 +416,16 @@ def _on_dask(name: str, out, *args):
 def _adaptive_forward(input, output_size, nd: int, name: str, is_max: bool,
                       return_indices: bool = False, out=None):
     key = None
-    if out is None and type(input) is np.ndarray:
+    if (out is None or type(out) is np.ndarray) and type(input) is np.ndarray:
         size_key = _size_key(output_size)
         if size_key is not None:
             key = (nd, is_max, size_key, input.shape, input.strides, input.dtype)
-            result = _planned(key, input, return_indices)
-            if result is not None:
-                return result
+            if out is None:
+                result = _planned(key, input, return_indices)
+                if result is not None:
+                    return result
+            elif input.flags.aligned and key in _PLANS:
+                return _run_planned_out(_PLANS[key], input, out, return_indices, name)
     if _is_dask(input):
         return _on_dask(name, out, input, output_size, *((return_indices,) if is_max else ()))
     if is_bfloat16(input):
@@ -424,8 +443,8 @@ def _adaptive_forward(input, output_size, nd: int, name: str, is_max: bool,
     plan = _ForwardPlan(nd, is_max, channels_last, out_cl, *_nc(x.shape, nd), shape,
                         _adaptive_table(osize, spatial) if y.size else None, x.size)
     if key is not None and xk is input:   # no copy was needed: the plan holds for the key
-        _remember(key, plan)
-    result = _run_plan(plan, xk, y, return_indices)
+        _remember(key, plan)                 # (with out= or not: the plan does not depend on it)
+    result = _run_plan(plan, xk, y, return_indices, record=out is None)
     if out is not None:
         return (out, result[1]) if return_indices else out
     return result
@@ -733,7 +752,7 @@ def _strided_forward(op: str, input, kernel_size, stride, padding, dilation, cei
                      count_include_pad=True, divisor_override=None, out=None):
     key = None
     # The plain call (int sizes, bool flags) is checked inline: a tiny call's whole budget is ~1.5 us.
-    if (out is None and type(input) is np.ndarray and type(return_indices) is bool
+    if ((out is None or type(out) is np.ndarray) and type(input) is np.ndarray and type(return_indices) is bool
             and type(ceil_mode) is bool and type(count_include_pad) is bool
             and ((type(kernel_size) is int and type(padding) is int and type(dilation) is int
                   and (stride is None or type(stride) is int) and divisor_override is None)
@@ -742,7 +761,10 @@ def _strided_forward(op: str, input, kernel_size, stride, padding, dilation, cei
         key = (op, kernel_size, stride, padding, dilation, ceil_mode, count_include_pad, divisor_override,
                return_indices, input.shape, input.strides, input.dtype)
         plan = _PLANS.get(key)
-        if plan is not None:
+        if plan is not None and out is not None:
+            if input.flags.aligned:
+                return _run_planned_out(plan, input, out, return_indices, op)
+        elif plan is not None:
             # _planned inline (a call frame is ~5% of a tiny call)
             if plan.direct is not None and not return_indices:
                 y = plan.direct.pool(input)   # None for unaligned input
@@ -777,7 +799,7 @@ def _strided_forward(op: str, input, kernel_size, stride, padding, dilation, cei
                         strided=True)
     if key is not None and xk is input:   # as in _adaptive_forward
         _remember(key, plan)
-    result = _run_plan(plan, xk, y, bool(return_indices))
+    result = _run_plan(plan, xk, y, bool(return_indices), record=out is None)
     if out is not None:
         return out
     return result

@@ -66,12 +66,54 @@ def test_the_plan_cache_stays_bounded(rng):
     assert 0 < len(_pooling._PLANS) <= _pooling._PLANS_MAX
 
 
-def test_out_is_never_planned(rng):
-    x = rng.standard_normal((1, 2, 8, 8)).astype(np.float32)
+OUT_CALLS = [
+    ("adaptive_avg_pool2d", lambda x, **k: adapool.adaptive_avg_pool2d(x, 3, **k)),
+    ("adaptive_avg_pool1d", lambda x, **k: adapool.adaptive_avg_pool1d(x[:, :, 0], 3, **k)),
+    ("avg_pool2d", lambda x, **k: adapool.avg_pool2d(x, 3, 2, 1, **k)),
+    ("avg_pool1d", lambda x, **k: adapool.avg_pool1d(x[:, :, 0], 3, 2, 1, **k)),
+    ("avg_pool3d", lambda x, **k: adapool.avg_pool3d(x[:, :, None], (1, 3, 3), **k)),
+]
+
+
+@pytest.mark.parametrize("name, fn", OUT_CALLS, ids=[c[0] for c in OUT_CALLS])
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
+def test_out_calls_are_planned_and_checked_every_time(name, fn, layout, rng):
+    # the plan does not depend on out=: an out= call plans its key, and a planned key serves
+    # out= calls after out's own checks, every call
+    x = rng.standard_normal((2, 16, 9, 8)).astype(np.float32)
+    if layout == "channels_last":
+        x = np.ascontiguousarray(x.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+    want = fn(x.copy())
     _pooling._PLANS.clear()
-    out = np.empty((1, 2, 3, 3), np.float32)
-    assert adapool.adaptive_avg_pool2d(x, 3, out=out) is out
-    assert not _pooling._PLANS
+    out = np.full(want.shape, np.nan, np.float32)
+    assert fn(x, out=out) is out
+    assert len(_pooling._PLANS) == 1
+    (plan,) = _pooling._PLANS.values()
+    assert plan.direct is None   # an out= call never becomes the plan's recorded call
+    again = np.full(want.shape, np.nan, np.float32)
+    assert fn(x, out=again) is again and plan.direct is None
+    np.testing.assert_array_equal(out, want)
+    np.testing.assert_array_equal(again, want)
+    with pytest.raises(ValueError, match="shape"):
+        fn(x, out=np.empty(want.shape[:-1] + (want.shape[-1] + 1,), np.float32))
+    with pytest.raises(TypeError, match="dtype"):
+        fn(x, out=np.empty(want.shape, np.float64))
+    with pytest.raises(TypeError, match="ndarray"):
+        fn(x, out=want.tolist())
+    frozen = np.empty(want.shape, np.float32)
+    frozen.flags.writeable = False
+    with pytest.raises(ValueError, match="read-only"):
+        fn(x, out=frozen)
+    raw = np.empty(want.nbytes + 1, np.uint8)
+    with pytest.raises(ValueError, match="aligned"):
+        fn(x, out=raw[1:].view(np.float32).reshape(want.shape))
+    store = np.zeros(x.size + want.size, np.float32)
+    inside = store[:x.size].reshape(x.shape)
+    inside[...] = x
+    if inside.strides == x.strides:   # (the planned key: same shape, strides and dtype)
+        with pytest.raises(ValueError, match="overlap"):
+            fn(inside, out=store[:want.size].reshape(want.shape))
+    assert len(_pooling._PLANS) == 1
 
 
 @pytest.mark.parametrize("args", [dict(kernel_size=3, stride=2, padding=1), dict(kernel_size=(3, 2), stride=None),
