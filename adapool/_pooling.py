@@ -228,12 +228,12 @@ def _rows_of(sizes: tuple) -> int:
 # ---- forward ---------------------------------------------------------------------------------
 
 # Tiny calls: validating and planning a call costs more than pooling an 8x8 plane. A call
-# whose input is an aligned ndarray used without a copy, with no ``out``, is planned once per
-# (op, output_size or avg_pool2d's arguments, shape, strides, dtype) and the plan reused: the
-# same checks would pass again for the same key, and the kernel then reads a view of the call's
-# own array with the plan's window table. output_size takes part only as an exact int or tuple
-# of ints (True, numpy ints, lists and None entries are validated every time). Failed calls are
-# never cached.
+# whose input is an aligned ndarray used without a copy is planned once per (op, output_size or
+# avg_pool2d's arguments, shape, strides, dtype) and the plan reused: the same checks would pass
+# again for the same key, and the kernel then reads a view of the call's own array with the
+# plan's window table. An ``out=`` is checked on every call (check_out) and never part of the
+# plan. output_size takes part only as an exact int or tuple of ints (True, numpy ints, lists
+# and None entries are validated every time). Failed calls are never cached.
 _PLANS: dict = {}
 _PLANS_MAX = 1024
 
@@ -424,8 +424,10 @@ def _adaptive_forward(input, output_size, nd: int, name: str, is_max: bool,
                 result = _planned(key, input, return_indices)
                 if result is not None:
                     return result
-            elif input.flags.aligned and key in _PLANS:
-                return _run_planned_out(_PLANS[key], input, out, return_indices, name)
+            elif input.flags.aligned:
+                plan = _PLANS.get(key)   # (one lookup: another thread may clear the cache)
+                if plan is not None:
+                    return _run_planned_out(plan, input, out, return_indices, name)
     if _is_dask(input):
         return _on_dask(name, out, input, output_size, *((return_indices,) if is_max else ()))
     if is_bfloat16(input):

@@ -248,14 +248,17 @@ def test_narrow_row_walk_matches_torch_channels_last():
 # unit channel stride): whole cache lines only, the partial lines at each pixel's ends with
 # plain stores. The values are the plain stores' (the C-order out= below takes those).
 @pytest.mark.parametrize("shape, k, s, p", [
-    ((1, 256, 130, 130), 3, 1, 1),    # 17.3 MB input and output: the pixel walk
-    ((1, 256, 182, 182), 3, 1, 1),    # 33.9 MB input and output: the row walk
-], ids=["pixel-walk", "row-walk"])
+    ((1, 256, 130, 130), 3, 1, 1),    # 17.3 MB input and output: the pixel walk (<= 32 MiB)
+    ((1, 256, 182, 182), 3, 1, 1),    # 33.9 MB input and output: the row walk (> 32 MiB)
+    ((1, 4, 1100, 1000), 3, 1, 1),    # 16-byte pixels (no whole line in one): the row walk
+], ids=["pixel-walk", "row-walk", "few-channels"])
 def test_large_outputs_streamed_with_the_same_bits(shape, k, s, p):
     n, c, h, w = shape
     x = with_layout(np.random.default_rng(c).standard_normal(shape, dtype=np.float32), "channels_last")
     got = adapool.avg_pool2d(x, k, s, p)
     assert got.nbytes > 16 * _MIB and got.transpose(0, 2, 3, 1).flags.c_contiguous
+    if c == 256:   # 1 KiB pixels: whole pixels up to a 32 MiB footprint (3x3 windows), rows past it
+        assert (x.nbytes <= 32 * _MIB) == (h == 130)
     plain = np.empty(got.shape, np.float32)           # C order: channels apart, plain stores
     adapool.avg_pool2d(x, k, s, p, out=plain)
     np.testing.assert_array_equal(_bits(got), _bits(plain))
@@ -268,3 +271,5 @@ def test_large_outputs_streamed_with_the_same_bits(shape, k, s, p):
     assert store[0] == 0 and (store[-16:] == 0).all()
     window = x[0, :, 37 * s - p:37 * s - p + k, 20 * s - p:20 * s - p + k].astype(np.float64)
     np.testing.assert_allclose(got[0, :, 37, 20], window.sum((1, 2)) / (k * k), rtol=1e-5, atol=1e-6)
+    # two threads split the rows (each thread's range fenced after its streaming stores)
+    assert_same_bits_on_1_and_2_threads([lambda: adapool.avg_pool2d(x, k, s, p)])

@@ -18,6 +18,8 @@ CASES = [
     ((3, 20, 40, 40), 1, "channels_last"),
     ((1, 5, 75, 131), (2, 9), "strided_rows"),
     ((1, 70, 9, 9), (4, 4), "strided_cl"),
+    ((2, 24, 40, 37), (3, 4), "channels_last"),   # narrow pixels, windows past 16 pixels: row sums
+    ((1, 32, 40, 37), (3, 4), "channels_last"),   # in registers (a 32-channel chunk; 8-lane ones)
 ]
 DTYPES = ["float16", "float32", "float64"]
 

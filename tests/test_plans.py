@@ -77,7 +77,7 @@ OUT_CALLS = [
 
 @pytest.mark.parametrize("name, fn", OUT_CALLS, ids=[c[0] for c in OUT_CALLS])
 @pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
-def test_out_calls_are_planned_and_checked_every_time(name, fn, layout, rng):
+def test_out_calls_are_planned_and_checked_every_time(name, fn, layout, rng, monkeypatch):
     # the plan does not depend on out=: an out= call plans its key, and a planned key serves
     # out= calls after out's own checks, every call
     x = rng.standard_normal((2, 16, 9, 8)).astype(np.float32)
@@ -91,7 +91,9 @@ def test_out_calls_are_planned_and_checked_every_time(name, fn, layout, rng):
     (plan,) = _pooling._PLANS.values()
     assert plan.direct is None   # an out= call never becomes the plan's recorded call
     again = np.full(want.shape, np.nan, np.float32)
-    assert fn(x, out=again) is again and plan.direct is None
+    with monkeypatch.context() as m:   # the input is not validated or planned again: only out is checked
+        m.setattr(_pooling, "as_float_array", _unplanned)
+        assert fn(x, out=again) is again and plan.direct is None
     np.testing.assert_array_equal(out, want)
     np.testing.assert_array_equal(again, want)
     with pytest.raises(ValueError, match="shape"):
@@ -107,13 +109,54 @@ def test_out_calls_are_planned_and_checked_every_time(name, fn, layout, rng):
     raw = np.empty(want.nbytes + 1, np.uint8)
     with pytest.raises(ValueError, match="aligned"):
         fn(x, out=raw[1:].view(np.float32).reshape(want.shape))
+    # an out inside the input's own buffer (the input has the planned key's strides)
     store = np.zeros(x.size + want.size, np.float32)
-    inside = store[:x.size].reshape(x.shape)
-    inside[...] = x
-    if inside.strides == x.strides:   # (the planned key: same shape, strides and dtype)
-        with pytest.raises(ValueError, match="overlap"):
-            fn(inside, out=store[:want.size].reshape(want.shape))
+    inside = np.lib.stride_tricks.as_strided(store, x.shape, x.strides)
+    assert inside.strides == x.strides and np.shares_memory(inside, store[:want.size])
+    with pytest.raises(ValueError, match="overlap"):
+        fn(inside, out=store[:want.size].reshape(want.shape))
     assert len(_pooling._PLANS) == 1
+
+
+def _unplanned(*args, **kwargs):
+    raise AssertionError("a planned call validated its input again")
+
+
+@pytest.mark.parametrize("name, fn", OUT_CALLS, ids=[c[0] for c in OUT_CALLS])
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
+def test_out_calls_between_planned_calls_change_nothing(name, fn, layout, rng):
+    # a plan first made and recorded without out=, then out= calls into other layouts (C order,
+    # channels-last, strided), then calls without out= again: the same bits throughout, and the
+    # recorded call what the first calls recorded
+    x = rng.standard_normal((1, 8, 9, 8)).astype(np.float32)
+    if layout == "channels_last":
+        x = np.ascontiguousarray(x.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+    _pooling._PLANS.clear()
+    want = fn(x)
+    fn(x)
+    (plan,) = _pooling._PLANS.values()
+    recorded = plan.direct and plan.direct.kernel
+    shape = want.shape
+    perm = (0,) + tuple(range(2, len(shape))) + (1,)
+    outs = [np.empty(shape, np.float32),
+            np.empty(tuple(shape[i] for i in perm), np.float32).transpose(np.argsort(perm)),
+            np.empty(shape[:-1] + (2 * shape[-1],), np.float32)[..., ::2]]
+    for out in outs:
+        assert fn(x, out=out) is out
+        np.testing.assert_array_equal(out, want)
+    for _ in range(2):
+        y = fn(x)
+        np.testing.assert_array_equal(y, want)
+        assert y.strides == want.strides
+    assert (plan.direct and plan.direct.kernel) == recorded
+    # an unaligned input of the planned key's shape, strides and dtype: the checked path
+    raw = np.empty(x.nbytes + 1, np.uint8)
+    shifted = np.lib.stride_tricks.as_strided(raw[1:].view(np.float32), x.shape, x.strides)
+    shifted[...] = x
+    assert not shifted.flags.aligned
+    into = np.empty(shape, np.float32)
+    assert fn(shifted, out=into) is into
+    np.testing.assert_array_equal(into, want)
 
 
 @pytest.mark.parametrize("args", [dict(kernel_size=3, stride=2, padding=1), dict(kernel_size=(3, 2), stride=None),
