@@ -107,6 +107,15 @@ cdef extern from *:
     #include <immintrin.h>
     #endif
     #include <stddef.h>
+    #if defined(__AVX__)
+    /* Eight float32 sums times their float64 1 / divisors (lanes 0-3 in lo, 4-7 in hi), each
+       rounded once to float32: the scalar (float)((double)s * inv). */
+    static inline __m256 adapool_scale8(__m256 s, __m256d lo, __m256d hi) {
+        __m128 a = _mm256_cvtpd_ps(_mm256_mul_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(s)), lo));
+        __m128 b = _mm256_cvtpd_ps(_mm256_mul_pd(_mm256_cvtps_pd(_mm256_extractf128_ps(s, 1)), hi));
+        return _mm256_insertf128_ps(_mm256_castps128_ps256(a), b, 1);
+    }
+    #endif
     static void adapool_tile_f32(const float* src, ptrdiff_t cs, ptrdiff_t n, ptrdiff_t cl,
                                  float* t, ptrdiff_t tb) {
         ptrdiff_t k0 = 0, j0, j, k;
@@ -743,16 +752,13 @@ cdef extern from *:
             const float* q, ptrdiff_t kd, ptrdiff_t ds, ptrdiff_t kh, ptrdiff_t hs,
             const double* inv, float* out, ptrdiff_t os, int sw, int kw) {
         __m256 acc = _mm256_setzero_ps(), v;
-        __m128 lo, hi;
         ptrdiff_t id, ih, c;
         for (id = 0; id < kd; id++)
             for (ih = 0; ih < kh; ih++)
                 acc = adapool_add_row(acc, q + id * ds + ih * hs, sw, kw);
         if (sw == 2)
             acc = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(acc), _MM_SHUFFLE(3, 1, 2, 0)));
-        lo = _mm256_cvtpd_ps(_mm256_mul_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(acc)), _mm256_loadu_pd(inv)));
-        hi = _mm256_cvtpd_ps(_mm256_mul_pd(_mm256_cvtps_pd(_mm256_extractf128_ps(acc, 1)), _mm256_loadu_pd(inv + 4)));
-        v = _mm256_insertf128_ps(_mm256_castps128_ps256(lo), hi, 1);
+        v = adapool_scale8(acc, _mm256_loadu_pd(inv), _mm256_loadu_pd(inv + 4));
         if (os == 1) {
             _mm256_storeu_ps(out, v);
         } else {
@@ -886,43 +892,30 @@ cdef extern from *:
     }
     static inline void adapool_flag(int* f) { if (f) __atomic_store_n(f, 1, __ATOMIC_RELAXED); }
     /* out[k] = (float)((double)s[k] * inv) for k < n, the same rounding as the scalar loop,
-       stored with streaming (non-temporal) stores where that is set: a large output then
-       neither reads its lines from memory before writing them nor evicts the input from the
-       cache on its way out. adapool_stream_fence() orders those stores before the caller's
-       range is done. */
-    static void adapool_means_f32(const float* s, double inv, float* out, ptrdiff_t n, int nt) {
+       with streaming (non-temporal) stores: a large output then neither reads its lines from
+       memory before writing them nor evicts the input from the cache on its way out. Whole
+       64-byte lines only; the partial lines at either end take plain stores.
+       adapool_stream_fence() orders the streamed stores before the caller's range is done. */
+    static void adapool_stream_means_f32(const float* s, double inv, float* out, ptrdiff_t n) {
         ptrdiff_t k = 0;
+    #if defined(__AVX__) || defined(__SSE2__)
+        ptrdiff_t h;
+        for (; k < n && ((uintptr_t)(out + k) & 63); k++) out[k] = (float)((double)s[k] * inv);
+        for (; k + 16 <= n; k += 16) {
     #if defined(__AVX__)
-        if (nt) {
             __m256d iv = _mm256_set1_pd(inv);
-            for (; k < n && ((uintptr_t)(out + k) & 63); k++) out[k] = (float)((double)s[k] * inv);
-            for (; k + 16 <= n; k += 8) {   /* whole lines only (two stores a line) */
-                __m256 v = _mm256_loadu_ps(s + k);
-                __m128 lo = _mm256_cvtpd_ps(_mm256_mul_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(v)), iv));
-                __m128 hi = _mm256_cvtpd_ps(_mm256_mul_pd(_mm256_cvtps_pd(_mm256_extractf128_ps(v, 1)), iv));
-                _mm256_stream_ps(out + k, _mm256_insertf128_ps(_mm256_castps128_ps256(lo), hi, 1));
-                k += 8;
-                v = _mm256_loadu_ps(s + k);
-                lo = _mm256_cvtpd_ps(_mm256_mul_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(v)), iv));
-                hi = _mm256_cvtpd_ps(_mm256_mul_pd(_mm256_cvtps_pd(_mm256_extractf128_ps(v, 1)), iv));
-                _mm256_stream_ps(out + k, _mm256_insertf128_ps(_mm256_castps128_ps256(lo), hi, 1));
-            }
-        }
-    #elif defined(__SSE2__)
-        if (nt) {
+            for (h = 0; h < 16; h += 8)
+                _mm256_stream_ps(out + k + h, adapool_scale8(_mm256_loadu_ps(s + k + h), iv, iv));
+    #else
             __m128d iv = _mm_set1_pd(inv);
-            ptrdiff_t line0;
-            for (; k < n && ((uintptr_t)(out + k) & 63); k++) out[k] = (float)((double)s[k] * inv);
-            line0 = k;
-            for (; ((k - line0) & 15) || k + 16 <= n; k += 4) {   /* whole lines only */
-                __m128 v = _mm_loadu_ps(s + k);
+            for (h = 0; h < 16; h += 4) {
+                __m128 v = _mm_loadu_ps(s + k + h);
                 __m128 lo = _mm_cvtpd_ps(_mm_mul_pd(_mm_cvtps_pd(v), iv));
                 __m128 hi = _mm_cvtpd_ps(_mm_mul_pd(_mm_cvtps_pd(_mm_movehl_ps(v, v)), iv));
-                _mm_stream_ps(out + k, _mm_movelh_ps(lo, hi));
+                _mm_stream_ps(out + k + h, _mm_movelh_ps(lo, hi));
             }
+    #endif
         }
-    #else
-        (void)nt;
     #endif
         for (; k < n; k++) out[k] = (float)((double)s[k] * inv);
     }
@@ -1012,7 +1005,7 @@ cdef extern from *:
     int adapool_any_nonfinite_f32(const float* a, Py_ssize_t n) noexcept nogil
     int adapool_any_nonfinite_f64(const double* a, Py_ssize_t n) noexcept nogil
     void adapool_flag(int* f) noexcept nogil
-    void adapool_means_f32(const float* s, double inv, float* out, Py_ssize_t n, int nt) noexcept nogil
+    void adapool_stream_means_f32(const float* s, double inv, float* out, Py_ssize_t n) noexcept nogil
     void adapool_stream_fence() noexcept nogil
     Py_ssize_t adapool_max_plane_f32(const float* p, Py_ssize_t P) noexcept nogil
     Py_ssize_t adapool_pick8_f32(const float* colmax, const int32_t* colrow, Py_ssize_t w0, int kw,
@@ -1503,6 +1496,21 @@ cdef inline void _store_means(real_t* out, const double* acc, Py_ssize_t cl, Py_
             _store(out + k * ysc, acc[k] * inv)
 
 
+cdef inline void _store_fmeans(float* out, const float* f, Py_ssize_t cl, Py_ssize_t ysc, double inv,
+                               bint nt) noexcept nogil:
+    """out[k * ysc] = f[k] * inv for k < cl, float32 sums to float32 means rounded once;
+    streaming stores where nt is set and the stride is one (see _avg_fwd_cl)."""
+    cdef Py_ssize_t k
+    if ysc == 1 and nt:
+        adapool_stream_means_f32(f, inv, out, cl)
+    elif ysc == 1:
+        for k in range(cl):
+            out[k] = <float>(<double>f[k] * inv)
+    else:
+        for k in range(cl):
+            out[k * ysc] = <float>(<double>f[k] * inv)
+
+
 cdef void _avg_cl_pixels(const real_t* x, real_t* y, const Win* w, const Geom* g, Py_ssize_t n,
                          Py_ssize_t od, Py_ssize_t oh, Py_ssize_t c0, Py_ssize_t cl, double* acc,
                          float* facc, bint nt) noexcept nogil:
@@ -1548,14 +1556,7 @@ cdef void _avg_cl_pixels(const real_t* x, real_t* y, const Win* w, const Geom* g
         if real_t is float and not wide:   # never flushed
             if nf == 0:   # (an empty window: every window holds a pixel today)
                 memset(facc, 0, cl * sizeof(float))
-            if ysc == 1 and nt:
-                adapool_means_f32(facc, inv, <float*>out, cl, 1)
-            elif ysc == 1:
-                for k in range(cl):
-                    out[k] = <float>(<double>facc[k] * inv)
-            else:
-                for k in range(cl):
-                    out[k * ysc] = <float>(<double>facc[k] * inv)
+            _store_fmeans(<float*>out, facc, cl, ysc, inv, nt)
             # float32 sums that came out inf or NaN are redone in float64 (_f32_repair_all)
             if adapool_any_nonfinite_f32(facc, cl):
                 adapool_flag(w.overflow)
@@ -1603,7 +1604,7 @@ cdef void _avg_fwd_cl(const real_t* x, real_t* y, const Win* w, const Geom* g,
     cdef bint pixels = pix > 128 and footprint <= _LLC_BYTES // 2
     cdef bint rows_pixels = pix > 128 and footprint <= _LLC_BYTES   # windows of <= _F32_FLUSH pixels
     # float32 outputs of more than half the LLC, stored with a unit channel stride, go out with
-    # streaming stores (adapool_means_f32): no read of each line before it is written, and the
+    # streaming stores (adapool_stream_means_f32): no read of each line before it is written, and the
     # input keeps the cache. avg_pool2d(3,2,1) (4,512,112,112), 25.7 MB out: 0.96x the time
     # (median of 8 process pairs, never slower); (4,512,56,56), 6.4 MB out, took 0.97-1.11x
     # its time streamed (no gain), so smaller outputs keep plain stores.
@@ -1675,11 +1676,8 @@ cdef void _avg_fwd_cl(const real_t* x, real_t* y, const Win* w, const Geom* g,
             fa = facc + ow * cblock
             inv = _inv(w, g, od, oh, ow)
             out = y + n * g.ys[0] + c0 * ysc + od * g.ys[2] + oh * g.ys[3] + ow * g.ys[4]
-            if real_t is float and f32_only and ysc == 1 and nt:
-                adapool_means_f32(fa, inv, <float*>out, cl, 1)
-            elif real_t is float and f32_only:
-                for k in range(cl):
-                    _store(out + k * ysc, <double>fa[k] * inv)
+            if real_t is float and f32_only:
+                _store_fmeans(<float*>out, fa, cl, ysc, inv, nt)
             else:
                 if real_t is float:
                     for k in range(cl):

@@ -354,7 +354,7 @@ def _run_planned(plan: _ForwardPlan, input: np.ndarray, return_indices: bool):
 
 def _run_planned_out(plan: _ForwardPlan, input: np.ndarray, out: np.ndarray, return_indices: bool, name: str):
     """A planned call on the key's own ``input`` into a caller's ``out=``, after its checks (a
-    planned key skips only the input's validation and the planning, ~8 us of an (8,256,14,14)
+    planned key skips only the input's validation and the planning, ~7 us of an (8,256,14,14)
     call)."""
     result = _run_plan(plan, input, check_out(out, plan.shape, input.dtype, input, name), return_indices,
                        record=False)
