@@ -1591,16 +1591,21 @@ cdef void _avg_fwd_cl(const real_t* x, real_t* y, const Win* w, const Geom* g,
     cdef bint f32_only    # float32 windows of <= _F32_FLUSH pixels never touch the float64 row
     cdef Py_ssize_t lanes = 8 if real_t is float else 4   # the register kernel's vector
     # The register kernel walks each window per chunk of channels, so overlapping windows read
-    # a pixel once per window and the pixels' lines a pixel stride apart; from an image of more
-    # than _CL_REG_IMAGE bytes (past L2) of pixels wider than two cache lines, the two walks
-    # below are faster (avg_pool2d(3,2,1), 2 threads: (16,256,100,100) 8.6 ms streamed, 10.1 in
-    # registers; (1,16,223,223), 64-byte pixels, 0.21 and 0.12 ms; benchmarks/README.md).
+    # a pixel once per window and the pixels' lines a pixel stride apart. Where the input's
+    # footprint (N x D x H x W x pixel stride) is at most half the LLC, it stays in the cache
+    # between calls and that walk is the fastest (avg_pool2d(3,2,1), 2 threads, time in
+    # registers / whole pixels: (2,512,40,40) 0.58, (1,256,100,100) 0.63, (2,512,56,56) 0.65-0.82,
+    # float64 (2,256,40,40) 0.71; benchmarks/README.md). Past it, from an image of more than
+    # _CL_REG_IMAGE bytes (past L2) of pixels wider than two cache lines, the two walks below
+    # are faster ((4,512,56,56) 1.0-1.05, (4,512,112,112) 1.2-1.3; (16,256,100,100) 8.6 ms
+    # streamed, 10.1 in registers; (1,16,223,223), 64-byte pixels, 0.21 and 0.12 ms).
     cdef Py_ssize_t pix = _pixel_bytes(g, sizeof(real_t))
-    cdef bint regs = pix <= 128 or g.d * g.h * g.w * pix <= _CL_REG_IMAGE
+    cdef Py_ssize_t footprint = g.n * g.d * g.h * g.w * pix
+    cdef bint regs = (pix <= 128 or g.d * g.h * g.w * pix <= _CL_REG_IMAGE
+                      or footprint <= _LLC_BYTES // 2)
     # Past the registers' reach, whole pixels of more than two lines into one row of sums in
     # L1 (_avg_cl_pixels) where the input fits the cache, else whole input rows streamed in
     # order (see above).
-    cdef Py_ssize_t footprint = g.n * g.d * g.h * g.w * pix
     cdef bint pixels = pix > 128 and footprint <= _LLC_BYTES // 2
     cdef bint rows_pixels = pix > 128 and footprint <= _LLC_BYTES   # windows of <= _F32_FLUSH pixels
     # float32 outputs of more than half the LLC, stored with a unit channel stride, go out with

@@ -1,6 +1,6 @@
 """Channels-last average pooling of small windows (at most 16 pixels) over images of at most
-512 KiB, or of pixels of at most 128 bytes: each chunk of channels sums its window in SIMD
-registers instead of the scratch row.
+512 KiB, inputs of at most 16 MiB (N x D x H x W x pixel stride), or pixels of at most 128
+bytes: each chunk of channels sums its window in SIMD registers instead of the scratch row.
 
 The order of additions per channel is fixed: the window's pixels in row-major order, added in
 float32 (float64 for float64 input) to +0.0; the sum times the window's float64 reciprocal is
@@ -114,11 +114,14 @@ def test_into_an_out_with_strided_channels():
     assert (store[:, 1::2] == 0).all()
 
 
-def test_both_sides_of_the_image_size_threshold_agree():
+@pytest.mark.parametrize("n", [2, 33])
+def test_both_sides_of_the_image_size_threshold_agree(n):
     # 512 KiB of 256-byte pixels: (32, 64, 64) float32 is exactly that (registers), (33, 64,
-    # 64) one row more (whole pixels; 128-byte pixels would stay in registers at any size)
+    # 64) one row more. Two images are inputs of 1 MiB (registers on both sides); 33 are past
+    # 16 MiB, where the larger image goes to the pixel walk (128-byte pixels would stay in
+    # registers at any size)
     for h in (32, 33):
-        x = _values(np.random.default_rng(h), (2, 64, h, 64), np.float32)
+        x = _values(np.random.default_rng(h), (n, 64, h, 64), np.float32)
         want = _emulated(x, _windows(h, -(-h // 2) , 3, 2, 1), _windows(64, 32, 3, 2, 1), lambda r, c: 9)
         np.testing.assert_array_equal(_bits(adapool.avg_pool2d(with_layout(x, "channels_last"), 3, 2, 1)),
                                       _bits(want))

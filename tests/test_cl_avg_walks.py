@@ -1,9 +1,10 @@
 """Channels-last average pooling past the register kernel's reach (pixels wider than 128
-bytes over images larger than 512 KiB): two more walks of each output row.
+bytes over images larger than 512 KiB, windows of more than 16 pixels or inputs of more than
+16 MiB): two more walks of each output row.
 
 - Pixel by pixel: each output's window pixels added whole into one row of sums kept in L1.
   Taken where the input's footprint (N x D x H x W x pixel stride) is at most 16 MiB, and for
-  windows of at most 16 pixels up to 32 MiB.
+  windows of at most 16 pixels from 16 up to 32 MiB (up to 16 MiB they sum in registers).
 - Rows: each input row of the window streamed once, in memory order, into every output
   column's sums. Taken past those sizes, and for narrow pixels (at most 128 bytes) wherever the
   register kernel does not take the window (more than 16 pixels, or fewer than 8 channels); up
@@ -71,6 +72,21 @@ def _values(rng, shape, dtype):
     return x
 
 
+def _small(call, spatial):
+    """Whether the call's windows hold at most 16 pixels (the register kernel's windows)."""
+    rows, cols = call[3](*spatial)
+    return max(b - a for a, b in rows) * max(b - a for a, b in cols) <= _FLUSH
+
+
+def _pixel_walk_stride(call, n, spatial):
+    """A pixel stride (bytes) that sends the call to the pixel walk: 4 KiB for windows of more
+    than 16 pixels; for smaller windows one that puts the footprint at 24-28 MiB, past the
+    register kernel's 16 MiB."""
+    if not _small(call, spatial):
+        return 4096
+    return 4096 * -(-(24 * _MIB) // (n * int(np.prod(spatial)) * 4096))
+
+
 def _wide_pixels(x, pixel_bytes):
     """x (N, C, H, W) channels-last, each pixel ``pixel_bytes`` apart (the channels first, the
     rest of the pixel zeros): a footprint of N x H x W x pixel_bytes."""
@@ -105,8 +121,10 @@ CALLS = [
 def test_pixel_walk_sums_in_order(call, c, dtype):
     _, spatial, fn, windows, divisor = call
     x = _values(np.random.default_rng(c), (2, c) + spatial, dtype)
-    pixel = 4096                                    # > 128 bytes; footprint 2.7-5 MB: pixel walk
-    assert 512 * 1024 < 2 * np.prod(spatial) * pixel <= 16 * _MIB
+    pixel = _pixel_walk_stride(call, 2, spatial)    # > 128 bytes, images past 512 KiB
+    footprint = 2 * np.prod(spatial) * pixel
+    assert 512 * 1024 < footprint / 2
+    assert footprint <= 16 * _MIB if not _small(call, spatial) else 16 * _MIB < footprint <= 32 * _MIB
     want = _ordered_means(x, *windows(*spatial), divisor)
     got = fn(_wide_pixels(x, pixel))
     assert got.transpose(0, 2, 3, 1).flags.c_contiguous
@@ -130,9 +148,12 @@ def test_row_walk_sums_in_order(call, dtype):
 
 
 @pytest.mark.parametrize("extra_rows", [0, 1])
-@pytest.mark.parametrize("limit_mib, call", [(16, CALLS[4]), (32, CALLS[0])], ids=["16MiB-adaptive", "32MiB-3x3"])
+@pytest.mark.parametrize("limit_mib, call", [(16, CALLS[4]), (16, CALLS[0]), (32, CALLS[0])],
+                         ids=["16MiB-adaptive", "16MiB-3x3", "32MiB-3x3"])
 def test_both_sides_of_the_footprint_rules(limit_mib, call, extra_rows):
-    # footprint exactly at the limit (pixel walk) and one input row more (rows)
+    # footprint exactly at the limit and one input row more: 25-pixel windows go from the pixel
+    # walk to rows at 16 MiB; 3x3 windows from registers to the pixel walk at 16 MiB, and from
+    # the pixel walk to rows at 32 MiB
     _, _, fn, windows, divisor = call
     w, pixel = 32, 16384
     h = limit_mib * _MIB // (w * pixel) + extra_rows
@@ -149,7 +170,7 @@ def test_overflowing_float32_sums_are_redone_in_float64(call):
     x[0, 6] = -0.0                                   # all -0.0 windows: a +0.0 mean
     x[0, 7, 0, 0] = np.inf                           # a true inf stays inf
     want = _ordered_means(x, *windows(*spatial), divisor)
-    got = fn(_wide_pixels(x, 4096))
+    got = fn(_wide_pixels(x, _pixel_walk_stride(call, 1, spatial)))
     np.testing.assert_array_equal(_bits(got), _bits(want))
     assert np.isfinite(got[0, :6]).all() and got[0, 7, 0, 0] == np.inf
     assert not np.signbit(got[0, 6]).any()
@@ -171,13 +192,15 @@ def test_walks_do_not_depend_on_thread_count():
     calls = [lambda x=x, call=call: call[2](x) for x in xs for call in CALLS]
     big = _wide_pixels(_values(rng, (1, 40, 16, 17), np.float32), 65536)   # rows
     calls += [lambda: adapool.avg_pool2d(big, 5, 3, 2), lambda: adapool.adaptive_avg_pool2d(big, 7)]
+    mid = _wide_pixels(_values(rng, (1, 40, 20, 19), np.float32), 65536)   # 23.8 MiB: pixels
+    calls += [lambda: adapool.avg_pool2d(mid, 3, 2, 1), lambda: adapool.avg_pool2d(mid, 2)]
     assert_same_bits_on_1_and_2_threads(calls)
 
 
 def test_matches_torch_channels_last():
     torch = pytest.importorskip("torch")
     x = np.random.default_rng(4).standard_normal((2, 96, 40, 41)).astype(np.float32)
-    cl = with_layout(x, "channels_last")                 # 384-byte pixels, 1.2 MB: pixel walk
+    cl = with_layout(x, "channels_last")   # 384-byte pixels, 1.2 MB: registers (3x3), pixel walk (-> 7)
     tx = torch.from_numpy(x).contiguous(memory_format=torch.channels_last)
     F = torch.nn.functional
     np.testing.assert_allclose(adapool.avg_pool2d(cl, 3, 2, 1), F.avg_pool2d(tx, 3, 2, 1).numpy(), rtol=2e-6, atol=1e-6)
