@@ -112,6 +112,8 @@ CALLS = [
      lambda H, W: (_windows(H, 7), _windows(W, 7)), lambda r, c: r * c),
     ("adaptive_avg_pool2d(1)", (12, 13), lambda x, **k: adapool.adaptive_avg_pool2d(x, 1, **k),
      lambda H, W: (_windows(H, 1), _windows(W, 1)), lambda r, c: r * c),
+    ("avg_pool2d(1,2)", (20, 19), lambda x, **k: adapool.avg_pool2d(x, 1, 2, **k),   # one-pixel windows
+     lambda H, W: (_pool(H, 1, 2), _pool(W, 1, 2)), lambda r, c: 1),
 ]
 
 
