@@ -872,21 +872,32 @@ cdef extern from *:
         return adapool_avg_wide_body(first_row, kd, ds, kh, hs, W, w0, w1, ow, pw, 0, 0, inv, out, os, 1, 1);
     }
 
-    /* Whether any of a[0..n) is inf or NaN: an exponent of all ones. Integer bits, so the
-       OR reduction vectorises without reassociating float arithmetic (AVX2: 8 lanes a step;
-       the plain loop ran ~3x slower, unvectorised). */
+    /* float32 inf or NaN: an exponent of all ones, tested on the integer bits (one value, or
+       eight lanes, all ones where so), so OR reductions of it vectorise without reassociating
+       float arithmetic. */
+    static inline uint32_t adapool_nonfinite_bits(uint32_t b) {
+        return (uint32_t)((b & 0x7f800000u) == 0x7f800000u);
+    }
+    #if defined(__AVX2__)
+    static inline __m256i adapool_nonfinite8(__m256i v) {
+        const __m256i e = _mm256_set1_epi32(0x7f800000);
+        return _mm256_cmpeq_epi32(_mm256_and_si256(v, e), e);
+    }
+    #endif
+    /* Whether any of a[0..n) is inf or NaN (AVX2: 8 lanes a step; the plain loop ran ~3x
+       slower, unvectorised). */
     static inline int adapool_any_nonfinite_f32(const float* a, ptrdiff_t n) {
         uint32_t any = 0, b;
         ptrdiff_t k = 0;
     #if defined(__AVX2__)
-        __m256i e = _mm256_set1_epi32(0x7f800000), acc = _mm256_setzero_si256();
+        __m256i acc = _mm256_setzero_si256();
         for (; k + 8 <= n; k += 8)
-            acc = _mm256_or_si256(acc, _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_loadu_si256((const __m256i*)(a + k)), e), e));
+            acc = _mm256_or_si256(acc, adapool_nonfinite8(_mm256_loadu_si256((const __m256i*)(a + k))));
         any = (uint32_t)_mm256_movemask_epi8(acc);
     #endif
         for (; k < n; k++) {
             memcpy(&b, a + k, sizeof b);
-            any |= (uint32_t)((b & 0x7f800000u) == 0x7f800000u);
+            any |= adapool_nonfinite_bits(b);
         }
         return any != 0;
     }
@@ -938,17 +949,17 @@ cdef extern from *:
         uint32_t any = 0, b;
         float v;
         __m256d iv = _mm256_set1_pd(inv);
-        __m256i e = _mm256_set1_epi32(0x7f800000), acc = _mm256_setzero_si256();
+        __m256i acc = _mm256_setzero_si256();
         for (; k + 8 <= n; k += 8) {
             __m256 s = _mm256_add_ps(first ? _mm256_setzero_ps() : _mm256_loadu_ps(fa + k), _mm256_loadu_ps(p + k));
-            acc = _mm256_or_si256(acc, _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_castps_si256(s), e), e));
+            acc = _mm256_or_si256(acc, adapool_nonfinite8(_mm256_castps_si256(s)));
             _mm256_storeu_ps(out + k, adapool_scale8(s, iv, iv));
         }
         any = (uint32_t)_mm256_movemask_epi8(acc);
         for (; k < n; k++) {
             v = (first ? 0.0f : fa[k]) + p[k];
             memcpy(&b, &v, sizeof b);
-            any |= (uint32_t)((b & 0x7f800000u) == 0x7f800000u);
+            any |= adapool_nonfinite_bits(b);
             out[k] = (float)((double)v * inv);
         }
         return any != 0;
