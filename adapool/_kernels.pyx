@@ -3775,36 +3775,59 @@ cdef enum:
 
 cdef class Recorded:
     """A forward kernel call that the Python layer repeats unchanged for every call of a plan
-    (adapool._pooling._record_direct): the kernel and every argument but the arrays. A tiny call
+    (adapool._pooling._record_direct): the kernel and every argument but the arrays. A call
     then makes one method call with the arrays (the kernel's own call, its seven arguments
     spread from a tuple and converted each time, cost ~0.06-0.1 us of a 1.5-2 us call); run
-    validates x, y and indices as the kernel's own entry point does."""
+    validates x, y and indices as the kernel's own entry point does.
+
+    A call large enough to share among threads takes its thread count and channel block from
+    ``split()`` (the plan's own rule), asked again only when ``threads()`` (adapool's thread
+    count) has changed since the last call. A channels-last result (torch's rule for batched
+    1-d and 2-d input) is allocated channels-last, as the planned path does."""
     cdef readonly str kernel
     cdef readonly object head
     cdef readonly cnp.ndarray table
     cdef readonly bint channels_last
-    cdef readonly Py_ssize_t cblock
+    cdef readonly Py_ssize_t cblock    # the recorded split (a shared call's first)
     cdef readonly int nthreads
     cdef readonly bint indexed      # a max kernel: run takes indices (or None for values only)
+    cdef readonly bint out_cl       # pool allocates the result channels-last
+    cdef readonly object threads    # None: the recorded split serves every call
+    cdef object split
+    cdef object last                # (threads(), nthreads, cblock) of the latest split, one object
     cdef int kind
     cdef int nd
     cdef int out_ndim
     cdef cnp.npy_intp out_shape[5]
+    cdef cnp.npy_intp stored_shape[5]   # out_cl: (N, *spatial, C)
+    cdef cnp.npy_intp to_torch[5]       # out_cl: the axes of the stored array in torch's order
     cdef int in_ndim
     cdef cnp.npy_intp in_shape[5]
 
     def __init__(self, str kernel, object head, cnp.ndarray table, bint channels_last,
-                 Py_ssize_t cblock, int nthreads, tuple in_shape, tuple out_shape):
+                 Py_ssize_t cblock, int nthreads, tuple in_shape, tuple out_shape, *,
+                 bint out_cl=False, object threads=None, object split=None):
         """``kernel``: "avg_pool_forward", "max_pool_forward", "max_pool_forward_dilated" (head:
         nd) or "pool1d_fast" (head: its op); the rest as that kernel takes them; ``in_shape``:
         the only input shape it takes (``table``'s windows are for it); ``out_shape``: the
-        result that ``pool`` allocates."""
-        cdef int i
+        result that ``pool`` allocates (torch's shape), stored channels-last where ``out_cl``.
+        ``threads`` and ``split``: both or neither; then every call whose ``threads()``
+        differs from the previous call's takes ``split()``'s (nthreads, cblock)."""
+        cdef int i, nd
         if len(in_shape) > 5 or len(out_shape) != len(in_shape):
             raise ValueError("a recorded call's input and result have one rank, at most 5")
+        if (threads is None) != (split is None):
+            raise ValueError("a recorded call takes threads and split together")
+        if out_cl and len(out_shape) < 3:
+            raise ValueError("a channels-last result has N, C and spatial axes")
         self.in_ndim = self.out_ndim = len(out_shape)
         for i in range(self.out_ndim):
             self.in_shape[i], self.out_shape[i] = in_shape[i], out_shape[i]
+        # (N, C, *spatial) stored as (N, *spatial, C); to_torch: (0, nd + 1, 1, ..., nd)
+        nd = self.out_ndim - 2
+        for i in range(self.out_ndim):
+            self.stored_shape[i] = out_shape[0] if i == 0 else (out_shape[1] if i == nd + 1 else out_shape[i + 1])
+            self.to_torch[i] = 0 if i == 0 else (nd + 1 if i == 1 else i - 1)
         kinds = {"avg_pool_forward": _REC_AVG, "max_pool_forward": _REC_MAX,
                  "max_pool_forward_dilated": _REC_MAX_DILATED, "pool1d_fast": _REC_POOL1D}
         if kernel not in kinds:
@@ -3819,11 +3842,36 @@ cdef class Recorded:
         self.kernel, self.head, self.table = kernel, head, table
         self.channels_last, self.cblock, self.nthreads = channels_last, cblock, nthreads
         self.indexed = self.kind == _REC_MAX or self.kind == _REC_MAX_DILATED
+        self.out_cl, self.threads, self.split = out_cl, threads, split
+        self.last = None
+
+    cdef int _split_now(self, int* nthreads, Py_ssize_t* cblock) except -1:
+        cdef object tn, last
+        if self.threads is None:
+            nthreads[0], cblock[0] = self.nthreads, self.cblock
+            return 0
+        tn = self.threads()
+        last = self.last   # one read: another Python thread may replace it meanwhile
+        if last is None or last[0] != tn:
+            nt, cb = self.split()
+            last = (tn, nt, cb)
+            self.last = last
+        nthreads[0], cblock[0] = last[1], last[2]
+        return 0
+
+    @property
+    def split_now(self):
+        """(nthreads, cblock) that a call made now would take."""
+        cdef int nthreads
+        cdef Py_ssize_t cblock
+        self._split_now(&nthreads, &cblock)
+        return nthreads, cblock
 
     def run(self, cnp.ndarray x, cnp.ndarray y, object indices=None):
         """The recorded call on x into y (and ``indices``, max kernels only). Returns False where
         pool1d_fast declined (having written nothing), else True."""
-        cdef int i
+        cdef int i, nthreads
+        cdef Py_ssize_t cblock
         if indices is not None and not self.indexed:
             raise TypeError(f"{self.kernel} takes no indices")
         # The kernels read x where the table's windows say: only the recorded shape is safe.
@@ -3832,25 +3880,33 @@ cdef class Recorded:
         for i in range(self.in_ndim):
             if cnp.PyArray_DIMS(x)[i] != self.in_shape[i]:
                 raise ValueError("x is not of the recorded shape")
+        self._split_now(&nthreads, &cblock)
         if self.kind == _REC_AVG:
-            _avg_pool_forward(self.nd, x, y, self.table, self.channels_last, self.cblock, self.nthreads)
+            _avg_pool_forward(self.nd, x, y, self.table, self.channels_last, cblock, nthreads)
         elif self.kind == _REC_MAX:
-            _max_pool_forward(self.nd, x, y, indices, self.table, self.channels_last, self.cblock,
-                              self.nthreads)
+            _max_pool_forward(self.nd, x, y, indices, self.table, self.channels_last, cblock,
+                              nthreads)
         elif self.kind == _REC_MAX_DILATED:
             _max_pool_forward_dilated(self.nd, x, y, indices, self.table, self.channels_last,
-                                      self.nthreads)
+                                      nthreads)
         else:
-            return _pool1d_fast(self.head, x, y, self.table, self.nthreads) == 1
+            return _pool1d_fast(self.head, x, y, self.table, nthreads) == 1
         return True
 
     def pool(self, cnp.ndarray x):
-        """The values-only call into a new C-order array of ``out_shape`` and x's dtype (np.empty
-        from Python costs ~0.1 us more), or None, having written nothing the caller sees, where
-        x is not aligned (the caller copies it) or pool1d_fast declined."""
+        """The values-only call into a new array of ``out_shape`` and x's dtype (C order, or
+        channels-last where ``out_cl``; np.empty from Python costs ~0.1 us more), or None,
+        having written nothing the caller sees, where x is not aligned (the caller copies it)
+        or pool1d_fast declined."""
+        cdef cnp.PyArray_Dims perm
         if not cnp.PyArray_ISALIGNED(x):
             return None
-        y = cnp.PyArray_EMPTY(self.out_ndim, self.out_shape, cnp.PyArray_TYPE(x), 0)
+        if self.out_cl:
+            perm.ptr, perm.len = self.to_torch, self.out_ndim
+            y = cnp.PyArray_Transpose(
+                cnp.PyArray_EMPTY(self.out_ndim, self.stored_shape, cnp.PyArray_TYPE(x), 0), &perm)
+        else:
+            y = cnp.PyArray_EMPTY(self.out_ndim, self.out_shape, cnp.PyArray_TYPE(x), 0)
         return y if self.run(x, y) else None
 
 

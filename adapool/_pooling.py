@@ -3,14 +3,14 @@ the kernel. No loops over data here; all error messages live here and in _valida
 from __future__ import annotations
 
 from collections.abc import Sequence
-from functools import lru_cache
+from functools import lru_cache, partial
 
 import numpy as np
 import numpy.typing as npt
 
 from ._bfloat16 import in_float32, is_bfloat16
 from ._dispatch import kernels as _kernels
-from ._threads import PARALLEL_MIN_ELEMENTS, threads_for
+from ._threads import PARALLEL_MIN_ELEMENTS, get_num_threads, threads_for
 from ._validation import (
     adaptive_output_size,
     as_float_array,
@@ -299,7 +299,8 @@ class _ForwardPlan:
             if table is not None:   # [D | H | W] axes of (start, end, factor): move W's to H
                 self.table = np.concatenate([table[:3], table[6:], table[3:6]])
         # (1 thread, block) for inputs too small to share (threads_for always runs them on the
-        # calling thread, so their split is fixed); else None: planned per call
+        # calling thread, so their split is fixed); else None: split per call by _plan, for the
+        # thread count of the moment (the recorded call redoes it when that count changes)
         self.serial_block = ((1, _channel_block(c, n * self.rows, 1) if channels_last else c)
                              if elements < PARALLEL_MIN_ELEMENTS else None)
         # The kernel call _run_plan made for this plan, once it is one that repeats as it is
@@ -309,13 +310,21 @@ class _ForwardPlan:
 
 def _record_direct(plan: _ForwardPlan, x: np.ndarray, kernel: str, head, table: np.ndarray,
                    channels_last: bool = False, block: int = 0, nthreads: int = 1) -> None:
-    """Remember ``kernel(head, x, y, [indices or None,] table, ...)`` as the plan's whole call when
-    nothing in it depends on the call: one thread for every call (serial_block), a C-order result
-    (allocated with np.empty) and no (..., 1) views. For the same key, _run_plan would make the
-    same call again: its choices read only the plan, the key's shape, strides and dtype, and the
-    result's layout; so a tiny call skips them (about 0.3 us of an 8x8 call's 2)."""
-    if plan.serial_block is not None and not plan.out_cl and not plan.as_rows:
-        plan.direct = _kernels.Recorded(kernel, head, table, channels_last, block, nthreads, x.shape, plan.shape)
+    """Remember ``kernel(head, x, y, [indices or None,] table, ...)`` as the plan's whole call
+    where no (..., 1) views stand between the call and the kernel. For the same key, _run_plan
+    would make the same call again: its choices read only the plan, the key's shape, strides
+    and dtype, the result's layout (which the recorded call allocates as _empty does) and,
+    for inputs large enough to share, adapool's thread count (the recorded call asks
+    get_num_threads on each call and redoes the split, _plan, when it has changed); so a call
+    skips them (about 0.3 us of an 8x8 call's 2; 1.2 us of a channels-last (8,256,14,14) call)."""
+    if plan.as_rows:
+        return
+    shared = {}
+    if plan.serial_block is None:   # split per thread count, as _run_plan does
+        shared = dict(threads=get_num_threads,
+                      split=partial(_plan, *plan.nc, plan.rows, x.size, plan.channels_last))
+    plan.direct = _kernels.Recorded(kernel, head, table, channels_last, block, nthreads, x.shape, plan.shape,
+                                    out_cl=plan.out_cl, **shared)
 
 
 def _planned(key, input: np.ndarray, return_indices: bool = False):
@@ -338,10 +347,10 @@ def _run_planned(plan: _ForwardPlan, input: np.ndarray, return_indices: bool):
     direct = plan.direct
     if direct is None:
         return _run_plan(plan, input, _empty(plan.shape, input.dtype, plan.out_cl), return_indices)
-    y = np.empty(plan.shape, input.dtype)
+    y = _empty(plan.shape, input.dtype, plan.out_cl)
     if direct.indexed:   # a max kernel: indices only when asked (the adaptive key serves both)
         if return_indices:
-            indices = np.empty(plan.shape, np.int64)
+            indices = _empty(plan.shape, np.int64, plan.out_cl)
             direct.run(input, y, indices)
             return y, indices
         direct.run(input, y)

@@ -218,19 +218,68 @@ def test_fractional_samples_pick_torchs_axes(nd, rng, torch_oracle):
         np.testing.assert_array_equal(got[1], want[1].numpy())
 
 
-@pytest.mark.parametrize("op", ["max_pool2d", "avg_pool2d", "adaptive_avg_pool2d"])
-def test_inputs_large_enough_to_share_plan_their_threads_per_call(op, rng, monkeypatch):
-    # only serial-only sizes record their call: a larger one's thread count follows
-    # set_num_threads and the machine's load at every call
-    x = rng.standard_normal((1, 8, 8, _pooling.PARALLEL_MIN_ELEMENTS // 64 + 1)).astype(np.float32)
+@pytest.mark.parametrize("op", ["max_pool2d", "avg_pool2d", "adaptive_avg_pool2d", "adaptive_max_pool2d"])
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
+def test_inputs_large_enough_to_share_split_again_when_the_thread_count_changes(op, layout, rng):
+    # a larger call's recorded call follows set_num_threads: its split is the plan's own rule
+    # (_plan) for the thread count of the moment, redone when that count changes
+    x = with_layout(rng.standard_normal((2, 64, 24, 24)).astype(np.float32), layout, batched=True)
+    assert x.size >= _pooling.PARALLEL_MIN_ELEMENTS
     _pooling._PLANS.clear()
-    want = getattr(adapool, op)(x, 2)
-    planned = []
-    real = _pooling._plan
-    monkeypatch.setattr(_pooling, "_plan", lambda *a: planned.append(a) or real(*a))
-    for _ in range(2):
-        assert_same(getattr(adapool, op)(x, 2), want)
-    assert len(planned) == 2
+    try:
+        adapool.set_num_threads(2)
+        want = getattr(adapool, op)(x, 2)
+        (plan,) = _pooling._PLANS.values()
+        rec = plan.direct
+        assert rec is not None and rec.threads is not None and plan.serial_block is None
+        for n in (1, 3, 2, 1):
+            adapool.set_num_threads(n)
+            assert rec.split_now == _pooling._plan(*plan.nc, plan.rows, x.size, plan.channels_last)
+            assert rec.split_now[0] == n
+            assert_same(getattr(adapool, op)(x, 2), want)
+    finally:
+        adapool.set_num_threads(None)
+
+
+def test_a_shared_recorded_call_asks_for_its_split_only_when_the_thread_count_changes(rng):
+    x = rng.standard_normal((1, 4, 8, 8)).astype(np.float32)
+    rec = recorded_for("adaptive_avg_pool2d", x, 2)
+    want = rec.pool(x)
+    count, splits = [2], []
+
+    def split():
+        splits.append(count[0])
+        return count[0], 4
+
+    shared = adapool._dispatch.kernels.Recorded(rec.kernel, rec.head, rec.table, False, 4, 1, x.shape, want.shape,
+                                                threads=lambda: count[0], split=split)
+    for n in (2, 2, 2, 1, 1, 3, 3):
+        count[0] = n
+        assert_same(shared.pool(x), want)   # every split gives the same bits
+    assert splits == [2, 1, 3]
+    with pytest.raises(ValueError, match="threads and split together"):
+        adapool._dispatch.kernels.Recorded(rec.kernel, rec.head, rec.table, False, 4, 1, x.shape, want.shape,
+                                           threads=lambda: 1)
+
+
+@pytest.mark.parametrize("op,nd", [("adaptive_avg_pool1d", 1), ("adaptive_avg_pool2d", 2), ("adaptive_max_pool2d", 2),
+                                   ("adaptive_max_pool1d", 1), ("avg_pool1d", 1), ("avg_pool2d", 2), ("max_pool2d", 2)])
+@pytest.mark.parametrize("size", ["tiny", "shared"])
+def test_a_channels_last_result_keeps_its_layout_through_the_recorded_call(op, nd, size, rng):
+    # torch's rule (batched 1-d and 2-d channels-last input gives channels-last output), now
+    # allocated by the recorded call itself (max_pool1d's results are contiguous, as torch's;
+    # 1-d outputs longer than 32 run as (..., L, 1) views and record no call)
+    c, s = (3, 8) if size == "tiny" else ((64, 40) if nd == 2 else (512, 60))
+    x = with_layout(rng.standard_normal((2, c) + (s,) * nd).astype(np.float32), "channels_last", batched=True)
+    want = checked(op, x, 2) if op.startswith("adaptive") else checked(op, x, 3, stride=2, padding=1)
+    args = (2,) if op.startswith("adaptive") else (3, 2, 1)
+    _pooling._PLANS.clear()
+    first = getattr(adapool, op)(x, *args)
+    (plan,) = _pooling._PLANS.values()
+    assert plan.out_cl and plan.direct is not None and plan.direct.out_cl
+    for got in (first, getattr(adapool, op)(x, *args), plan.direct.pool(x)):
+        assert_same(got, want)
+        assert got.transpose((0,) + tuple(range(2, nd + 2)) + (1,)).flags.c_contiguous
 
 
 # ---- the recorded call itself --------------------------------------------------------------------
