@@ -333,8 +333,11 @@ def _planned(key, input: np.ndarray, return_indices: bool = False):
     plan = _PLANS.get(key)
     if plan is None:
         return None
-    if plan.direct is not None and not return_indices:
-        y = plan.direct.pool(input)   # None for unaligned input
+    direct = plan.direct
+    if direct is not None:
+        # None for unaligned input
+        y = direct.pool_indexed(input) if return_indices and direct.indexed else (
+            None if return_indices else direct.pool(input))
         if y is not None:
             return y
     if not input.flags.aligned:
@@ -777,8 +780,11 @@ def _strided_forward(op: str, input, kernel_size, stride, padding, dilation, cei
                 return _run_planned_out(plan, input, out, return_indices, op)
         elif plan is not None:
             # _planned inline (a call frame is ~5% of a tiny call)
-            if plan.direct is not None and not return_indices:
-                y = plan.direct.pool(input)   # None for unaligned input
+            direct = plan.direct
+            if direct is not None:
+                # None for unaligned input
+                y = direct.pool_indexed(input) if return_indices and direct.indexed else (
+                    None if return_indices else direct.pool(input))
                 if y is not None:
                     return y
             if input.flags.aligned:

@@ -335,3 +335,46 @@ def test_a_misaligned_input_of_an_adaptive_plan_is_copied(op, nd, rng):
     shifted[...] = x
     assert rec.pool(shifted) is None
     np.testing.assert_array_equal(getattr(adapool, op)(shifted, 4), want)
+
+
+@pytest.mark.parametrize("op,nd", [("adaptive_max_pool1d", 1), ("adaptive_max_pool2d", 2), ("adaptive_max_pool3d", 3),
+                                   ("max_pool1d", 1), ("max_pool2d", 2), ("max_pool3d", 3)])
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
+def test_a_planned_call_with_indices_runs_its_recorded_call(op, nd, layout, rng):
+    # values and indices both allocated by the recorded call (pool_indexed), laid out as the
+    # checked path lays them out
+    x = with_layout(rng.standard_normal((2, 3) + (8,) * nd).astype(np.float32), layout, batched=True)
+    args = (3,) if op.startswith("adaptive") else (3, 2, 1)
+    want = checked(op, x, 3, return_indices=True) if op.startswith("adaptive") else \
+        checked(op, x, 3, stride=2, padding=1, return_indices=True)
+    _pooling._PLANS.clear()
+    assert_same(getattr(adapool, op)(x, *args, return_indices=True), want)
+    (plan,) = _pooling._PLANS.values()
+    rec = plan.direct
+    assert rec is not None and rec.indexed
+    calls = []
+
+    class Spy:   # the recorded call, counted
+        indexed = True
+
+        def pool_indexed(self, v):
+            calls.append(v)
+            return rec.pool_indexed(v)
+
+    plan.direct = Spy()
+    assert_same(getattr(adapool, op)(x, *args, return_indices=True), want)
+    assert len(calls) == 1 and calls[0] is x
+    assert_same(rec.pool_indexed(x), want)
+
+
+def test_pool_indexed_refuses_what_it_cannot_run(rng):
+    x = rng.standard_normal((1, 2, 8, 8)).astype(np.float32)
+    with pytest.raises(TypeError, match="takes no indices"):
+        recorded_for("adaptive_avg_pool2d", x, 2).pool_indexed(x)
+    rec = recorded_for("adaptive_max_pool2d", x, 2)
+    raw = np.empty(x.nbytes + 1, np.uint8)
+    shifted = raw[1:].view(np.float32).reshape(x.shape)
+    shifted[...] = x
+    assert rec.pool_indexed(shifted) is None   # unaligned: the checked path copies it
+    assert_same(adapool.adaptive_max_pool2d(shifted, 2, return_indices=True),
+                adapool.adaptive_max_pool2d(x, 2, return_indices=True))
