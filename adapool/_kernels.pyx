@@ -3973,6 +3973,36 @@ def omp_max_threads():
     return adapool_omp_max_threads()
 
 
+def self_overlapping(cnp.ndarray a):
+    """True unless the axes, sorted by stride, each step past the whole extent of the smaller
+    ones: every layout made by slicing or transposing an array passes, broadcast views fail.
+    (adapool._validation's out= check; in Python the sort cost ~1 us of a 3 us tiny call.)"""
+    cdef int nd = cnp.PyArray_NDIM(a), i, j, m = 0
+    cdef Py_ssize_t st[64]
+    cdef Py_ssize_t ns[64]
+    cdef Py_ssize_t s, n, extent
+    if cnp.PyArray_SIZE(a) == 0:   # nothing is written (numpy gives empty arrays zero strides)
+        return False
+    for i in range(nd):
+        n = cnp.PyArray_DIMS(a)[i]
+        if n <= 1:
+            continue
+        s = cnp.PyArray_STRIDES(a)[i]
+        s = -s if s < 0 else s
+        j = m   # insertion by stride (ties in either order give the same answer)
+        while j > 0 and st[j - 1] > s:
+            st[j], ns[j] = st[j - 1], ns[j - 1]
+            j -= 1
+        st[j], ns[j] = s, n
+        m += 1
+    extent = cnp.PyArray_ITEMSIZE(a)
+    for i in range(m):
+        if st[i] < extent:
+            return True
+        extent = st[i] * ns[i]
+    return False
+
+
 def cpu_has_avx2():
     """Whether the running CPU and OS support AVX2 (so the AVX2 build may be loaded)."""
     return bool(adapool_cpu_has_avx2())

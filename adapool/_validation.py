@@ -8,6 +8,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from ._dispatch import kernels as _kernels
 from ._windows import INT64_SAFE
 from ._windows import _output_length as _windows_output_length
 
@@ -436,20 +437,7 @@ def check_out(out, shape: tuple, dtype, x: np.ndarray, name: str) -> np.ndarray:
         raise ValueError(f"{name}(): out must be aligned")
     if np.may_share_memory(out, x):
         raise ValueError(f"{name}(): out overlaps the input")
-    if _self_overlapping(out):
+    # (its own loop in the kernels module: ~0.05 us, ~1 us as a sort in Python)
+    if _kernels.self_overlapping(out):
         raise ValueError(f"{name}(): out has elements that overlap each other (a zero or too small stride)")
     return out
-
-
-def _self_overlapping(a: np.ndarray) -> bool:
-    """True unless the axes, sorted by stride, each step past the whole extent of the smaller
-    ones: every layout made by slicing or transposing an array passes, broadcast views fail."""
-    if a.size == 0:   # nothing is written (numpy gives empty arrays zero strides)
-        return False
-    dims = sorted((abs(s), n) for s, n in zip(a.strides, a.shape) if n > 1)
-    extent = a.itemsize
-    for stride, n in dims:
-        if stride < extent:
-            return True
-        extent = stride * n
-    return False

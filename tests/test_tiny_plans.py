@@ -378,3 +378,33 @@ def test_pool_indexed_refuses_what_it_cannot_run(rng):
     assert rec.pool_indexed(shifted) is None   # unaligned: the checked path copies it
     assert_same(adapool.adaptive_max_pool2d(shifted, 2, return_indices=True),
                 adapool.adaptive_max_pool2d(x, 2, return_indices=True))
+
+
+@pytest.mark.parametrize("op,nd", [("avg_pool1d", 1), ("avg_pool2d", 2), ("avg_pool3d", 3), ("adaptive_avg_pool1d", 1),
+                                   ("adaptive_avg_pool2d", 2), ("adaptive_avg_pool3d", 3)])   # (the ops with out=)
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
+@pytest.mark.parametrize("out_layout", ["contiguous", "channels_last"])
+def test_an_out_call_runs_the_plans_recorded_call(op, nd, layout, out_layout, rng):
+    # after out='s own checks the recorded call runs into out; where pool1d_fast declines out's
+    # layout (run: False) the general kernel writes it
+    x = with_layout(rng.standard_normal((2, 16) + (12,) * nd).astype(np.float32), layout, batched=True)
+    args = (2,) if op.startswith("adaptive") else (3, 2, 1)
+    _pooling._PLANS.clear()
+    want = getattr(adapool, op)(x, *args)   # records the plan's call
+    (plan,) = _pooling._PLANS.values()
+    rec = plan.direct
+    assert rec is not None
+    ran = []
+
+    class Spy:   # the recorded call, its results counted
+        indexed = rec.indexed
+
+        def run(self, *a):
+            ran.append(rec.run(*a))
+            return ran[-1]
+
+    plan.direct = Spy()
+    out = with_layout(np.full(want.shape, np.nan, np.float32), out_layout, batched=True)
+    assert getattr(adapool, op)(x, *args, out=out) is out
+    np.testing.assert_array_equal(out, want)
+    assert len(ran) == 1
