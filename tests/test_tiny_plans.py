@@ -408,3 +408,47 @@ def test_an_out_call_runs_the_plans_recorded_call(op, nd, layout, out_layout, rn
     assert getattr(adapool, op)(x, *args, out=out) is out
     np.testing.assert_array_equal(out, want)
     assert len(ran) == 1
+
+
+def test_recorded_calls_stay_exact_while_another_thread_changes_the_thread_count(rng):
+    # the shared calls' split cache (one tuple, replaced whole) under Python threads: dask runs
+    # chunks of one shape from several threads, and set_num_threads may change meanwhile
+    import threading
+
+    x = with_layout(rng.standard_normal((4, 64, 24, 24)).astype(np.float32), "channels_last", batched=True)
+    assert x.size >= _pooling.PARALLEL_MIN_ELEMENTS
+    _pooling._PLANS.clear()
+    want = {o: adapool.adaptive_avg_pool2d(x, o) for o in (5, 7)}
+    want_max = adapool.adaptive_max_pool2d(x, 7, return_indices=True)
+    wrong, done = [], threading.Event()
+
+    def caller(k):
+        for i in range(60):
+            o = 5 if (i + k) % 2 else 7
+            got = adapool.adaptive_avg_pool2d(x, o)
+            if not np.array_equal(got, want[o]) or got.strides != want[o].strides:
+                wrong.append(("avg", o))
+            v, idx = adapool.adaptive_max_pool2d(x, 7, return_indices=True)
+            if not (np.array_equal(v, want_max[0]) and np.array_equal(idx, want_max[1])):
+                wrong.append("max")
+
+    def toggler():
+        i = 0
+        while not done.is_set():
+            adapool.set_num_threads(1 + i % 3)
+            i += 1
+
+    callers = [threading.Thread(target=caller, args=(k,)) for k in range(4)]
+    toggle = threading.Thread(target=toggler)
+    try:
+        toggle.start()
+        for t in callers:
+            t.start()
+        for t in callers:
+            t.join()
+    finally:
+        done.set()
+        toggle.join()
+        adapool.set_num_threads(None)
+    assert wrong == []
+    assert all(p.direct is not None and p.direct.threads is not None for p in _pooling._PLANS.values())
