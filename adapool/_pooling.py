@@ -336,8 +336,7 @@ def _planned(key, input: np.ndarray, return_indices: bool = False):
     direct = plan.direct
     if direct is not None:
         # None for unaligned input
-        y = direct.pool_indexed(input) if return_indices and direct.indexed else (
-            None if return_indices else direct.pool(input))
+        y = (direct.pool_indexed(input) if direct.indexed else None) if return_indices else direct.pool(input)
         if y is not None:
             return y
     if not input.flags.aligned:
@@ -346,20 +345,13 @@ def _planned(key, input: np.ndarray, return_indices: bool = False):
 
 
 def _run_planned(plan: _ForwardPlan, input: np.ndarray, return_indices: bool):
-    """A planned call on the key's own ``input``: the recorded kernel call when there is one."""
-    direct = plan.direct
-    if direct is None:
-        return _run_plan(plan, input, _empty(plan.shape, input.dtype, plan.out_cl), return_indices)
+    """A planned call on the key's own aligned ``input`` that its recorded call, if any, did not
+    serve (pool and pool_indexed take every aligned input of a max or average kernel): none
+    recorded, indices asked of pool1d_fast, or pool1d_fast declining (never, for a key it once
+    took). _run_plan makes the call."""
     y = _empty(plan.shape, input.dtype, plan.out_cl)
-    if direct.indexed:   # a max kernel: indices only when asked (the adaptive key serves both)
-        if return_indices:
-            indices = _empty(plan.shape, np.int64, plan.out_cl)
-            direct.run(input, y, indices)
-            return y, indices
-        direct.run(input, y)
-        return y
-    if return_indices or not direct.run(input, y):
-        # pool1d_fast takes no indices, and declines (never, for a key it once took)
+    direct = plan.direct
+    if direct is None or return_indices or not direct.run(input, y):
         return _run_plan(plan, input, y, return_indices)
     return y
 
@@ -788,8 +780,7 @@ def _strided_forward(op: str, input, kernel_size, stride, padding, dilation, cei
             direct = plan.direct
             if direct is not None:
                 # None for unaligned input
-                y = direct.pool_indexed(input) if return_indices and direct.indexed else (
-                    None if return_indices else direct.pool(input))
+                y = (direct.pool_indexed(input) if direct.indexed else None) if return_indices else direct.pool(input)
                 if y is not None:
                     return y
             if input.flags.aligned:
