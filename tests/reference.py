@@ -93,6 +93,31 @@ def avg_pool2d_ref(x, kernel, stride, padding, ceil_mode=False, count_include_pa
     return y
 
 
+def ordered_f32_avg_pool2d(x, kernel, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
+                           divisor_override=None):
+    """float32 avg_pool2d as the kernels sum it: each window's pixels in row-major order in
+    float32 from +0.0, times float64 1 / divisor, rounded once; a sum that came out inf or NaN
+    redone in float64 (windows of at most 16 pixels: no float64 flushes)."""
+    k, s, p = pool2d_pairs(kernel, stride, padding)
+    out, ((h0, h1, hf), (w0, w1, wf)) = avg_pool2d_windows(
+        x.shape[-2:], k, s, p, ceil_mode, count_include_pad, divisor_override)
+    y = np.empty(x.shape[:-2] + out, np.float32)
+    for i in range(out[0]):
+        for j in range(out[1]):
+            acc = np.zeros(x.shape[:-2], np.float32)
+            wide = np.zeros(x.shape[:-2])
+            for h in range(h0[i], h1[i]):
+                for w in range(w0[j], w1[j]):
+                    with np.errstate(over="ignore", invalid="ignore"):
+                        acc = acc + x[..., h, w]               # one float32 rounding
+                        wide = wide + x[..., h, w].astype(np.float64)
+            divisor = divisor_override if divisor_override is not None else hf[i] * wf[j]
+            with np.errstate(over="ignore", invalid="ignore"):
+                total = np.where(np.isfinite(acc), acc.astype(np.float64), wide)
+                y[..., i, j] = (total * (1.0 / divisor)).astype(np.float32)
+    return y
+
+
 def adaptive_avg_pool_backward_ref(grad_output, input_shape, nd):
     """Each input element gets grad / window size from every window that contains it."""
     go = np.asarray(grad_output, dtype=np.float64)
