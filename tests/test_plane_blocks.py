@@ -150,3 +150,42 @@ def test_matches_torch(torch_oracle, args):
                                rtol=3e-6, atol=1e-6)
     np.testing.assert_allclose(adapool.adaptive_avg_pool2d(x, 5),
                                F.adaptive_avg_pool2d(torch_oracle.from_numpy(x), 5).numpy(), rtol=3e-6, atol=1e-6)
+
+
+# The planar float32 kernels (these blocks, the wide rows, the one-vector-a-row planes) divide
+# each sum by its divisor as a float32 where every divisor is in [1, 2^24]: the same bits as
+# the float64 product with 1 / divisor that the other kernels and the oracle take.
+DIVISOR_CALLS = {
+    "blocks": ((3, 40, 7, 7), (3, 2, 1)),
+    "wide rows": ((2, 3, 9, 56), (3, 2, 1)),
+    "row vectors": ((2, 9, 14, 14), (2, 2)),
+}
+
+
+@pytest.mark.parametrize("divisor", [None, 1, 3, 7, 1 << 24, (1 << 24) + 1, 10 ** 9, -3], ids=str)
+@pytest.mark.parametrize("call", DIVISOR_CALLS)
+def test_float32_division_gives_the_float64_products_bits(call, divisor):
+    shape, args = DIVISOR_CALLS[call]
+    rng = np.random.default_rng(11)
+    x = _values(rng, shape)
+    tiny = np.float32(1e-38) * rng.standard_normal(shape[-2:]).astype(np.float32)
+    x[0, 1] = tiny                                         # subnormal means
+    x[0, 2] = np.array(0x7FC01234, np.uint32).view(np.float32)   # a NaN payload
+    got = adapool.avg_pool2d(x, *args, divisor_override=divisor)
+    np.testing.assert_array_equal(_bits(got), _bits(ordered_f32_avg_pool2d(x, *args, divisor_override=divisor)))
+    assert (_bits(got[0, 2]) == 0x7FC01234).all()
+
+
+@pytest.mark.parametrize("divisor", list(range(1, 17)) + [25, 49, 100, 1000003, (1 << 24) - 1, 1 << 24])
+def test_float32_division_equals_the_rounded_float64_product(divisor):
+    # the identity the kernels rely on, on 2^22 random bit patterns (NaNs, infs, subnormals
+    # included) and every float32 of the lowest binades; all 2^32 patterns were checked for
+    # d = 1 ... 16, 25, 49, 100, 1000003 and 2^24 - 1 when it was introduced
+    rng = np.random.default_rng(divisor)
+    bits = np.concatenate([rng.integers(0, 1 << 32, 1 << 22, dtype=np.uint64).astype(np.uint32),
+                           np.arange(1 << 20, dtype=np.uint32), np.arange(1 << 20, dtype=np.uint32) | 0x80000000])
+    s = bits.view(np.float32)
+    with np.errstate(all="ignore"):
+        product = (s.astype(np.float64) * (1.0 / divisor)).astype(np.float32)
+        quotient = s / np.float32(divisor)
+    np.testing.assert_array_equal(product.view(np.uint32), quotient.view(np.uint32))
