@@ -127,3 +127,15 @@ def hostile(rng, shape, dtype):
     x[(marks >= 0.06) & (marks < 0.08)] = np.inf
     x[(marks >= 0.08) & (marks < 0.12)] = -0.0
     return x.astype(dtype)
+
+
+def spiked_values(rng, shape):
+    """float32 values spread over seven decades, with one NaN, inf, -inf and -0.0 somewhere."""
+    x = (rng.standard_normal(shape) * 10.0 ** rng.integers(-3, 4, shape)).astype(np.float32)
+    x.flat[rng.integers(0, x.size, 4)] = [np.nan, np.inf, -np.inf, -0.0]
+    return x
+
+
+def bits32(a):
+    """A float32 array's bit patterns (C order), for bit-for-bit comparisons."""
+    return np.ascontiguousarray(a).view(np.uint32)

@@ -13,22 +13,12 @@ import numpy as np
 import pytest
 
 import adapool
-from layouts import assert_same_bits_on_1_and_2_threads, with_layout
+from layouts import assert_same_bits_on_1_and_2_threads, bits32 as _bits, spiked_values as _values, with_layout
 from reference import avg_pool2d_ref, ordered_f32_avg_pool2d as _ordered_means, pool2d_pairs
 
 
 def _reference(x, kernel, stride=None, padding=0, *rest):
     return avg_pool2d_ref(x, *pool2d_pairs(kernel, stride, padding), *rest)
-
-
-def _bits(a):
-    return np.ascontiguousarray(a).view(np.uint32)
-
-
-def _values(rng, shape):
-    x = (rng.standard_normal(shape) * 10.0 ** rng.integers(-3, 4, shape)).astype(np.float32)
-    x.flat[rng.integers(0, x.size, 4)] = [np.nan, np.inf, -np.inf, -0.0]
-    return x
 
 
 ARGS = [

@@ -10,19 +10,9 @@ import numpy as np
 import pytest
 
 import adapool
-from layouts import assert_same_bits_on_1_and_2_threads, with_layout
+from layouts import assert_same_bits_on_1_and_2_threads, bits32 as _bits, spiked_values as _values, with_layout
 from reference import adaptive_avg_pool_ref, avg_pool2d_ref, ordered_f32_avg_pool2d, pool2d_pairs
 from adapool._windows import window_end, window_start
-
-
-def _bits(a):
-    return np.ascontiguousarray(a).view(np.uint32)
-
-
-def _values(rng, shape):
-    x = (rng.standard_normal(shape) * 10.0 ** rng.integers(-3, 4, shape)).astype(np.float32)
-    x.flat[rng.integers(0, x.size, 4)] = [np.nan, np.inf, -np.inf, -0.0]
-    return x
 
 
 def _ordered_adaptive(x, output_size):
@@ -72,12 +62,13 @@ def test_avg_pool2d_sums_in_row_major_order(args, hw, c):
 
 
 @pytest.mark.parametrize("args", POOL_ARGS[:3], ids=str)
-@pytest.mark.parametrize("view", ["channels_sliced", "batch_sliced", "strided_rows", "negative", "unbatched"])
+@pytest.mark.parametrize("view", ["channels_sliced", "channels_reversed", "batch_sliced", "strided_rows", "negative",
+                                  "unbatched"])
 def test_views_give_the_same_bits(view, args):
     # channel/batch slices keep dense planes (this path, planes further apart); strided rows
     # and a reversed H take the general tile
     big = _values(np.random.default_rng(5), (4, 34, 7, 7))
-    x = {"channels_sliced": big[:, ::2], "batch_sliced": big[::2, 3:30], "strided_rows": with_layout(big, "strided_rows"),
+    x = {"channels_sliced": big[:, ::2], "channels_reversed": big[:, ::-1], "batch_sliced": big[::2, 3:30], "strided_rows": with_layout(big, "strided_rows"),
          "negative": with_layout(big, "negative"), "unbatched": big[1]}[view]
     np.testing.assert_array_equal(_bits(adapool.avg_pool2d(x, *args)), _bits(ordered_f32_avg_pool2d(np.ascontiguousarray(x), *args)))
 
