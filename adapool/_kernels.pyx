@@ -3456,32 +3456,29 @@ cdef void _fwd_rows(int kind, const real_t* x, real_t* y, int64_t* yi, const Win
 # Small planes (2-d and 1-d), planar layout, float32, any windows of at most _F32_FLUSH pixels
 # (avg_pool's padded windows and adaptive ones, which _rows_fit refuses): eight planes at a time
 # through an eight-lane channels-last tile in the thread's scratch (adapool_avg_planes8_f32),
-# instead of the general tile. Measured against it (2 threads, float32, A/B in one process):
-# avg_pool2d(3,2,1) on (32,2048,7,7) 0.71x the time (one thread 0.50x), on (8,256,14,14) and
-# (8,256,15,15) 0.96-0.99x, adaptive 15 -> 7 1.00x. Item = one image and block of 8 channels.
-
-cdef inline bint _planes8_fit(const Win* w, const Geom* g) noexcept nogil:
-    cdef Py_ssize_t i, kh = 0, kw = 0
-    if (not ADAPOOL_HAS_ROWS or g.d != 1 or g.od != 1 or g.c < _TILE_MIN
-            or g.h * g.w > _TILE_PLANE_AVG or g.xs[4] != 1 or (g.h > 1 and g.xs[3] != g.w)
-            or g.ys[4] != 1 or (g.oh > 1 and g.ys[3] != g.ow)):
-        return False
-    for i in range(g.oh):
-        kh = max(kh, w.h1[i] - w.h0[i])
-    for i in range(g.ow):
-        kw = max(kw, w.w1[i] - w.w0[i])
-    # float32 sums only, as the channels-last kernel keeps them for windows this small
-    return kh * kw <= _F32_FLUSH
-
+# instead of the general tile. Measured against it (float32, A/B in one process):
+# avg_pool2d(3,2,1) on (32,2048,7,7) 0.50x the time at one thread, 0.71x at two; on
+# (8,256,14,14) and (8,256,15,15) 0.96-1.02x; (8,256,28,28) 0.92x; adaptive 28 -> 12 0.87x.
+# Item = one image and block of 8 channels.
 
 cdef inline int _planes8_k(const Win* w, const Geom* g) noexcept nogil:
-    """The most pixels of any window (the chain length of adapool_avg_planes8_f32)."""
+    """The most rows of any window times its most columns: the chain length of
+    adapool_avg_planes8_f32, at least every window's pixel count."""
     cdef Py_ssize_t i, kh = 0, kw = 0
     for i in range(g.oh):
         kh = max(kh, w.h1[i] - w.h0[i])
     for i in range(g.ow):
         kw = max(kw, w.w1[i] - w.w0[i])
     return <int>(kh * kw)
+
+
+cdef inline bint _planes8_fit(const Win* w, const Geom* g) noexcept nogil:
+    if (not ADAPOOL_HAS_ROWS or g.d != 1 or g.od != 1 or g.c < _TILE_MIN
+            or g.h * g.w > _TILE_PLANE_AVG or g.xs[4] != 1 or (g.h > 1 and g.xs[3] != g.w)
+            or g.ys[4] != 1 or (g.oh > 1 and g.ys[3] != g.ow)):
+        return False
+    # float32 sums only, as the channels-last kernel keeps them for windows this small
+    return _planes8_k(w, g) <= _F32_FLUSH
 
 
 cdef inline Py_ssize_t _planes8_scratch(const Win* w, const Geom* g) noexcept nogil:
