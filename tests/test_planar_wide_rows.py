@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import adapool
-from layouts import assert_same_bits_on_1_and_2_threads, bits32 as _bits, spiked_values as _values, with_layout
+from layouts import assert_same_bits_on_1_and_2_threads, sum_bits32 as _bits, spiked_values as _values, with_layout
 from reference import avg_pool2d_ref, ordered_f32_avg_pool2d as _ordered_means, pool2d_pairs
 
 
