@@ -116,6 +116,17 @@ cdef extern from *:
         return _mm256_insertf128_ps(_mm256_castps128_ps256(a), b, 1);
     }
     #endif
+    #if defined(__AVX2__)
+    /* float32 inf or NaN, eight lanes: all ones where the exponent is all ones (the float32
+       sums _f32_repair_all redoes). */
+    static inline __m256i adapool_nonfinite8(__m256i v) {
+        const __m256i e = _mm256_set1_epi32(0x7f800000);
+        return _mm256_cmpeq_epi32(_mm256_and_si256(v, e), e);
+    }
+    static inline int adapool_nonfinite_mask8(__m256 s) {
+        return _mm256_movemask_ps(_mm256_castsi256_ps(adapool_nonfinite8(_mm256_castps_si256(s))));
+    }
+    #endif
     static void adapool_tile_f32(const float* src, ptrdiff_t cs, ptrdiff_t n, ptrdiff_t cl,
                                  float* t, ptrdiff_t tb) {
         ptrdiff_t k0 = 0, j0, j, k;
@@ -424,8 +435,7 @@ cdef extern from *:
                                             : adapool_scale8(acc, _mm256_loadu_pd(inv8 + 8 * i),
                                                              _mm256_loadu_pd(inv8 + 8 * i + 4));
                     /* a sum that is inf or NaN: flagged, redone by _f32_repair_all */
-                    nonfinite |= _mm256_movemask_ps(_mm256_cmp_ps(_mm256_andnot_ps(_mm256_set1_ps(-0.0f), acc),
-                                                                  _mm256_set1_ps(INFINITY), _CMP_NLT_UQ)) & ((1 << ow) - 1);
+                    nonfinite |= adapool_nonfinite_mask8(acc) & ((1 << ow) - 1);
                     adapool_store_row_f32(y + p * yps + i * ow, v, i, oh, ow);
                 }
             }
@@ -778,15 +788,15 @@ cdef extern from *:
             _mm256_storeu_ps(lane, v);
             for (c = 0; c < 8; c++) out[c * os] = lane[c];
         }
-        return _mm256_movemask_ps(_mm256_cmp_ps(_mm256_andnot_ps(_mm256_set1_ps(-0.0f), acc),
-                                                _mm256_set1_ps(INFINITY), _CMP_NLT_UQ));
+        return adapool_nonfinite_mask8(acc);
     }
     /* Average pooling of small dense float32 planes, eight at a time, whatever their windows
        (each at most _F32_FLUSH pixels): the eight planes (channels c..c+7 of one image) are
        transposed into a channels-last tile of eight lanes (adapool_tile_f32), each output adds
        its window's pixels up in float32 from +0.0, rows outer and columns inner (the
-       channels-last kernel's order and bits), times its float64 1 / divisor, rounded once,
-       and the output tile goes back transposed. The general small-plane tile (blocks of up to
+       channels-last kernel's order and bits), times its float64 1 / divisor, rounded once
+       (or divided by divf[o], the same bits: see adapool_avg_wide_block8), and the output
+       tile goes back transposed. The general small-plane tile (blocks of up to
        128 channels through _avg_fwd_cl) spent 2-3x the channels-last kernel's time on 7x7
        planes in its two transposes and per-tile set-up.
        offs: K tile offsets (floats) per output, its window's pixels in row-major order, then
@@ -799,16 +809,16 @@ cdef extern from *:
     static inline __attribute__((always_inline)) int adapool_avg_planes8_body(
             const float* tile, float* otile, ptrdiff_t O, const int32_t* offs, const double* inv,
             const float* divf, int nplanes, const int K) {
-        const __m256 inf = _mm256_set1_ps(INFINITY), sign = _mm256_set1_ps(-0.0f);
-        __m256 acc, bad = _mm256_setzero_ps();
+        __m256 acc;
         __m256d v;
+        __m256i bad = _mm256_setzero_si256();
         ptrdiff_t o;
         int m;
         for (o = 0; o < O; o++, offs += K) {
             acc = _mm256_setzero_ps();
             for (m = 0; m < K; m++)
                 acc = _mm256_add_ps(acc, _mm256_load_ps(tile + offs[m]));
-            bad = _mm256_or_ps(bad, _mm256_cmp_ps(_mm256_andnot_ps(sign, acc), inf, _CMP_NLT_UQ));
+            bad = _mm256_or_si256(bad, adapool_nonfinite8(_mm256_castps_si256(acc)));
             if (divf != NULL) {   /* the same bits (see adapool_avg_wide_block8) */
                 _mm256_store_ps(otile + o * 8, _mm256_div_ps(acc, _mm256_broadcast_ss(divf + o)));
             } else {
@@ -816,7 +826,7 @@ cdef extern from *:
                 _mm256_store_ps(otile + o * 8, adapool_scale8(acc, v, v));
             }
         }
-        return (_mm256_movemask_ps(bad) & ((1 << nplanes) - 1)) != 0;
+        return (_mm256_movemask_ps(_mm256_castsi256_ps(bad)) & ((1 << nplanes) - 1)) != 0;
     }
     static int adapool_avg_planes8_f32(const float* x, ptrdiff_t xps, int nplanes, ptrdiff_t P,
                                        float* y, ptrdiff_t yps, ptrdiff_t O, int K,
@@ -961,12 +971,6 @@ cdef extern from *:
     static inline uint32_t adapool_nonfinite_bits(uint32_t b) {
         return (uint32_t)((b & 0x7f800000u) == 0x7f800000u);
     }
-    #if defined(__AVX2__)
-    static inline __m256i adapool_nonfinite8(__m256i v) {
-        const __m256i e = _mm256_set1_epi32(0x7f800000);
-        return _mm256_cmpeq_epi32(_mm256_and_si256(v, e), e);
-    }
-    #endif
     /* Whether any of a[0..n) is inf or NaN (AVX2: 8 lanes a step; the plain loop ran ~3x
        slower, unvectorised). */
     static inline int adapool_any_nonfinite_f32(const float* a, ptrdiff_t n) {
